@@ -1,0 +1,11 @@
+//! tokenflow's connectors: the process actions that talk to other systems.
+//!
+//! - [`http`]: the one HTTP client (rustls, no redirects, timeouts) and bounded body reading.
+//! - [`oauth`]: the three OAuth connectors of the seed, their status codes, the token endpoint
+//!   client, tolerant token-response parsing, the authorization request and the callback half.
+//!
+//! Connectors never touch the store: they take configuration and inputs, and return outputs with a
+//! status code. Persisting pending authorizations and outputs is the engine's job.
+
+pub mod http;
+pub mod oauth;

@@ -1,0 +1,360 @@
+//! The three OAuth connectors as library functions, with the seed's inputs, outputs and status codes.
+//!
+//! Each function checks configuration, then inputs, then talks to the provider, and maps every
+//! failure to its connector's own code (SPEC §4.2–§4.4). The order of the checks is documented in
+//! `docs/connectors.md` because it decides which code a doubly-broken call gets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokenflow_core::{Clock, Input, OAuthServer, SecretString};
+use url::Url;
+
+use super::authorize::{
+    AuthorizationRequest, CallbackParams, PendingAuthorization, UserLoginInput,
+    build_authorization_request, resolve_redirect_uri,
+};
+use super::discovery::{DiscoveryError, issuer_matches, resolve_endpoints};
+use super::id_token::{Expected, check_id_token};
+use super::outputs::TokenOutputs;
+use super::status::{RefreshStatus, ServerLoginStatus, UserLoginStatus};
+use super::token_endpoint::{Grant, TokenError, request_token};
+
+/// Where a user login sends the person back to, and how long it waits.
+#[derive(Debug, Clone)]
+pub struct RedirectSettings {
+    /// The global `oauth_redirect_uri` override, if configured.
+    pub global: Option<Url>,
+    /// `<public_url>/oauth-callback` (server) or `http://localhost:<port>/oauth-callback` (CLI).
+    pub default: Url,
+    /// How long the pending authorization lives (default 10 minutes).
+    pub pending_ttl: Duration,
+}
+
+/// The OAuth connectors with their injected HTTP client and clock.
+#[derive(Debug, Clone)]
+pub struct OAuthConnectors {
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl OAuthConnectors {
+    pub fn new(http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
+        Self { http, clock }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `oauth_server_login`: the client credentials grant (RFC 6749 §4.4).
+    pub async fn server_login(
+        &self,
+        server_id: &str,
+        server: Option<&OAuthServer>,
+        scope: &Input<String>,
+    ) -> TokenOutputs<ServerLoginStatus> {
+        use ServerLoginStatus as S;
+        let Some(server) = server else {
+            return unknown_server(S::NoConfiguration, server_id);
+        };
+        let server = match self.endpoints(server).await {
+            Ok(server) => server,
+            Err(err) => {
+                return TokenOutputs::failure(S::Unknown, "discovery_failed", err.to_string());
+            }
+        };
+        let Some(token_url) = server.token_url.as_ref() else {
+            return missing_field(S::NoConfiguration, &server, "token_url");
+        };
+        if server.client_secret.is_none() {
+            return missing_field(S::NoConfiguration, &server, "client_secret");
+        }
+        if server.client_id.is_empty() {
+            return missing_field(S::NoConfiguration, &server, "client_id");
+        }
+        let scope = tokenflow_core::oauth_server::normalize_scope(
+            scope.or_fallback(server.scope.as_deref()),
+        );
+        if scope.is_empty() {
+            return TokenOutputs::failure(
+                S::NoScope,
+                "no_scope",
+                "the scope is empty: assign `scope` or configure the OAuth server's `scope`",
+            );
+        }
+        match request_token(
+            &self.http,
+            &server,
+            token_url,
+            &Grant::ClientCredentials { scope: &scope },
+        )
+        .await
+        {
+            Ok(response) if !response.is_bearer() => {
+                unsupported_type(S::Unknown, &response.token_type)
+            }
+            Ok(response) => {
+                let mut outputs = TokenOutputs::success(S::Successful, response);
+                // The seed's server login has no `Granted scopes` or `Refresh token` outputs.
+                outputs.granted_scopes = None;
+                outputs.refresh_token = None;
+                outputs
+            }
+            Err(err) => TokenOutputs::from_token_error(S::Unknown, &err),
+        }
+    }
+
+    /// `oauth_user_login`, first half: the authorization URL and what to store until the callback.
+    pub async fn start_user_login(
+        &self,
+        server_id: &str,
+        server: Option<&OAuthServer>,
+        input: &UserLoginInput,
+        redirect: &RedirectSettings,
+    ) -> Result<AuthorizationRequest, TokenOutputs<UserLoginStatus>> {
+        use UserLoginStatus as S;
+        let Some(server) = server else {
+            return Err(unknown_server(S::Unknown, server_id));
+        };
+        let server = self
+            .endpoints(server)
+            .await
+            .map_err(|err| discovery_failure(&err))?;
+        let Some(authorization_url) = server.authorization_url.as_ref() else {
+            return Err(missing_field(S::Unknown, &server, "authorization_url"));
+        };
+        let redirect_uri =
+            resolve_redirect_uri(&server, redirect.global.as_ref(), &redirect.default);
+        build_authorization_request(
+            &server,
+            authorization_url,
+            input,
+            &redirect_uri,
+            self.clock.now(),
+            redirect.pending_ttl,
+        )
+        .map_err(|err| TokenOutputs::failure(S::Unknown, "internal_error", err.to_string()))
+    }
+
+    /// `oauth_user_login`, second half: the identity provider redirected back. `server` is the
+    /// configuration the pending authorization names (looked up again: it may have changed).
+    pub async fn finish_user_login(
+        &self,
+        server: Option<&OAuthServer>,
+        pending: &PendingAuthorization,
+        callback: &CallbackParams,
+    ) -> TokenOutputs<UserLoginStatus> {
+        use UserLoginStatus as S;
+        if !callback
+            .state
+            .as_deref()
+            .is_some_and(|state| pending.state.ct_eq(state))
+        {
+            return TokenOutputs::failure(
+                S::Unknown,
+                "invalid_state",
+                "the callback's `state` does not belong to this login",
+            );
+        }
+        if pending.is_expired(self.clock.now()) {
+            return self.expire_user_login();
+        }
+        if let Some(error) = &callback.error {
+            // RFC 6749 §4.1.2.1. The provider's description is shown as given: it is text the
+            // provider chose to put in a URL, not a secret.
+            let status = if error == "access_denied" {
+                S::Aborted
+            } else {
+                S::Unknown
+            };
+            let description = callback
+                .error_description
+                .clone()
+                .unwrap_or_else(|| format!("the identity provider returned `{error}`"));
+            return TokenOutputs::failure(status, error.clone(), description);
+        }
+        let Some(server) = server else {
+            return unknown_server(S::Unknown, &pending.server_id);
+        };
+        let server = match self.endpoints(server).await {
+            Ok(server) => server,
+            Err(err) => return discovery_failure(&err),
+        };
+        if let (Some(iss), Some(issuer)) = (&callback.iss, &server.issuer) {
+            // RFC 9207 §2.4: a mismatching `iss` means a mix-up attack; do not send the code.
+            if !issuer_matches(issuer.as_str(), iss) {
+                return TokenOutputs::failure(
+                    S::Unknown,
+                    "invalid_issuer",
+                    "the authorization response's `iss` does not match the OAuth server's issuer",
+                );
+            }
+        }
+        let Some(code) = &callback.code else {
+            return TokenOutputs::failure(
+                S::Unknown,
+                "invalid_request",
+                "the callback has neither `code` nor `error`",
+            );
+        };
+        let Some(token_url) = server.token_url.as_ref() else {
+            return missing_field(S::Unknown, &server, "token_url");
+        };
+        let grant = Grant::AuthorizationCode {
+            code,
+            redirect_uri: &pending.redirect_uri,
+            code_verifier: pending.code_verifier.as_ref(),
+        };
+        let response = match request_token(&self.http, &server, token_url, &grant).await {
+            Ok(response) => response,
+            Err(err) => {
+                let status = if err.is_connection_problem() {
+                    S::ConnectionError
+                } else {
+                    S::Unknown
+                };
+                return TokenOutputs::from_token_error(status, &err);
+            }
+        };
+        if !response.is_bearer() {
+            return unsupported_type(S::UnsupportedTokenType, &response.token_type);
+        }
+        if let Some(id_token) = &response.id_token {
+            let expected = Expected {
+                nonce: pending.nonce.as_ref(),
+                client_id: &server.client_id,
+                issuer: server.issuer.as_ref().map(Url::as_str),
+                now: self.clock.now(),
+            };
+            if let Err(err) = check_id_token(id_token, &expected) {
+                return TokenOutputs::failure(S::Unknown, "invalid_id_token", err.to_string());
+            }
+        }
+        let mut outputs = TokenOutputs::success(S::Successful, response);
+        if outputs.granted_scopes.is_none() {
+            // RFC 6749 §5.1: no `scope` in the response means the requested scope was granted.
+            outputs.granted_scopes = Some(pending.requested_scope.clone());
+        }
+        outputs
+    }
+
+    /// `oauth_user_login` whose person never came back before the pending authorization expired.
+    pub fn expire_user_login(&self) -> TokenOutputs<UserLoginStatus> {
+        TokenOutputs::failure(
+            UserLoginStatus::Aborted,
+            "login_expired",
+            "the user did not complete the sign-in before the pending authorization expired",
+        )
+    }
+
+    /// `oauth_refresh_token` (RFC 6749 §6).
+    pub async fn refresh_token(
+        &self,
+        server_id: &str,
+        server: Option<&OAuthServer>,
+        refresh_token: &Input<SecretString>,
+    ) -> TokenOutputs<RefreshStatus> {
+        use RefreshStatus as S;
+        let Some(server) = server else {
+            return unknown_server(S::NoServer, server_id);
+        };
+        let Some(refresh_token) = refresh_token.assigned().filter(|token| !token.is_empty()) else {
+            return TokenOutputs::failure(
+                S::InputMissing,
+                "input_missing",
+                "the refresh token is empty",
+            );
+        };
+        let server = match self.endpoints(server).await {
+            Ok(server) => server,
+            Err(err) => {
+                return TokenOutputs::failure(S::Unknown, "discovery_failed", err.to_string());
+            }
+        };
+        let Some(token_url) = server.token_url.as_ref() else {
+            return missing_field(S::NoServer, &server, "token_url");
+        };
+        match request_token(
+            &self.http,
+            &server,
+            token_url,
+            &Grant::RefreshToken { refresh_token },
+        )
+        .await
+        {
+            Ok(response) if !response.is_bearer() => {
+                unsupported_type(S::Unknown, &response.token_type)
+            }
+            Ok(response) => {
+                let mut outputs = TokenOutputs::success(S::Successful, response);
+                if outputs.refresh_token.is_none() {
+                    // No rotation: the input token stays valid and is passed on (SPEC §4.4).
+                    outputs.refresh_token = Some(refresh_token.clone());
+                }
+                outputs
+            }
+            Err(err) => TokenOutputs::from_token_error(S::Unknown, &err),
+        }
+    }
+
+    async fn endpoints(&self, server: &OAuthServer) -> Result<OAuthServer, DiscoveryError> {
+        resolve_endpoints(&self.http, server).await
+    }
+}
+
+fn unknown_server<S: super::status::ConnectorStatus>(
+    status: S,
+    server_id: &str,
+) -> TokenOutputs<S> {
+    TokenOutputs::failure(
+        status,
+        "no_configuration",
+        format!("OAuth server `{server_id}` is not configured"),
+    )
+}
+
+fn missing_field<S: super::status::ConnectorStatus>(
+    status: S,
+    server: &OAuthServer,
+    field: &str,
+) -> TokenOutputs<S> {
+    TokenOutputs::failure(
+        status,
+        "no_configuration",
+        format!("OAuth server `{}` has no `{field}`", server.id),
+    )
+}
+
+fn unsupported_type<S: super::status::ConnectorStatus>(
+    status: S,
+    token_type: &Option<String>,
+) -> TokenOutputs<S> {
+    TokenOutputs::failure(
+        status,
+        "unsupported_token_type",
+        format!(
+            "the token type is `{}`; only bearer tokens are supported",
+            token_type.as_deref().unwrap_or("")
+        ),
+    )
+}
+
+fn discovery_failure(err: &DiscoveryError) -> TokenOutputs<UserLoginStatus> {
+    let status = match err {
+        DiscoveryError::Transport { .. } => UserLoginStatus::ConnectionError,
+        DiscoveryError::Status { status, .. } if *status >= 500 => UserLoginStatus::ConnectionError,
+        _ => UserLoginStatus::Unknown,
+    };
+    TokenOutputs::failure(status, "discovery_failed", err.to_string())
+}
+
+impl From<&TokenError> for UserLoginStatus {
+    fn from(err: &TokenError) -> Self {
+        if err.is_connection_problem() {
+            Self::ConnectionError
+        } else {
+            Self::Unknown
+        }
+    }
+}

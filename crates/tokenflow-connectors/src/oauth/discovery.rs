@@ -1,0 +1,178 @@
+//! OpenID Connect Discovery 1.0 §4: fills an OAuth server's missing endpoints from
+//! `<issuer>/.well-known/openid-configuration`.
+//!
+//! The document's `issuer` must equal the configured one (§4.3), with one documented exception:
+//! Microsoft Entra ID's multi-tenant documents (`common`, `organizations`) carry the literal
+//! template `https://login.microsoftonline.com/{tenantid}/v2.0`, so a template `{tenantid}` segment
+//! matches any configured tenant path. Explicitly configured endpoints always win over discovered ones.
+
+use serde::Deserialize;
+use tokenflow_core::OAuthServer;
+use url::Url;
+
+use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, error_chain, read_body_limited};
+
+/// The members of the discovery document that tokenflow uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: Option<Url>,
+    pub token_endpoint: Option<Url>,
+    pub userinfo_endpoint: Option<Url>,
+    pub introspection_endpoint: Option<Url>,
+    pub revocation_endpoint: Option<Url>,
+    pub jwks_uri: Option<Url>,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("OAuth server `{server}` has no `issuer` to discover endpoints from")]
+    NoIssuer { server: String },
+    #[error("could not fetch {url}: {detail}")]
+    Transport { url: String, detail: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} is not a valid discovery document: {reason}")]
+    Invalid { url: String, reason: String },
+    #[error("the discovery document's issuer `{found}` does not match the configured `{expected}`")]
+    IssuerMismatch { expected: String, found: String },
+}
+
+/// The discovery URL for an issuer (OIDC Discovery §4: append to the issuer, keeping its path).
+pub fn discovery_url(issuer: &Url) -> Result<Url, url::ParseError> {
+    let base = issuer.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}/.well-known/openid-configuration"))
+}
+
+/// Fetches and checks the issuer's metadata.
+pub async fn fetch_metadata(
+    http: &reqwest::Client,
+    server: &OAuthServer,
+) -> Result<ProviderMetadata, DiscoveryError> {
+    let issuer = server
+        .issuer
+        .as_ref()
+        .ok_or_else(|| DiscoveryError::NoIssuer {
+            server: server.id.clone(),
+        })?;
+    let url = discovery_url(issuer).map_err(|err| DiscoveryError::Invalid {
+        url: issuer.to_string(),
+        reason: err.to_string(),
+    })?;
+    let shown = url.to_string();
+    let response = http
+        .get(url)
+        .timeout(server.timeout)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|err| DiscoveryError::Transport {
+            url: shown.clone(),
+            detail: error_chain(&err),
+        })?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(DiscoveryError::Status { url: shown, status });
+    }
+    let body = read_body_limited(response, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|err| match err {
+            ReadBodyError::TooLarge { .. } => DiscoveryError::Invalid {
+                url: shown.clone(),
+                reason: err.to_string(),
+            },
+            ReadBodyError::Transport(err) => DiscoveryError::Transport {
+                url: shown.clone(),
+                detail: error_chain(&err),
+            },
+        })?;
+    let metadata: ProviderMetadata =
+        serde_json::from_slice(&body).map_err(|err| DiscoveryError::Invalid {
+            url: shown.clone(),
+            reason: err.to_string(),
+        })?;
+    if !issuer_matches(issuer.as_str(), &metadata.issuer) {
+        return Err(DiscoveryError::IssuerMismatch {
+            expected: issuer.to_string(),
+            found: metadata.issuer,
+        });
+    }
+    Ok(metadata)
+}
+
+/// The server with endpoints it lacks taken from `metadata`.
+pub fn apply_metadata(server: &OAuthServer, metadata: &ProviderMetadata) -> OAuthServer {
+    let mut resolved = server.clone();
+    if resolved.authorization_url.is_none() {
+        resolved.authorization_url = metadata.authorization_endpoint.clone();
+    }
+    if resolved.token_url.is_none() {
+        resolved.token_url = metadata.token_endpoint.clone();
+    }
+    resolved
+}
+
+/// Fills missing endpoints by discovery when an issuer is configured; otherwise returns the server
+/// unchanged.
+pub async fn resolve_endpoints(
+    http: &reqwest::Client,
+    server: &OAuthServer,
+) -> Result<OAuthServer, DiscoveryError> {
+    let complete = server.token_url.is_some() && server.authorization_url.is_some();
+    if complete || server.issuer.is_none() {
+        return Ok(server.clone());
+    }
+    let metadata = fetch_metadata(http, server).await?;
+    Ok(apply_metadata(server, &metadata))
+}
+
+/// Issuer comparison of OIDC Discovery §4.3 (exact, ignoring one trailing slash), plus the Entra
+/// `{tenantid}` template segment.
+pub fn issuer_matches(configured: &str, found: &str) -> bool {
+    let configured = configured.trim_end_matches('/');
+    let found = found.trim_end_matches('/');
+    if configured == found {
+        return true;
+    }
+    if !found.contains("{tenantid}") {
+        return false;
+    }
+    let configured_parts: Vec<&str> = configured.split('/').collect();
+    let found_parts: Vec<&str> = found.split('/').collect();
+    configured_parts.len() == found_parts.len()
+        && configured_parts
+            .iter()
+            .zip(&found_parts)
+            .all(|(c, f)| *f == "{tenantid}" || c == f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers_match_exactly_or_through_the_entra_template() {
+        assert!(issuer_matches("http://127.0.0.1:9/", "http://127.0.0.1:9"));
+        assert!(!issuer_matches("http://127.0.0.1:9", "http://127.0.0.1:10"));
+        assert!(issuer_matches(
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0",
+            "https://login.microsoftonline.com/{tenantid}/v2.0"
+        ));
+        assert!(!issuer_matches(
+            "https://evil.example/contoso/v2.0",
+            "https://login.microsoftonline.com/{tenantid}/v2.0"
+        ));
+    }
+
+    #[test]
+    fn discovery_url_keeps_the_issuer_path() {
+        let url = discovery_url(&Url::parse("https://login.microsoftonline.com/t/v2.0").unwrap())
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://login.microsoftonline.com/t/v2.0/.well-known/openid-configuration"
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! The OAuth 2.0 connectors (SPEC §4, the seed's contracts).
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`status`] | every connector's status codes, in one place |
+//! | [`client_auth`] | client authentication at the token endpoint (RFC 6749 §2.3.1) |
+//! | [`token_response`] | tolerant parsing of token responses, with warnings (SPEC §4.5) |
+//! | [`token_endpoint`] | the three grant requests and their failure classes |
+//! | [`discovery`] | endpoints from `/.well-known/openid-configuration` |
+//! | [`authorize`] | the authorization request: `state`, PKCE, `nonce`, `prompt`, redirect URI |
+//! | [`id_token`] | the `nonce`/`iss`/`aud` checks of an ID token received from the token endpoint |
+//! | [`connectors`] | `oauth_server_login`, `oauth_user_login` (both halves), `oauth_refresh_token` |
+
+pub mod authorize;
+pub mod client_auth;
+pub mod connectors;
+pub mod discovery;
+pub mod id_token;
+pub mod outputs;
+pub mod random;
+pub mod status;
+pub mod token_endpoint;
+pub mod token_response;
+
+pub use authorize::{
+    AuthorizationRequest, CallbackParams, PendingAuthorization, resolve_redirect_uri,
+};
+pub use connectors::OAuthConnectors;
+pub use outputs::TokenOutputs;
+pub use status::{ConnectorStatus, RefreshStatus, ServerLoginStatus, UserLoginStatus};
+pub use token_response::{TokenResponse, Warning};

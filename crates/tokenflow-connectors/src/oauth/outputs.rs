@@ -1,0 +1,77 @@
+//! The outputs every OAuth connector produces (SPEC §4, §12), typed by its status enum.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use tokenflow_core::SecretString;
+
+use super::status::ConnectorStatus;
+use super::token_endpoint::TokenError;
+use super::token_response::{TokenResponse, Warning};
+
+/// A connector's outputs. Which fields a connector fills follows the seed: `oauth_server_login`
+/// has no `granted_scopes`/`refresh_token`; the others have all of them.
+#[derive(Debug, Clone)]
+pub struct TokenOutputs<S> {
+    pub status: S,
+    pub access_token: Option<SecretString>,
+    pub granted_scopes: Option<String>,
+    pub expires_in: Option<u64>,
+    pub refresh_token: Option<SecretString>,
+    pub token_type: Option<String>,
+    /// RFC 6749 §5.2 error code from the provider, or tokenflow's own reason code.
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// Tolerated deviations of the provider's response (SPEC §4.5).
+    pub warnings: Vec<Warning>,
+    /// Unknown response members (`id_token`, `ext_expires_in`, Entra's `trace_id`, …); secret-looking
+    /// values are fingerprints. For the monitor.
+    pub response: BTreeMap<String, Value>,
+}
+
+impl<S: ConnectorStatus> TokenOutputs<S> {
+    /// A failure with tokenflow's or the provider's reason.
+    pub fn failure(status: S, error: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            access_token: None,
+            granted_scopes: None,
+            expires_in: None,
+            refresh_token: None,
+            token_type: None,
+            error: Some(error.into()),
+            error_description: Some(description.into()),
+            warnings: Vec::new(),
+            response: BTreeMap::new(),
+        }
+    }
+
+    /// A failure caused by the token endpoint, keeping the provider's extra members.
+    pub fn from_token_error(status: S, err: &TokenError) -> Self {
+        let mut outputs = Self::failure(status, err.error_code(), err.description());
+        if let TokenError::Provider { error, .. } = err {
+            outputs.response = error.extra.clone();
+        }
+        outputs
+    }
+
+    /// A success from a token response.
+    pub fn success(status: S, response: TokenResponse) -> Self {
+        Self {
+            status,
+            token_type: Some(response.token_type_or_bearer()),
+            access_token: Some(response.access_token),
+            granted_scopes: response.scope,
+            expires_in: response.expires_in,
+            refresh_token: response.refresh_token,
+            error: None,
+            error_description: None,
+            warnings: response.warnings,
+            response: response.extra,
+        }
+    }
+
+    pub fn status_code(&self) -> i32 {
+        self.status.code()
+    }
+}

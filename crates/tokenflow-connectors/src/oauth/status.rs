@@ -1,0 +1,141 @@
+//! Every OAuth connector's status codes, exactly as in the seed (Thinkwise's documentation).
+//!
+//! This file is the only place the numbers are written. `docs/connectors.md` carries the same
+//! tables; a test renders them from here and fails when the docs drift.
+
+use std::fmt;
+
+/// A connector's status: a number (≥ 0 success, < 0 failure) with a fixed meaning.
+pub trait ConnectorStatus: Copy + fmt::Debug + PartialEq + Eq + 'static {
+    /// The connector type name in flow files.
+    const ACTION: &'static str;
+    /// Every status of this connector, in table order.
+    const ALL: &'static [Self];
+    fn code(self) -> i32;
+    /// The seed's wording.
+    fn meaning(self) -> &'static str;
+    fn is_success(self) -> bool {
+        self.code() >= 0
+    }
+}
+
+macro_rules! status_enum {
+    ($(#[$doc:meta])* $name:ident, $action:literal, { $($(#[$vdoc:meta])* $variant:ident = $code:literal => $meaning:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl ConnectorStatus for $name {
+            const ACTION: &'static str = $action;
+            const ALL: &'static [Self] = &[$($name::$variant,)+];
+            fn code(self) -> i32 {
+                match self { $($name::$variant => $code,)+ }
+            }
+            fn meaning(self) -> &'static str {
+                match self { $($name::$variant => $meaning,)+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{} ({})", self.code(), self.meaning())
+            }
+        }
+    };
+}
+
+status_enum!(
+    /// `oauth_server_login` (client credentials).
+    ServerLoginStatus, "oauth_server_login", {
+    Successful = 0 => "Successful",
+    /// Transport error, provider error, unparseable response, non-bearer token type.
+    Unknown = -1 => "Unsuccessful (unknown)",
+    /// Server unknown, or missing `client_id`, `client_secret` or `token_url`.
+    NoConfiguration = -2 => "Unsuccessful (no configuration)",
+    /// The effective scope is empty.
+    NoScope = -3 => "Unsuccessful (no scope)",
+});
+
+status_enum!(
+    /// `oauth_user_login` (authorization code). `-4` is not used, as in the seed.
+    UserLoginStatus, "oauth_user_login", {
+    Successful = 0 => "Successful",
+    Unknown = -1 => "Unsuccessful, cause unknown",
+    /// The user cancelled or denied (`error=access_denied`), or never came back in time.
+    Aborted = -2 => "Unsuccessful, aborted",
+    /// Transport failure, timeout or 5xx at the token endpoint.
+    ConnectionError = -3 => "Unsuccessful, connection error with the OAuth server",
+    /// `token_type` is not `bearer` (case-insensitive).
+    UnsupportedTokenType = -5 => "Unsuccessful, unsupported token type",
+});
+
+status_enum!(
+    /// `oauth_refresh_token`.
+    RefreshStatus, "oauth_refresh_token", {
+    Successful = 0 => "Successful",
+    /// Including `invalid_grant` and a non-bearer token type.
+    Unknown = -1 => "Unsuccessful, cause unknown",
+    NoServer = -2 => "Unsuccessful, no OAuth server configured",
+    InputMissing = -3 => "Unsuccessful, input data is missing",
+});
+
+/// The Markdown table of one connector's codes, as `docs/connectors.md` shows it.
+pub fn markdown_table<S: ConnectorStatus>() -> String {
+    let mut table = format!("| `{}` status | meaning |\n|---|---|\n", S::ACTION);
+    for status in S::ALL {
+        table.push_str(&format!("| {} | {} |\n", status.code(), status.meaning()));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_the_seed() {
+        let codes = |all: &[i32]| all.to_vec();
+        assert_eq!(
+            codes(
+                &ServerLoginStatus::ALL
+                    .iter()
+                    .map(|s| s.code())
+                    .collect::<Vec<_>>()
+            ),
+            [0, -1, -2, -3]
+        );
+        assert_eq!(
+            UserLoginStatus::ALL
+                .iter()
+                .map(|s| s.code())
+                .collect::<Vec<_>>(),
+            [0, -1, -2, -3, -5]
+        );
+        assert_eq!(
+            RefreshStatus::ALL
+                .iter()
+                .map(|s| s.code())
+                .collect::<Vec<_>>(),
+            [0, -1, -2, -3]
+        );
+        assert!(UserLoginStatus::Successful.is_success());
+        assert!(!UserLoginStatus::Aborted.is_success());
+    }
+
+    #[test]
+    fn docs_carry_the_same_tables() {
+        let docs = include_str!("../../../../docs/connectors.md");
+        for table in [
+            markdown_table::<ServerLoginStatus>(),
+            markdown_table::<UserLoginStatus>(),
+            markdown_table::<RefreshStatus>(),
+        ] {
+            assert!(
+                docs.contains(&table),
+                "docs/connectors.md lacks this table (regenerate it):\n{table}"
+            );
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Requests to the token endpoint: the three grants tokenflow uses, and the classes of failure
+//! that the connectors map to their own status codes.
+//!
+//! Failures are classified once, here, so that "transport failed", "provider said no" and "the
+//! answer was unusable" never blur (oauth2-rs draws the same lines). 5xx answers count as
+//! connection problems with the OAuth server, whatever their body says.
+
+use tokenflow_core::{CredentialsDelivery, OAuthServer, SecretString};
+use url::{Url, form_urlencoded};
+
+use super::client_auth::basic_authorization;
+use super::token_response::{ProviderError, ResponseProblem, TokenResponse, parse_token_response};
+use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, error_chain, read_body_limited};
+
+/// The grant being requested (RFC 6749 §4.1.3, §4.4.2, §6).
+#[derive(Debug)]
+pub enum Grant<'a> {
+    ClientCredentials {
+        scope: &'a str,
+    },
+    AuthorizationCode {
+        code: &'a SecretString,
+        redirect_uri: &'a str,
+        code_verifier: Option<&'a SecretString>,
+    },
+    RefreshToken {
+        refresh_token: &'a SecretString,
+    },
+}
+
+impl Grant<'_> {
+    fn grant_type(&self) -> &'static str {
+        match self {
+            Grant::ClientCredentials { .. } => "client_credentials",
+            Grant::AuthorizationCode { .. } => "authorization_code",
+            Grant::RefreshToken { .. } => "refresh_token",
+        }
+    }
+}
+
+/// Why no token came back.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The request did not complete: connection refused, DNS, TLS, timeout, reset.
+    #[error("could not reach the token endpoint: {detail}")]
+    Transport { timed_out: bool, detail: String },
+    /// The provider answered with an RFC 6749 §5.2 error.
+    #[error("the token endpoint answered HTTP {status} with error `{}`", .error.error)]
+    Provider { status: u16, error: ProviderError },
+    /// The provider answered, but with nothing usable.
+    #[error("the token endpoint answered HTTP {status}: {reason}")]
+    Unusable { status: u16, reason: String },
+}
+
+impl TokenError {
+    /// Transport failures and 5xx answers: the OAuth server itself is not working.
+    pub fn is_connection_problem(&self) -> bool {
+        match self {
+            TokenError::Transport { .. } => true,
+            TokenError::Provider { status, .. } | TokenError::Unusable { status, .. } => {
+                *status >= 500
+            }
+        }
+    }
+
+    /// The `error` output: the provider's code, or tokenflow's own.
+    pub fn error_code(&self) -> String {
+        match self {
+            TokenError::Transport {
+                timed_out: true, ..
+            } => "timeout".to_owned(),
+            TokenError::Transport { .. } => "connection_error".to_owned(),
+            TokenError::Provider { error, .. } => error.error.clone(),
+            TokenError::Unusable { status, .. } if *status >= 500 => "server_error".to_owned(),
+            TokenError::Unusable { .. } => "invalid_response".to_owned(),
+        }
+    }
+
+    /// The `error_description` output.
+    pub fn description(&self) -> String {
+        match self {
+            TokenError::Provider { error, status } => error
+                .error_description
+                .clone()
+                .unwrap_or_else(|| format!("HTTP {status} from the token endpoint")),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Posts one grant to `token_url` with the server's client authentication and extra parameters.
+pub async fn request_token(
+    http: &reqwest::Client,
+    server: &OAuthServer,
+    token_url: &Url,
+    grant: &Grant<'_>,
+) -> Result<TokenResponse, TokenError> {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", grant.grant_type());
+    match grant {
+        Grant::ClientCredentials { scope } => {
+            if !scope.is_empty() {
+                form.append_pair("scope", scope);
+            }
+        }
+        Grant::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            form.append_pair("code", code.expose());
+            form.append_pair("redirect_uri", redirect_uri);
+            if let Some(verifier) = code_verifier {
+                form.append_pair("code_verifier", verifier.expose());
+            }
+        }
+        Grant::RefreshToken { refresh_token } => {
+            form.append_pair("refresh_token", refresh_token.expose());
+        }
+    }
+    for (key, value) in &server.extra_token_params {
+        form.append_pair(key, value);
+    }
+    let mut request = http
+        .post(token_url.clone())
+        .timeout(server.timeout)
+        .header(reqwest::header::ACCEPT, "application/json");
+    match (&server.client_secret, server.client_credentials_delivery) {
+        (Some(secret), CredentialsDelivery::BasicHeader) => {
+            let header = basic_authorization(&server.client_id, secret);
+            request = request.header(reqwest::header::AUTHORIZATION, header.expose());
+        }
+        (Some(secret), CredentialsDelivery::Body) => {
+            form.append_pair("client_id", &server.client_id);
+            form.append_pair("client_secret", secret.expose());
+        }
+        // A public client identifies itself in the body (RFC 6749 §3.2.1).
+        (None, _) => {
+            form.append_pair("client_id", &server.client_id);
+        }
+    }
+    let body = SecretString::new(form.finish());
+    let response = request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body.expose().to_owned())
+        .send()
+        .await
+        .map_err(transport_error)?;
+
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let bytes = match read_body_limited(response, MAX_RESPONSE_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(ReadBodyError::TooLarge { limit }) => {
+            return Err(TokenError::Unusable {
+                status,
+                reason: format!("the response body is larger than {limit} bytes"),
+            });
+        }
+        Err(ReadBodyError::Transport(err)) => return Err(transport_error(err)),
+    };
+    parse_token_response(status, content_type.as_deref(), &bytes).map_err(|problem| match problem {
+        ResponseProblem::Provider(error) => TokenError::Provider { status, error },
+        ResponseProblem::Unusable(reason) => TokenError::Unusable { status, reason },
+    })
+}
+
+fn transport_error(err: reqwest::Error) -> TokenError {
+    TokenError::Transport {
+        timed_out: err.is_timeout(),
+        // reqwest's messages name the URL (never secret) and the cause; never the body.
+        detail: error_chain(&err),
+    }
+}

@@ -1,0 +1,16 @@
+//! tokenflow's domain model, shared by every other crate. No IO lives here.
+//!
+//! - [`secret`]: values that must never be printed, logged or returned (tokens, client secrets).
+//! - [`input`]: action inputs that keep *unassigned* apart from *assigned but empty* (SPEC §4.1).
+//! - [`oauth_server`]: the OAuth server configuration of SPEC §3, its defaults and validation.
+//! - [`clock`]: injected time, so tests control expiry.
+
+pub mod clock;
+pub mod input;
+pub mod oauth_server;
+pub mod secret;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use input::Input;
+pub use oauth_server::{ConfigError, CredentialsDelivery, OAuthServer, OAuthServerSpec, Prompt};
+pub use secret::SecretString;

@@ -1,0 +1,390 @@
+//! OAuth server configuration (SPEC §3): one client registration at one authorization server.
+//!
+//! [`OAuthServerSpec`] is what a user writes (config file table or API body, unknown fields
+//! rejected); [`OAuthServerSpec::validate`] turns it into an [`OAuthServer`] with defaults applied,
+//! or reports *every* problem at once, each naming the server and the field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::secret::SecretString;
+
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialsDelivery {
+    /// `client_id` and `client_secret` as form fields in the request body (Thinkwise's default).
+    #[default]
+    Body,
+    /// HTTP Basic with the form-urlencoded id and secret.
+    BasicHeader,
+}
+
+/// The `prompt` sent when an action's `UsePrompt` is true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompt {
+    #[default]
+    Consent,
+    Login,
+    SelectAccount,
+    None,
+}
+
+impl Prompt {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prompt::Consent => "consent",
+            Prompt::Login => "login",
+            Prompt::SelectAccount => "select_account",
+            Prompt::None => "none",
+        }
+    }
+}
+
+/// A timeout written as whole seconds (`30`) or with a unit (`"30s"`, `"500ms"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TimeoutSpec {
+    Seconds(u64),
+    Text(String),
+}
+
+impl TimeoutSpec {
+    fn to_duration(&self) -> Option<Duration> {
+        match self {
+            TimeoutSpec::Seconds(secs) => Some(Duration::from_secs(*secs)),
+            TimeoutSpec::Text(text) => {
+                let text = text.trim();
+                if let Some(ms) = text.strip_suffix("ms") {
+                    ms.trim().parse().ok().map(Duration::from_millis)
+                } else if let Some(s) = text.strip_suffix('s') {
+                    s.trim().parse().ok().map(Duration::from_secs)
+                } else {
+                    text.parse().ok().map(Duration::from_secs)
+                }
+            }
+        }
+    }
+}
+
+/// An OAuth server as written by a user, before validation. Secrets are already resolved from
+/// `{ env = … }` / `{ file = … }` by the configuration loader.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthServerSpec {
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_credentials_delivery: Option<CredentialsDelivery>,
+    pub authorization_url: Option<String>,
+    pub token_url: Option<String>,
+    pub issuer: Option<String>,
+    pub scope: Option<String>,
+    pub pkce: Option<bool>,
+    pub request_refresh_token: Option<bool>,
+    pub prompt: Option<Prompt>,
+    pub redirect_uri: Option<String>,
+    #[serde(default)]
+    pub extra_authorize_params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub extra_token_params: BTreeMap<String, String>,
+    pub timeout: Option<TimeoutSpec>,
+    pub token_cache: Option<bool>,
+    pub token_cache_skew: Option<u64>,
+}
+
+/// A validated OAuth server configuration with every default applied.
+#[derive(Debug, Clone)]
+pub struct OAuthServer {
+    pub id: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub client_credentials_delivery: CredentialsDelivery,
+    pub authorization_url: Option<Url>,
+    pub token_url: Option<Url>,
+    pub issuer: Option<Url>,
+    pub scope: Option<String>,
+    pub pkce: bool,
+    pub request_refresh_token: bool,
+    pub prompt: Prompt,
+    pub redirect_uri: Option<Url>,
+    pub extra_authorize_params: BTreeMap<String, String>,
+    pub extra_token_params: BTreeMap<String, String>,
+    pub timeout: Duration,
+    pub token_cache: bool,
+    pub token_cache_skew: Duration,
+}
+
+/// Default per-request timeout at the token endpoint (SPEC §3).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default remaining lifetime below which a cached token is no longer served (SPEC §4.2).
+pub const DEFAULT_SKEW: Duration = Duration::from_secs(60);
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Parameters tokenflow sets itself; an `extra_*_params` entry may not replace them, because that
+/// would silently break PKCE, `state` or client authentication.
+const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+];
+const RESERVED_TOKEN_PARAMS: &[&str] = &[
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "redirect_uri",
+    "refresh_token",
+    "scope",
+];
+
+/// One problem with one field of one OAuth server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("oauth server `{server}`, field `{field}`: {problem}")]
+pub struct ConfigError {
+    pub server: String,
+    pub field: String,
+    pub problem: String,
+}
+
+impl OAuthServerSpec {
+    /// Applies defaults and checks every field; returns all problems, not only the first.
+    pub fn validate(self, id: &str) -> Result<OAuthServer, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut problem = |field: &str, text: String| {
+            errors.push(ConfigError {
+                server: id.to_owned(),
+                field: field.to_owned(),
+                problem: text,
+            })
+        };
+
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            problem(
+                "id",
+                "must be non-empty and use only letters, digits, `-`, `_` and `.`".to_owned(),
+            );
+        }
+        let client_id = match self.client_id {
+            Some(value) if !value.trim().is_empty() => value,
+            Some(_) => {
+                problem("client_id", "must not be empty".to_owned());
+                String::new()
+            }
+            None => {
+                problem("client_id", "is required".to_owned());
+                String::new()
+            }
+        };
+        let mut url_field = |field: &str, value: Option<String>| -> Option<Url> {
+            let value = value?;
+            match parse_http_url(&value) {
+                Ok(url) => Some(url),
+                Err(text) => {
+                    problem(field, text);
+                    None
+                }
+            }
+        };
+        let authorization_url = url_field("authorization_url", self.authorization_url);
+        let token_url = url_field("token_url", self.token_url);
+        let issuer = url_field("issuer", self.issuer);
+        let redirect_uri = url_field("redirect_uri", self.redirect_uri);
+        if redirect_uri
+            .as_ref()
+            .is_some_and(|url| url.fragment().is_some())
+        {
+            // RFC 6749 §3.1.2: the redirection endpoint URI MUST NOT include a fragment.
+            problem(
+                "redirect_uri",
+                "must not contain a fragment (`#…`)".to_owned(),
+            );
+        }
+        for key in self.extra_authorize_params.keys() {
+            if RESERVED_AUTHORIZE_PARAMS.contains(&key.as_str()) {
+                problem(
+                    "extra_authorize_params",
+                    format!("`{key}` is set by tokenflow and cannot be overridden"),
+                );
+            }
+        }
+        for key in self.extra_token_params.keys() {
+            if RESERVED_TOKEN_PARAMS.contains(&key.as_str()) {
+                problem(
+                    "extra_token_params",
+                    format!("`{key}` is set by tokenflow and cannot be overridden"),
+                );
+            }
+        }
+        let timeout = match &self.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(spec) => match spec.to_duration() {
+                Some(duration) if !duration.is_zero() && duration <= MAX_TIMEOUT => duration,
+                _ => {
+                    problem(
+                        "timeout",
+                        "must be a duration between 1ms and 600s, e.g. `30` or \"500ms\""
+                            .to_owned(),
+                    );
+                    DEFAULT_TIMEOUT
+                }
+            },
+        };
+        let scope = self.scope.map(|scope| normalize_scope(&scope));
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(OAuthServer {
+            id: id.to_owned(),
+            client_id,
+            client_secret: self.client_secret.filter(|secret| !secret.is_empty()),
+            client_credentials_delivery: self.client_credentials_delivery.unwrap_or_default(),
+            authorization_url,
+            token_url,
+            issuer,
+            scope,
+            pkce: self.pkce.unwrap_or(true),
+            request_refresh_token: self.request_refresh_token.unwrap_or(false),
+            prompt: self.prompt.unwrap_or_default(),
+            redirect_uri,
+            extra_authorize_params: self.extra_authorize_params,
+            extra_token_params: self.extra_token_params,
+            timeout,
+            token_cache: self.token_cache.unwrap_or(true),
+            token_cache_skew: self
+                .token_cache_skew
+                .map_or(DEFAULT_SKEW, Duration::from_secs),
+        })
+    }
+}
+
+/// Collapses runs of white space in a scope string (RFC 6749 §3.3: space-delimited).
+pub fn normalize_scope(scope: &str) -> String {
+    scope.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn parse_http_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|err| format!("`{value}` is not a valid URL ({err})"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!("`{value}` must use http or https, not `{other}`")),
+    }
+}
+
+impl fmt::Display for CredentialsDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CredentialsDelivery::Body => "body",
+            CredentialsDelivery::BasicHeader => "basic_header",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> OAuthServerSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn defaults_follow_the_spec_table() {
+        let server = spec(r#"{"client_id":"app","token_url":"https://idp.example/token"}"#)
+            .validate("entra")
+            .unwrap();
+        assert_eq!(
+            server.client_credentials_delivery,
+            CredentialsDelivery::Body
+        );
+        assert!(server.pkce);
+        assert!(!server.request_refresh_token);
+        assert_eq!(server.prompt, Prompt::Consent);
+        assert_eq!(server.timeout, Duration::from_secs(30));
+        assert!(server.token_cache);
+        assert_eq!(server.token_cache_skew, Duration::from_secs(60));
+        assert!(server.client_secret.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_server_and_field() {
+        let errors = spec(
+            r#"{"token_url":"ftp://x/token","redirect_uri":"http://x/cb#frag",
+                "extra_authorize_params":{"state":"x"},"timeout":"soon"}"#,
+        )
+        .validate("entra")
+        .unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "client_id",
+                "token_url",
+                "redirect_uri",
+                "extra_authorize_params",
+                "timeout"
+            ]
+        );
+        assert!(errors.iter().all(|e| e.server == "entra"));
+        assert_eq!(
+            errors[0].to_string(),
+            "oauth server `entra`, field `client_id`: is required"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = serde_json::from_str::<OAuthServerSpec>(r#"{"client_idd":"x"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `client_idd`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn timeout_accepts_seconds_and_units() {
+        let ok = |json: &str| spec(json).validate("s").unwrap().timeout;
+        assert_eq!(
+            ok(r#"{"client_id":"a","timeout":5}"#),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            ok(r#"{"client_id":"a","timeout":"250ms"}"#),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            ok(r#"{"client_id":"a","timeout":"7s"}"#),
+            Duration::from_secs(7)
+        );
+        assert!(
+            spec(r#"{"client_id":"a","timeout":0}"#)
+                .validate("s")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn empty_secret_means_public_client_and_scope_is_normalized() {
+        let server = spec(r#"{"client_id":"a","client_secret":"","scope":"  a   b "}"#)
+            .validate("s")
+            .unwrap();
+        assert!(server.client_secret.is_none());
+        assert_eq!(server.scope.as_deref(), Some("a b"));
+    }
+}

@@ -1,0 +1,298 @@
+//! The local test identity provider: a real `oidc-provider` process per test.
+//!
+//! Contract (see `tests/idp/README.md`): `node tests/idp/server.mjs` listens on 127.0.0.1:0,
+//! prints `IDP_READY <issuer>`, exits when its stdin closes, and offers `/_test/*` admin routes to
+//! register clients, read token-endpoint counters and revoke grants.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use url::Url;
+
+/// The `tests/idp` folder of the repository.
+pub fn idp_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
+}
+
+/// A running test IdP; the process is killed when this is dropped.
+#[derive(Debug)]
+pub struct Idp {
+    _child: Child,
+    issuer: Url,
+    http: reqwest::Client,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// One request that reached the IdP's token endpoint.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenRequestRecord {
+    pub grant_type: Option<String>,
+    pub client_id: Option<String>,
+    /// `basic`, `post` or `none`.
+    pub auth_method: String,
+    pub status: u16,
+    pub error: Option<String>,
+}
+
+/// A client registered at the IdP by a test.
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+impl Idp {
+    /// Installs the IdP's npm packages if needed, starts it and waits until it listens.
+    pub async fn start() -> Idp {
+        ensure_installed();
+        let script = idp_dir().join("server.mjs");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .env("IDP_PORT", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot start the test IdP with `node {}`: {err}. Install Node.js >= 20.",
+                    script.display()
+                )
+            });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(mut pipe) = child.stderr.take() {
+            let sink = stderr.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut text) = sink.lock() {
+                        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                }
+            });
+        }
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(issuer) = line.strip_prefix("IDP_READY ") {
+                    return Some(issuer.trim().to_owned());
+                }
+            }
+            None
+        })
+        .await;
+        let issuer = match ready {
+            Ok(Some(issuer)) => issuer,
+            _ => panic!(
+                "the test IdP did not print IDP_READY within 30 s; its stderr:\n{}",
+                stderr.lock().map(|s| s.clone()).unwrap_or_default()
+            ),
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Idp {
+            _child: child,
+            issuer: Url::parse(&issuer).expect("IDP_READY carries a URL"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client builds"),
+            stderr,
+        }
+    }
+
+    /// The issuer, e.g. `http://127.0.0.1:40123` (no trailing slash in the IdP's own metadata).
+    pub fn issuer(&self) -> String {
+        self.issuer.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// An absolute URL on the IdP.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer())
+    }
+
+    pub fn token_url(&self) -> String {
+        self.url("/token")
+    }
+
+    pub fn authorization_url(&self) -> String {
+        self.url("/auth")
+    }
+
+    /// What the IdP wrote to stderr so far (for failure messages).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Registers a client; `options` may hold `rotate_refresh_token`, `issue_refresh_token`,
+    /// `token_type`, `access_token_ttl`, `refresh_token_ttl` (see `tests/idp/README.md`).
+    pub async fn register(&self, metadata: Value, options: Value) {
+        let mut body = json!({ "metadata": metadata });
+        if let (Some(body), Some(options)) = (body.as_object_mut(), options.as_object()) {
+            for (key, value) in options {
+                body.insert(key.clone(), value.clone());
+            }
+        }
+        let response = self
+            .http
+            .post(self.url("/_test/clients"))
+            .json(&body)
+            .send()
+            .await
+            .expect("IdP admin reachable");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert_eq!(status.as_u16(), 201, "client registration failed: {text}");
+    }
+
+    /// A confidential client-credentials client with scopes `api:read api:write`.
+    pub async fn client_credentials_client(&self, id: &str, secret: &str) -> TestClient {
+        self.register(
+            json!({
+                "client_id": id,
+                "client_secret": secret,
+                "grant_types": ["client_credentials"],
+                "response_types": [],
+                "redirect_uris": [],
+                "scope": "api:read api:write",
+            }),
+            json!({}),
+        )
+        .await;
+        TestClient {
+            id: id.to_owned(),
+            secret: Some(secret.to_owned()),
+        }
+    }
+
+    /// A confidential authorization-code client with the refresh grant.
+    pub async fn web_client(
+        &self,
+        id: &str,
+        secret: &str,
+        redirect_uri: &str,
+        options: Value,
+    ) -> TestClient {
+        self.register(
+            json!({
+                "client_id": id,
+                "client_secret": secret,
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "redirect_uris": [redirect_uri],
+                "scope": "openid profile email offline_access api:read",
+            }),
+            options,
+        )
+        .await;
+        TestClient {
+            id: id.to_owned(),
+            secret: Some(secret.to_owned()),
+        }
+    }
+
+    /// Every token-endpoint request of `client_id`, in order.
+    pub async fn token_requests(&self, client_id: &str) -> Vec<TokenRequestRecord> {
+        #[derive(Deserialize)]
+        struct Stats {
+            token_requests: Vec<TokenRequestRecord>,
+        }
+        let mut url = Url::parse(&self.url("/_test/stats")).expect("valid");
+        url.query_pairs_mut().append_pair("client_id", client_id);
+        let stats: Stats = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("IdP admin reachable")
+            .json()
+            .await
+            .expect("stats JSON");
+        stats.token_requests
+    }
+
+    /// Revokes every grant of `client_id`; returns how many were revoked.
+    pub async fn revoke_grants(&self, client_id: &str) -> u64 {
+        let value: Value = self
+            .http
+            .post(self.url("/_test/revoke"))
+            .json(&json!({ "client_id": client_id }))
+            .send()
+            .await
+            .expect("IdP admin reachable")
+            .json()
+            .await
+            .expect("revoke JSON");
+        value["revoked"].as_u64().unwrap_or(0)
+    }
+
+    /// RFC 7662 introspection of `token`, authenticated as `client`.
+    pub async fn introspect(&self, client: &TestClient, token: &str) -> Value {
+        let mut form = vec![("token", token), ("client_id", client.id.as_str())];
+        if let Some(secret) = &client.secret {
+            form.push(("client_secret", secret.as_str()));
+        }
+        self.http
+            .post(self.url("/token/introspection"))
+            .form(&form)
+            .send()
+            .await
+            .expect("IdP reachable")
+            .json()
+            .await
+            .expect("introspection JSON")
+    }
+
+    /// The userinfo endpoint with `token` as bearer: (HTTP status, body).
+    pub async fn userinfo(&self, token: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url("/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("IdP reachable");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Runs `npm ci` in `tests/idp` once (under a file lock, since test processes run in parallel).
+fn ensure_installed() {
+    let dir = idp_dir();
+    let marker = dir.join("node_modules/oidc-provider/package.json");
+    if marker.exists() {
+        return;
+    }
+    let lock_path = dir.join(".install.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .unwrap_or_else(|err| panic!("cannot create {}: {err}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|err| panic!("cannot lock {}: {err}", lock_path.display()));
+    if marker.exists() {
+        return;
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot run `npm ci` in {}: {err}. Install Node.js >= 20 and npm.",
+                dir.display()
+            )
+        });
+    assert!(status.success(), "`npm ci` in {} failed", dir.display());
+}

@@ -1,0 +1,440 @@
+// Test identity provider for tokenflow's integration tests.
+//
+// A real, independently written authorization server (panva's oidc-provider) on loopback, plus
+// our own login/consent pages and a few unauthenticated `/_test/*` admin endpoints. The contract
+// the Rust harness relies on is documented in README.md next to this file; keep both in sync.
+//
+// Start: `node tests/idp/server.mjs` (any cwd). Prints exactly one stdout line when listening:
+//   IDP_READY http://127.0.0.1:<port>
+// Everything else goes to stderr. Exits on stdin EOF (so a crashed/dropped harness never leaks a
+// node process) and on SIGTERM/SIGINT.
+
+import { createServer } from 'node:http';
+import { generateKeyPairSync } from 'node:crypto';
+import Provider, { errors } from 'oidc-provider';
+
+// ---------------------------------------------------------------------------------------------
+// Process lifetime. Wired up first so that even a failing start-up cannot outlive the harness.
+// ---------------------------------------------------------------------------------------------
+const quit = (code = 0) => process.exit(code);
+// IDP_IGNORE_STDIN=1 is for manual runs from non-interactive shells (`node server.mjs &` gets
+// /dev/null as stdin and would exit at once). The harness must never set it.
+if (process.env.IDP_IGNORE_STDIN !== '1') {
+  process.stdin.on('end', () => quit(0));
+  process.stdin.on('close', () => quit(0));
+  process.stdin.on('error', () => quit(0));
+  process.stdin.resume(); // flowing mode, otherwise 'end' is never emitted
+}
+process.on('SIGTERM', () => quit(0));
+process.on('SIGINT', () => quit(0));
+
+const log = (...args) => console.error('[idp]', ...args);
+
+// ---------------------------------------------------------------------------------------------
+// Storage adapter. The built-in adapter is a 1000-entry LRU that silently evicts live tokens
+// under load, so we keep everything in plain Maps and only drop entries once they expire (lazily
+// on read plus a periodic sweep). One store is shared by all models; keys are "<Model>:<id>".
+// ---------------------------------------------------------------------------------------------
+const store = new Map(); // key -> { payload, exp (epoch ms | undefined) }
+const byGrant = new Map(); // grantId -> Set<key> of grant-bound artifacts
+const byUid = new Map(); // Session uid -> key
+const byUserCode = new Map(); // DeviceCode userCode -> key
+const byClient = new Map(); // clientId -> Set<key> (Grants and tokens), for /_test/revoke
+
+const addIndex = (map, k, key) => { if (!map.has(k)) map.set(k, new Set()); map.get(k).add(key); };
+const delIndex = (map, k, key) => { const s = map.get(k); if (s) { s.delete(key); if (!s.size) map.delete(k); } };
+
+function drop(key) {
+  const entry = store.get(key);
+  if (!entry) return;
+  store.delete(key);
+  const { grantId, uid, userCode, clientId } = entry.payload;
+  if (grantId) delIndex(byGrant, grantId, key);
+  if (clientId) delIndex(byClient, clientId, key);
+  if (uid && byUid.get(uid) === key) byUid.delete(uid);
+  if (userCode && byUserCode.get(userCode) === key) byUserCode.delete(userCode);
+}
+
+function live(key) {
+  const entry = store.get(key);
+  if (!entry) return undefined;
+  if (entry.exp !== undefined && entry.exp <= Date.now()) { drop(key); return undefined; }
+  return entry;
+}
+
+setInterval(() => { for (const key of store.keys()) live(key); }, 5000).unref();
+
+class MapAdapter {
+  constructor(model) { this.model = model; }
+
+  key(id) { return `${this.model}:${id}`; }
+
+  async upsert(id, payload, expiresIn) {
+    const key = this.key(id);
+    drop(key); // re-upserts (e.g. a re-registered Client) must not leave stale index entries
+    store.set(key, { payload, exp: expiresIn ? Date.now() + expiresIn * 1000 : undefined });
+    if (payload.grantId) addIndex(byGrant, payload.grantId, key);
+    // Client records carry client_id (snake case), not clientId, so they stay out of byClient.
+    if (payload.clientId) addIndex(byClient, payload.clientId, key);
+    if (this.model === 'Session' && payload.uid) byUid.set(payload.uid, key);
+    if (payload.userCode) byUserCode.set(payload.userCode, key);
+  }
+
+  async find(id) { return live(this.key(id))?.payload; }
+
+  async findByUid(uid) { const key = byUid.get(uid); return key ? live(key)?.payload : undefined; }
+
+  async findByUserCode(code) { const key = byUserCode.get(code); return key ? live(key)?.payload : undefined; }
+
+  async consume(id) {
+    const entry = live(this.key(id));
+    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) { drop(this.key(id)); }
+
+  // oidc-provider calls this once per grant-bound model; only drop this model's artifacts.
+  async revokeByGrantId(grantId) {
+    for (const key of [...(byGrant.get(grantId) ?? [])]) {
+      if (key.startsWith(`${this.model}:`)) drop(key);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts and per-client test options.
+// ---------------------------------------------------------------------------------------------
+const ACCOUNTS = new Map([
+  ['alice', { password: 'alice-password', name: 'Alice Example', email: 'alice@example.test' }],
+  ['bob', { password: 'bob-password', name: 'Bob Example', email: 'bob@example.test' }],
+]);
+
+const testOptions = new Map(); // client_id -> options given to POST /_test/clients
+const optionsFor = (client) => (client ? testOptions.get(client.clientId) : undefined) ?? {};
+
+const tokenRequests = []; // records for GET /_test/stats
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers (no extra npm dependencies: body parsing and HTML are done by hand).
+// ---------------------------------------------------------------------------------------------
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title, body) {
+  return `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>${esc(title)}</title></head>
+<body><h1>${esc(title)}</h1>
+${body}
+</body></html>`;
+}
+
+async function readBody(ctx, limit = 64 * 1024) {
+  let size = 0;
+  const chunks = [];
+  for await (const chunk of ctx.req) {
+    size += chunk.length;
+    if (size > limit) ctx.throw(413, 'body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// RFC 6749 §2.3.1: client_id and client_secret are form-urlencoded before Base64. This is *our*
+// decoding, used only for the stats records, so tests can see what tokenflow actually sent even
+// when oidc-provider rejects the request.
+function formDecode(s) {
+  try { return decodeURIComponent(s.replace(/\+/g, ' ')); } catch { return s; }
+}
+
+function basicUser(header) {
+  const m = /^basic\s+(\S*)\s*$/i.exec(header ?? '');
+  if (!m) return null;
+  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  return formDecode(i === -1 ? decoded : decoded.slice(0, i));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider configuration.
+// ---------------------------------------------------------------------------------------------
+function configuration() {
+  // A fresh RS256 key per run: tests never need stable signatures across restarts.
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', alg: 'RS256', use: 'sig' };
+
+  return {
+    adapter: MapAdapter,
+    jwks: { keys: [jwk] },
+    cookies: {
+      keys: ['tokenflow-test-idp-cookie-key-1', 'tokenflow-test-idp-cookie-key-0'],
+      // Default SameSite=None without Secure is dropped by Chromium on http:// (it then relies on
+      // an extra ".legacy" cookie). Lax is enough: the session is only read on top-level GETs.
+      long: { httpOnly: true, sameSite: 'lax' },
+    },
+    clockTolerance: 0, // expiry tests use 2 s tokens; the default 15 s tolerance would hide that
+    scopes: ['openid', 'profile', 'email', 'offline_access', 'api:read', 'api:write'],
+    claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      // The default pages pull Google Fonts; the network is closed and a browser would hang.
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.body = page('Sign out', `${form}<button id="logout" type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>`);
+        },
+        postLogoutSuccessSource: async (ctx) => { ctx.body = page('Signed out', '<p id="signed-out">You are signed out.</p>'); },
+      },
+    },
+    // PKCE is optional so clients without it still work; when a challenge was sent the provider
+    // still verifies it (wrong verifier -> invalid_grant).
+    pkce: { methods: ['S256'], required: () => false },
+    interactions: { url: (ctx, interaction) => `${ctx.oidc.issuer}/interaction/${interaction.uid}` },
+    renderError: async (ctx, out) => {
+      ctx.type = 'html';
+      ctx.body = page('Error', Object.entries(out)
+        .map(([k, v]) => `<p><b>${esc(k)}</b>: <span id="${esc(k)}">${esc(v)}</span></p>`).join('\n'));
+    },
+    async findAccount(ctx, sub) {
+      const account = ACCOUNTS.get(sub);
+      if (!account) return undefined;
+      return {
+        accountId: sub,
+        claims: async () => ({ sub, name: account.name, email: account.email }),
+      };
+    },
+    // Default rule (refresh_token grant + offline_access, which check_scope only keeps with
+    // prompt=consent) unless the test asked for refresh tokens unconditionally.
+    async issueRefreshToken(ctx, client, code) {
+      if (!client.grantTypeAllowed('refresh_token')) return false;
+      return optionsFor(client).issue_refresh_token === true || code.scopes.has('offline_access');
+    },
+    // Deterministic per client (the default rotates public clients and RTs past 70 % of their
+    // life, which would make refresh-counting tests flaky).
+    rotateRefreshToken: (ctx) => optionsFor(ctx.oidc.client).rotate_refresh_token === true,
+    ttl: {
+      AccessToken: (ctx, token, client) => optionsFor(client).access_token_ttl ?? 3600,
+      ClientCredentials: (ctx, token, client) => optionsFor(client).access_token_ttl ?? 600,
+      RefreshToken: (ctx, token, client) => optionsFor(client).refresh_token_ttl ?? 14 * 24 * 3600,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      Interaction: 3600,
+      Session: 14 * 24 * 3600,
+      Grant: 14 * 24 * 3600,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Koa middleware mounted in front of the provider's own routes.
+// ---------------------------------------------------------------------------------------------
+
+// Records every token endpoint hit (after the provider answered, so failures are included) and
+// applies the per-client token_type override.
+function tokenEndpointMiddleware() {
+  return async (ctx, next) => {
+    if (ctx.path !== '/token') return next();
+    await next();
+    const body = ctx.oidc?.body ?? {};
+    const basic = ctx.get('authorization') ? basicUser(ctx.get('authorization')) : null;
+    let authMethod = 'none';
+    if (basic !== null) authMethod = 'basic';
+    else if (body.client_secret !== undefined) authMethod = 'post';
+    const clientId = basic ?? body.client_id ?? null;
+    tokenRequests.push({
+      grant_type: body.grant_type ?? null,
+      client_id: clientId,
+      auth_method: authMethod,
+      status: ctx.status,
+      error: ctx.status >= 400 ? (ctx.body?.error ?? null) : null,
+    });
+    const override = optionsFor(ctx.oidc?.client).token_type;
+    if (override && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+      ctx.body.token_type = override;
+    }
+  };
+}
+
+function loginPage(uid, error) {
+  return page('Sign in', `${error ? `<p id="error">${esc(error)}</p>\n` : ''}<form id="login-form" method="post" action="/interaction/${esc(uid)}/login">
+<label>Login <input id="login" name="login" autocomplete="username" autofocus></label>
+<label>Password <input id="password" name="password" type="password" autocomplete="current-password"></label>
+<button id="submit" type="submit">Sign in</button>
+</form>
+<form id="cancel-form" method="post" action="/interaction/${esc(uid)}/abort"><button id="cancel" type="submit">Cancel</button></form>`);
+}
+
+function consentPage(uid, clientId, scopes) {
+  return page('Authorize', `<p>Client <span id="client">${esc(clientId)}</span> requests:</p>
+<ul id="scopes">${scopes.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>
+<form id="consent-form" method="post" action="/interaction/${esc(uid)}/confirm"><button id="allow" type="submit">Allow</button></form>
+<form id="deny-form" method="post" action="/interaction/${esc(uid)}/abort"><button id="deny" type="submit">Deny</button></form>`);
+}
+
+// Our own interaction pages. Results are handed back with interactionResult and a plain 303 so
+// that both browsers and a manual cookie-keeping HTTP client can follow the redirect chain.
+function interactionMiddleware(provider) {
+  const finish = async (ctx, result) => {
+    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    ctx.status = 303;
+    ctx.set('Location', returnTo);
+    ctx.body = '';
+  };
+
+  return async (ctx, next) => {
+    const m = /^\/interaction\/([^/]+)(?:\/(login|confirm|abort))?$/.exec(ctx.path);
+    if (!m) return next();
+    const [, uid, action] = m;
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      const details = await provider.interactionDetails(ctx.req, ctx.res);
+      if (details.uid !== uid) throw new errors.InvalidRequest('interaction uid does not match the cookie');
+      const { prompt, params } = details;
+
+      if (!action && ctx.method === 'GET') {
+        ctx.type = 'html';
+        if (prompt.name === 'login') ctx.body = loginPage(uid);
+        else if (prompt.name === 'consent') ctx.body = consentPage(uid, params.client_id, (params.scope ?? '').split(' ').filter(Boolean));
+        else throw new errors.InvalidRequest(`unsupported prompt ${prompt.name}`);
+        return undefined;
+      }
+      if (ctx.method !== 'POST' || !action) { ctx.status = 405; return undefined; }
+      const form = new URLSearchParams(await readBody(ctx));
+
+      if (action === 'abort') {
+        return finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' });
+      }
+      if (action === 'login') {
+        if (prompt.name !== 'login') throw new errors.InvalidRequest('not a login prompt');
+        const login = form.get('login') ?? '';
+        const account = ACCOUNTS.get(login);
+        if (!account || account.password !== form.get('password')) {
+          ctx.type = 'html';
+          ctx.body = loginPage(uid, 'Invalid login or password.');
+          return undefined;
+        }
+        return finish(ctx, { login: { accountId: login } });
+      }
+      // confirm: grant everything that was asked for, including offline_access and claims.
+      if (prompt.name !== 'consent') throw new errors.InvalidRequest('not a consent prompt');
+      const grant = details.grantId
+        ? await provider.Grant.find(details.grantId)
+        : new provider.Grant({ accountId: details.session.accountId, clientId: params.client_id });
+      if (params.scope) grant.addOIDCScope(params.scope);
+      const missingClaims = prompt.details.missingOIDCClaims;
+      if (missingClaims?.length) grant.addOIDCClaims(missingClaims);
+      for (const [indicator, scopes] of Object.entries(prompt.details.missingResourceScopes ?? {})) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+      }
+      const grantId = await grant.save();
+      return finish(ctx, { consent: { grantId } });
+    } catch (err) {
+      ctx.status = err.statusCode ?? 400;
+      ctx.type = 'html';
+      ctx.body = page('Error', `<p id="error">${esc(err.error ?? 'error')}: ${esc(err.error_description ?? err.message)}</p>`);
+      return undefined;
+    }
+  };
+}
+
+// Unauthenticated admin API for the test harness (the server is bound to loopback only).
+function testAdminMiddleware(provider) {
+  const json = (ctx, status, body) => { ctx.status = status; ctx.body = body; };
+
+  async function registerClient(ctx) {
+    let input;
+    try { input = JSON.parse(await readBody(ctx)); } catch { return json(ctx, 400, { error: 'invalid JSON body' }); }
+    const { metadata } = input ?? {};
+    if (!metadata || typeof metadata !== 'object' || typeof metadata.client_id !== 'string' || !metadata.client_id) {
+      return json(ctx, 400, { error: 'metadata.client_id (string) is required' });
+    }
+    const opts = {};
+    for (const k of ['rotate_refresh_token', 'issue_refresh_token']) {
+      if (input[k] === undefined || input[k] === null) continue;
+      if (typeof input[k] !== 'boolean') return json(ctx, 400, { error: `${k} must be a boolean` });
+      opts[k] = input[k];
+    }
+    for (const k of ['access_token_ttl', 'refresh_token_ttl']) {
+      if (input[k] === undefined || input[k] === null) continue;
+      if (!Number.isInteger(input[k]) || input[k] <= 0) return json(ctx, 400, { error: `${k} must be a positive integer` });
+      opts[k] = input[k];
+    }
+    if (input.token_type !== undefined && input.token_type !== null) {
+      if (typeof input.token_type !== 'string') return json(ctx, 400, { error: 'token_type must be a string' });
+      opts.token_type = input.token_type;
+    }
+    try {
+      await provider.Client.validate(metadata); // same checks as for statically configured clients
+    } catch (err) {
+      let description = err.error_description ?? err.message;
+      // RFC 6749 Appendix A: client_id/client_secret are VSCHAR (%x20-7E); oidc-provider enforces it.
+      if (/[^\x20-\x7E]/.test(`${metadata.client_id}${metadata.client_secret ?? ''}`)) {
+        description += ' (oidc-provider only accepts printable ASCII %x20-7E in client_id and client_secret)';
+      }
+      return json(ctx, 400, { error: err.error ?? 'invalid_client_metadata', error_description: description });
+    }
+    // Client.find falls back to the adapter and caches by a hash of the stored metadata, so a
+    // re-registration with different metadata is picked up immediately.
+    await new MapAdapter('Client').upsert(metadata.client_id, metadata);
+    testOptions.set(metadata.client_id, opts);
+    return json(ctx, 201, { client_id: metadata.client_id });
+  }
+
+  async function revokeClient(ctx) {
+    let input;
+    try { input = JSON.parse(await readBody(ctx)); } catch { return json(ctx, 400, { error: 'invalid JSON body' }); }
+    const clientId = input?.client_id;
+    if (typeof clientId !== 'string') return json(ctx, 400, { error: 'client_id (string) is required' });
+    const grantIds = new Set();
+    let clientCredentials = 0;
+    for (const key of [...(byClient.get(clientId) ?? [])]) {
+      const entry = live(key);
+      if (!entry) continue;
+      if (key.startsWith('Grant:')) grantIds.add(key.slice('Grant:'.length));
+      else if (entry.payload.grantId) grantIds.add(entry.payload.grantId);
+      else if (key.startsWith('ClientCredentials:')) { drop(key); clientCredentials += 1; }
+    }
+    for (const grantId of grantIds) {
+      for (const key of [...(byGrant.get(grantId) ?? [])]) drop(key);
+      drop(`Grant:${grantId}`);
+    }
+    return json(ctx, 200, { revoked: grantIds.size, client_credentials_tokens: clientCredentials });
+  }
+
+  return async (ctx, next) => {
+    if (!ctx.path.startsWith('/_test/')) return next();
+    ctx.set('Cache-Control', 'no-store');
+    if (ctx.path === '/_test/clients' && ctx.method === 'POST') return registerClient(ctx);
+    if (ctx.path === '/_test/revoke' && ctx.method === 'POST') return revokeClient(ctx);
+    if (ctx.path === '/_test/stats' && ctx.method === 'GET') {
+      const clientId = ctx.query.client_id;
+      const list = typeof clientId === 'string' ? tokenRequests.filter((r) => r.client_id === clientId) : tokenRequests;
+      return json(ctx, 200, { token_requests: list });
+    }
+    return json(ctx, 404, { error: 'not found' });
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up: bind first (port 0 -> ephemeral), then build the provider, because the issuer must
+// contain the real port.
+// ---------------------------------------------------------------------------------------------
+let handler = (req, res) => { res.statusCode = 503; res.end(); };
+const server = createServer((req, res) => handler(req, res));
+server.on('error', (err) => { log('listen failed:', err.message); quit(1); });
+
+const port = Number.parseInt(process.env.IDP_PORT ?? '0', 10) || 0;
+server.listen(port, '127.0.0.1', () => {
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const provider = new Provider(issuer, configuration());
+  provider.use(tokenEndpointMiddleware());
+  provider.use(interactionMiddleware(provider));
+  provider.use(testAdminMiddleware(provider));
+  // Surface unexpected server errors; expected OAuth errors are the tests' business.
+  provider.on('server_error', (ctx, err) => log('server_error', ctx.method, ctx.path, err));
+  handler = provider.callback();
+  process.stdout.write(`IDP_READY ${issuer}\n`);
+});
+
