@@ -7,6 +7,9 @@
 //!
 //! A missing Node.js or IdP install is a test failure with a clear message, never a skip.
 
+// Test support panics with a message instead of returning errors: a failed set-up is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod idp;
 pub mod signin;
 

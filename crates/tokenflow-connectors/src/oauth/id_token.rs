@@ -62,14 +62,13 @@ pub fn check_id_token(token: &SecretString, expected: &Expected<'_>) -> Result<(
         .map_err(|_| IdTokenError::Malformed)?;
     let claims: Claims = serde_json::from_slice(&bytes).map_err(|_| IdTokenError::Malformed)?;
 
-    if let Some(nonce) = expected.nonce {
-        if !claims
+    if let Some(nonce) = expected.nonce
+        && !claims
             .nonce
             .as_deref()
             .is_some_and(|found| nonce.ct_eq(found))
-        {
-            return Err(IdTokenError::NonceMismatch);
-        }
+    {
+        return Err(IdTokenError::NonceMismatch);
     }
     let audience_ok = match &claims.aud {
         Some(Audience::One(aud)) => aud == expected.client_id,
@@ -79,10 +78,10 @@ pub fn check_id_token(token: &SecretString, expected: &Expected<'_>) -> Result<(
     if !audience_ok {
         return Err(IdTokenError::WrongAudience);
     }
-    if let (Some(configured), Some(found)) = (expected.issuer, claims.iss.as_deref()) {
-        if !issuer_matches(configured, found) {
-            return Err(IdTokenError::WrongIssuer);
-        }
+    if let (Some(configured), Some(found)) = (expected.issuer, claims.iss.as_deref())
+        && !issuer_matches(configured, found)
+    {
+        return Err(IdTokenError::WrongIssuer);
     }
     if claims
         .exp

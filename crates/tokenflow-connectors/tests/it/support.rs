@@ -1,0 +1,69 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokenflow_connectors::http::build_client;
+use tokenflow_connectors::oauth::OAuthConnectors;
+use tokenflow_connectors::oauth::authorize::{AuthorizationRequest, UserLoginInput};
+use tokenflow_connectors::oauth::connectors::RedirectSettings;
+use tokenflow_core::{Clock, OAuthServer, OAuthServerSpec, SystemClock};
+use url::Url;
+
+pub const REDIRECT_URI: &str = "http://localhost/oauth-callback";
+
+pub fn connectors() -> OAuthConnectors {
+    connectors_with_clock(Arc::new(SystemClock))
+}
+
+pub fn connectors_with_clock(clock: Arc<dyn Clock>) -> OAuthConnectors {
+    OAuthConnectors::new(build_client(Duration::from_secs(30)).unwrap(), clock)
+}
+
+/// A validated server from a JSON object of SPEC §3 fields.
+pub fn server(id: &str, fields: Value) -> OAuthServer {
+    serde_json::from_value::<OAuthServerSpec>(fields)
+        .unwrap()
+        .validate(id)
+        .unwrap()
+}
+
+pub fn redirect_settings() -> RedirectSettings {
+    RedirectSettings {
+        global: None,
+        default: Url::parse(REDIRECT_URI).unwrap(),
+        pending_ttl: Duration::from_secs(600),
+    }
+}
+
+pub async fn start_login(
+    connectors: &OAuthConnectors,
+    server: &OAuthServer,
+    input: &UserLoginInput,
+) -> AuthorizationRequest {
+    connectors
+        .start_user_login(&server.id, Some(server), input, &redirect_settings())
+        .await
+        .unwrap_or_else(|outputs| panic!("start_user_login failed: {outputs:?}"))
+}
+
+/// Fails when `haystack` contains any of `secrets`.
+pub fn assert_no_secrets(haystack: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!secret.is_empty());
+        assert!(
+            !haystack.contains(secret),
+            "a secret value leaked into: {haystack}"
+        );
+    }
+}
+
+pub fn web_server_fields(idp: &tokenflow_testkit::Idp, client_id: &str, secret: &str) -> Value {
+    json!({
+        "client_id": client_id,
+        "client_secret": secret,
+        "authorization_url": idp.authorization_url(),
+        "token_url": idp.token_url(),
+        "issuer": idp.issuer(),
+        "scope": "openid profile offline_access",
+    })
+}
