@@ -11,6 +11,7 @@
 
 import { createServer } from 'node:http';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import Provider, { errors } from 'oidc-provider';
 
 // ---------------------------------------------------------------------------------------------
@@ -339,6 +340,46 @@ function interactionMiddleware(provider) {
   };
 }
 
+// Registers one client: `input` is the body of POST /_test/clients. Returns [status, body].
+async function register(provider, input) {
+  const json = (_ctx, status, body) => [status, body];
+  const ctx = null;
+  const { metadata } = input ?? {};
+  if (!metadata || typeof metadata !== 'object' || typeof metadata.client_id !== 'string' || !metadata.client_id) {
+    return json(ctx, 400, { error: 'metadata.client_id (string) is required' });
+  }
+  const opts = {};
+  for (const k of ['rotate_refresh_token', 'issue_refresh_token']) {
+    if (input[k] === undefined || input[k] === null) continue;
+    if (typeof input[k] !== 'boolean') return json(ctx, 400, { error: `${k} must be a boolean` });
+    opts[k] = input[k];
+  }
+  for (const k of ['access_token_ttl', 'refresh_token_ttl']) {
+    if (input[k] === undefined || input[k] === null) continue;
+    if (!Number.isInteger(input[k]) || input[k] <= 0) return json(ctx, 400, { error: `${k} must be a positive integer` });
+    opts[k] = input[k];
+  }
+  if (input.token_type !== undefined && input.token_type !== null) {
+    if (typeof input.token_type !== 'string') return json(ctx, 400, { error: 'token_type must be a string' });
+    opts.token_type = input.token_type;
+  }
+  try {
+    await provider.Client.validate(metadata); // same checks as for statically configured clients
+  } catch (err) {
+    let description = err.error_description ?? err.message;
+    // RFC 6749 Appendix A: client_id/client_secret are VSCHAR (%x20-7E); oidc-provider enforces it.
+    if (/[^\x20-\x7E]/.test(`${metadata.client_id}${metadata.client_secret ?? ''}`)) {
+      description += ' (oidc-provider only accepts printable ASCII %x20-7E in client_id and client_secret)';
+    }
+    return json(ctx, 400, { error: err.error ?? 'invalid_client_metadata', error_description: description });
+  }
+  // Client.find falls back to the adapter and caches by a hash of the stored metadata, so a
+  // re-registration with different metadata is picked up immediately.
+  await new MapAdapter('Client').upsert(metadata.client_id, metadata);
+  testOptions.set(metadata.client_id, opts);
+  return json(ctx, 201, { client_id: metadata.client_id });
+}
+
 // Unauthenticated admin API for the test harness (the server is bound to loopback only).
 function testAdminMiddleware(provider) {
   const json = (ctx, status, body) => { ctx.status = status; ctx.body = body; };
@@ -346,40 +387,8 @@ function testAdminMiddleware(provider) {
   async function registerClient(ctx) {
     let input;
     try { input = JSON.parse(await readBody(ctx)); } catch { return json(ctx, 400, { error: 'invalid JSON body' }); }
-    const { metadata } = input ?? {};
-    if (!metadata || typeof metadata !== 'object' || typeof metadata.client_id !== 'string' || !metadata.client_id) {
-      return json(ctx, 400, { error: 'metadata.client_id (string) is required' });
-    }
-    const opts = {};
-    for (const k of ['rotate_refresh_token', 'issue_refresh_token']) {
-      if (input[k] === undefined || input[k] === null) continue;
-      if (typeof input[k] !== 'boolean') return json(ctx, 400, { error: `${k} must be a boolean` });
-      opts[k] = input[k];
-    }
-    for (const k of ['access_token_ttl', 'refresh_token_ttl']) {
-      if (input[k] === undefined || input[k] === null) continue;
-      if (!Number.isInteger(input[k]) || input[k] <= 0) return json(ctx, 400, { error: `${k} must be a positive integer` });
-      opts[k] = input[k];
-    }
-    if (input.token_type !== undefined && input.token_type !== null) {
-      if (typeof input.token_type !== 'string') return json(ctx, 400, { error: 'token_type must be a string' });
-      opts.token_type = input.token_type;
-    }
-    try {
-      await provider.Client.validate(metadata); // same checks as for statically configured clients
-    } catch (err) {
-      let description = err.error_description ?? err.message;
-      // RFC 6749 Appendix A: client_id/client_secret are VSCHAR (%x20-7E); oidc-provider enforces it.
-      if (/[^\x20-\x7E]/.test(`${metadata.client_id}${metadata.client_secret ?? ''}`)) {
-        description += ' (oidc-provider only accepts printable ASCII %x20-7E in client_id and client_secret)';
-      }
-      return json(ctx, 400, { error: err.error ?? 'invalid_client_metadata', error_description: description });
-    }
-    // Client.find falls back to the adapter and caches by a hash of the stored metadata, so a
-    // re-registration with different metadata is picked up immediately.
-    await new MapAdapter('Client').upsert(metadata.client_id, metadata);
-    testOptions.set(metadata.client_id, opts);
-    return json(ctx, 201, { client_id: metadata.client_id });
+    const [status, result] = await register(provider, input);
+    return json(ctx, status, result);
   }
 
   async function revokeClient(ctx) {
@@ -426,7 +435,7 @@ const server = createServer((req, res) => handler(req, res));
 server.on('error', (err) => { log('listen failed:', err.message); quit(1); });
 
 const port = Number.parseInt(process.env.IDP_PORT ?? '0', 10) || 0;
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, '127.0.0.1', async () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, configuration());
   provider.use(tokenEndpointMiddleware());
@@ -435,6 +444,14 @@ server.listen(port, '127.0.0.1', () => {
   // Surface unexpected server errors; expected OAuth errors are the tests' business.
   provider.on('server_error', (ctx, err) => log('server_error', ctx.method, ctx.path, err));
   handler = provider.callback();
+  // IDP_CLIENTS_FILE: a JSON array of POST /_test/clients bodies, registered before READY (the demo).
+  if (process.env.IDP_CLIENTS_FILE) {
+    const list = JSON.parse(readFileSync(process.env.IDP_CLIENTS_FILE, 'utf8'));
+    for (const input of list) {
+      const [status, result] = await register(provider, input);
+      if (status !== 201) { log('client registration failed:', JSON.stringify(result)); quit(1); }
+    }
+  }
   process.stdout.write(`IDP_READY ${issuer}\n`);
 });
 

@@ -1,1 +1,310 @@
-//! placeholder
+//! Loads `tokenflow.toml` (SPEC §12): the file, then `TOKENFLOW_<KEY>` environment overrides
+//! (`__` between levels), then secret sources (`{ env = "NAME" }`, `{ file = "path" }`), then
+//! validation that reports every problem, each naming its key.
+//!
+//! The file is first parsed into the typed model so syntax, type and unknown-key errors carry the
+//! file's line and column; overrides are then merged at the TOML-table level and the result is
+//! deserialized again. Environment values are typed by a small schema of the non-string keys
+//! rather than guessed, so a `client_id` of `123` stays a string.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tokenflow_core::{OAuthServer, OAuthServerSpec, SecretString};
+use toml::{Table, Value};
+use url::Url;
+
+/// Environment variables with the prefix that are not configuration keys.
+pub const RESERVED_ENV: &[&str] = &["TOKENFLOW_MASTER_KEY", "TOKENFLOW_CONFIG", "TOKENFLOW_LOG"];
+const ENV_PREFIX: &str = "TOKENFLOW_";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub oauth_redirect_uri: Option<Url>,
+    pub data_dir: PathBuf,
+    /// May carry a password, hence secret.
+    pub database_url: Option<SecretString>,
+    pub flows_dir: PathBuf,
+    pub api_keys: Vec<SecretString>,
+    pub log_format: LogFormat,
+    pub oauth_servers: BTreeMap<String, OAuthServer>,
+}
+
+impl Config {
+    /// `<public_url>/oauth-callback`, the server's default redirect URI (SPEC §8.3).
+    pub fn default_redirect_uri(&self) -> Url {
+        let base = self.public_url.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/oauth-callback")).unwrap_or_else(|_| self.public_url.clone())
+    }
+}
+
+/// A secret written inline, or taken from an environment variable or a file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum SecretSource {
+    Inline(SecretString),
+    Env {
+        env: String,
+    },
+    File {
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    public_url: Option<String>,
+    oauth_redirect_uri: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<SecretSource>,
+    flows_dir: Option<PathBuf>,
+    #[serde(default)]
+    api_keys: Vec<SecretSource>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    oauth_servers: BTreeMap<String, OAuthServerSpec<SecretSource>>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+/// Where the configuration comes from. `env` is the process environment in production and a
+/// fixed list in tests.
+#[derive(Debug, Default)]
+pub struct Sources<'a> {
+    pub file: Option<&'a Path>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Sources<'_> {
+    /// The process environment.
+    pub fn process_env() -> Vec<(String, String)> {
+        std::env::vars().collect()
+    }
+}
+
+/// Loads, merges, resolves and validates.
+pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
+    let base_dir = sources
+        .file
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut table = match sources.file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            // Parse once into the typed model for errors with line and column.
+            toml::from_str::<RawConfig>(&text)
+                .map_err(|err| ConfigError::Syntax { path: path.to_owned(), message: err.to_string() })?;
+            toml::from_str::<Table>(&text)
+                .map_err(|err| ConfigError::Syntax { path: path.to_owned(), message: err.to_string() })?
+        }
+        None => Table::new(),
+    };
+    let mut env: Vec<&(String, String)> = sources.env.iter().collect();
+    env.sort();
+    for (var, value) in env {
+        apply_env(&mut table, var, value)?;
+    }
+    let raw: RawConfig = Value::Table(table).try_into().map_err(|err: toml::de::Error| {
+        ConfigError::Invalid(vec![format!("after environment overrides: {}", err.message())])
+    })?;
+    let env_lookup: BTreeMap<&str, &str> =
+        sources.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    build(raw, &base_dir, &env_lookup)
+}
+
+fn build(
+    raw: RawConfig,
+    base_dir: &Path,
+    env: &BTreeMap<&str, &str>,
+) -> Result<Config, ConfigError> {
+    let mut errors = Vec::new();
+    let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
+    let listen = listen.parse::<SocketAddr>().unwrap_or_else(|err| {
+        errors.push(format!("`listen`: `{listen}` is not an address like 127.0.0.1:8080 ({err})"));
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let public_url = parse_url(
+        "public_url",
+        raw.public_url.as_deref().unwrap_or("http://127.0.0.1:8080"),
+        &mut errors,
+    );
+    let oauth_redirect_uri = raw
+        .oauth_redirect_uri
+        .as_deref()
+        .and_then(|text| parse_url("oauth_redirect_uri", text, &mut errors));
+    let database_url = raw
+        .database_url
+        .map(|source| resolve("database_url", source, base_dir, env, &mut errors))
+        .and_then(|secret| secret.filter(|s| !s.is_empty()));
+    let api_keys = raw
+        .api_keys
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, source)| resolve(&format!("api_keys[{i}]"), source, base_dir, env, &mut errors))
+        .collect();
+    let mut oauth_servers = BTreeMap::new();
+    for (id, spec) in raw.oauth_servers {
+        let key = format!("oauth_servers.{id}.client_secret");
+        let spec = spec.map_secret(|source| resolve(&key, source, base_dir, env, &mut errors));
+        match spec.validate(&id) {
+            Ok(server) => {
+                oauth_servers.insert(id, server);
+            }
+            Err(problems) => errors.extend(problems.iter().map(ToString::to_string)),
+        }
+    }
+    let (true, Some(public_url)) = (errors.is_empty(), public_url) else {
+        return Err(ConfigError::Invalid(errors));
+    };
+    Ok(Config {
+        listen,
+        public_url,
+        oauth_redirect_uri,
+        data_dir: base_dir.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("tokenflow-data"))),
+        database_url,
+        flows_dir: base_dir.join(raw.flows_dir.unwrap_or_else(|| PathBuf::from("flows"))),
+        api_keys,
+        log_format: raw.log_format.unwrap_or_default(),
+        oauth_servers,
+    })
+}
+
+fn parse_url(key: &str, text: &str, errors: &mut Vec<String>) -> Option<Url> {
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+        Ok(url) => {
+            errors.push(format!("`{key}`: scheme `{}` is not http or https", url.scheme()));
+            None
+        }
+        Err(err) => {
+            errors.push(format!("`{key}`: `{text}` is not a valid URL ({err})"));
+            None
+        }
+    }
+}
+
+fn resolve(
+    key: &str,
+    source: SecretSource,
+    base_dir: &Path,
+    env: &BTreeMap<&str, &str>,
+    errors: &mut Vec<String>,
+) -> Option<SecretString> {
+    match source {
+        SecretSource::Inline(secret) => Some(secret),
+        SecretSource::Env { env: name } => match env.get(name.as_str()) {
+            Some(value) => Some(SecretString::new(*value)),
+            None => {
+                errors.push(format!("`{key}`: environment variable `{name}` is not set"));
+                None
+            }
+        },
+        SecretSource::File { file } => {
+            let path = base_dir.join(&file);
+            match std::fs::read_to_string(&path) {
+                // A trailing newline is an editor's, not the secret's.
+                Ok(text) => Some(SecretString::new(text.trim_end_matches(['\r', '\n']))),
+                Err(err) => {
+                    errors.push(format!("`{key}`: cannot read secret file {}: {err}", path.display()));
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// How an environment value is typed: by the key it sets.
+fn env_value(key: &str, value: &str) -> Result<Value, String> {
+    match key {
+        "pkce" | "request_refresh_token" | "token_cache" => value
+            .parse::<bool>()
+            .map(Value::Boolean)
+            .map_err(|_| format!("`{value}` is not true or false")),
+        "token_cache_skew" => value
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| format!("`{value}` is not a whole number of seconds")),
+        "timeout" => Ok(value.parse::<i64>().map_or_else(|_| Value::String(value.to_owned()), Value::Integer)),
+        _ => Ok(Value::String(value.to_owned())),
+    }
+}
+
+fn apply_env(table: &mut Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+        return Ok(());
+    };
+    if RESERVED_ENV.contains(&var) || rest.is_empty() {
+        return Ok(());
+    }
+    let env_error = |message: String| ConfigError::Env { var: var.to_owned(), message };
+    let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    if path.iter().any(String::is_empty) {
+        return Err(env_error("has an empty key segment".to_owned()));
+    }
+    let leaf = path.last().map(String::as_str).unwrap_or_default();
+    let typed = if path.len() == 1 && leaf == "api_keys" {
+        // A comma-separated list, since one variable cannot hold a TOML array comfortably.
+        Value::Array(value.split(',').map(|k| Value::String(k.trim().to_owned())).collect())
+    } else {
+        env_value(leaf, value).map_err(env_error)?
+    };
+    let known_top = [
+        "listen",
+        "public_url",
+        "oauth_redirect_uri",
+        "data_dir",
+        "database_url",
+        "flows_dir",
+        "api_keys",
+        "log_format",
+        "oauth_servers",
+    ];
+    if !known_top.contains(&path[0].as_str()) {
+        return Err(env_error(format!("`{}` is not a configuration key", path[0])));
+    }
+    let mut node = table;
+    for segment in &path[..path.len() - 1] {
+        let entry = node
+            .entry(segment.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        node = match entry {
+            Value::Table(inner) => inner,
+            _ => return Err(env_error(format!("`{segment}` is not a table"))),
+        };
+    }
+    node.insert(leaf.to_owned(), typed);
+    Ok(())
+}

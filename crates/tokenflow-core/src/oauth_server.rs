@@ -72,13 +72,13 @@ impl TimeoutSpec {
     }
 }
 
-/// An OAuth server as written by a user, before validation. Secrets are already resolved from
-/// `{ env = … }` / `{ file = … }` by the configuration loader.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// An OAuth server as written by a user, before validation. The configuration loader reads the
+/// secret as a source (`{ env = … }`, `{ file = … }`) and resolves it with [`Self::map_secret`].
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OAuthServerSpec {
+pub struct OAuthServerSpec<Secret = SecretString> {
     pub client_id: Option<String>,
-    pub client_secret: Option<SecretString>,
+    pub client_secret: Option<Secret>,
     pub client_credentials_delivery: Option<CredentialsDelivery>,
     pub authorization_url: Option<String>,
     pub token_url: Option<String>,
@@ -156,6 +156,53 @@ pub struct ConfigError {
     pub server: String,
     pub field: String,
     pub problem: String,
+}
+
+impl<Secret> Default for OAuthServerSpec<Secret> {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            client_secret: None,
+            client_credentials_delivery: None,
+            authorization_url: None,
+            token_url: None,
+            issuer: None,
+            scope: None,
+            pkce: None,
+            request_refresh_token: None,
+            prompt: None,
+            redirect_uri: None,
+            extra_authorize_params: BTreeMap::new(),
+            extra_token_params: BTreeMap::new(),
+            timeout: None,
+            token_cache: None,
+            token_cache_skew: None,
+        }
+    }
+}
+
+impl<Secret> OAuthServerSpec<Secret> {
+    /// The same spec with its secret turned into another type (e.g. a source resolved to a value).
+    pub fn map_secret<T>(self, f: impl FnOnce(Secret) -> Option<T>) -> OAuthServerSpec<T> {
+        OAuthServerSpec {
+            client_id: self.client_id,
+            client_secret: self.client_secret.and_then(f),
+            client_credentials_delivery: self.client_credentials_delivery,
+            authorization_url: self.authorization_url,
+            token_url: self.token_url,
+            issuer: self.issuer,
+            scope: self.scope,
+            pkce: self.pkce,
+            request_refresh_token: self.request_refresh_token,
+            prompt: self.prompt,
+            redirect_uri: self.redirect_uri,
+            extra_authorize_params: self.extra_authorize_params,
+            extra_token_params: self.extra_token_params,
+            timeout: self.timeout,
+            token_cache: self.token_cache,
+            token_cache_skew: self.token_cache_skew,
+        }
+    }
 }
 
 impl OAuthServerSpec {

@@ -1,0 +1,4 @@
+//! End-to-end tests of the `tokenflow` binary against the real test IdP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod servers;
