@@ -57,12 +57,8 @@ impl Config {
 #[serde(untagged)]
 enum SecretSource {
     Inline(SecretString),
-    Env {
-        env: String,
-    },
-    File {
-        file: PathBuf,
-    },
+    Env { env: String },
+    File { file: PathBuf },
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,13 +118,19 @@ pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
         .unwrap_or_default();
     let mut table = match sources.file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
             // Parse once into the typed model for errors with line and column.
-            toml::from_str::<RawConfig>(&text)
-                .map_err(|err| ConfigError::Syntax { path: path.to_owned(), message: err.to_string() })?;
-            toml::from_str::<Table>(&text)
-                .map_err(|err| ConfigError::Syntax { path: path.to_owned(), message: err.to_string() })?
+            toml::from_str::<RawConfig>(&text).map_err(|err| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: err.to_string(),
+            })?;
+            toml::from_str::<Table>(&text).map_err(|err| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: err.to_string(),
+            })?
         }
         None => Table::new(),
     };
@@ -137,11 +139,19 @@ pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
     for (var, value) in env {
         apply_env(&mut table, var, value)?;
     }
-    let raw: RawConfig = Value::Table(table).try_into().map_err(|err: toml::de::Error| {
-        ConfigError::Invalid(vec![format!("after environment overrides: {}", err.message())])
-    })?;
-    let env_lookup: BTreeMap<&str, &str> =
-        sources.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let raw: RawConfig = Value::Table(table)
+        .try_into()
+        .map_err(|err: toml::de::Error| {
+            ConfigError::Invalid(vec![format!(
+                "after environment overrides: {}",
+                err.message()
+            )])
+        })?;
+    let env_lookup: BTreeMap<&str, &str> = sources
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     build(raw, &base_dir, &env_lookup)
 }
 
@@ -153,7 +163,9 @@ fn build(
     let mut errors = Vec::new();
     let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
     let listen = listen.parse::<SocketAddr>().unwrap_or_else(|err| {
-        errors.push(format!("`listen`: `{listen}` is not an address like 127.0.0.1:8080 ({err})"));
+        errors.push(format!(
+            "`listen`: `{listen}` is not an address like 127.0.0.1:8080 ({err})"
+        ));
         SocketAddr::from(([127, 0, 0, 1], 8080))
     });
     let public_url = parse_url(
@@ -173,7 +185,15 @@ fn build(
         .api_keys
         .into_iter()
         .enumerate()
-        .filter_map(|(i, source)| resolve(&format!("api_keys[{i}]"), source, base_dir, env, &mut errors))
+        .filter_map(|(i, source)| {
+            resolve(
+                &format!("api_keys[{i}]"),
+                source,
+                base_dir,
+                env,
+                &mut errors,
+            )
+        })
         .collect();
     let mut oauth_servers = BTreeMap::new();
     for (id, spec) in raw.oauth_servers {
@@ -193,7 +213,10 @@ fn build(
         listen,
         public_url,
         oauth_redirect_uri,
-        data_dir: base_dir.join(raw.data_dir.unwrap_or_else(|| PathBuf::from("tokenflow-data"))),
+        data_dir: base_dir.join(
+            raw.data_dir
+                .unwrap_or_else(|| PathBuf::from("tokenflow-data")),
+        ),
         database_url,
         flows_dir: base_dir.join(raw.flows_dir.unwrap_or_else(|| PathBuf::from("flows"))),
         api_keys,
@@ -206,7 +229,10 @@ fn parse_url(key: &str, text: &str, errors: &mut Vec<String>) -> Option<Url> {
     match Url::parse(text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
         Ok(url) => {
-            errors.push(format!("`{key}`: scheme `{}` is not http or https", url.scheme()));
+            errors.push(format!(
+                "`{key}`: scheme `{}` is not http or https",
+                url.scheme()
+            ));
             None
         }
         Err(err) => {
@@ -238,7 +264,10 @@ fn resolve(
                 // A trailing newline is an editor's, not the secret's.
                 Ok(text) => Some(SecretString::new(text.trim_end_matches(['\r', '\n']))),
                 Err(err) => {
-                    errors.push(format!("`{key}`: cannot read secret file {}: {err}", path.display()));
+                    errors.push(format!(
+                        "`{key}`: cannot read secret file {}: {err}",
+                        path.display()
+                    ));
                     None
                 }
             }
@@ -257,7 +286,9 @@ fn env_value(key: &str, value: &str) -> Result<Value, String> {
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("`{value}` is not a whole number of seconds")),
-        "timeout" => Ok(value.parse::<i64>().map_or_else(|_| Value::String(value.to_owned()), Value::Integer)),
+        "timeout" => Ok(value
+            .parse::<i64>()
+            .map_or_else(|_| Value::String(value.to_owned()), Value::Integer)),
         _ => Ok(Value::String(value.to_owned())),
     }
 }
@@ -269,7 +300,10 @@ fn apply_env(table: &mut Table, var: &str, value: &str) -> Result<(), ConfigErro
     if RESERVED_ENV.contains(&var) || rest.is_empty() {
         return Ok(());
     }
-    let env_error = |message: String| ConfigError::Env { var: var.to_owned(), message };
+    let env_error = |message: String| ConfigError::Env {
+        var: var.to_owned(),
+        message,
+    };
     let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
     if path.iter().any(String::is_empty) {
         return Err(env_error("has an empty key segment".to_owned()));
@@ -277,7 +311,12 @@ fn apply_env(table: &mut Table, var: &str, value: &str) -> Result<(), ConfigErro
     let leaf = path.last().map(String::as_str).unwrap_or_default();
     let typed = if path.len() == 1 && leaf == "api_keys" {
         // A comma-separated list, since one variable cannot hold a TOML array comfortably.
-        Value::Array(value.split(',').map(|k| Value::String(k.trim().to_owned())).collect())
+        Value::Array(
+            value
+                .split(',')
+                .map(|k| Value::String(k.trim().to_owned()))
+                .collect(),
+        )
     } else {
         env_value(leaf, value).map_err(env_error)?
     };
@@ -293,7 +332,10 @@ fn apply_env(table: &mut Table, var: &str, value: &str) -> Result<(), ConfigErro
         "oauth_servers",
     ];
     if !known_top.contains(&path[0].as_str()) {
-        return Err(env_error(format!("`{}` is not a configuration key", path[0])));
+        return Err(env_error(format!(
+            "`{}` is not a configuration key",
+            path[0]
+        )));
     }
     let mut node = table;
     for segment in &path[..path.len() - 1] {

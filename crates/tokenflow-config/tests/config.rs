@@ -14,7 +14,10 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 fn load_with(file: &Path, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
     load(&Sources {
         file: Some(file),
-        env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
     })
 }
 
@@ -48,27 +51,53 @@ fn example_file_loads_with_secrets_from_env_and_file() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "secret.txt", "file-secret-value\n");
     let file = write(dir.path(), "tokenflow.toml", EXAMPLE);
-    let config =
-        load_with(&file, &[("ENTRA_SECRET", "env-secret-value"), ("API_KEY_2", "key-two")]).unwrap();
+    let config = load_with(
+        &file,
+        &[
+            ("ENTRA_SECRET", "env-secret-value"),
+            ("API_KEY_2", "key-two"),
+        ],
+    )
+    .unwrap();
 
     assert_eq!(config.listen.to_string(), "127.0.0.1:9090");
-    assert_eq!(config.default_redirect_uri().as_str(), "https://flows.example/oauth-callback");
+    assert_eq!(
+        config.default_redirect_uri().as_str(),
+        "https://flows.example/oauth-callback"
+    );
     assert_eq!(config.flows_dir, dir.path().join("my-flows"));
     assert_eq!(config.data_dir, dir.path().join("tokenflow-data"));
     assert_eq!(config.log_format, LogFormat::Json);
     let keys: Vec<&str> = config.api_keys.iter().map(|k| k.expose()).collect();
     assert_eq!(keys, ["inline-key", "key-two"]);
     let entra = &config.oauth_servers["entra"];
-    assert_eq!(entra.client_secret.as_ref().unwrap().expose(), "env-secret-value");
-    assert_eq!(entra.client_credentials_delivery, CredentialsDelivery::BasicHeader);
+    assert_eq!(
+        entra.client_secret.as_ref().unwrap().expose(),
+        "env-secret-value"
+    );
+    assert_eq!(
+        entra.client_credentials_delivery,
+        CredentialsDelivery::BasicHeader
+    );
     assert!(entra.request_refresh_token);
-    assert_eq!(entra.extra_token_params["resource"], "https://graph.microsoft.com");
+    assert_eq!(
+        entra.extra_token_params["resource"],
+        "https://graph.microsoft.com"
+    );
     let local = &config.oauth_servers["local"];
-    assert_eq!(local.client_secret.as_ref().unwrap().expose(), "file-secret-value");
+    assert_eq!(
+        local.client_secret.as_ref().unwrap().expose(),
+        "file-secret-value"
+    );
     assert_eq!(local.timeout, std::time::Duration::from_secs(5));
 
     let debug = format!("{config:?}");
-    for secret in ["env-secret-value", "file-secret-value", "inline-key", "key-two"] {
+    for secret in [
+        "env-secret-value",
+        "file-secret-value",
+        "inline-key",
+        "key-two",
+    ] {
         assert!(!debug.contains(secret), "{secret} leaked into Debug");
     }
 }
@@ -78,7 +107,10 @@ fn defaults_without_a_file() {
     let config = load(&Sources::default()).unwrap();
     assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
-    assert_eq!(config.default_redirect_uri().as_str(), "http://127.0.0.1:8080/oauth-callback");
+    assert_eq!(
+        config.default_redirect_uri().as_str(),
+        "http://127.0.0.1:8080/oauth-callback"
+    );
     assert!(config.oauth_servers.is_empty() && config.api_keys.is_empty());
     assert_eq!(config.log_format, LogFormat::Text);
 }
@@ -98,7 +130,10 @@ fn environment_overrides_are_typed_by_key() {
             ("TOKENFLOW_OAUTH_SERVERS__ENTRA__CLIENT_SECRET", "from-env"),
             ("TOKENFLOW_OAUTH_SERVERS__ENTRA__PKCE", "false"),
             ("TOKENFLOW_OAUTH_SERVERS__NEW__CLIENT_ID", "123"),
-            ("TOKENFLOW_OAUTH_SERVERS__NEW__TOKEN_URL", "https://idp.example/token"),
+            (
+                "TOKENFLOW_OAUTH_SERVERS__NEW__TOKEN_URL",
+                "https://idp.example/token",
+            ),
             ("TOKENFLOW_MASTER_KEY", "not-a-config-key"),
         ],
     )
@@ -106,9 +141,19 @@ fn environment_overrides_are_typed_by_key() {
     assert_eq!(config.listen.to_string(), "0.0.0.0:8181");
     let keys: Vec<&str> = config.api_keys.iter().map(|k| k.expose()).collect();
     assert_eq!(keys, ["k1", "k2"]);
-    assert_eq!(config.oauth_servers["entra"].client_secret.as_ref().unwrap().expose(), "from-env");
+    assert_eq!(
+        config.oauth_servers["entra"]
+            .client_secret
+            .as_ref()
+            .unwrap()
+            .expose(),
+        "from-env"
+    );
     assert!(!config.oauth_servers["entra"].pkce);
-    assert_eq!(config.oauth_servers["new"].client_id, "123", "stays a string");
+    assert_eq!(
+        config.oauth_servers["new"].client_id, "123",
+        "stays a string"
+    );
 }
 
 #[test]
@@ -118,29 +163,59 @@ fn bad_environment_values_name_the_variable() {
         env: vec![("TOKENFLOW_OAUTH_SERVERS__X__PKCE".into(), "maybe".into())],
     })
     .unwrap_err();
-    assert!(matches!(&err, ConfigError::Env { var, .. } if var == "TOKENFLOW_OAUTH_SERVERS__X__PKCE"), "{err}");
-    let err = load(&Sources { file: None, env: vec![("TOKENFLOW_LISTN".into(), "x".into())] })
-        .unwrap_err();
-    assert!(err.to_string().contains("TOKENFLOW_LISTN") && err.to_string().contains("not a configuration key"));
+    assert!(
+        matches!(&err, ConfigError::Env { var, .. } if var == "TOKENFLOW_OAUTH_SERVERS__X__PKCE"),
+        "{err}"
+    );
+    let err = load(&Sources {
+        file: None,
+        env: vec![("TOKENFLOW_LISTN".into(), "x".into())],
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("TOKENFLOW_LISTN")
+            && err.to_string().contains("not a configuration key")
+    );
 }
 
 #[test]
 fn syntax_and_unknown_keys_report_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "a.toml", "listen = \"127.0.0.1:1\"\nlisten_port = 3\n");
+    let file = write(
+        dir.path(),
+        "a.toml",
+        "listen = \"127.0.0.1:1\"\nlisten_port = 3\n",
+    );
     let err = load_with(&file, &[]).unwrap_err().to_string();
-    assert!(err.contains("unknown field `listen_port`") && err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("unknown field `listen_port`") && err.contains("line 2"),
+        "{err}"
+    );
 
-    let file = write(dir.path(), "b.toml", "[oauth_servers.x]\nclient_id = \"a\"\nclient_scret = \"s\"\n");
+    let file = write(
+        dir.path(),
+        "b.toml",
+        "[oauth_servers.x]\nclient_id = \"a\"\nclient_scret = \"s\"\n",
+    );
     let err = load_with(&file, &[]).unwrap_err().to_string();
-    assert!(err.contains("unknown field `client_scret`") && err.contains("line 3"), "{err}");
+    assert!(
+        err.contains("unknown field `client_scret`") && err.contains("line 3"),
+        "{err}"
+    );
 
-    let file = write(dir.path(), "c.toml", "[oauth_servers.x]\nclient_id = \"a\"\npkce = \"yes\"\n");
+    let file = write(
+        dir.path(),
+        "c.toml",
+        "[oauth_servers.x]\nclient_id = \"a\"\npkce = \"yes\"\n",
+    );
     let err = load_with(&file, &[]).unwrap_err().to_string();
     assert!(err.contains("line 3"), "{err}");
 
     let file = write(dir.path(), "d.toml", "listen = \n");
-    assert!(matches!(load_with(&file, &[]).unwrap_err(), ConfigError::Syntax { .. }));
+    assert!(matches!(
+        load_with(&file, &[]).unwrap_err(),
+        ConfigError::Syntax { .. }
+    ));
 }
 
 #[test]
@@ -159,18 +234,36 @@ client_secret = { env = "MISSING_VAR" }
 prompt = "consent"
 "#,
     );
-    let ConfigError::Invalid(problems) = load_with(&file, &[]).unwrap_err() else { panic!() };
+    let ConfigError::Invalid(problems) = load_with(&file, &[]).unwrap_err() else {
+        panic!()
+    };
     let text = problems.join("\n");
     assert!(text.contains("`public_url`"), "{text}");
-    assert!(text.contains("oauth server `a`, field `client_id`: is required"), "{text}");
-    assert!(text.contains("oauth server `a`, field `token_url`"), "{text}");
-    assert!(text.contains("oauth_servers.b.client_secret") && text.contains("MISSING_VAR"), "{text}");
+    assert!(
+        text.contains("oauth server `a`, field `client_id`: is required"),
+        "{text}"
+    );
+    assert!(
+        text.contains("oauth server `a`, field `token_url`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("oauth_servers.b.client_secret") && text.contains("MISSING_VAR"),
+        "{text}"
+    );
 }
 
 #[test]
 fn missing_secret_file_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "t.toml", "[oauth_servers.a]\nclient_id = \"a\"\nclient_secret = { file = \"nope.txt\" }\n");
+    let file = write(
+        dir.path(),
+        "t.toml",
+        "[oauth_servers.a]\nclient_id = \"a\"\nclient_secret = { file = \"nope.txt\" }\n",
+    );
     let err = load_with(&file, &[]).unwrap_err().to_string();
-    assert!(err.contains("oauth_servers.a.client_secret") && err.contains("nope.txt"), "{err}");
+    assert!(
+        err.contains("oauth_servers.a.client_secret") && err.contains("nope.txt"),
+        "{err}"
+    );
 }

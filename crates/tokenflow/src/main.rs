@@ -17,7 +17,11 @@ use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors};
 use tokenflow_core::{Input, SystemClock};
 
 #[derive(Debug, Parser)]
-#[command(name = "tokenflow", version, about = "Process flows with OAuth 2.0 connectors")]
+#[command(
+    name = "tokenflow",
+    version,
+    about = "Process flows with OAuth 2.0 connectors"
+)]
 struct Cli {
     /// Configuration file (default: ./tokenflow.toml when present).
     #[arg(long, global = true, env = "TOKENFLOW_CONFIG")]
@@ -53,7 +57,10 @@ enum ServersCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -75,39 +82,64 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config => {
             println!("listen       {}", config.listen);
             println!("public_url   {}", config.public_url);
-            println!("redirect URI {}", config
-                .oauth_redirect_uri
-                .clone()
-                .unwrap_or_else(|| config.default_redirect_uri()));
-            println!("store        {}", if config.database_url.is_some() { "PostgreSQL (database_url)".to_owned() } else { format!("SQLite in {}", config.data_dir.display()) });
+            println!(
+                "redirect URI {}",
+                config
+                    .oauth_redirect_uri
+                    .clone()
+                    .unwrap_or_else(|| config.default_redirect_uri())
+            );
+            println!(
+                "store        {}",
+                if config.database_url.is_some() {
+                    "PostgreSQL (database_url)".to_owned()
+                } else {
+                    format!("SQLite in {}", config.data_dir.display())
+                }
+            );
             println!("flows_dir    {}", config.flows_dir.display());
             println!("api_keys     {}", config.api_keys.len());
             println!("oauth_servers {}", config.oauth_servers.len());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Servers { command: ServersCommand::List } => {
+        Command::Servers {
+            command: ServersCommand::List,
+        } => {
             for (id, server) in &config.oauth_servers {
                 let endpoint = |url: &Option<url::Url>| {
-                    url.as_ref().map_or_else(|| "(discovery)".to_owned(), ToString::to_string)
+                    url.as_ref()
+                        .map_or_else(|| "(discovery)".to_owned(), ToString::to_string)
                 };
                 println!(
                     "{id}\n  client_id      {}\n  client_secret  {}\n  delivery       {}\n  token_url      {}\n  authorize_url  {}\n  issuer         {}\n  scope          {}",
                     server.client_id,
-                    if server.client_secret.is_some() { "set" } else { "none (public client)" },
+                    if server.client_secret.is_some() {
+                        "set"
+                    } else {
+                        "none (public client)"
+                    },
                     server.client_credentials_delivery,
                     endpoint(&server.token_url),
                     endpoint(&server.authorization_url),
-                    server.issuer.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string),
+                    server
+                        .issuer
+                        .as_ref()
+                        .map_or_else(|| "-".to_owned(), ToString::to_string),
                     server.scope.as_deref().unwrap_or("-"),
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Servers { command: ServersCommand::Test { id, scope } } => {
-            let http = build_client(Duration::from_secs(30)).context("cannot build the HTTP client")?;
+        Command::Servers {
+            command: ServersCommand::Test { id, scope },
+        } => {
+            let http =
+                build_client(Duration::from_secs(30)).context("cannot build the HTTP client")?;
             let connectors = OAuthConnectors::new(http, Arc::new(SystemClock));
             let scope = scope.map_or(Input::Unassigned, Input::Assigned);
-            let out = connectors.server_login(&id, config.oauth_servers.get(&id), &scope).await;
+            let out = connectors
+                .server_login(&id, config.oauth_servers.get(&id), &scope)
+                .await;
             println!("oauth_server_login on `{id}`");
             println!("  status_code        {}", out.status);
             if let Some(token) = &out.access_token {
@@ -128,7 +160,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for warning in &out.warnings {
                 println!("  warning            {}: {}", warning.code, warning.message);
             }
-            Ok(if out.status.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if out.status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -136,6 +172,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
     let default = PathBuf::from("tokenflow.toml");
     let file = path.or_else(|| default.exists().then_some(default));
-    tokenflow_config::load(&Sources { file: file.as_deref(), env: Sources::process_env() })
-        .context("cannot load the configuration")
+    tokenflow_config::load(&Sources {
+        file: file.as_deref(),
+        env: Sources::process_env(),
+    })
+    .context("cannot load the configuration")
 }

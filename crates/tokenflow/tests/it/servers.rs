@@ -14,7 +14,11 @@ fn tokenflow(config: &Path, args: &[&str]) -> Output {
 }
 
 fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 fn config_for(dir: &Path, idp: &Idp, client_id: &str, secret_env: &str) -> std::path::PathBuf {
@@ -33,11 +37,19 @@ fn config_for(dir: &Path, idp: &Idp, client_id: &str, secret_env: &str) -> std::
 #[tokio::test]
 async fn servers_test_gets_a_token_and_prints_only_its_fingerprint() {
     let idp = Idp::start().await;
-    let client = idp.client_credentials_client(&unique("cli"), "cli-secret-value").await;
+    let client = idp
+        .client_credentials_client(&unique("cli"), "cli-secret-value")
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(dir.path(), &idp, &client.id, "CLI_TEST_SECRET_OK");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tokenflow"))
-        .args(["--config", config.to_str().unwrap(), "servers", "test", "idp"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "servers",
+            "test",
+            "idp",
+        ])
         .env("CLI_TEST_SECRET_OK", "cli-secret-value")
         .output()
         .unwrap();
@@ -54,17 +66,28 @@ async fn servers_test_gets_a_token_and_prints_only_its_fingerprint() {
 #[tokio::test]
 async fn servers_test_with_a_wrong_secret_fails_with_the_provider_error() {
     let idp = Idp::start().await;
-    let client = idp.client_credentials_client(&unique("cli"), "right-one").await;
+    let client = idp
+        .client_credentials_client(&unique("cli"), "right-one")
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(dir.path(), &idp, &client.id, "CLI_TEST_SECRET_BAD");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tokenflow"))
-        .args(["--config", config.to_str().unwrap(), "servers", "test", "idp"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "servers",
+            "test",
+            "idp",
+        ])
         .env("CLI_TEST_SECRET_BAD", "wrong-one-value")
         .output()
         .unwrap();
     let out = text(&output);
     assert!(!output.status.success());
-    assert!(out.contains("-1 (Unsuccessful (unknown))") && out.contains("invalid_client"), "{out}");
+    assert!(
+        out.contains("-1 (Unsuccessful (unknown))") && out.contains("invalid_client"),
+        "{out}"
+    );
     assert!(!out.contains("wrong-one-value"));
 }
 
@@ -77,8 +100,14 @@ fn invalid_configuration_names_the_server_and_field_and_exits_non_zero() {
     let out = text(&output);
     assert!(!output.status.success());
     assert!(out.contains("cannot load the configuration"), "{out}");
-    assert!(out.contains("oauth server `entra`, field `client_id`: is required"), "{out}");
-    assert!(out.contains("oauth server `entra`, field `token_url`"), "{out}");
+    assert!(
+        out.contains("oauth server `entra`, field `client_id`: is required"),
+        "{out}"
+    );
+    assert!(
+        out.contains("oauth server `entra`, field `token_url`"),
+        "{out}"
+    );
 }
 
 #[test]
