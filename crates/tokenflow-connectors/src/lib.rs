@@ -1,6 +1,7 @@
 //! tokenflow's connectors: the process actions that talk to other systems.
 //!
 //! - [`http`]: the one HTTP client (rustls, no redirects, timeouts) and bounded body reading.
+//! - [`status`]: every connector's status codes, in one place.
 //! - [`oauth`]: the three OAuth connectors of the seed, their status codes, the token endpoint
 //!   client, tolerant token-response parsing, the authorization request and the callback half.
 //!
@@ -9,3 +10,4 @@
 
 pub mod http;
 pub mod oauth;
+pub mod status;

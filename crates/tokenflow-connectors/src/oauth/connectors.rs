@@ -17,7 +17,7 @@ use super::authorize::{
 use super::discovery::{DiscoveryError, issuer_matches, resolve_endpoints};
 use super::id_token::{Expected, check_id_token};
 use super::outputs::TokenOutputs;
-use super::status::{RefreshStatus, ServerLoginStatus, UserLoginStatus};
+use crate::status::{RefreshStatus, ServerLoginStatus, UserLoginStatus};
 use super::token_endpoint::{Grant, TokenError, request_token};
 
 /// Where a user login sends the person back to, and how long it waits.
@@ -303,7 +303,7 @@ impl OAuthConnectors {
     }
 }
 
-fn unknown_server<S: super::status::ConnectorStatus>(
+fn unknown_server<S: crate::status::ConnectorStatus>(
     status: S,
     server_id: &str,
 ) -> TokenOutputs<S> {
@@ -314,7 +314,7 @@ fn unknown_server<S: super::status::ConnectorStatus>(
     )
 }
 
-fn missing_field<S: super::status::ConnectorStatus>(
+fn missing_field<S: crate::status::ConnectorStatus>(
     status: S,
     server: &OAuthServer,
     field: &str,
@@ -326,7 +326,7 @@ fn missing_field<S: super::status::ConnectorStatus>(
     )
 }
 
-fn unsupported_type<S: super::status::ConnectorStatus>(
+fn unsupported_type<S: crate::status::ConnectorStatus>(
     status: S,
     token_type: &Option<String>,
 ) -> TokenOutputs<S> {

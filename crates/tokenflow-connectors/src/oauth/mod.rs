@@ -2,7 +2,6 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | [`status`] | every connector's status codes, in one place |
 //! | [`client_auth`] | client authentication at the token endpoint (RFC 6749 §2.3.1) |
 //! | [`token_response`] | tolerant parsing of token responses, with warnings (SPEC §4.5) |
 //! | [`token_endpoint`] | the three grant requests and their failure classes |
@@ -18,7 +17,6 @@ pub mod discovery;
 pub mod id_token;
 pub mod outputs;
 pub mod random;
-pub mod status;
 pub mod token_endpoint;
 pub mod token_response;
 
@@ -27,5 +25,5 @@ pub use authorize::{
 };
 pub use connectors::OAuthConnectors;
 pub use outputs::TokenOutputs;
-pub use status::{ConnectorStatus, RefreshStatus, ServerLoginStatus, UserLoginStatus};
+pub use crate::status::{ConnectorStatus, RefreshStatus, ServerLoginStatus, UserLoginStatus};
 pub use token_response::{TokenResponse, Warning};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use tokenflow_core::SecretString;
 
-use super::status::ConnectorStatus;
+use crate::status::ConnectorStatus;
 use super::token_endpoint::TokenError;
 use super::token_response::{TokenResponse, Warning};
 

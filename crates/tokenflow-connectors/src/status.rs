@@ -1,4 +1,4 @@
-//! Every OAuth connector's status codes, exactly as in the seed (Thinkwise's documentation).
+//! Every connector's status codes, exactly as in the seed and Thinkwise's documentation.
 //!
 //! This file is the only place the numbers are written. `docs/connectors.md` carries the same
 //! tables; a test renders them from here and fails when the docs drift.
@@ -81,6 +81,27 @@ status_enum!(
     InputMissing = -3 => "Unsuccessful, input data is missing",
 });
 
+status_enum!(
+    /// `http_connector` (Thinkwise's HTTP connector codes; `-5` is not used).
+    HttpStatus, "http_connector", {
+    /// A response was received, whatever its HTTP status.
+    Successful = 0 => "Successful",
+    Unknown = -1 => "Unsuccessful, cause unknown",
+    InvalidUrl = -2 => "Unsuccessful, invalid URL",
+    InvalidMethod = -3 => "Unsuccessful, invalid HTTP method",
+    InvalidHeaders = -4 => "Unsuccessful, invalid headers",
+    Timeout = -6 => "Unsuccessful, timeout",
+});
+
+status_enum!(
+    /// `extract_json` (RFC 9535 JSONPath).
+    ExtractJsonStatus, "extract_json", {
+    Found = 0 => "Found",
+    NotFound = 1 => "Not found",
+    InvalidJson = -1 => "Invalid JSON",
+    InvalidPath = -2 => "Invalid path",
+});
+
 /// The Markdown table of one connector's codes, as `docs/connectors.md` shows it.
 pub fn markdown_table<S: ConnectorStatus>() -> String {
     let mut table = format!("| `{}` status | meaning |\n|---|---|\n", S::ACTION);
@@ -126,11 +147,13 @@ mod tests {
 
     #[test]
     fn docs_carry_the_same_tables() {
-        let docs = include_str!("../../../../docs/connectors.md");
+        let docs = include_str!("../../../docs/connectors.md");
         for table in [
             markdown_table::<ServerLoginStatus>(),
             markdown_table::<UserLoginStatus>(),
             markdown_table::<RefreshStatus>(),
+            markdown_table::<HttpStatus>(),
+            markdown_table::<ExtractJsonStatus>(),
         ] {
             assert!(
                 docs.contains(&table),
