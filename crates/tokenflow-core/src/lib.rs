@@ -4,8 +4,10 @@
 //! - [`input`]: action inputs that keep *unassigned* apart from *assigned but empty* (SPEC §4.1).
 //! - [`oauth_server`]: the OAuth server configuration of SPEC §3, its defaults and validation.
 //! - [`clock`]: injected time, so tests control expiry.
+//! - [`flow`]: process flows: the action catalogue, the YAML format, validation with file/line/column.
 
 pub mod clock;
+pub mod flow;
 pub mod input;
 pub mod oauth_server;
 pub mod secret;

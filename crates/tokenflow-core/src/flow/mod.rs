@@ -1,0 +1,20 @@
+//! Process flows (SPEC §6–§7): the catalogue of action types, the flow model, the YAML format and
+//! its validation.
+//!
+//! A flow is parsed and validated in one pass that collects *every* problem, each with the file,
+//! line and column it comes from (`tokenflow flows validate` prints them all). The model keeps an
+//! unassigned input apart from one assigned an empty value (SPEC §4.1): an input that is absent from
+//! [`Action::inputs`] is unassigned.
+
+pub mod catalog;
+pub mod error;
+pub mod expr;
+pub mod model;
+pub mod parse;
+mod validate;
+
+pub use catalog::{ActionSpec, Param, ParamType, action_spec};
+pub use error::{FlowError, FlowProblems};
+pub use expr::Expression;
+pub use model::{Action, Binding, Condition, Flow, START, STOP, Step, Template, VariableDecl};
+pub use parse::{ParseOptions, parse_flow};

@@ -1,0 +1,238 @@
+//! The validated flow model.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use super::catalog::ActionSpec;
+use super::expr::Expression;
+
+/// The implicit first node of every flow.
+pub const START: &str = "start";
+/// The implicit last node of every flow.
+pub const STOP: &str = "stop";
+
+/// A validated process flow.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub id: String,
+    pub description: Option<String>,
+    pub variables: IndexMap<String, VariableDecl>,
+    /// In file order.
+    pub actions: IndexMap<String, Action>,
+    /// In file order: the first step whose condition holds is taken.
+    pub steps: Vec<Step>,
+    pub schedule: Option<String>,
+    pub max_steps: u32,
+    /// The YAML it was parsed from, as written.
+    pub source: String,
+}
+
+/// Default limit on executed actions per run (SPEC §7).
+pub const DEFAULT_MAX_STEPS: u32 = 1000;
+
+impl Flow {
+    /// Whether every action can run without a person (SPEC §2: a *system flow*).
+    pub fn is_system_flow(&self) -> bool {
+        self.actions.values().all(|action| !action.spec.interactive)
+    }
+
+    /// The steps leaving `node`, in file order.
+    pub fn steps_from<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Step> + 'a {
+        self.steps.iter().filter(move |step| step.from == node)
+    }
+
+    /// Whether the variable is secret (declared so, or written by a secret output).
+    pub fn is_secret(&self, variable: &str) -> bool {
+        self.variables.get(variable).is_some_and(|decl| decl.secret)
+    }
+
+    /// Variables that must be given when a run starts.
+    pub fn required_inputs(&self) -> Vec<&str> {
+        self.variables
+            .iter()
+            .filter(|(_, decl)| decl.required && decl.default.is_none())
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+}
+
+/// A declared variable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VariableDecl {
+    /// Masked in the monitor and API, encrypted at rest.
+    pub secret: bool,
+    pub default: Option<Value>,
+    /// Must be given as an input when a run starts.
+    pub required: bool,
+    pub description: Option<String>,
+}
+
+/// One action of a flow.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub id: String,
+    pub spec: &'static ActionSpec,
+    pub oauth_server: Option<String>,
+    /// Assigned inputs by name; an input that is absent is *unassigned*.
+    pub inputs: BTreeMap<&'static str, Binding>,
+    /// (output name, variable it writes), in file order.
+    pub outputs: Vec<(&'static str, String)>,
+}
+
+/// How an assigned input gets its value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Binding {
+    Const(Value),
+    /// `{ var: name }`: the variable's value, of any JSON type.
+    Var(String),
+    /// A string with `{name}` placeholders.
+    Template(Template),
+}
+
+impl Binding {
+    /// The variables this binding reads.
+    pub fn variables(&self) -> Vec<&str> {
+        match self {
+            Binding::Const(_) => Vec::new(),
+            Binding::Var(name) => vec![name.as_str()],
+            Binding::Template(template) => template.variables(),
+        }
+    }
+}
+
+/// A piece of a template string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Text(String),
+    Var(String),
+}
+
+/// A string with `{name}` placeholders; `{{` and `}}` stand for literal braces. Braces around
+/// anything that is not a variable name (e.g. JSON like `{"a":1}`) are kept as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub parts: Vec<Part>,
+}
+
+impl Template {
+    /// Splits `text` into parts; `None` when it has no placeholder (then it is a constant).
+    pub fn parse(text: &str) -> Option<Template> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        let mut any_var = false;
+        while let Some(pos) = rest.find(['{', '}']) {
+            literal.push_str(&rest[..pos]);
+            let tail = &rest[pos..];
+            if tail.starts_with("{{") || tail.starts_with("}}") {
+                literal.push_str(&tail[..1]);
+                rest = &tail[2..];
+                continue;
+            }
+            if tail.starts_with('{')
+                && let Some(end) = tail.find('}')
+                && is_identifier(&tail[1..end])
+            {
+                if !literal.is_empty() {
+                    parts.push(Part::Text(std::mem::take(&mut literal)));
+                }
+                parts.push(Part::Var(tail[1..end].to_owned()));
+                any_var = true;
+                rest = &tail[end + 1..];
+                continue;
+            }
+            literal.push_str(&tail[..1]);
+            rest = &tail[1..];
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal));
+        }
+        any_var.then_some(Template { parts })
+    }
+
+    pub fn variables(&self) -> Vec<&str> {
+        self.parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Var(name) => Some(name.as_str()),
+                Part::Text(_) => None,
+            })
+            .collect()
+    }
+
+    /// Renders with `lookup` giving each variable's text.
+    pub fn render(&self, mut lookup: impl FnMut(&str) -> String) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::Var(name) => out.push_str(&lookup(name)),
+            }
+        }
+        out
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: variable and action names, usable in placeholders and expressions.
+pub fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// An arrow from one node to the next.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub from: String,
+    pub to: String,
+    pub when: Condition,
+}
+
+/// When a step is taken (SPEC §7).
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// The default.
+    Always,
+    /// The action's status code is ≥ 0.
+    Successful,
+    /// The action's status code is < 0.
+    NotSuccessful,
+    Expr(Expression),
+}
+
+impl Condition {
+    /// The flow-file spelling.
+    pub fn label(&self) -> &str {
+        match self {
+            Condition::Always => "always",
+            Condition::Successful => "successful",
+            Condition::NotSuccessful => "not_successful",
+            Condition::Expr(expr) => expr.source(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_find_placeholders_and_keep_json_braces() {
+        let t = Template::parse("https://graph/{user}/x?q={{lit}}").unwrap();
+        assert_eq!(t.variables(), ["user"]);
+        assert_eq!(t.render(|_| "alice".into()), "https://graph/alice/x?q={lit}");
+        assert!(Template::parse(r#"{"a":1}"#).is_none(), "JSON is a constant");
+        assert!(Template::parse("plain").is_none());
+        let t = Template::parse(r#"{"user":"{name}"}"#).unwrap();
+        assert_eq!(t.render(|_| "bob".into()), r#"{"user":"bob"}"#);
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("access_token") && is_identifier("_x1"));
+        assert!(!is_identifier("1x") && !is_identifier("a-b") && !is_identifier(""));
+    }
+}

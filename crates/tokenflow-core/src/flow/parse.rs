@@ -1,0 +1,395 @@
+//! The YAML flow format (SPEC §6), parsed with `serde-saphyr` (YAML 1.2, maintained, with source
+//! locations) into raw structs that reject unknown fields, then checked into a [`Flow`].
+//!
+//! YAML syntax and shape errors stop at the first one (the parser cannot go on); every problem
+//! after that — unknown types, inputs, variables, unreachable actions — is collected, so a user sees
+//! all of them at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_saphyr::{Location, Spanned};
+
+use super::catalog::{ActionSpec, ParamType, action_spec, kinds};
+use super::error::{FlowError, FlowProblems};
+use super::expr::Expression;
+use super::model::{
+    Action, Binding, Condition, DEFAULT_MAX_STEPS, Flow, START, STOP, Step, Template,
+    VariableDecl, is_identifier,
+};
+use super::validate::check_graph;
+
+/// Largest flow file accepted.
+pub const MAX_FLOW_BYTES: usize = 1024 * 1024;
+
+/// What validation may know about its surroundings.
+#[derive(Debug, Clone, Default)]
+pub struct ParseOptions {
+    /// The configured OAuth servers; `None` skips the check. An unknown server is a warning
+    /// (SPEC §6: the action then ends `-2` at run time).
+    pub known_servers: Option<BTreeSet<String>>,
+}
+
+/// A flow that parsed, with warnings that do not stop it.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub flow: Flow,
+    pub warnings: Vec<FlowError>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlow {
+    id: Spanned<String>,
+    description: Option<String>,
+    #[serde(default)]
+    variables: IndexMap<Spanned<String>, Option<RawVariable>>,
+    #[serde(default)]
+    actions: IndexMap<Spanned<String>, RawAction>,
+    #[serde(default)]
+    steps: Vec<RawStep>,
+    schedule: Option<Spanned<String>>,
+    max_steps: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariable {
+    #[serde(default)]
+    secret: bool,
+    default: Option<Value>,
+    #[serde(default)]
+    required: bool,
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    oauth_server: Option<Spanned<String>>,
+    description: Option<String>,
+    #[serde(default)]
+    input: IndexMap<Spanned<String>, Spanned<Value>>,
+    #[serde(default)]
+    output: IndexMap<Spanned<String>, Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    from: Spanned<String>,
+    to: Spanned<String>,
+    when: Option<Spanned<String>>,
+}
+
+/// Collects problems while a flow is checked.
+pub(super) struct Problems<'a> {
+    file: &'a str,
+    pub(super) errors: Vec<FlowError>,
+    pub(super) warnings: Vec<FlowError>,
+}
+
+impl Problems<'_> {
+    pub(super) fn error(&mut self, at: Location, message: impl Into<String>) {
+        self.errors.push(self.at(at, message));
+    }
+
+    fn warning(&mut self, at: Location, message: impl Into<String>) {
+        self.warnings.push(self.at(at, message));
+    }
+
+    fn at(&self, at: Location, message: impl Into<String>) -> FlowError {
+        FlowError {
+            file: self.file.to_owned(),
+            line: at.line().max(1),
+            column: at.column().max(1),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses and validates one flow file. `file` names it in messages.
+pub fn parse_flow(file: &str, text: &str, options: &ParseOptions) -> Result<Parsed, FlowProblems> {
+    let mut problems = Problems { file, errors: Vec::new(), warnings: Vec::new() };
+    if text.len() > MAX_FLOW_BYTES {
+        problems.error(Location::UNKNOWN, format!("the flow is larger than {MAX_FLOW_BYTES} bytes"));
+        return Err(FlowProblems(problems.errors));
+    }
+    let raw: RawFlow = match serde_saphyr::from_str(text) {
+        Ok(raw) => raw,
+        Err(err) => {
+            let location = err.location().unwrap_or(Location::UNKNOWN);
+            problems.error(location, first_line(&err.to_string()));
+            return Err(FlowProblems(problems.errors));
+        }
+    };
+    let flow = check(raw, text, &mut problems, options);
+    if problems.errors.is_empty() {
+        Ok(Parsed { flow, warnings: problems.warnings })
+    } else {
+        Err(FlowProblems(problems.errors))
+    }
+}
+
+/// serde-saphyr's message is `error: line L column C: text` followed by a source snippet.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or(message);
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line.find(": ") {
+        Some(pos) if line.starts_with("line ") => line[pos + 2..].to_owned(),
+        _ => line.to_owned(),
+    }
+}
+
+fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseOptions) -> Flow {
+    let id = raw.id.value.clone();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        problems.error(raw.id.referenced, "the flow id must use only letters, digits, `-`, `_` and `.`");
+    }
+
+    let mut variables = IndexMap::new();
+    for (name, decl) in raw.variables {
+        if !is_identifier(&name.value) {
+            problems.error(name.referenced, format!("`{}` is not a valid variable name (letters, digits, `_`)", name.value));
+        }
+        let decl = decl.map_or_else(VariableDecl::default, |raw| VariableDecl {
+            secret: raw.secret,
+            default: raw.default,
+            required: raw.required,
+            description: raw.description,
+        });
+        variables.insert(name.value, decl);
+    }
+
+    let max_steps = match raw.max_steps {
+        Some(spanned) if spanned.value == 0 => {
+            problems.error(spanned.referenced, "max_steps must be at least 1");
+            DEFAULT_MAX_STEPS
+        }
+        Some(spanned) => spanned.value,
+        None => DEFAULT_MAX_STEPS,
+    };
+    let schedule = raw.schedule.map(|spanned| {
+        if spanned.value.trim().is_empty() {
+            problems.error(spanned.referenced, "schedule must not be empty");
+        }
+        spanned
+    });
+
+    let mut actions = IndexMap::new();
+    let mut action_locations = BTreeMap::new();
+    for (name, raw_action) in raw.actions {
+        if name.value == START || name.value == STOP {
+            problems.error(name.referenced, format!("`{}` is implicit and cannot be declared as an action", name.value));
+            continue;
+        }
+        if !is_identifier(&name.value) {
+            problems.error(name.referenced, format!("`{}` is not a valid action name (letters, digits, `_`)", name.value));
+        }
+        action_locations.insert(name.value.clone(), name.referenced);
+        if let Some(action) = check_action(&name.value, raw_action, &mut variables, problems, options) {
+            if let Some(schedule) = &schedule
+                && action.spec.interactive
+            {
+                problems.error(
+                    name.referenced,
+                    format!(
+                        "`{}` is an {} action, which needs a person: a flow with a schedule (`{}`) must be a system flow",
+                        name.value, action.spec.kind, schedule.value
+                    ),
+                );
+            }
+            actions.insert(name.value, action);
+        }
+    }
+
+    let mut steps = Vec::new();
+    for raw_step in raw.steps {
+        let known = |node: &str| actions.contains_key(node) || action_locations.contains_key(node);
+        if raw_step.from.value == STOP {
+            problems.error(raw_step.from.referenced, "a step cannot leave `stop`");
+        } else if raw_step.from.value != START && !known(&raw_step.from.value) {
+            problems.error(raw_step.from.referenced, format!("step from unknown action `{}`", raw_step.from.value));
+        }
+        if raw_step.to.value == START {
+            problems.error(raw_step.to.referenced, "a step cannot lead back to `start`");
+        } else if raw_step.to.value != STOP && !known(&raw_step.to.value) {
+            problems.error(raw_step.to.referenced, format!("step to unknown action `{}`", raw_step.to.value));
+        }
+        let when = match &raw_step.when {
+            None => Condition::Always,
+            Some(when) => match when.value.trim() {
+                "always" => Condition::Always,
+                "successful" => Condition::Successful,
+                "not_successful" => Condition::NotSuccessful,
+                source => match Expression::compile(source) {
+                    Ok(expr) => {
+                        for var in expr.variables() {
+                            if !variables.contains_key(&var) {
+                                problems.error(when.referenced, format!("unknown variable `{var}` in condition"));
+                            }
+                        }
+                        Condition::Expr(expr)
+                    }
+                    Err(message) => {
+                        problems.error(when.referenced, format!("invalid condition: {message}"));
+                        Condition::Always
+                    }
+                },
+            },
+        };
+        steps.push((Step { from: raw_step.from.value.clone(), to: raw_step.to.value.clone(), when }, raw_step.from.referenced));
+    }
+
+    let flow = Flow {
+        id,
+        description: raw.description,
+        variables,
+        actions,
+        steps: steps.iter().map(|(step, _)| step.clone()).collect(),
+        schedule: schedule.map(|s| s.value),
+        max_steps,
+        source: text.to_owned(),
+    };
+    if problems.errors.is_empty() {
+        check_graph(&flow, &action_locations, raw.id.referenced, problems);
+    }
+    flow
+}
+
+fn check_action(
+    name: &str,
+    raw: RawAction,
+    variables: &mut IndexMap<String, VariableDecl>,
+    problems: &mut Problems<'_>,
+    options: &ParseOptions,
+) -> Option<Action> {
+    let Some(spec) = action_spec(&raw.kind.value) else {
+        problems.error(
+            raw.kind.referenced,
+            format!("unknown action type `{}` (known: {})", raw.kind.value, kinds().join(", ")),
+        );
+        return None;
+    };
+    if spec.kind == START {
+        problems.error(raw.kind.referenced, "only the implicit `start` has type start");
+    }
+    let _ = raw.description;
+    let oauth_server = match (&raw.oauth_server, spec.needs_server) {
+        (Some(server), true) => {
+            if let Some(known) = &options.known_servers
+                && !known.contains(&server.value)
+            {
+                problems.warning(server.referenced, format!("OAuth server `{}` is not configured; this action will end with -2", server.value));
+            }
+            Some(server.value.clone())
+        }
+        (None, true) => {
+            problems.error(raw.kind.referenced, format!("`{name}` ({}) needs `oauth_server`", spec.kind));
+            None
+        }
+        (Some(server), false) => {
+            problems.error(server.referenced, format!("`{}` actions do not take `oauth_server`", spec.kind));
+            None
+        }
+        (None, false) => None,
+    };
+
+    let mut inputs = BTreeMap::new();
+    for (key, value) in raw.input {
+        let Some(param) = spec.input(&key.value) else {
+            problems.error(key.referenced, unknown_param("input", &key.value, spec, true));
+            continue;
+        };
+        if let Some(binding) = binding(param.ty, value, variables, problems) {
+            inputs.insert(param.name, binding);
+        }
+    }
+
+    let mut outputs = Vec::new();
+    for (key, variable) in raw.output {
+        let Some(param) = spec.output(&key.value) else {
+            problems.error(key.referenced, unknown_param("output", &key.value, spec, false));
+            continue;
+        };
+        match variables.get_mut(&variable.value) {
+            Some(decl) => {
+                // SPEC §6: a variable that receives a token or a secret is secret automatically.
+                decl.secret |= param.secret;
+                outputs.push((param.name, variable.value));
+            }
+            None => problems.error(variable.referenced, format!("unknown variable `{}` (declare it under `variables`)", variable.value)),
+        }
+    }
+
+    Some(Action { id: name.to_owned(), spec, oauth_server, inputs, outputs })
+}
+
+fn unknown_param(what: &str, name: &str, spec: &ActionSpec, input: bool) -> String {
+    let params = if input { spec.inputs } else { spec.outputs };
+    let names: Vec<&str> = params.iter().map(|p| p.name).collect();
+    let known = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+    format!("unknown {what} `{name}` for {} (known: {known})", spec.kind)
+}
+
+fn binding(
+    ty: ParamType,
+    value: Spanned<Value>,
+    variables: &IndexMap<String, VariableDecl>,
+    problems: &mut Problems<'_>,
+) -> Option<Binding> {
+    let at = value.referenced;
+    let check_var = |name: &str, problems: &mut Problems<'_>| {
+        if !variables.contains_key(name) {
+            problems.error(at, format!("unknown variable `{name}` (declare it under `variables`)"));
+        }
+    };
+    match value.value {
+        Value::Object(map) if map.len() == 1 && map.contains_key("var") => match map.get("var") {
+            Some(Value::String(name)) => {
+                check_var(name, problems);
+                Some(Binding::Var(name.clone()))
+            }
+            _ => {
+                problems.error(at, "`var` must name a variable");
+                None
+            }
+        },
+        Value::String(text) => match Template::parse(&text) {
+            Some(template) if ty != ParamType::Bool && ty != ParamType::Int => {
+                for name in template.variables() {
+                    check_var(name, problems);
+                }
+                Some(Binding::Template(template))
+            }
+            _ => constant(ty, Value::String(text), at, problems),
+        },
+        other => constant(ty, other, at, problems),
+    }
+}
+
+fn constant(ty: ParamType, value: Value, at: Location, problems: &mut Problems<'_>) -> Option<Binding> {
+    let ok = match (ty, &value) {
+        (ParamType::Json, _)
+        | (ParamType::Bool, Value::Bool(_))
+        | (ParamType::Text, Value::String(_)) => Some(value.clone()),
+        (ParamType::Int, Value::Number(n)) if n.is_u64() => Some(value.clone()),
+        (ParamType::Text, Value::Number(n)) => Some(Value::String(n.to_string())),
+        (ParamType::Text, Value::Bool(b)) => Some(Value::String(b.to_string())),
+        _ => None,
+    };
+    if ok.is_none() {
+        let expected = match ty {
+            ParamType::Text => "a string",
+            ParamType::Bool => "true or false",
+            ParamType::Int => "a whole number",
+            ParamType::Json => "a JSON value",
+        };
+        problems.error(at, format!("expected {expected} or {{ var: name }}, found {value}"));
+    }
+    ok.map(Binding::Const)
+}
