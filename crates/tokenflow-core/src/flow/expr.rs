@@ -47,13 +47,34 @@ impl Expression {
         for name in self.variables() {
             let value = variables.get(&name).cloned().unwrap_or(Value::Null);
             context
-                .add_variable(name.clone(), value)
+                .add_variable(name.clone(), to_cel(&value))
                 .map_err(|err| format!("variable `{name}` cannot be used in an expression: {err}"))?;
         }
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(result)) => Ok(result),
             Ok(other) => Err(format!("`{}` evaluated to {other:?}, not a boolean", self.source)),
             Err(err) => Err(format!("`{}` failed: {err}", self.source)),
+        }
+    }
+}
+
+/// JSON to CEL, with whole numbers as CEL `int` (not `uint`), so `status + 1` and `code == -1`
+/// mix freely with integer literals.
+fn to_cel(value: &Value) -> cel::Value {
+    match value {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::String(s.clone().into()),
+        Value::Array(items) => cel::Value::List(items.iter().map(to_cel).collect::<Vec<_>>().into()),
+        Value::Object(map) => {
+            let map: std::collections::HashMap<String, cel::Value> =
+                map.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            cel::Value::from(map)
         }
     }
 }
@@ -79,6 +100,17 @@ mod tests {
     }
 
     #[test]
+    fn json_numbers_are_ints_so_arithmetic_and_negative_codes_work() {
+        let expr = Expression::compile("status + 1 == 0 && list[0] == 2 && obj.n > 1").unwrap();
+        let v = vars(&[
+            ("status", (-1).into()),
+            ("list", serde_json::json!([2])),
+            ("obj", serde_json::json!({"n": 5})),
+        ]);
+        assert_eq!(expr.evaluate(&v), Ok(true));
+    }
+
+    #[test]
     fn json_members_and_strings_work() {
         let expr = Expression::compile("profile.name == 'Alice' && size(token) > 3").unwrap();
         let v = vars(&[("profile", serde_json::json!({"name": "Alice"})), ("token", "abcd".into())]);
@@ -90,5 +122,7 @@ mod tests {
         assert!(Expression::compile("status ==").unwrap_err().contains("Syntax error"));
         let expr = Expression::compile("status + 1").unwrap();
         assert!(expr.evaluate(&vars(&[("status", 1.into())])).unwrap_err().contains("not a boolean"));
+        let expr = Expression::compile("missing.x == 1").unwrap();
+        assert!(expr.evaluate(&vars(&[])).unwrap_err().contains("failed"));
     }
 }
