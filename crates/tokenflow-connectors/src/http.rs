@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+/// The HTTP client type used throughout, so other crates need no direct reqwest dependency.
+pub use reqwest::Client;
+
 /// Largest token-endpoint or discovery body read; larger ones are rejected, not truncated.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 

@@ -51,8 +51,14 @@ fn the_spec_example_is_valid() {
     let login = &flow.actions["login"];
     assert_eq!(login.oauth_server.as_deref(), Some("entra"));
     assert_eq!(login.inputs["use_prompt"], Binding::Const(false.into()));
-    assert_eq!(flow.actions["me"].inputs["bearer_token"], Binding::Var("token".into()));
-    assert!(!flow.actions["me"].inputs.contains_key("method"), "absent means unassigned");
+    assert_eq!(
+        flow.actions["me"].inputs["bearer_token"],
+        Binding::Var("token".into())
+    );
+    assert!(
+        !flow.actions["me"].inputs.contains_key("method"),
+        "absent means unassigned"
+    );
     assert!(matches!(flow.steps[1].when, Condition::Successful));
     assert!(flow.is_secret("token") && flow.is_secret("refresh"));
     assert!(!flow.is_system_flow());
@@ -61,15 +67,22 @@ fn the_spec_example_is_valid() {
 #[test]
 fn token_outputs_make_their_variables_secret() {
     let yaml = SPEC_EXAMPLE.replace("  token: { secret: true }", "  token: {}");
-    let flow = parse_flow("f.yaml", &yaml, &ParseOptions::default()).unwrap().flow;
+    let flow = parse_flow("f.yaml", &yaml, &ParseOptions::default())
+        .unwrap()
+        .flow;
     assert!(flow.is_secret("token"));
     assert!(!flow.is_secret("status"));
 }
 
 #[test]
 fn unknown_action_type_is_reported_at_the_type() {
-    let e = one_error("id: f\nactions:\n  a:\n    type: oauth_magic\nsteps:\n  - { from: start, to: a }\n  - { from: a, to: stop }\n");
-    assert!(e.starts_with("bad.yaml:4:11: unknown action type `oauth_magic`"), "{e}");
+    let e = one_error(
+        "id: f\nactions:\n  a:\n    type: oauth_magic\nsteps:\n  - { from: start, to: a }\n  - { from: a, to: stop }\n",
+    );
+    assert!(
+        e.starts_with("bad.yaml:4:11: unknown action type `oauth_magic`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -78,8 +91,18 @@ fn unknown_input_and_output_names_are_reported_at_the_key() {
         "id: f\nvariables:\n  t: {}\nactions:\n  a:\n    type: oauth_server_login\n    oauth_server: s\n    input: { scopes: x }\n    output: { token: t }\nsteps:\n  - { from: start, to: a }\n  - { from: a, to: stop }\n",
     );
     assert_eq!(errs.len(), 2, "{errs:#?}");
-    assert!(errs[0].starts_with("bad.yaml:8:14: unknown input `scopes` for oauth_server_login (known: scope)"), "{}", errs[0]);
-    assert!(errs[1].starts_with("bad.yaml:9:15: unknown output `token`"), "{}", errs[1]);
+    assert!(
+        errs[0].starts_with(
+            "bad.yaml:8:14: unknown input `scopes` for oauth_server_login (known: scope)"
+        ),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].starts_with("bad.yaml:9:15: unknown output `token`"),
+        "{}",
+        errs[1]
+    );
 }
 
 #[test]
@@ -88,15 +111,33 @@ fn unknown_variables_are_reported_where_used() {
         "id: f\nvariables:\n  t: {}\nactions:\n  a:\n    type: http_connector\n    input: { url: \"https://x/{user}\", bearer_token: { var: tok } }\n    output: { content: body }\nsteps:\n  - { from: start, to: a }\n  - { from: a, to: stop, when: \"code == 200\" }\n",
     );
     assert_eq!(errs.len(), 4, "{errs:#?}");
-    assert!(errs[0].contains(":7:19: unknown variable `user`"), "{}", errs[0]);
-    assert!(errs[1].contains(":7:53: unknown variable `tok`"), "{}", errs[1]);
-    assert!(errs[2].contains(":8:24: unknown variable `body`"), "{}", errs[2]);
-    assert!(errs[3].contains(":11:32: unknown variable `code` in condition"), "{}", errs[3]);
+    assert!(
+        errs[0].contains(":7:19: unknown variable `user`"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].contains(":7:53: unknown variable `tok`"),
+        "{}",
+        errs[1]
+    );
+    assert!(
+        errs[2].contains(":8:24: unknown variable `body`"),
+        "{}",
+        errs[2]
+    );
+    assert!(
+        errs[3].contains(":11:32: unknown variable `code` in condition"),
+        "{}",
+        errs[3]
+    );
 }
 
 #[test]
 fn unreachable_action_is_reported() {
-    let e = one_error("id: f\nactions:\n  a: { type: stop }\n  b: { type: stop }\nsteps:\n  - { from: start, to: a }\n");
+    let e = one_error(
+        "id: f\nactions:\n  a: { type: stop }\n  b: { type: stop }\nsteps:\n  - { from: start, to: a }\n",
+    );
     assert_eq!(e, "bad.yaml:4:3: action `b` is unreachable from `start`");
 }
 
@@ -110,9 +151,16 @@ fn an_action_with_no_path_to_stop_is_reported() {
 
 #[test]
 fn steps_to_and_from_unknown_actions_are_reported() {
-    let errs = errors("id: f\nsteps:\n  - { from: start, to: nowhere }\n  - { from: ghost, to: stop }\n");
-    assert!(errs[0].starts_with("bad.yaml:3:24: step to unknown action `nowhere`"), "{errs:#?}");
-    assert!(errs[1].starts_with("bad.yaml:4:13: step from unknown action `ghost`"), "{errs:#?}");
+    let errs =
+        errors("id: f\nsteps:\n  - { from: start, to: nowhere }\n  - { from: ghost, to: stop }\n");
+    assert!(
+        errs[0].starts_with("bad.yaml:3:24: step to unknown action `nowhere`"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].starts_with("bad.yaml:4:13: step from unknown action `ghost`"),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -120,7 +168,10 @@ fn a_user_login_in_a_scheduled_flow_is_rejected() {
     let e = one_error(
         "id: f\nschedule: \"*/5 * * * *\"\nactions:\n  login: { type: oauth_user_login, oauth_server: s }\nsteps:\n  - { from: start, to: login }\n  - { from: login, to: stop }\n",
     );
-    assert!(e.starts_with("bad.yaml:4:3: `login` is an oauth_user_login action, which needs a person"), "{e}");
+    assert!(
+        e.starts_with("bad.yaml:4:3: `login` is an oauth_user_login action, which needs a person"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -140,7 +191,10 @@ fn malformed_yaml_and_wrong_types_are_reported() {
     let e = one_error(
         "id: f\nactions:\n  a:\n    type: oauth_user_login\n    oauth_server: s\n    input: { use_prompt: \"maybe\" }\nsteps:\n  - { from: start, to: a }\n  - { from: a, to: stop }\n",
     );
-    assert!(e.starts_with("bad.yaml:6:26: expected true or false"), "{e}");
+    assert!(
+        e.starts_with("bad.yaml:6:26: expected true or false"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -148,21 +202,35 @@ fn oauth_actions_need_a_server_and_others_refuse_one() {
     let errs = errors(
         "id: f\nactions:\n  a: { type: oauth_server_login }\n  b: { type: extract_json, oauth_server: s }\nsteps:\n  - { from: start, to: a }\n  - { from: a, to: b }\n  - { from: b, to: stop }\n",
     );
-    assert!(errs[0].contains(":3:14: `a` (oauth_server_login) needs `oauth_server`"), "{errs:#?}");
-    assert!(errs[1].contains(":4:42: `extract_json` actions do not take `oauth_server`"), "{errs:#?}");
+    assert!(
+        errs[0].contains(":3:14: `a` (oauth_server_login) needs `oauth_server`"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].contains(":4:42: `extract_json` actions do not take `oauth_server`"),
+        "{errs:#?}"
+    );
 }
 
 #[test]
 fn an_unconfigured_server_is_a_warning_not_an_error() {
-    let options = ParseOptions { known_servers: Some(BTreeSet::from(["other".to_owned()])) };
+    let options = ParseOptions {
+        known_servers: Some(BTreeSet::from(["other".to_owned()])),
+    };
     let parsed = parse_flow("f.yaml", SPEC_EXAMPLE, &options).unwrap();
     assert_eq!(parsed.warnings.len(), 1);
-    assert!(parsed.warnings[0].to_string().starts_with("f.yaml:11:19: OAuth server `entra` is not configured"));
+    assert!(
+        parsed.warnings[0]
+            .to_string()
+            .starts_with("f.yaml:11:19: OAuth server `entra` is not configured")
+    );
 }
 
 #[test]
 fn invalid_expressions_are_reported() {
-    let e = one_error("id: f\nvariables:\n  s: {}\nsteps:\n  - { from: start, to: stop, when: \"s ==\" }\n");
+    let e = one_error(
+        "id: f\nvariables:\n  s: {}\nsteps:\n  - { from: start, to: stop, when: \"s ==\" }\n",
+    );
     assert!(e.starts_with("bad.yaml:5:36: invalid condition:"), "{e}");
 }
 

@@ -17,8 +17,8 @@ use super::authorize::{
 use super::discovery::{DiscoveryError, issuer_matches, resolve_endpoints};
 use super::id_token::{Expected, check_id_token};
 use super::outputs::TokenOutputs;
-use crate::status::{RefreshStatus, ServerLoginStatus, UserLoginStatus};
 use super::token_endpoint::{Grant, TokenError, request_token};
+use crate::status::{RefreshStatus, ServerLoginStatus, UserLoginStatus};
 
 /// Where a user login sends the person back to, and how long it waits.
 #[derive(Debug, Clone)]

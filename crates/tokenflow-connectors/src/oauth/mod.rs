@@ -20,10 +20,10 @@ pub mod random;
 pub mod token_endpoint;
 pub mod token_response;
 
+pub use crate::status::{ConnectorStatus, RefreshStatus, ServerLoginStatus, UserLoginStatus};
 pub use authorize::{
     AuthorizationRequest, CallbackParams, PendingAuthorization, resolve_redirect_uri,
 };
 pub use connectors::OAuthConnectors;
 pub use outputs::TokenOutputs;
-pub use crate::status::{ConnectorStatus, RefreshStatus, ServerLoginStatus, UserLoginStatus};
 pub use token_response::{TokenResponse, Warning};

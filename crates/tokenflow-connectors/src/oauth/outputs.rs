@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use tokenflow_core::SecretString;
 
-use crate::status::ConnectorStatus;
 use super::token_endpoint::TokenError;
 use super::token_response::{TokenResponse, Warning};
+use crate::status::ConnectorStatus;
 
 /// A connector's outputs. Which fields a connector fills follows the seed: `oauth_server_login`
 /// has no `granted_scopes`/`refresh_token`; the others have all of them.

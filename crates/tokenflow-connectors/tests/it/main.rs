@@ -1,9 +1,11 @@
-//! Integration tests of the OAuth connectors: against the real test IdP (`tests/idp`), and against
+//! Integration tests of the connectors: OAuth against the real test IdP (`tests/idp`) and against
 //! wiremock only for faults a real provider cannot be made to produce.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
 mod discovery;
 mod faults;
+mod http_action;
+mod json;
 mod refresh;
 mod server_login;
 mod support;

@@ -24,11 +24,19 @@ pub struct Param {
 }
 
 const fn p(name: &'static str, ty: ParamType) -> Param {
-    Param { name, ty, secret: false }
+    Param {
+        name,
+        ty,
+        secret: false,
+    }
 }
 
 const fn secret(name: &'static str) -> Param {
-    Param { name, ty: ParamType::Text, secret: true }
+    Param {
+        name,
+        ty: ParamType::Text,
+        secret: true,
+    }
 }
 
 /// An action type.
@@ -68,8 +76,20 @@ const TOKEN_OUTPUTS: &[Param] = &[
 
 /// Every action type, in documentation order.
 pub const CATALOG: &[ActionSpec] = &[
-    ActionSpec { kind: "start", inputs: &[], outputs: &[], needs_server: false, interactive: false },
-    ActionSpec { kind: "stop", inputs: &[], outputs: &[], needs_server: false, interactive: false },
+    ActionSpec {
+        kind: "start",
+        inputs: &[],
+        outputs: &[],
+        needs_server: false,
+        interactive: false,
+    },
+    ActionSpec {
+        kind: "stop",
+        inputs: &[],
+        outputs: &[],
+        needs_server: false,
+        interactive: false,
+    },
     ActionSpec {
         kind: "oauth_server_login",
         inputs: &[p("scope", Text)],
@@ -124,7 +144,12 @@ pub const CATALOG: &[ActionSpec] = &[
     ActionSpec {
         kind: "extract_json",
         inputs: &[p("json", Json), p("path", Text)],
-        outputs: &[p("value", Json), p("status_code", Int), p("error", Text), p("error_description", Text)],
+        outputs: &[
+            p("value", Json),
+            p("status_code", Int),
+            p("error", Text),
+            p("error_description", Text),
+        ],
         needs_server: false,
         interactive: false,
     },

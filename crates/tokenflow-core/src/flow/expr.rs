@@ -27,9 +27,16 @@ impl Expression {
         let program = cel::Program::compile(source).map_err(|err| {
             // CEL prints the source with a caret on following lines; keep the first line.
             let text = err.to_string();
-            text.lines().next().unwrap_or("invalid expression").trim_start_matches("ERROR: ").to_owned()
+            text.lines()
+                .next()
+                .unwrap_or("invalid expression")
+                .trim_start_matches("ERROR: ")
+                .to_owned()
         })?;
-        Ok(Self { source: source.to_owned(), program: Arc::new(program) })
+        Ok(Self {
+            source: source.to_owned(),
+            program: Arc::new(program),
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -38,7 +45,12 @@ impl Expression {
 
     /// The variables the expression reads.
     pub fn variables(&self) -> Vec<String> {
-        self.program.references().variables().into_iter().map(str::to_owned).collect()
+        self.program
+            .references()
+            .variables()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Evaluates to a boolean; anything else (or an evaluation error) is an error message.
@@ -48,11 +60,16 @@ impl Expression {
             let value = variables.get(&name).cloned().unwrap_or(Value::Null);
             context
                 .add_variable(name.clone(), to_cel(&value))
-                .map_err(|err| format!("variable `{name}` cannot be used in an expression: {err}"))?;
+                .map_err(|err| {
+                    format!("variable `{name}` cannot be used in an expression: {err}")
+                })?;
         }
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(result)) => Ok(result),
-            Ok(other) => Err(format!("`{}` evaluated to {other:?}, not a boolean", self.source)),
+            Ok(other) => Err(format!(
+                "`{}` evaluated to {other:?}, not a boolean",
+                self.source
+            )),
             Err(err) => Err(format!("`{}` failed: {err}", self.source)),
         }
     }
@@ -70,7 +87,9 @@ fn to_cel(value: &Value) -> cel::Value {
             _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
         Value::String(s) => cel::Value::String(s.clone().into()),
-        Value::Array(items) => cel::Value::List(items.iter().map(to_cel).collect::<Vec<_>>().into()),
+        Value::Array(items) => {
+            cel::Value::List(items.iter().map(to_cel).collect::<Vec<_>>().into())
+        }
         Value::Object(map) => {
             let map: std::collections::HashMap<String, cel::Value> =
                 map.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
@@ -84,7 +103,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -113,15 +135,26 @@ mod tests {
     #[test]
     fn json_members_and_strings_work() {
         let expr = Expression::compile("profile.name == 'Alice' && size(token) > 3").unwrap();
-        let v = vars(&[("profile", serde_json::json!({"name": "Alice"})), ("token", "abcd".into())]);
+        let v = vars(&[
+            ("profile", serde_json::json!({"name": "Alice"})),
+            ("token", "abcd".into()),
+        ]);
         assert_eq!(expr.evaluate(&v), Ok(true));
     }
 
     #[test]
     fn syntax_errors_and_non_booleans_are_reported() {
-        assert!(Expression::compile("status ==").unwrap_err().contains("Syntax error"));
+        assert!(
+            Expression::compile("status ==")
+                .unwrap_err()
+                .contains("Syntax error")
+        );
         let expr = Expression::compile("status + 1").unwrap();
-        assert!(expr.evaluate(&vars(&[("status", 1.into())])).unwrap_err().contains("not a boolean"));
+        assert!(
+            expr.evaluate(&vars(&[("status", 1.into())]))
+                .unwrap_err()
+                .contains("not a boolean")
+        );
         let expr = Expression::compile("missing.x == 1").unwrap();
         assert!(expr.evaluate(&vars(&[])).unwrap_err().contains("failed"));
     }

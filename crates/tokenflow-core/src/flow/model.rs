@@ -179,7 +179,9 @@ impl Template {
 /// `[A-Za-z_][A-Za-z0-9_]*`: variable and action names, usable in placeholders and expressions.
 pub fn is_identifier(text: &str) -> bool {
     let mut chars = text.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -223,8 +225,14 @@ mod tests {
     fn templates_find_placeholders_and_keep_json_braces() {
         let t = Template::parse("https://graph/{user}/x?q={{lit}}").unwrap();
         assert_eq!(t.variables(), ["user"]);
-        assert_eq!(t.render(|_| "alice".into()), "https://graph/alice/x?q={lit}");
-        assert!(Template::parse(r#"{"a":1}"#).is_none(), "JSON is a constant");
+        assert_eq!(
+            t.render(|_| "alice".into()),
+            "https://graph/alice/x?q={lit}"
+        );
+        assert!(
+            Template::parse(r#"{"a":1}"#).is_none(),
+            "JSON is a constant"
+        );
         assert!(Template::parse("plain").is_none());
         let t = Template::parse(r#"{"user":"{name}"}"#).unwrap();
         assert_eq!(t.render(|_| "bob".into()), r#"{"user":"bob"}"#);

@@ -16,8 +16,8 @@ use super::catalog::{ActionSpec, ParamType, action_spec, kinds};
 use super::error::{FlowError, FlowProblems};
 use super::expr::Expression;
 use super::model::{
-    Action, Binding, Condition, DEFAULT_MAX_STEPS, Flow, START, STOP, Step, Template,
-    VariableDecl, is_identifier,
+    Action, Binding, Condition, DEFAULT_MAX_STEPS, Flow, START, STOP, Step, Template, VariableDecl,
+    is_identifier,
 };
 use super::validate::check_graph;
 
@@ -114,9 +114,16 @@ impl Problems<'_> {
 
 /// Parses and validates one flow file. `file` names it in messages.
 pub fn parse_flow(file: &str, text: &str, options: &ParseOptions) -> Result<Parsed, FlowProblems> {
-    let mut problems = Problems { file, errors: Vec::new(), warnings: Vec::new() };
+    let mut problems = Problems {
+        file,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
     if text.len() > MAX_FLOW_BYTES {
-        problems.error(Location::UNKNOWN, format!("the flow is larger than {MAX_FLOW_BYTES} bytes"));
+        problems.error(
+            Location::UNKNOWN,
+            format!("the flow is larger than {MAX_FLOW_BYTES} bytes"),
+        );
         return Err(FlowProblems(problems.errors));
     }
     let raw: RawFlow = match serde_saphyr::from_str(text) {
@@ -129,7 +136,10 @@ pub fn parse_flow(file: &str, text: &str, options: &ParseOptions) -> Result<Pars
     };
     let flow = check(raw, text, &mut problems, options);
     if problems.errors.is_empty() {
-        Ok(Parsed { flow, warnings: problems.warnings })
+        Ok(Parsed {
+            flow,
+            warnings: problems.warnings,
+        })
     } else {
         Err(FlowProblems(problems.errors))
     }
@@ -147,14 +157,27 @@ fn first_line(message: &str) -> String {
 
 fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseOptions) -> Flow {
     let id = raw.id.value.clone();
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        problems.error(raw.id.referenced, "the flow id must use only letters, digits, `-`, `_` and `.`");
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        problems.error(
+            raw.id.referenced,
+            "the flow id must use only letters, digits, `-`, `_` and `.`",
+        );
     }
 
     let mut variables = IndexMap::new();
     for (name, decl) in raw.variables {
         if !is_identifier(&name.value) {
-            problems.error(name.referenced, format!("`{}` is not a valid variable name (letters, digits, `_`)", name.value));
+            problems.error(
+                name.referenced,
+                format!(
+                    "`{}` is not a valid variable name (letters, digits, `_`)",
+                    name.value
+                ),
+            );
         }
         let decl = decl.map_or_else(VariableDecl::default, |raw| VariableDecl {
             secret: raw.secret,
@@ -173,25 +196,38 @@ fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseO
         Some(spanned) => spanned.value,
         None => DEFAULT_MAX_STEPS,
     };
-    let schedule = raw.schedule.map(|spanned| {
+    let schedule = raw.schedule.inspect(|spanned| {
         if spanned.value.trim().is_empty() {
             problems.error(spanned.referenced, "schedule must not be empty");
         }
-        spanned
     });
 
     let mut actions = IndexMap::new();
     let mut action_locations = BTreeMap::new();
     for (name, raw_action) in raw.actions {
         if name.value == START || name.value == STOP {
-            problems.error(name.referenced, format!("`{}` is implicit and cannot be declared as an action", name.value));
+            problems.error(
+                name.referenced,
+                format!(
+                    "`{}` is implicit and cannot be declared as an action",
+                    name.value
+                ),
+            );
             continue;
         }
         if !is_identifier(&name.value) {
-            problems.error(name.referenced, format!("`{}` is not a valid action name (letters, digits, `_`)", name.value));
+            problems.error(
+                name.referenced,
+                format!(
+                    "`{}` is not a valid action name (letters, digits, `_`)",
+                    name.value
+                ),
+            );
         }
         action_locations.insert(name.value.clone(), name.referenced);
-        if let Some(action) = check_action(&name.value, raw_action, &mut variables, problems, options) {
+        if let Some(action) =
+            check_action(&name.value, raw_action, &mut variables, problems, options)
+        {
             if let Some(schedule) = &schedule
                 && action.spec.interactive
             {
@@ -213,12 +249,18 @@ fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseO
         if raw_step.from.value == STOP {
             problems.error(raw_step.from.referenced, "a step cannot leave `stop`");
         } else if raw_step.from.value != START && !known(&raw_step.from.value) {
-            problems.error(raw_step.from.referenced, format!("step from unknown action `{}`", raw_step.from.value));
+            problems.error(
+                raw_step.from.referenced,
+                format!("step from unknown action `{}`", raw_step.from.value),
+            );
         }
         if raw_step.to.value == START {
             problems.error(raw_step.to.referenced, "a step cannot lead back to `start`");
         } else if raw_step.to.value != STOP && !known(&raw_step.to.value) {
-            problems.error(raw_step.to.referenced, format!("step to unknown action `{}`", raw_step.to.value));
+            problems.error(
+                raw_step.to.referenced,
+                format!("step to unknown action `{}`", raw_step.to.value),
+            );
         }
         let when = match &raw_step.when {
             None => Condition::Always,
@@ -230,7 +272,10 @@ fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseO
                     Ok(expr) => {
                         for var in expr.variables() {
                             if !variables.contains_key(&var) {
-                                problems.error(when.referenced, format!("unknown variable `{var}` in condition"));
+                                problems.error(
+                                    when.referenced,
+                                    format!("unknown variable `{var}` in condition"),
+                                );
                             }
                         }
                         Condition::Expr(expr)
@@ -242,7 +287,14 @@ fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseO
                 },
             },
         };
-        steps.push((Step { from: raw_step.from.value.clone(), to: raw_step.to.value.clone(), when }, raw_step.from.referenced));
+        steps.push((
+            Step {
+                from: raw_step.from.value.clone(),
+                to: raw_step.to.value.clone(),
+                when,
+            },
+            raw_step.from.referenced,
+        ));
     }
 
     let flow = Flow {
@@ -271,12 +323,19 @@ fn check_action(
     let Some(spec) = action_spec(&raw.kind.value) else {
         problems.error(
             raw.kind.referenced,
-            format!("unknown action type `{}` (known: {})", raw.kind.value, kinds().join(", ")),
+            format!(
+                "unknown action type `{}` (known: {})",
+                raw.kind.value,
+                kinds().join(", ")
+            ),
         );
         return None;
     };
     if spec.kind == START {
-        problems.error(raw.kind.referenced, "only the implicit `start` has type start");
+        problems.error(
+            raw.kind.referenced,
+            "only the implicit `start` has type start",
+        );
     }
     let _ = raw.description;
     let oauth_server = match (&raw.oauth_server, spec.needs_server) {
@@ -284,16 +343,28 @@ fn check_action(
             if let Some(known) = &options.known_servers
                 && !known.contains(&server.value)
             {
-                problems.warning(server.referenced, format!("OAuth server `{}` is not configured; this action will end with -2", server.value));
+                problems.warning(
+                    server.referenced,
+                    format!(
+                        "OAuth server `{}` is not configured; this action will end with -2",
+                        server.value
+                    ),
+                );
             }
             Some(server.value.clone())
         }
         (None, true) => {
-            problems.error(raw.kind.referenced, format!("`{name}` ({}) needs `oauth_server`", spec.kind));
+            problems.error(
+                raw.kind.referenced,
+                format!("`{name}` ({}) needs `oauth_server`", spec.kind),
+            );
             None
         }
         (Some(server), false) => {
-            problems.error(server.referenced, format!("`{}` actions do not take `oauth_server`", spec.kind));
+            problems.error(
+                server.referenced,
+                format!("`{}` actions do not take `oauth_server`", spec.kind),
+            );
             None
         }
         (None, false) => None,
@@ -302,7 +373,10 @@ fn check_action(
     let mut inputs = BTreeMap::new();
     for (key, value) in raw.input {
         let Some(param) = spec.input(&key.value) else {
-            problems.error(key.referenced, unknown_param("input", &key.value, spec, true));
+            problems.error(
+                key.referenced,
+                unknown_param("input", &key.value, spec, true),
+            );
             continue;
         };
         if let Some(binding) = binding(param.ty, value, variables, problems) {
@@ -313,7 +387,10 @@ fn check_action(
     let mut outputs = Vec::new();
     for (key, variable) in raw.output {
         let Some(param) = spec.output(&key.value) else {
-            problems.error(key.referenced, unknown_param("output", &key.value, spec, false));
+            problems.error(
+                key.referenced,
+                unknown_param("output", &key.value, spec, false),
+            );
             continue;
         };
         match variables.get_mut(&variable.value) {
@@ -322,17 +399,33 @@ fn check_action(
                 decl.secret |= param.secret;
                 outputs.push((param.name, variable.value));
             }
-            None => problems.error(variable.referenced, format!("unknown variable `{}` (declare it under `variables`)", variable.value)),
+            None => problems.error(
+                variable.referenced,
+                format!(
+                    "unknown variable `{}` (declare it under `variables`)",
+                    variable.value
+                ),
+            ),
         }
     }
 
-    Some(Action { id: name.to_owned(), spec, oauth_server, inputs, outputs })
+    Some(Action {
+        id: name.to_owned(),
+        spec,
+        oauth_server,
+        inputs,
+        outputs,
+    })
 }
 
 fn unknown_param(what: &str, name: &str, spec: &ActionSpec, input: bool) -> String {
     let params = if input { spec.inputs } else { spec.outputs };
     let names: Vec<&str> = params.iter().map(|p| p.name).collect();
-    let known = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+    let known = if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    };
     format!("unknown {what} `{name}` for {} (known: {known})", spec.kind)
 }
 
@@ -345,7 +438,10 @@ fn binding(
     let at = value.referenced;
     let check_var = |name: &str, problems: &mut Problems<'_>| {
         if !variables.contains_key(name) {
-            problems.error(at, format!("unknown variable `{name}` (declare it under `variables`)"));
+            problems.error(
+                at,
+                format!("unknown variable `{name}` (declare it under `variables`)"),
+            );
         }
     };
     match value.value {
@@ -372,7 +468,12 @@ fn binding(
     }
 }
 
-fn constant(ty: ParamType, value: Value, at: Location, problems: &mut Problems<'_>) -> Option<Binding> {
+fn constant(
+    ty: ParamType,
+    value: Value,
+    at: Location,
+    problems: &mut Problems<'_>,
+) -> Option<Binding> {
     let ok = match (ty, &value) {
         (ParamType::Json, _)
         | (ParamType::Bool, Value::Bool(_))
@@ -389,7 +490,10 @@ fn constant(ty: ParamType, value: Value, at: Location, problems: &mut Problems<'
             ParamType::Int => "a whole number",
             ParamType::Json => "a JSON value",
         };
-        problems.error(at, format!("expected {expected} or {{ var: name }}, found {value}"));
+        problems.error(
+            at,
+            format!("expected {expected} or {{ var: name }}, found {value}"),
+        );
     }
     ok.map(Binding::Const)
 }

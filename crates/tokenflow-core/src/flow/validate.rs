@@ -14,14 +14,25 @@ pub(super) fn check_graph(
     flow_location: Location,
     problems: &mut Problems<'_>,
 ) {
-    let forward = reach(START, |node| flow.steps_from(node).map(|s| s.to.as_str()).collect());
+    let forward = reach(START, |node| {
+        flow.steps_from(node).map(|s| s.to.as_str()).collect()
+    });
     let ends: Vec<&str> = std::iter::once(STOP)
-        .chain(flow.actions.values().filter(|a| a.spec.kind == STOP).map(|a| a.id.as_str()))
+        .chain(
+            flow.actions
+                .values()
+                .filter(|a| a.spec.kind == STOP)
+                .map(|a| a.id.as_str()),
+        )
         .collect();
     let mut backward = BTreeSet::new();
     for end in ends {
         backward.extend(reach(end, |node| {
-            flow.steps.iter().filter(|s| s.to == node).map(|s| s.from.as_str()).collect()
+            flow.steps
+                .iter()
+                .filter(|s| s.to == node)
+                .map(|s| s.from.as_str())
+                .collect()
         }));
     }
 

@@ -1,0 +1,615 @@
+//! The `http_connector` action (SPEC §5): calls an HTTP API, typically with a token from an OAuth
+//! connector, and turns every outcome into outputs with Thinkwise's HTTP connector status codes.
+//!
+//! Key design decisions:
+//! - **A response is a success, whatever its HTTP status.** Status `0` means "a response arrived";
+//!   flows route on `http_status_code`. Only tokenflow's own failures (bad inputs, transport,
+//!   timeout, oversized body) are negative.
+//! - **Two injected clients**, one that follows no redirects and one that follows at most 10,
+//!   because reqwest fixes the redirect policy per client. Redirects are off by default: following
+//!   one silently can send a request (and its body) somewhere the flow author did not name. When
+//!   they are followed, reqwest drops `Authorization` and cookies on a redirect to another host.
+//! - **Inputs are checked before the network, in a fixed order**: URL (`-2`), method (`-3`), headers
+//!   including `content_type` and `bearer_token` (`-4`), timeout (`-1 invalid_timeout`).
+//! - **Empty optional inputs count as absent**: a blank `method` is `GET`, blank `headers` (or JSON
+//!   `null`) are no headers, a blank `content_type` or `bearer_token` sets nothing. A flow variable
+//!   that holds nothing arrives as an empty value, and `Authorization: Bearer ` is never meant.
+//! - **Nothing secret in descriptions**: header *values* are never echoed (any header can carry a
+//!   credential, not just `Authorization`), and transport errors are reported without the URL
+//!   (API keys often travel in query strings). `HttpInput`'s `Debug` hides the headers.
+//! - **Bounded bodies**: at most [`MAX_CONTENT_BYTES`], read in chunks and rejected (not
+//!   truncated) past that, so a broken or hostile server cannot make tokenflow buffer without end.
+//!
+//! Response header names come out lowercase and repeated headers grouped together at the position
+//! of their first occurrence: that is the order the `http` crate's `HeaderMap` keeps (HTTP/2 sends
+//! lowercase names anyway, and names are case-insensitive).
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, Url};
+use serde_json::{Value, json};
+use tokenflow_core::SecretString;
+
+use crate::http::{ReadBodyError, error_chain, read_body_limited};
+use crate::status::HttpStatus;
+
+/// Largest response body returned as `content` (16 MiB); larger bodies fail with
+/// `response_too_large` rather than arriving truncated.
+pub const MAX_CONTENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// The timeout when the flow sets none (Thinkwise's default).
+pub const DEFAULT_TIMEOUT_MS: u64 = 100_000;
+
+/// The longest timeout accepted (one hour): anything longer is almost certainly a unit mistake
+/// (seconds given as milliseconds twice over) and would pin a run for days.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+/// Most redirects followed when `follow_redirects` is set.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Connection-establishment timeout; the overall timeout is per request (`timeout_ms`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The methods Thinkwise's HTTP connector offers; anything else is `-3`.
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// Runs `http_connector` calls with two injected clients (see the module docs).
+#[derive(Debug, Clone)]
+pub struct HttpConnector {
+    no_redirects: reqwest::Client,
+    follow_redirects: reqwest::Client,
+}
+
+/// The action's inputs, as the engine hands them over.
+#[derive(Clone, Default)]
+pub struct HttpInput {
+    /// Required; must be an absolute `http` or `https` URL.
+    pub url: Option<String>,
+    /// Default `GET`; case-insensitive.
+    pub method: Option<String>,
+    /// A JSON list of `{"Key": …, "Value": …}`, a JSON object of name → value, or a JSON string
+    /// holding either as text.
+    pub headers: Option<Value>,
+    /// The request body, sent as is.
+    pub content: Option<String>,
+    /// Sets `Content-Type`, replacing one from `headers`.
+    pub content_type: Option<String>,
+    /// Sent as `Authorization: Bearer …`, replacing one from `headers` (with a warning).
+    pub bearer_token: Option<SecretString>,
+    /// Overall timeout in milliseconds, body included; default [`DEFAULT_TIMEOUT_MS`].
+    pub timeout_ms: Option<u64>,
+    /// Follow up to [`MAX_REDIRECTS`] redirects; default false.
+    pub follow_redirects: bool,
+}
+
+/// Hand-written so that header values, which may carry credentials besides the bearer token
+/// (API keys, cookies, Basic authorization), never reach a log through `{:?}`.
+impl fmt::Debug for HttpInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpInput")
+            .field("url", &self.url)
+            .field("method", &self.method)
+            .field("headers", &self.headers.as_ref().map(|_| "[redacted]"))
+            .field("content", &self.content)
+            .field("content_type", &self.content_type)
+            .field("bearer_token", &self.bearer_token)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("follow_redirects", &self.follow_redirects)
+            .finish()
+    }
+}
+
+/// The action's outputs.
+#[derive(Debug, Clone)]
+pub struct HttpOutputs {
+    pub status: HttpStatus,
+    /// Set whenever a response arrived, also when its body then failed (too large, timeout).
+    pub http_status_code: Option<u16>,
+    /// `[{"Key": …, "Value": …}]`; set whenever a response arrived.
+    pub headers: Option<Value>,
+    /// The body as UTF-8 text; `""` for `HEAD`.
+    pub content: Option<String>,
+    /// A stable code: `invalid_url`, `invalid_method`, `invalid_headers`, `invalid_timeout`,
+    /// `timeout`, `connection_error`, `too_many_redirects`, `response_too_large`.
+    pub error: Option<String>,
+    /// Human text; never contains header values or the bearer token.
+    pub error_description: Option<String>,
+    /// Things that worked but deserve a look (an overridden header, a body that is not UTF-8).
+    pub warnings: Vec<String>,
+}
+
+impl HttpOutputs {
+    fn failure(status: HttpStatus, error: &str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            http_status_code: None,
+            headers: None,
+            content: None,
+            error: Some(error.to_owned()),
+            error_description: Some(description.into()),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
+    }
+}
+
+/// A request that passed every input check.
+struct Prepared {
+    request: reqwest::RequestBuilder,
+    is_head: bool,
+    timeout_ms: u64,
+    warnings: Vec<String>,
+}
+
+impl HttpConnector {
+    pub fn new(no_redirects: reqwest::Client, follow_redirects: reqwest::Client) -> Self {
+        Self {
+            no_redirects,
+            follow_redirects,
+        }
+    }
+
+    /// Builds both clients: rustls, a 10 s connect timeout, one following no redirects and one
+    /// following at most [`MAX_REDIRECTS`]. No overall client timeout: every call sets its own.
+    pub fn build() -> Result<Self, reqwest::Error> {
+        let builder = || {
+            reqwest::Client::builder()
+                .tls_backend_rustls()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .user_agent(concat!("tokenflow/", env!("CARGO_PKG_VERSION")))
+        };
+        Ok(Self::new(
+            builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            builder()
+                .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+                .build()?,
+        ))
+    }
+
+    /// Runs one call. Never panics and never fails: every outcome is an [`HttpOutputs`].
+    pub async fn call(&self, input: &HttpInput) -> HttpOutputs {
+        match self.prepare(input) {
+            Ok(prepared) => send(prepared).await,
+            Err(outputs) => *outputs,
+        }
+    }
+
+    /// Checks the inputs in the documented order and builds the request.
+    fn prepare(&self, input: &HttpInput) -> Result<Prepared, Box<HttpOutputs>> {
+        let url = parse_url(input.url.as_deref()).map_err(|d| {
+            Box::new(HttpOutputs::failure(
+                HttpStatus::InvalidUrl,
+                "invalid_url",
+                d,
+            ))
+        })?;
+        let method = parse_method(input.method.as_deref()).map_err(|d| {
+            Box::new(HttpOutputs::failure(
+                HttpStatus::InvalidMethod,
+                "invalid_method",
+                d,
+            ))
+        })?;
+        let mut warnings = Vec::new();
+        let headers = request_headers(input, &mut warnings).map_err(|d| {
+            Box::new(HttpOutputs::failure(
+                HttpStatus::InvalidHeaders,
+                "invalid_headers",
+                d,
+            ))
+        })?;
+        let timeout_ms = input.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
+            return Err(Box::new(HttpOutputs::failure(
+                HttpStatus::Unknown,
+                "invalid_timeout",
+                format!("the timeout must be between 1 and {MAX_TIMEOUT_MS} ms, not {timeout_ms}"),
+            )));
+        }
+
+        let client = if input.follow_redirects {
+            &self.follow_redirects
+        } else {
+            &self.no_redirects
+        };
+        let is_head = method == Method::HEAD;
+        let mut request = client
+            .request(method, url)
+            .headers(headers)
+            .timeout(Duration::from_millis(timeout_ms));
+        if let Some(content) = &input.content {
+            request = request.body(content.clone());
+        }
+        Ok(Prepared {
+            request,
+            is_head,
+            timeout_ms,
+            warnings,
+        })
+    }
+}
+
+async fn send(prepared: Prepared) -> HttpOutputs {
+    let Prepared {
+        request,
+        is_head,
+        timeout_ms,
+        mut warnings,
+    } = prepared;
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(err) => return transport_failure(err, timeout_ms, "").with_warnings(warnings),
+    };
+    let http_status_code = response.status().as_u16();
+    let headers = response_headers(response.headers(), &mut warnings);
+
+    // A HEAD response has no body but may announce a large Content-Length, which the limited reader
+    // would wrongly reject; there is nothing to read.
+    let body = if is_head {
+        Ok(Vec::new())
+    } else {
+        read_body_limited(response, MAX_CONTENT_BYTES).await
+    };
+    let mut outputs = match body {
+        Ok(bytes) => HttpOutputs {
+            status: HttpStatus::Successful,
+            http_status_code: None,
+            headers: None,
+            content: Some(body_text(bytes, &mut warnings)),
+            error: None,
+            error_description: None,
+            warnings: Vec::new(),
+        },
+        Err(ReadBodyError::TooLarge { limit }) => HttpOutputs::failure(
+            HttpStatus::Unknown,
+            "response_too_large",
+            format!("the response body is larger than {limit} bytes"),
+        ),
+        Err(ReadBodyError::Transport(err)) => {
+            transport_failure(err, timeout_ms, "the response body could not be read: ")
+        }
+    };
+    // What arrived is reported even when the body failed: the status and headers often explain it.
+    outputs.http_status_code = Some(http_status_code);
+    outputs.headers = Some(headers);
+    outputs.with_warnings(warnings)
+}
+
+/// Classifies a reqwest error. The URL is stripped from the message because it may carry an API
+/// key in its query string; the flow knows which URL it called.
+fn transport_failure(err: reqwest::Error, timeout_ms: u64, context: &str) -> HttpOutputs {
+    if err.is_timeout() {
+        HttpOutputs::failure(
+            HttpStatus::Timeout,
+            "timeout",
+            format!("{context}no complete response within {timeout_ms} ms"),
+        )
+    } else if err.is_redirect() {
+        HttpOutputs::failure(
+            HttpStatus::Unknown,
+            "too_many_redirects",
+            format!("{context}{}", error_chain(&err.without_url())),
+        )
+    } else {
+        HttpOutputs::failure(
+            HttpStatus::Unknown,
+            "connection_error",
+            format!("{context}{}", error_chain(&err.without_url())),
+        )
+    }
+}
+
+fn parse_url(url: Option<&str>) -> Result<Url, String> {
+    let text = url.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err("no URL was given".to_owned());
+    }
+    // The parser's message only ("relative URL without a base"), not the text, which may hold keys.
+    let url = Url::parse(text).map_err(|err| format!("the URL could not be parsed: {err}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "the URL's scheme is {:?}; only http and https are supported",
+            url.scheme()
+        ));
+    }
+    if url.host().is_none() {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(url)
+}
+
+fn parse_method(method: Option<&str>) -> Result<Method, String> {
+    let text = method.map(str::trim).unwrap_or_default();
+    if text.is_empty() {
+        return Ok(Method::GET);
+    }
+    let upper = text.to_ascii_uppercase();
+    if !METHODS.contains(&upper.as_str()) {
+        return Err(format!(
+            "{text:?} is not a supported HTTP method (one of {})",
+            METHODS.join(", ")
+        ));
+    }
+    Method::from_bytes(upper.as_bytes())
+        .map_err(|_| format!("{text:?} is not a supported HTTP method"))
+}
+
+/// The request's headers: `headers`, then `content_type` and `bearer_token` on top.
+fn request_headers(input: &HttpInput, warnings: &mut Vec<String>) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in header_pairs(input.headers.as_ref())? {
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
+        let mut header_value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
+            format!("the value of header {name:?} is not a valid HTTP header value (control characters?)")
+        })?;
+        header_value.set_sensitive(is_sensitive(&header_name));
+        // `append`, not `insert`: the list form may repeat a header on purpose.
+        map.append(header_name, header_value);
+    }
+
+    if let Some(content_type) = input
+        .content_type
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        let value = HeaderValue::from_str(content_type)
+            .map_err(|_| "content_type is not a valid HTTP header value".to_owned())?;
+        map.insert(CONTENT_TYPE, value);
+    }
+
+    if let Some(token) = input.bearer_token.as_ref().filter(|t| !t.is_empty()) {
+        // Never mention the token in the message: it would end up in error_description.
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| "bearer_token contains characters not allowed in a header".to_owned())?;
+        value.set_sensitive(true);
+        if map.contains_key(AUTHORIZATION) {
+            warnings
+                .push("bearer_token replaced the Authorization header given in headers".to_owned());
+        }
+        map.insert(AUTHORIZATION, value);
+    }
+    Ok(map)
+}
+
+/// Headers whose values reqwest/hyper must keep out of HTTP/2 header compression tables and out
+/// of their own `Debug` output.
+fn is_sensitive(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "authorization" | "proxy-authorization" | "cookie"
+    )
+}
+
+/// The `headers` input as name/value pairs, in the order given.
+fn header_pairs(headers: Option<&Value>) -> Result<Vec<(String, String)>, String> {
+    match headers {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(text)) if text.trim().is_empty() => Ok(Vec::new()),
+        // Thinkwise flows usually hold the headers as text in a variable.
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(parsed @ (Value::Array(_) | Value::Object(_))) => structured_pairs(&parsed),
+            Ok(other) => Err(format!(
+                "headers text holds a JSON {}, not a list of {{\"Key\", \"Value\"}} or an object",
+                kind(&other)
+            )),
+            // serde_json's message gives line and column only, never the text.
+            Err(err) => Err(format!("headers text is not JSON: {err}")),
+        },
+        Some(structured @ (Value::Array(_) | Value::Object(_))) => structured_pairs(structured),
+        Some(other) => Err(format!(
+            "headers is a JSON {}, not a list of {{\"Key\", \"Value\"}} or an object",
+            kind(other)
+        )),
+    }
+}
+
+fn structured_pairs(headers: &Value) -> Result<Vec<(String, String)>, String> {
+    match headers {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let name = item
+                    .get("Key")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("headers[{index}] has no string \"Key\""))?;
+                let value = item
+                    .get("Value")
+                    .ok_or_else(|| format!("headers[{index}] ({name:?}) has no \"Value\""))
+                    .and_then(|value| {
+                        header_text(value).ok_or_else(|| {
+                            format!(
+                                "headers[{index}] ({name:?}) has a \"Value\" that is not a string, number or boolean"
+                            )
+                        })
+                    })?;
+                Ok((name.to_owned(), value))
+            })
+            .collect(),
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(name, value)| {
+                header_text(value)
+                    .map(|text| (name.clone(), text))
+                    .ok_or_else(|| {
+                        format!("header {name:?} has a value that is not a string, number or boolean")
+                    })
+            })
+            .collect(),
+        other => Err(format!("headers is a JSON {}", kind(other))),
+    }
+}
+
+/// A header value from JSON: strings as they are, numbers and booleans as their JSON text
+/// (`"Max-Forwards": 3` is a natural thing to write).
+fn header_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The response headers in the list form flows also use as input.
+fn response_headers(headers: &HeaderMap, warnings: &mut Vec<String>) -> Value {
+    let list = headers
+        .iter()
+        .map(|(name, value)| {
+            // `to_str` refuses any non-ASCII byte, yet UTF-8 values do occur; only bytes that are
+            // not UTF-8 at all get replaced, with a warning.
+            let text = match std::str::from_utf8(value.as_bytes()) {
+                Ok(text) => text.to_owned(),
+                Err(_) => {
+                    warnings.push(format!(
+                        "the value of response header {:?} is not UTF-8; invalid bytes were replaced",
+                        name.as_str()
+                    ));
+                    String::from_utf8_lossy(value.as_bytes()).into_owned()
+                }
+            };
+            json!({ "Key": name.as_str(), "Value": text })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+fn body_text(bytes: Vec<u8>, warnings: &mut Vec<String>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => {
+            warnings.push(
+                "the response body is not UTF-8; invalid bytes were replaced with U+FFFD"
+                    .to_owned(),
+            );
+            String::from_utf8_lossy(err.as_bytes()).into_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(value: Value) -> Result<Vec<(String, String)>, String> {
+        header_pairs(Some(&value))
+    }
+
+    #[test]
+    fn list_map_and_text_forms_give_the_same_pairs() {
+        let expected = vec![("Accept".to_owned(), "application/json".to_owned())];
+        assert_eq!(
+            pairs(json!([{"Key": "Accept", "Value": "application/json"}])).unwrap(),
+            expected
+        );
+        assert_eq!(
+            pairs(json!({"Accept": "application/json"})).unwrap(),
+            expected
+        );
+        assert_eq!(
+            pairs(json!(r#"[{"Key":"Accept","Value":"application/json"}]"#)).unwrap(),
+            expected
+        );
+        assert_eq!(
+            pairs(json!(r#"{"Accept":"application/json"}"#)).unwrap(),
+            expected
+        );
+    }
+
+    #[test]
+    fn numbers_and_booleans_are_stringified_but_nested_values_are_refused() {
+        assert_eq!(
+            pairs(json!({"Max-Forwards": 3, "X-Flag": true})).unwrap(),
+            vec![
+                ("Max-Forwards".to_owned(), "3".to_owned()),
+                ("X-Flag".to_owned(), "true".to_owned())
+            ]
+        );
+        assert!(pairs(json!({"X": {"nested": 1}})).is_err());
+        assert!(pairs(json!([{"Key": "X", "Value": null}])).is_err());
+    }
+
+    #[test]
+    fn empty_headers_are_no_headers() {
+        assert!(header_pairs(None).unwrap().is_empty());
+        assert!(pairs(Value::Null).unwrap().is_empty());
+        assert!(pairs(json!("  ")).unwrap().is_empty());
+        assert!(pairs(json!([])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn text_that_holds_neither_a_list_nor_an_object_is_refused() {
+        assert!(pairs(json!("\"just a string\"")).is_err());
+        assert!(pairs(json!("{not json")).is_err());
+        assert!(pairs(json!(42)).is_err());
+    }
+
+    #[test]
+    fn header_errors_never_show_header_values() {
+        let input = HttpInput {
+            headers: Some(json!({"X-Api-Key": "key-with\nnewline-s3cr3t"})),
+            ..HttpInput::default()
+        };
+        let err = request_headers(&input, &mut Vec::new()).unwrap_err();
+        assert!(err.contains("X-Api-Key"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn methods_are_case_insensitive_and_blank_means_get() {
+        assert_eq!(parse_method(Some("patch")).unwrap(), Method::PATCH);
+        assert_eq!(parse_method(None).unwrap(), Method::GET);
+        assert_eq!(parse_method(Some(" ")).unwrap(), Method::GET);
+        assert!(parse_method(Some("TRACE")).is_err());
+    }
+
+    #[test]
+    fn urls_need_an_http_scheme_and_a_host() {
+        assert!(parse_url(Some("https://api.example/v1?x=1")).is_ok());
+        assert!(parse_url(None).is_err());
+        assert!(parse_url(Some("/relative")).is_err());
+        assert!(parse_url(Some("mailto:a@b.example")).is_err());
+    }
+
+    #[test]
+    fn input_debug_hides_headers_and_token() {
+        let input = HttpInput {
+            headers: Some(json!({"X-Api-Key": "api-key-value"})),
+            bearer_token: Some(SecretString::new("token-value")),
+            ..HttpInput::default()
+        };
+        let debug = format!("{input:?}");
+        assert!(!debug.contains("api-key-value"), "{debug}");
+        assert!(!debug.contains("token-value"), "{debug}");
+    }
+
+    #[test]
+    fn invalid_utf8_bodies_are_replaced_with_a_warning() {
+        let mut warnings = Vec::new();
+        assert_eq!(
+            body_text(vec![b'o', b'k', 0xff], &mut warnings),
+            "ok\u{fffd}"
+        );
+        assert_eq!(warnings.len(), 1);
+    }
+}

@@ -1,0 +1,224 @@
+//! One action executed against its connector. Each arm reads its inputs, calls the connector and
+//! returns every output by its catalogue name; the engine decides which variables receive them.
+
+use serde_json::{Map, Value};
+use tokenflow_connectors::http_action::HttpInput;
+use tokenflow_connectors::json::extract_json;
+use tokenflow_connectors::oauth::authorize::UserLoginInput;
+use tokenflow_connectors::oauth::{AuthorizationRequest, ConnectorStatus, TokenOutputs};
+use tokenflow_core::flow::Action;
+use tokenflow_core::secret::fingerprint;
+use tokenflow_core::{Input, SecretString};
+
+use crate::engine::Engine;
+use crate::inputs::{InputError, Resolved};
+use crate::vars::Variables;
+
+/// What an executed action produced.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub status_code: i32,
+    /// Every output by catalogue name, raw (secrets included).
+    pub outputs: Vec<(&'static str, Value)>,
+    /// A one-line explanation of a failure (`error: description`).
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    /// Unknown response members, already masked.
+    pub response: Map<String, Value>,
+}
+
+impl Outcome {
+    pub fn output(&self, name: &str) -> Value {
+        self.outputs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(Value::Null, |(_, v)| v.clone())
+    }
+
+    /// The monitor's view of the outputs: secret ones as fingerprints.
+    pub fn masked(&self, action: &Action) -> Map<String, Value> {
+        self.outputs
+            .iter()
+            .map(|(name, value)| {
+                let secret = action.spec.output(name).is_some_and(|p| p.secret);
+                let shown = match value {
+                    Value::String(text) if secret => Value::String(fingerprint(text)),
+                    other => other.clone(),
+                };
+                ((*name).to_owned(), shown)
+            })
+            .collect()
+    }
+}
+
+/// An action either finished or must wait for a person.
+#[derive(Debug)]
+pub enum Execution {
+    Done(Outcome),
+    Suspend(Box<AuthorizationRequest>),
+}
+
+fn secret_value(secret: &Option<SecretString>) -> Value {
+    secret
+        .as_ref()
+        .map_or(Value::Null, |s| Value::String(s.expose().to_owned()))
+}
+
+fn opt<T: Into<Value> + Clone>(value: &Option<T>) -> Value {
+    value.clone().map_or(Value::Null, Into::into)
+}
+
+/// The outputs of any OAuth connector.
+pub fn token_outcome<S: ConnectorStatus>(out: TokenOutputs<S>, full: bool) -> Outcome {
+    let mut outputs = vec![
+        ("access_token", secret_value(&out.access_token)),
+        ("expires_in", opt(&out.expires_in)),
+        ("token_type", opt(&out.token_type)),
+        ("status_code", Value::from(out.status.code())),
+        ("error", opt(&out.error)),
+        ("error_description", opt(&out.error_description)),
+    ];
+    if full {
+        outputs.push(("granted_scopes", opt(&out.granted_scopes)));
+        outputs.push(("refresh_token", secret_value(&out.refresh_token)));
+    }
+    Outcome {
+        status_code: out.status.code(),
+        error: out
+            .error
+            .as_ref()
+            .map(|error| match &out.error_description {
+                Some(description) => format!("{error}: {description}"),
+                None => error.clone(),
+            }),
+        warnings: out
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {}", w.code, w.message))
+            .collect(),
+        response: out.response.into_iter().collect(),
+        outputs,
+    }
+}
+
+/// Runs `action` (anything but `stop`) with the run's variables.
+pub async fn execute(
+    engine: &Engine,
+    action: &Action,
+    vars: &Variables,
+) -> Result<(Execution, Map<String, Value>), InputError> {
+    let inputs = Resolved::new(action, vars);
+    let masked = inputs.masked();
+    let server_id = action.oauth_server.as_deref().unwrap_or("");
+    let server = action
+        .oauth_server
+        .as_deref()
+        .and_then(|id| engine.servers().get(id));
+    let execution = match action.spec.kind {
+        "oauth_server_login" => {
+            let out = engine
+                .oauth()
+                .server_login(server_id, server.as_ref(), &inputs.text("scope"))
+                .await;
+            Execution::Done(token_outcome(out, false))
+        }
+        "oauth_refresh_token" => {
+            let out = engine
+                .oauth()
+                .refresh_token(server_id, server.as_ref(), &inputs.secret("refresh_token"))
+                .await;
+            Execution::Done(token_outcome(out, true))
+        }
+        "oauth_user_login" => {
+            let input = UserLoginInput {
+                scope: inputs.text("scope"),
+                use_prompt: inputs.boolean("use_prompt")?,
+            };
+            match engine
+                .oauth()
+                .start_user_login(server_id, server.as_ref(), &input, engine.redirect())
+                .await
+            {
+                Ok(request) => Execution::Suspend(Box::new(request)),
+                Err(out) => Execution::Done(token_outcome(out, true)),
+            }
+        }
+        "http_connector" => {
+            let input = HttpInput {
+                url: inputs.text("url").assigned().cloned(),
+                method: inputs
+                    .text("method")
+                    .assigned()
+                    .cloned()
+                    .filter(|m| !m.is_empty()),
+                headers: inputs.json("headers").filter(|h| !h.is_null()),
+                content: inputs.text("content").assigned().cloned(),
+                content_type: inputs
+                    .text("content_type")
+                    .assigned()
+                    .cloned()
+                    .filter(|c| !c.is_empty()),
+                bearer_token: match inputs.secret("bearer_token") {
+                    Input::Assigned(token) if !token.is_empty() => Some(token),
+                    _ => None,
+                },
+                timeout_ms: inputs.integer("timeout")?,
+                follow_redirects: inputs
+                    .boolean("follow_redirects")?
+                    .assigned()
+                    .copied()
+                    .unwrap_or(false),
+            };
+            let out = engine.http().call(&input).await;
+            Execution::Done(Outcome {
+                status_code: out.status.code(),
+                outputs: vec![
+                    ("http_status_code", opt(&out.http_status_code)),
+                    ("headers", opt(&out.headers)),
+                    ("content", opt(&out.content)),
+                    ("status_code", Value::from(out.status.code())),
+                    ("error", opt(&out.error)),
+                    ("error_description", opt(&out.error_description)),
+                ],
+                error: out
+                    .error
+                    .as_ref()
+                    .map(|error| match &out.error_description {
+                        Some(description) => format!("{error}: {description}"),
+                        None => error.clone(),
+                    }),
+                warnings: out.warnings.clone(),
+                response: Map::new(),
+            })
+        }
+        "extract_json" => {
+            let json = inputs.json("json");
+            let path = inputs.text("path");
+            let out = extract_json(json.as_ref(), path.assigned().map(String::as_str));
+            Execution::Done(Outcome {
+                status_code: out.status.code(),
+                outputs: vec![
+                    ("value", opt(&out.value)),
+                    ("status_code", Value::from(out.status.code())),
+                    ("error", opt(&out.error)),
+                    ("error_description", opt(&out.error_description)),
+                ],
+                error: out
+                    .error
+                    .as_ref()
+                    .map(|error| match &out.error_description {
+                        Some(description) => format!("{error}: {description}"),
+                        None => error.clone(),
+                    }),
+                warnings: Vec::new(),
+                response: Map::new(),
+            })
+        }
+        other => Execution::Done(Outcome {
+            status_code: -1,
+            error: Some(format!("action type `{other}` cannot be executed")),
+            ..Outcome::default()
+        }),
+    };
+    Ok((execution, masked))
+}

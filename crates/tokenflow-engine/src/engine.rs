@@ -1,0 +1,376 @@
+//! The engine: start a run, execute one action per [`Engine::step`], suspend at a user login,
+//! resume with the callback ([`Engine::resume`]) or its expiry ([`Engine::expire`]), cancel.
+//!
+//! Routing (SPEC §7): after an action, the steps leaving it are tried in file order and the first
+//! whose condition holds is taken; when none holds the run fails with the action, its status code
+//! and the conditions tried. `max_steps` bounds the executed actions so a loop cannot run forever.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use tokenflow_connectors::http_action::HttpConnector;
+use tokenflow_connectors::oauth::connectors::RedirectSettings;
+use tokenflow_connectors::oauth::{CallbackParams, OAuthConnectors};
+use tokenflow_core::Clock;
+use tokenflow_core::flow::{Action, Condition, Flow, START, STOP};
+
+use crate::actions::{Execution, Outcome, execute, token_outcome};
+use crate::run::{ActionRecord, Run, RunStatus, Waiting};
+use crate::servers::ServerDirectory;
+use crate::vars::{Val, Variables};
+
+/// Runs flows. Cheap to clone; holds the injected clients, clock and server directory.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    oauth: OAuthConnectors,
+    http: HttpConnector,
+    servers: Arc<dyn ServerDirectory>,
+    clock: Arc<dyn Clock>,
+    redirect: RedirectSettings,
+}
+
+/// What one call to [`Engine::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// An action ran; the run goes on.
+    Continued,
+    /// The run waits for a person (status `waiting`).
+    Suspended,
+    /// The run ended (completed, failed or cancelled).
+    Finished,
+}
+
+/// A run could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error("`{0}` is not a variable of this flow")]
+    UnknownVariable(String),
+    #[error("required input `{0}` is missing")]
+    MissingInput(String),
+}
+
+impl Engine {
+    pub fn new(
+        oauth: OAuthConnectors,
+        http: HttpConnector,
+        servers: Arc<dyn ServerDirectory>,
+        clock: Arc<dyn Clock>,
+        redirect: RedirectSettings,
+    ) -> Self {
+        Self {
+            oauth,
+            http,
+            servers,
+            clock,
+            redirect,
+        }
+    }
+
+    pub fn oauth(&self) -> &OAuthConnectors {
+        &self.oauth
+    }
+
+    pub fn http(&self) -> &HttpConnector {
+        &self.http
+    }
+
+    pub fn servers(&self) -> &dyn ServerDirectory {
+        self.servers.as_ref()
+    }
+
+    pub fn redirect(&self) -> &RedirectSettings {
+        &self.redirect
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// A new run of `flow` with `inputs` (declared variables only), positioned after `start`.
+    pub fn start(&self, flow: &Flow, inputs: Map<String, Value>) -> Result<Run, StartError> {
+        for name in inputs.keys() {
+            if !flow.variables.contains_key(name) {
+                return Err(StartError::UnknownVariable(name.clone()));
+            }
+        }
+        if let Some(missing) = flow
+            .required_inputs()
+            .into_iter()
+            .find(|name| !inputs.contains_key(*name))
+        {
+            return Err(StartError::MissingInput(missing.to_owned()));
+        }
+        let mut variables = Variables::default();
+        for (name, decl) in &flow.variables {
+            if let Some(default) = &decl.default {
+                variables.set(
+                    name.clone(),
+                    Val::for_variable(flow, name, default.clone(), false),
+                );
+            }
+        }
+        for (name, value) in inputs {
+            let val = Val::for_variable(flow, &name, value, false);
+            variables.set(name, val);
+        }
+        let mut run = Run {
+            id: uuid::Uuid::now_v7().to_string(),
+            flow_id: flow.id.clone(),
+            status: RunStatus::Running,
+            variables,
+            next: None,
+            executed: 0,
+            records: Vec::new(),
+            waiting: None,
+            reason: None,
+            started_at: self.clock.now(),
+            ended_at: None,
+        };
+        self.route(flow, &mut run, START, 0);
+        Ok(run)
+    }
+
+    /// Executes the next action of a running run.
+    pub async fn step(&self, flow: &Flow, run: &mut Run) -> Progress {
+        if run.status != RunStatus::Running {
+            return if run.status == RunStatus::Waiting {
+                Progress::Suspended
+            } else {
+                Progress::Finished
+            };
+        }
+        let Some(next) = run.next.clone() else {
+            self.fail(run, "the run has nowhere to go".to_owned());
+            return Progress::Finished;
+        };
+        if next == STOP {
+            self.finish(run, RunStatus::Completed, None);
+            return Progress::Finished;
+        }
+        let Some(action) = flow.actions.get(&next) else {
+            self.fail(run, format!("the flow has no action `{next}`"));
+            return Progress::Finished;
+        };
+        if run.executed >= flow.max_steps {
+            self.fail(
+                run,
+                format!(
+                    "max_steps ({}) reached before `{next}`: the flow may loop",
+                    flow.max_steps
+                ),
+            );
+            return Progress::Finished;
+        }
+        run.executed += 1;
+        let started = self.clock.now();
+        if action.spec.kind == STOP {
+            // A named end: recorded, so the monitor shows which end the run reached.
+            let outcome = Outcome {
+                status_code: 0,
+                ..Outcome::default()
+            };
+            self.record(run, action, started, Map::new(), &outcome);
+            self.finish(run, RunStatus::Completed, None);
+            return Progress::Finished;
+        }
+        match execute(self, action, &run.variables).await {
+            Err(err) => {
+                self.fail(run, err.to_string());
+                Progress::Finished
+            }
+            Ok((Execution::Suspend(request), _)) => {
+                run.status = RunStatus::Waiting;
+                run.waiting = Some(Waiting {
+                    action: action.id.clone(),
+                    authorization_url: request.url.to_string(),
+                    pending: request.pending,
+                    since: started,
+                });
+                Progress::Suspended
+            }
+            Ok((Execution::Done(outcome), inputs)) => {
+                self.complete(flow, run, action, started, inputs, &outcome);
+                if run.status == RunStatus::Running {
+                    Progress::Continued
+                } else {
+                    Progress::Finished
+                }
+            }
+        }
+    }
+
+    /// Steps until the run waits or ends.
+    pub async fn run_until_blocked(&self, flow: &Flow, run: &mut Run) -> Progress {
+        loop {
+            match self.step(flow, run).await {
+                Progress::Continued => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// The identity provider redirected back for a waiting run: finish the login and route on.
+    /// The caller has matched `callback.state` to this run; the connector checks it again.
+    pub async fn resume(&self, flow: &Flow, run: &mut Run, callback: &CallbackParams) -> Progress {
+        let Some((action, waiting)) = self.waiting_action(flow, run) else {
+            return Progress::Finished;
+        };
+        let server = action
+            .oauth_server
+            .as_deref()
+            .and_then(|id| self.servers.get(id));
+        let out = self
+            .oauth
+            .finish_user_login(server.as_ref(), &waiting.pending, callback)
+            .await;
+        self.after_wait(flow, run, action, waiting, token_outcome(out, true))
+    }
+
+    /// The pending authorization of a waiting run expired: the login ends `-2` and the run goes on.
+    pub fn expire(&self, flow: &Flow, run: &mut Run) -> Progress {
+        let Some((action, waiting)) = self.waiting_action(flow, run) else {
+            return Progress::Finished;
+        };
+        let outcome = token_outcome(self.oauth.expire_user_login(), true);
+        self.after_wait(flow, run, action, waiting, outcome)
+    }
+
+    /// Cancels a run that has not ended.
+    pub fn cancel(&self, run: &mut Run, reason: &str) -> bool {
+        if run.status.is_final() {
+            return false;
+        }
+        run.waiting = None;
+        self.finish(run, RunStatus::Cancelled, Some(reason.to_owned()));
+        true
+    }
+
+    fn waiting_action<'f>(&self, flow: &'f Flow, run: &mut Run) -> Option<(&'f Action, Waiting)> {
+        if run.status != RunStatus::Waiting {
+            return None;
+        }
+        let waiting = run.waiting.take()?;
+        match flow.actions.get(&waiting.action) {
+            Some(action) => Some((action, waiting)),
+            None => {
+                self.fail(
+                    run,
+                    format!("the waiting action `{}` is not in the flow", waiting.action),
+                );
+                None
+            }
+        }
+    }
+
+    fn after_wait(
+        &self,
+        flow: &Flow,
+        run: &mut Run,
+        action: &Action,
+        waiting: Waiting,
+        outcome: Outcome,
+    ) -> Progress {
+        run.status = RunStatus::Running;
+        let inputs = crate::inputs::Resolved::new(action, &run.variables).masked();
+        self.complete(flow, run, action, waiting.since, inputs, &outcome);
+        if run.status == RunStatus::Running {
+            Progress::Continued
+        } else {
+            Progress::Finished
+        }
+    }
+
+    /// Records the action, writes its mapped outputs and routes on its status code.
+    fn complete(
+        &self,
+        flow: &Flow,
+        run: &mut Run,
+        action: &Action,
+        started: OffsetDateTime,
+        inputs: Map<String, Value>,
+        outcome: &Outcome,
+    ) {
+        self.record(run, action, started, inputs, outcome);
+        for (output, variable) in &action.outputs {
+            let secret = action.spec.output(output).is_some_and(|p| p.secret);
+            let value = Val::for_variable(flow, variable, outcome.output(output), secret);
+            run.variables.set(variable.clone(), value);
+        }
+        self.route(flow, run, &action.id, outcome.status_code);
+    }
+
+    fn record(
+        &self,
+        run: &mut Run,
+        action: &Action,
+        started: OffsetDateTime,
+        inputs: Map<String, Value>,
+        outcome: &Outcome,
+    ) {
+        let ended = self.clock.now();
+        let duration = (ended - started).whole_milliseconds().max(0);
+        run.records.push(ActionRecord {
+            action: action.id.clone(),
+            kind: action.spec.kind.to_owned(),
+            status_code: Some(outcome.status_code),
+            started_at: started,
+            duration_ms: u64::try_from(duration).unwrap_or(u64::MAX),
+            inputs,
+            outputs: outcome.masked(action),
+            error: outcome.error.clone(),
+            warnings: outcome.warnings.clone(),
+            response: outcome.response.clone(),
+        });
+    }
+
+    /// Chooses the next node: the first step from `from` whose condition holds.
+    fn route(&self, flow: &Flow, run: &mut Run, from: &str, status_code: i32) {
+        let variables = run.variables.exposed();
+        let mut tried = Vec::new();
+        for step in flow.steps_from(from) {
+            let holds = match &step.when {
+                Condition::Always => true,
+                Condition::Successful => status_code >= 0,
+                Condition::NotSuccessful => status_code < 0,
+                Condition::Expr(expr) => match expr.evaluate(&variables) {
+                    Ok(holds) => holds,
+                    Err(message) => {
+                        self.fail(
+                            run,
+                            format!(
+                                "condition on the step from `{from}` to `{}`: {message}",
+                                step.to
+                            ),
+                        );
+                        return;
+                    }
+                },
+            };
+            if holds {
+                run.next = Some(step.to.clone());
+                return;
+            }
+            tried.push(format!("{} -> {}", step.when.label(), step.to));
+        }
+        self.fail(
+            run,
+            format!(
+                "no step from `{from}` holds (status code {status_code}; tried: {})",
+                tried.join("; ")
+            ),
+        );
+    }
+
+    fn fail(&self, run: &mut Run, reason: String) {
+        tracing::warn!(run = %run.id, flow = %run.flow_id, %reason, "run failed");
+        self.finish(run, RunStatus::Failed, Some(reason));
+    }
+
+    fn finish(&self, run: &mut Run, status: RunStatus, reason: Option<String>) {
+        run.status = status;
+        run.next = None;
+        run.reason = reason;
+        run.ended_at = Some(self.clock.now());
+    }
+}

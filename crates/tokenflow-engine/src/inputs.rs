@@ -1,0 +1,229 @@
+//! From bindings to action inputs. An input the flow does not mention stays unassigned
+//! ([`Input::Unassigned`]); an assigned one is resolved against the run's variables and converted to
+//! the type the action expects. A value of the wrong type (e.g. `"yes"` for a boolean input) is an
+//! error of the flow, which fails the run with a message naming the action and input.
+
+use serde_json::Value;
+use tokenflow_core::flow::{Action, Binding};
+use tokenflow_core::secret::fingerprint;
+use tokenflow_core::{Input, SecretString};
+
+use crate::vars::Variables;
+
+/// An input value could not be converted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("input `{input}` of action `{action}`: {problem}")]
+pub struct InputError {
+    pub action: String,
+    pub input: String,
+    pub problem: String,
+}
+
+/// The assigned inputs of one action, resolved, plus their masked view for the monitor.
+#[derive(Debug)]
+pub struct Resolved<'a> {
+    action: &'a Action,
+    values: Vec<(&'static str, Value, bool)>,
+}
+
+impl<'a> Resolved<'a> {
+    /// Resolves every assigned input of `action`.
+    pub fn new(action: &'a Action, vars: &Variables) -> Self {
+        let values = action
+            .inputs
+            .iter()
+            .map(|(name, binding)| {
+                let (value, from_secret) = resolve(binding, vars);
+                let secret = from_secret || action.spec.input(name).is_some_and(|p| p.secret);
+                (*name, value, secret)
+            })
+            .collect();
+        Self { action, values }
+    }
+
+    fn raw(&self, name: &str) -> Option<&Value> {
+        self.values
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, v, _)| v)
+    }
+
+    fn error(&self, input: &str, problem: impl Into<String>) -> InputError {
+        InputError {
+            action: self.action.id.clone(),
+            input: input.to_owned(),
+            problem: problem.into(),
+        }
+    }
+
+    /// A text input: strings as they are, null as empty, other JSON as its text.
+    pub fn text(&self, name: &str) -> Input<String> {
+        match self.raw(name) {
+            None => Input::Unassigned,
+            Some(value) => Input::Assigned(as_text(value)),
+        }
+    }
+
+    /// A secret text input.
+    pub fn secret(&self, name: &str) -> Input<SecretString> {
+        match self.text(name) {
+            Input::Unassigned => Input::Unassigned,
+            Input::Assigned(text) => Input::Assigned(SecretString::new(text)),
+        }
+    }
+
+    /// A boolean input: JSON booleans, or the strings `true`/`false`.
+    pub fn boolean(&self, name: &str) -> Result<Input<bool>, InputError> {
+        match self.raw(name) {
+            None | Some(Value::Null) => Ok(Input::Unassigned),
+            Some(Value::Bool(b)) => Ok(Input::Assigned(*b)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Input::Assigned(true)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Input::Assigned(false)),
+            Some(other) => Err(self.error(
+                name,
+                format!("expected true or false, got {}", describe(other)),
+            )),
+        }
+    }
+
+    /// A whole-number input: JSON numbers or numeric strings.
+    pub fn integer(&self, name: &str) -> Result<Option<u64>, InputError> {
+        match self.raw(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.is_u64() => Ok(n.as_u64()),
+            Some(Value::String(s)) if s.trim().parse::<u64>().is_ok() => Ok(s.trim().parse().ok()),
+            Some(other) => Err(self.error(
+                name,
+                format!("expected a whole number, got {}", describe(other)),
+            )),
+        }
+    }
+
+    /// A JSON input as given.
+    pub fn json(&self, name: &str) -> Option<Value> {
+        self.raw(name).cloned()
+    }
+
+    /// The monitor's view of the inputs: secrets as fingerprints.
+    pub fn masked(&self) -> serde_json::Map<String, Value> {
+        self.values
+            .iter()
+            .map(|(name, value, secret)| {
+                let shown = if *secret && !value.is_null() {
+                    Value::String(fingerprint(&as_text(value)))
+                } else {
+                    value.clone()
+                };
+                ((*name).to_owned(), shown)
+            })
+            .collect()
+    }
+}
+
+/// The value of a binding, and whether it came from a secret variable.
+fn resolve(binding: &Binding, vars: &Variables) -> (Value, bool) {
+    match binding {
+        Binding::Const(value) => (value.clone(), false),
+        Binding::Var(name) => match vars.get(name) {
+            Some(val) => (val.expose(), val.is_secret()),
+            None => (Value::Null, false),
+        },
+        Binding::Template(template) => {
+            let mut secret = false;
+            let text = template.render(|name| match vars.get(name) {
+                Some(val) => {
+                    secret |= val.is_secret();
+                    as_text(&val.expose())
+                }
+                None => String::new(),
+            });
+            (Value::String(text), secret)
+        }
+    }
+}
+
+fn as_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(_) => "a string".to_owned(),
+        Value::Number(_) => "a number".to_owned(),
+        Value::Bool(_) => "a boolean".to_owned(),
+        Value::Array(_) => "a list".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+        Value::Null => "nothing".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokenflow_core::flow::{ParseOptions, parse_flow};
+
+    use super::*;
+    use crate::vars::Val;
+
+    fn action() -> tokenflow_core::flow::Flow {
+        parse_flow(
+            "f.yaml",
+            "id: f\nvariables:\n  tok: { secret: true }\n  who: {}\nactions:\n  a:\n    type: http_connector\n    input: { url: \"https://x/{who}\", bearer_token: { var: tok }, follow_redirects: { var: who }, content: \"k={tok}\" }\nsteps:\n  - { from: start, to: a }\n  - { from: a, to: stop }\n",
+            &ParseOptions::default(),
+        )
+        .unwrap()
+        .flow
+    }
+
+    #[test]
+    fn inputs_resolve_and_secrets_are_masked() {
+        let flow = action();
+        let mut vars = Variables::default();
+        vars.set(
+            "tok",
+            Val::for_variable(&flow, "tok", "T0KEN".into(), false),
+        );
+        vars.set("who", Val::Plain("alice".into()));
+        let resolved = Resolved::new(&flow.actions["a"], &vars);
+        assert_eq!(
+            resolved.text("url"),
+            Input::Assigned("https://x/alice".into())
+        );
+        assert_eq!(
+            resolved
+                .secret("bearer_token")
+                .assigned()
+                .map(|s| s.expose().to_owned()),
+            Some("T0KEN".into())
+        );
+        assert_eq!(resolved.text("method"), Input::Unassigned);
+        let masked = serde_json::Value::Object(resolved.masked()).to_string();
+        assert!(!masked.contains("T0KEN"), "{masked}");
+        assert!(
+            masked.contains("sha256:"),
+            "a template with a secret is masked too: {masked}"
+        );
+        let err = resolved.boolean("follow_redirects").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input `follow_redirects` of action `a`: expected true or false, got a string"
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_is_assigned_but_empty() {
+        let flow = action();
+        let resolved = Resolved::new(&flow.actions["a"], &Variables::default());
+        assert_eq!(resolved.text("url"), Input::Assigned("https://x/".into()));
+        assert_eq!(
+            resolved
+                .secret("bearer_token")
+                .assigned()
+                .map(SecretString::is_empty),
+            Some(true)
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! The flow engine (SPEC §7): runs a validated [`Flow`](tokenflow_core::flow::Flow) action by
+//! action, routes on status codes and CEL conditions, suspends at a user login and resumes on its
+//! callback, and keeps a monitor record of every executed action with secrets masked.
+//!
+//! - [`engine`]: `start`, `step`, `resume`, `expire`, `cancel` — driven one action at a time so
+//!   tests (and the server's durable runner) control every transition.
+//! - [`run`]: the run state machine and its JSON form (SPEC §12).
+//! - [`vars`]: run variables, with secret values kept as `SecretString`.
+//! - [`inputs`]: bindings → action inputs (unassigned stays unassigned).
+//! - [`actions`]: one action executed against its connector, outputs collected by name.
+//! - [`servers`]: where the engine looks OAuth servers up.
+//!
+//! The engine has no store: a [`Run`](run::Run) is a value the caller persists between steps.
+
+pub mod actions;
+pub mod engine;
+pub mod inputs;
+pub mod run;
+pub mod servers;
+pub mod vars;
+
+pub use engine::{Engine, Progress, StartError};
+pub use run::{ActionRecord, Run, RunStatus, Waiting};
+pub use servers::{ServerDirectory, StaticServers};
+pub use vars::{Val, Variables};

@@ -1,0 +1,132 @@
+//! The run state machine (SPEC §2, §7) and the JSON form of a run (SPEC §12).
+//!
+//! ```text
+//! running ──(user login)──> waiting ──(callback | expiry)──> running
+//!    │                         │
+//!    ├──> completed            └──(cancel)──> cancelled
+//!    └──> failed   (an internal error: no step holds, a condition failed, max_steps, bad input)
+//! ```
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use tokenflow_connectors::oauth::PendingAuthorization;
+use tokenflow_core::flow::Flow;
+
+use crate::vars::Variables;
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Waiting,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+/// A run suspended at a user login.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub action: String,
+    /// Where the person must go; holds no secret (PKCE sends only the challenge).
+    pub authorization_url: String,
+    pub pending: PendingAuthorization,
+    pub since: OffsetDateTime,
+}
+
+/// The monitor record of one executed action (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    pub action: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status_code: Option<i32>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    pub duration_ms: u64,
+    /// Assigned inputs, secrets masked.
+    pub inputs: Map<String, Value>,
+    /// Every output of the action, secrets masked.
+    pub outputs: Map<String, Value>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    /// Unknown members of a token response (masked), for the monitor.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub response: Map<String, Value>,
+}
+
+/// One execution of a flow.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub id: String,
+    pub flow_id: String,
+    pub status: RunStatus,
+    pub variables: Variables,
+    /// The node to execute next while running: an action id or `stop`.
+    pub next: Option<String>,
+    /// Actions executed so far (for `max_steps`).
+    pub executed: u32,
+    pub records: Vec<ActionRecord>,
+    pub waiting: Option<Waiting>,
+    /// Why the run failed or was cancelled.
+    pub reason: Option<String>,
+    pub started_at: OffsetDateTime,
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+impl Run {
+    /// The run as JSON (SPEC §12), secrets masked; the same for the API and `tokenflow run`.
+    pub fn to_json(&self, flow: &Flow) -> Value {
+        let format = |t: OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let mut run = json!({
+            "id": self.id,
+            "flow": self.flow_id,
+            "status": self.status.as_str(),
+            "started_at": format(self.started_at),
+            "ended_at": self.ended_at.map(format),
+            "actions": self.records,
+            "variables": self.variables.masked(flow),
+        });
+        if let Some(object) = run.as_object_mut() {
+            if let Some(waiting) = &self.waiting {
+                object.insert(
+                    "authorization_url".into(),
+                    waiting.authorization_url.clone().into(),
+                );
+                object.insert("waiting_action".into(), waiting.action.clone().into());
+                object.insert(
+                    "expires_at".into(),
+                    format(waiting.pending.expires_at).into(),
+                );
+            }
+            if let Some(reason) = &self.reason {
+                object.insert("error".into(), reason.clone().into());
+            }
+        }
+        run
+    }
+}

@@ -1,0 +1,93 @@
+//! Run variables. Secret values live as [`SecretString`], so printing a run's variables by mistake
+//! shows `[redacted]`; [`Variables::masked`] gives the monitor's view with fingerprints.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use tokenflow_core::SecretString;
+use tokenflow_core::flow::Flow;
+
+/// A variable's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Plain(Value),
+    /// Secret values are text; a non-string JSON value written to a secret variable is kept as its
+    /// JSON text.
+    Secret(SecretString),
+}
+
+impl Val {
+    /// A value for `variable` of `flow`: secret when the flow says so (or `force_secret`).
+    pub fn for_variable(flow: &Flow, variable: &str, value: Value, force_secret: bool) -> Val {
+        if !(force_secret || flow.is_secret(variable)) || value.is_null() {
+            return Val::Plain(value);
+        }
+        match value {
+            Value::String(text) => Val::Secret(SecretString::new(text)),
+            other => Val::Secret(SecretString::new(other.to_string())),
+        }
+    }
+
+    /// The raw value, for handing to an action or an expression.
+    pub fn expose(&self) -> Value {
+        match self {
+            Val::Plain(value) => value.clone(),
+            Val::Secret(secret) => Value::String(secret.expose().to_owned()),
+        }
+    }
+
+    /// The monitor's view: secrets as fingerprints.
+    pub fn masked(&self) -> Value {
+        match self {
+            Val::Plain(value) => value.clone(),
+            Val::Secret(secret) => Value::String(secret.fingerprint()),
+        }
+    }
+
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Val::Secret(_))
+    }
+}
+
+/// The variables of one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Variables {
+    values: BTreeMap<String, Val>,
+}
+
+impl Variables {
+    pub fn get(&self, name: &str) -> Option<&Val> {
+        self.values.get(name)
+    }
+
+    pub fn set(&mut self, name: impl Into<String>, value: Val) {
+        self.values.insert(name.into(), value);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Val)> {
+        self.values.iter()
+    }
+
+    /// Every variable's raw value (for CEL conditions).
+    pub fn exposed(&self) -> BTreeMap<String, Value> {
+        self.values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose()))
+            .collect()
+    }
+
+    /// Every variable with secrets masked, declared ones first in declaration order.
+    pub fn masked(&self, flow: &Flow) -> Map<String, Value> {
+        let mut out = Map::new();
+        for name in flow.variables.keys() {
+            let value = self.values.get(name).map_or(Value::Null, Val::masked);
+            out.insert(name.clone(), value);
+        }
+        for (name, value) in &self.values {
+            if !out.contains_key(name) {
+                out.insert(name.clone(), value.masked());
+            }
+        }
+        out
+    }
+}

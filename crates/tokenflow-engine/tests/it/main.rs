@@ -1,0 +1,7 @@
+//! Engine tests: routing and limits offline (actions that need no network), suspend/resume against
+//! the real test IdP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod login;
+mod routing;
+mod support;
