@@ -41,6 +41,7 @@ const byGrant = new Map(); // grantId -> Set<key> of grant-bound artifacts
 const byUid = new Map(); // Session uid -> key
 const byUserCode = new Map(); // DeviceCode userCode -> key
 const byClient = new Map(); // clientId -> Set<key> (Grants and tokens), for /_test/revoke
+const issued = new Map(); // clientId -> Set<key> of every token ever stored (never pruned), for /_test/tokens
 
 const addIndex = (map, k, key) => { if (!map.has(k)) map.set(k, new Set()); map.get(k).add(key); };
 const delIndex = (map, k, key) => { const s = map.get(k); if (s) { s.delete(key); if (!s.size) map.delete(k); } };
@@ -76,7 +77,7 @@ class MapAdapter {
     store.set(key, { payload, exp: expiresIn ? Date.now() + expiresIn * 1000 : undefined });
     if (payload.grantId) addIndex(byGrant, payload.grantId, key);
     // Client records carry client_id (snake case), not clientId, so they stay out of byClient.
-    if (payload.clientId) addIndex(byClient, payload.clientId, key);
+    if (payload.clientId) { addIndex(byClient, payload.clientId, key); addIndex(issued, payload.clientId, key); }
     if (this.model === 'Session' && payload.uid) byUid.set(payload.uid, key);
     if (payload.userCode) byUserCode.set(payload.userCode, key);
   }
@@ -380,6 +381,27 @@ async function register(provider, input) {
   return json(ctx, 201, { client_id: metadata.client_id });
 }
 
+// A tiny protected API (a resource server): GET /api/whoami with `Authorization: Bearer <token>`
+// answers what the token is (any access token or client-credentials token of this IdP), or 401.
+// tokenflow's examples and tests call it with the tokens they obtained, as they would call Graph.
+function resourceApiMiddleware(provider) {
+  return async (ctx, next) => {
+    if (ctx.path !== '/api/whoami') return next();
+    const match = /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization') ?? '');
+    const value = match?.[1];
+    const token = value
+      ? (await provider.AccessToken.find(value)) ?? (await provider.ClientCredentials.find(value))
+      : undefined;
+    if (!token || token.isExpired) {
+      ctx.status = 401;
+      ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+      ctx.body = { error: 'invalid_token' };
+      return;
+    }
+    ctx.body = { active: true, client_id: token.clientId, scope: token.scope ?? '', sub: token.accountId ?? null };
+  };
+}
+
 // Unauthenticated admin API for the test harness (the server is bound to loopback only).
 function testAdminMiddleware(provider) {
   const json = (ctx, status, body) => { ctx.status = status; ctx.body = body; };
@@ -417,6 +439,17 @@ function testAdminMiddleware(provider) {
     ctx.set('Cache-Control', 'no-store');
     if (ctx.path === '/_test/clients' && ctx.method === 'POST') return registerClient(ctx);
     if (ctx.path === '/_test/revoke' && ctx.method === 'POST') return revokeClient(ctx);
+    // Every live token value of a client, so tests can assert that none of them leaked anywhere.
+    if (ctx.path === '/_test/tokens' && ctx.method === 'GET') {
+      const clientId = ctx.query.client_id;
+      const tokens = { access_tokens: [], refresh_tokens: [], client_credentials: [], authorization_codes: [] };
+      const kinds = { AccessToken: 'access_tokens', RefreshToken: 'refresh_tokens', ClientCredentials: 'client_credentials', AuthorizationCode: 'authorization_codes' };
+      for (const key of issued.get(clientId) ?? []) {
+        const [model, ...rest] = key.split(':');
+        if (kinds[model]) tokens[kinds[model]].push(rest.join(':'));
+      }
+      return json(ctx, 200, tokens);
+    }
     if (ctx.path === '/_test/stats' && ctx.method === 'GET') {
       const clientId = ctx.query.client_id;
       const list = typeof clientId === 'string' ? tokenRequests.filter((r) => r.client_id === clientId) : tokenRequests;
@@ -441,6 +474,7 @@ server.listen(port, '127.0.0.1', async () => {
   provider.use(tokenEndpointMiddleware());
   provider.use(interactionMiddleware(provider));
   provider.use(testAdminMiddleware(provider));
+  provider.use(resourceApiMiddleware(provider));
   // Surface unexpected server errors; expected OAuth errors are the tests' business.
   provider.on('server_error', (ctx, err) => log('server_error', ctx.method, ctx.path, err));
   handler = provider.callback();

@@ -102,6 +102,25 @@ status_enum!(
     InvalidPath = -2 => "Invalid path",
 });
 
+/// The meaning of `code` for an action type, from the tables above (`None` for other types or
+/// codes).
+pub fn meaning(action_kind: &str, code: i32) -> Option<&'static str> {
+    fn find<S: ConnectorStatus>(code: i32) -> Option<&'static str> {
+        S::ALL
+            .iter()
+            .find(|s| s.code() == code)
+            .map(|s| s.meaning())
+    }
+    match action_kind {
+        "oauth_server_login" => find::<ServerLoginStatus>(code),
+        "oauth_user_login" => find::<UserLoginStatus>(code),
+        "oauth_refresh_token" => find::<RefreshStatus>(code),
+        "http_connector" => find::<HttpStatus>(code),
+        "extract_json" => find::<ExtractJsonStatus>(code),
+        _ => None,
+    }
+}
+
 /// The Markdown table of one connector's codes, as `docs/connectors.md` shows it.
 pub fn markdown_table<S: ConnectorStatus>() -> String {
     let mut table = format!("| `{}` status | meaning |\n|---|---|\n", S::ACTION);
@@ -143,6 +162,17 @@ mod tests {
         );
         assert!(UserLoginStatus::Successful.is_success());
         assert!(!UserLoginStatus::Aborted.is_success());
+    }
+
+    #[test]
+    fn meanings_are_found_by_action_type() {
+        assert_eq!(
+            meaning("oauth_user_login", -2),
+            Some("Unsuccessful, aborted")
+        );
+        assert_eq!(meaning("http_connector", -6), Some("Unsuccessful, timeout"));
+        assert_eq!(meaning("oauth_user_login", -4), None, "-4 is not used");
+        assert_eq!(meaning("stop", 0), None);
     }
 
     #[test]

@@ -362,7 +362,8 @@ impl Engine {
         );
     }
 
-    fn fail(&self, run: &mut Run, reason: String) {
+    /// Ends a run as failed (an internal error, not a status code) with `reason`.
+    pub fn fail(&self, run: &mut Run, reason: String) {
         tracing::warn!(run = %run.id, flow = %run.flow_id, %reason, "run failed");
         self.finish(run, RunStatus::Failed, Some(reason));
     }
@@ -370,6 +371,7 @@ impl Engine {
     fn finish(&self, run: &mut Run, status: RunStatus, reason: Option<String>) {
         run.status = status;
         run.next = None;
+        run.waiting = None;
         run.reason = reason;
         run.ended_at = Some(self.clock.now());
     }

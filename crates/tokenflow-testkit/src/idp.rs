@@ -222,6 +222,33 @@ impl Idp {
         stats.token_requests
     }
 
+    /// Every token value the IdP ever issued to `client_id` (access, refresh, client-credentials
+    /// tokens and authorization codes), to assert that none of them leaked anywhere.
+    pub async fn issued_tokens(&self, client_id: &str) -> Vec<String> {
+        let mut url = Url::parse(&self.url("/_test/tokens")).expect("valid");
+        url.query_pairs_mut().append_pair("client_id", client_id);
+        let value: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("IdP admin reachable")
+            .json()
+            .await
+            .expect("tokens JSON");
+        let mut tokens = Vec::new();
+        if let Some(groups) = value.as_object() {
+            for list in groups.values() {
+                for token in list.as_array().into_iter().flatten() {
+                    if let Some(token) = token.as_str() {
+                        tokens.push(token.to_owned());
+                    }
+                }
+            }
+        }
+        tokens
+    }
+
     /// Revokes every grant of `client_id`; returns how many were revoked.
     pub async fn revoke_grants(&self, client_id: &str) -> u64 {
         let value: Value = self

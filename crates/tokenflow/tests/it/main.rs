@@ -1,4 +1,7 @@
 //! End-to-end tests of the `tokenflow` binary against the real test IdP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod flows;
+mod run;
 mod servers;
+mod support;

@@ -1,0 +1,304 @@
+//! `tokenflow run <flow.yaml>`: runs one flow locally — the seed's 2-tier mode. At a user login it
+//! prints the authorization URL (and opens a browser with `--open`), receives the redirect on a
+//! loopback listener, and continues; `--format json` prints the run as one JSON document (SPEC §12,
+//! secrets masked). Exit code 0 only when the run completed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde_json::{Map, Value};
+use tokenflow_config::Config;
+use tokenflow_connectors::http::build_client;
+use tokenflow_connectors::http_action::HttpConnector;
+use tokenflow_connectors::oauth::OAuthConnectors;
+use tokenflow_connectors::oauth::connectors::RedirectSettings;
+use tokenflow_connectors::status::meaning;
+use tokenflow_core::flow::{Flow, ParseOptions, parse_flow};
+use tokenflow_core::{Clock, SystemClock};
+use tokenflow_engine::{Engine, Progress, Run, RunStatus, StaticServers};
+use url::Url;
+
+use crate::loopback::Loopback;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The flow file.
+    flow: PathBuf,
+    /// A start value for a declared variable; repeatable. VALUE is JSON when it parses as JSON
+    /// (numbers, true/false, objects, quoted strings), otherwise text.
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    inputs: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Open the authorization URL in the default browser.
+    #[arg(long)]
+    open: bool,
+    /// Loopback port for the redirect (`http://localhost:<port>/oauth-callback`); 0 = any free port.
+    #[arg(long, default_value_t = 8400)]
+    callback_port: u16,
+    /// How long a user login waits for the person, e.g. `90s`, `10m` (default 10m).
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    login_timeout: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s or 10m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "" | "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        "h" => Ok(Duration::from_secs(value * 3600)),
+        _ => Err(format!("`{text}` is not a duration like 90s or 10m")),
+    }
+}
+
+fn parse_inputs(inputs: &[String]) -> anyhow::Result<Map<String, Value>> {
+    let mut map = Map::new();
+    for input in inputs {
+        let (name, value) = input
+            .split_once('=')
+            .with_context(|| format!("--input `{input}` is not NAME=VALUE"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        map.insert(name.to_owned(), value);
+    }
+    Ok(map)
+}
+
+pub async fn run(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.flow)
+        .with_context(|| format!("cannot read {}", args.flow.display()))?;
+    let options = ParseOptions {
+        known_servers: Some(config.oauth_servers.keys().cloned().collect()),
+    };
+    let parsed = parse_flow(&args.flow.display().to_string(), &text, &options)
+        .map_err(|problems| anyhow::anyhow!("the flow is invalid:\n{problems}"))?;
+    for warning in &parsed.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let flow = parsed.flow;
+    let inputs = parse_inputs(&args.inputs)?;
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let http = build_client(Duration::from_secs(30)).context("cannot build the HTTP client")?;
+    let mut servers = StaticServers::new(
+        config
+            .oauth_servers
+            .clone()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+    );
+    for warning in servers.resolve_endpoints(&http).await {
+        eprintln!("warning: {warning}");
+    }
+    let mut listeners: Vec<Loopback> = Vec::new();
+    let default_redirect = if flow.is_system_flow() {
+        Url::parse(&format!(
+            "http://localhost:{}/oauth-callback",
+            args.callback_port
+        ))?
+    } else {
+        let listener = Loopback::bind(args.callback_port).await?;
+        let url = Url::parse(&format!(
+            "http://localhost:{}/oauth-callback",
+            listener.port()
+        ))?;
+        listeners.push(listener);
+        url
+    };
+    let engine = Engine::new(
+        OAuthConnectors::new(http, clock.clone()),
+        HttpConnector::build().context("cannot build the HTTP client")?,
+        Arc::new(servers),
+        clock.clone(),
+        RedirectSettings {
+            global: config.oauth_redirect_uri.clone(),
+            default: default_redirect,
+            pending_ttl: args.login_timeout,
+        },
+    );
+
+    let mut run = engine
+        .start(&flow, inputs)
+        .context("cannot start the run")?;
+    while engine.run_until_blocked(&flow, &mut run).await == Progress::Suspended {
+        wait_for_login(&engine, &flow, &mut run, &mut listeners, args.open).await?;
+    }
+
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&run.to_json(&flow))?),
+        Format::Text => print_text(&run, &flow),
+    }
+    if run.status == RunStatus::Completed {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "error: the run ended {}{}",
+            run.status.as_str(),
+            run.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Shows the authorization URL, waits for the matching redirect (or the expiry) and resumes.
+async fn wait_for_login(
+    engine: &Engine,
+    flow: &Flow,
+    run: &mut Run,
+    listeners: &mut Vec<Loopback>,
+    open: bool,
+) -> anyhow::Result<()> {
+    let Some(waiting) = run.waiting.clone() else {
+        return Ok(());
+    };
+    let redirect = Url::parse(&waiting.pending.redirect_uri)?;
+    let loopback_host = matches!(
+        redirect.host_str(),
+        Some("localhost" | "127.0.0.1" | "[::1]")
+    );
+    let Some(port) = redirect
+        .port_or_known_default()
+        .filter(|_| loopback_host && redirect.scheme() == "http")
+    else {
+        engine.fail(
+            run,
+            format!(
+                "the redirect URI {redirect} is not a loopback http:// address, so `tokenflow run` cannot receive the sign-in; use `tokenflow serve` or a redirect_uri like http://localhost:8400/oauth-callback"
+            ),
+        );
+        return Ok(());
+    };
+    if !listeners.iter().any(|l| l.port() == port) {
+        listeners.push(Loopback::bind(port).await?);
+    }
+    let listener = listeners
+        .iter()
+        .find(|l| l.port() == port)
+        .context("listener")?;
+    let receiver = listener.expect(waiting.pending.state.clone());
+
+    eprintln!(
+        "Sign in for action `{}` of flow `{}`: open this URL in a browser:",
+        waiting.action, flow.id
+    );
+    eprintln!("  {}", waiting.authorization_url);
+    eprintln!("Waiting for the redirect to {redirect} ...");
+    if open {
+        open_browser(&waiting.authorization_url);
+    }
+    let remaining = waiting.pending.expires_at - engine.clock().now();
+    let remaining = Duration::try_from(remaining).unwrap_or(Duration::ZERO);
+    match tokio::time::timeout(remaining, receiver).await {
+        Ok(Ok(params)) => {
+            engine.resume(flow, run, &params).await;
+        }
+        Ok(Err(_)) | Err(_) => {
+            eprintln!("The sign-in was not completed in time; the login ends with -2.");
+            engine.expire(flow, run);
+        }
+    }
+    Ok(())
+}
+
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    match std::process::Command::new(opener).arg(url).spawn() {
+        Ok(_) => eprintln!("(opened with {opener})"),
+        Err(err) => eprintln!("(could not start {opener}: {err}; open the URL yourself)"),
+    }
+}
+
+fn print_text(run: &Run, flow: &Flow) {
+    println!(
+        "run {} of flow `{}`: {}",
+        run.id,
+        run.flow_id,
+        run.status.as_str()
+    );
+    for record in &run.records {
+        let code = record
+            .status_code
+            .map_or_else(|| "-".to_owned(), |c| c.to_string());
+        let meaning = record
+            .status_code
+            .and_then(|c| meaning(&record.kind, c))
+            .unwrap_or("");
+        println!(
+            "  {:<20} {:<20} {:>3} {:<45} {:>6} ms",
+            record.action, record.kind, code, meaning, record.duration_ms
+        );
+        if let Some(error) = &record.error {
+            println!("  {:<20} error: {error}", "");
+        }
+        for warning in &record.warnings {
+            println!("  {:<20} warning: {warning}", "");
+        }
+    }
+    if let Some(reason) = &run.reason {
+        println!("reason: {reason}");
+    }
+    println!("variables:");
+    for (name, value) in run.variables.masked(flow) {
+        let shown = match value {
+            Value::String(text) => text,
+            other => other.to_string(),
+        };
+        let shown = if shown.chars().count() > 100 {
+            format!("{}…", shown.chars().take(100).collect::<String>())
+        } else {
+            shown
+        };
+        println!("  {name} = {shown}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_inputs_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        let inputs = parse_inputs(&[
+            "a=1".into(),
+            "b=hello".into(),
+            "c={\"x\":true}".into(),
+            "d=".into(),
+        ])
+        .unwrap();
+        assert_eq!(inputs["a"], 1);
+        assert_eq!(inputs["b"], "hello");
+        assert_eq!(inputs["c"]["x"], true);
+        assert_eq!(inputs["d"], "");
+        assert!(parse_inputs(&["novalue".into()]).is_err());
+    }
+}

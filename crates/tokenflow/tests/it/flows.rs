@@ -1,0 +1,75 @@
+use std::process::Command;
+
+use crate::support::repo;
+
+fn validate(path: &str) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tokenflow"))
+        .args(["flows", "validate", path])
+        .env_remove("TOKENFLOW_CONFIG")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn every_example_flow_is_valid() {
+    let dir = repo().join("examples/flows");
+    let (ok, text) = validate(dir.to_str().unwrap());
+    assert!(ok, "{text}");
+    for id in [
+        "service_call",
+        "user_profile",
+        "refresh",
+        "branch_on_status",
+        "graph_me",
+    ] {
+        assert!(
+            text.contains(&format!("(flow `{id}`)")),
+            "{id} missing:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn validate_prints_every_problem_with_its_position_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "id: bad\nactions:\n  a: { type: nope }\n  b: { type: http_connector, input: { urll: x } }\nsteps:\n  - { from: start, to: b }\n  - { from: b, to: zzz }\n",
+    )
+    .unwrap();
+    let (ok, text) = validate(file.to_str().unwrap());
+    assert!(!ok);
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 3, "{text}");
+    assert!(
+        errors[0].contains("bad.yaml:3:14: unknown action type `nope`"),
+        "{text}"
+    );
+    assert!(
+        errors[1].contains("bad.yaml:4:39: unknown input `urll`"),
+        "{text}"
+    );
+    assert!(
+        errors[2].contains("bad.yaml:7:20: step to unknown action `zzz`"),
+        "{text}"
+    );
+    assert!(text.contains("1 of 1 flow file(s) are invalid"));
+}
+
+#[test]
+fn malformed_yaml_is_an_error_with_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yml");
+    std::fs::write(&file, "id: x\nsteps: [\n").unwrap();
+    let (ok, text) = validate(file.to_str().unwrap());
+    assert!(!ok);
+    assert!(text.contains("broken.yml:2:"), "{text}");
+}

@@ -1,0 +1,272 @@
+use serde_json::Value;
+use tokenflow_testkit::{Decision, Idp, sign_in, unique};
+
+use crate::support::{
+    Cli, SECRETS_ENV, SERVICE_SECRET, WEB_SECRET, assert_no_tokens, demo_config, example,
+    redirect_uri_of,
+};
+
+struct World {
+    idp: Idp,
+    _dir: tempfile::TempDir,
+    config: String,
+    service: String,
+    web: String,
+}
+
+async fn world() -> World {
+    let idp = Idp::start().await;
+    let service = unique("svc");
+    let web = unique("web");
+    idp.client_credentials_client(&service, SERVICE_SECRET)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path(), &idp, &service, &web)
+        .display()
+        .to_string();
+    World {
+        idp,
+        _dir: dir,
+        config,
+        service,
+        web,
+    }
+}
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout)
+        .unwrap_or_else(|err| panic!("not one JSON document ({err}):\n{stdout}"))
+}
+
+fn trail(run: &Value) -> Vec<(String, i64)> {
+    run["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_owned(),
+                a["status_code"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_client_credentials_flow_calls_the_api_with_its_token() {
+    let w = world().await;
+    let api = format!("api_url={}", w.idp.url("/api/whoami"));
+    let flow = example("service_call.yaml").display().to_string();
+    let cli = Cli::spawn(
+        &[
+            "run", &flow, "--config", &w.config, "--input", &api, "--format", "json",
+        ],
+        SECRETS_ENV,
+    );
+    let (ok, stdout, stderr) = cli.finish().await;
+    assert!(ok, "{stderr}\n{stdout}");
+    let run = json(&stdout);
+    assert_eq!(run["status"], "completed");
+    assert_eq!(
+        trail(&run),
+        [
+            ("get_token".into(), 0),
+            ("call_api".into(), 0),
+            ("read_client".into(), 0)
+        ]
+    );
+    assert_eq!(
+        run["variables"]["http_status"], 200,
+        "the API accepted the token"
+    );
+    assert_eq!(run["variables"]["client"], w.service.as_str());
+    assert!(
+        run["variables"]["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_no_tokens(&w.idp, &w.service, &format!("{stdout}{stderr}")).await;
+}
+
+#[tokio::test]
+async fn a_user_login_flow_completes_through_the_loopback_listener() {
+    let w = world().await;
+    let userinfo = format!("userinfo_url={}", w.idp.url("/me"));
+    let flow = example("user_profile.yaml").display().to_string();
+    let mut cli = Cli::spawn(
+        &[
+            "run",
+            &flow,
+            "--config",
+            &w.config,
+            "--input",
+            &userinfo,
+            "--format",
+            "json",
+            "--callback-port",
+            "0",
+        ],
+        SECRETS_ENV,
+    );
+    let url = cli.authorization_url().await;
+    let redirect = redirect_uri_of(&url);
+    assert!(
+        redirect.starts_with("http://localhost:") && redirect.ends_with("/oauth-callback"),
+        "{redirect}"
+    );
+    w.idp
+        .web_client(&w.web, WEB_SECRET, &redirect, serde_json::json!({}))
+        .await;
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // A stray or forged callback is refused and changes nothing.
+    let bogus = http
+        .get(format!("{redirect}?state=not-the-state&code=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bogus.status(), 400);
+
+    let landed = sign_in(&url, &redirect, "alice", "alice-password", Decision::Allow).await;
+    let page = http.get(landed.as_str()).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("received the sign-in response")
+    );
+
+    let (ok, stdout, stderr) = cli.finish().await;
+    assert!(ok, "{stderr}\n{stdout}");
+    let run = json(&stdout);
+    assert_eq!(run["status"], "completed");
+    assert_eq!(
+        trail(&run),
+        [
+            ("login".into(), 0),
+            ("read_profile".into(), 0),
+            ("read_name".into(), 0)
+        ]
+    );
+    assert_eq!(
+        run["variables"]["name"], "Alice Example",
+        "the next action used the token"
+    );
+    assert!(
+        run["actions"][0]["outputs"]["refresh_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_no_tokens(&w.idp, &w.web, &format!("{stdout}{stderr}")).await;
+}
+
+#[tokio::test]
+async fn cancel_at_the_idp_routes_minus_two_to_the_failure_branch() {
+    let w = world().await;
+    let flow = example("user_profile.yaml").display().to_string();
+    let mut cli = Cli::spawn(
+        &[
+            "run",
+            &flow,
+            "--config",
+            &w.config,
+            "--format",
+            "json",
+            "--callback-port",
+            "0",
+        ],
+        SECRETS_ENV,
+    );
+    let url = cli.authorization_url().await;
+    let redirect = redirect_uri_of(&url);
+    w.idp
+        .web_client(&w.web, WEB_SECRET, &redirect, serde_json::json!({}))
+        .await;
+    let landed = sign_in(
+        &url,
+        &redirect,
+        "alice",
+        "alice-password",
+        Decision::CancelLogin,
+    )
+    .await;
+    let http = reqwest::Client::builder().build().unwrap();
+    let page = http
+        .get(landed.as_str())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("cancelled"), "{page}");
+
+    let (ok, stdout, stderr) = cli.finish().await;
+    assert!(ok, "the run completes through its failure branch: {stderr}");
+    let run = json(&stdout);
+    assert_eq!(
+        trail(&run),
+        [("login".into(), -2), ("login_failed".into(), 0)]
+    );
+    assert_eq!(run["actions"][0]["outputs"]["error"], "access_denied");
+}
+
+#[tokio::test]
+async fn an_expired_pending_login_ends_minus_two() {
+    let w = world().await;
+    let flow = example("user_profile.yaml").display().to_string();
+    let mut cli = Cli::spawn(
+        &[
+            "run",
+            &flow,
+            "--config",
+            &w.config,
+            "--format",
+            "json",
+            "--callback-port",
+            "0",
+            "--login-timeout",
+            "1s",
+        ],
+        SECRETS_ENV,
+    );
+    let _ = cli.authorization_url().await;
+    let (ok, stdout, stderr) = cli.finish().await;
+    assert!(ok, "{stderr}");
+    let run = json(&stdout);
+    assert_eq!(
+        trail(&run),
+        [("login".into(), -2), ("login_failed".into(), 0)]
+    );
+    assert_eq!(run["actions"][0]["outputs"]["error"], "login_expired");
+    assert!(stderr.contains("not completed in time"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_failing_run_exits_non_zero_with_the_reason_and_text_output_shows_meanings() {
+    let w = world().await;
+    // The service client is registered, but the flow's API URL refuses the connection: the flow
+    // routes call_api (-1) to api_refused, which completes. Use an unknown server to fail instead.
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("f.yaml");
+    std::fs::write(
+        &flow,
+        "id: f\nvariables:\n  s: {}\nactions:\n  t:\n    type: oauth_server_login\n    oauth_server: demo-service\n    input: { scope: \"\" }\n    output: { status_code: s }\nsteps:\n  - { from: start, to: t }\n  - { from: t, to: stop, when: \"s == 0\" }\n",
+    )
+    .unwrap();
+    let flow = flow.display().to_string();
+    let cli = Cli::spawn(&["run", &flow, "--config", &w.config], SECRETS_ENV);
+    let (ok, stdout, stderr) = cli.finish().await;
+    assert!(!ok);
+    assert!(stdout.contains("Unsuccessful (no scope)"), "{stdout}");
+    assert!(
+        stderr.contains("the run ended failed: no step from `t` holds (status code -3"),
+        "{stderr}"
+    );
+}
