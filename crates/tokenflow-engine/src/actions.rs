@@ -58,6 +58,14 @@ pub enum Execution {
     Suspend(Box<AuthorizationRequest>),
 }
 
+/// `error: description` for the monitor record.
+fn error_line(error: &Option<String>, description: &Option<String>) -> Option<String> {
+    error.as_ref().map(|error| match description {
+        Some(description) => format!("{error}: {description}"),
+        None => error.clone(),
+    })
+}
+
 fn secret_value(secret: &Option<SecretString>) -> Value {
     secret
         .as_ref()
@@ -84,13 +92,7 @@ pub fn token_outcome<S: ConnectorStatus>(out: TokenOutputs<S>, full: bool) -> Ou
     }
     Outcome {
         status_code: out.status.code(),
-        error: out
-            .error
-            .as_ref()
-            .map(|error| match &out.error_description {
-                Some(description) => format!("{error}: {description}"),
-                None => error.clone(),
-            }),
+        error: error_line(&out.error, &out.error_description),
         warnings: out
             .warnings
             .iter()
@@ -180,13 +182,7 @@ pub async fn execute(
                     ("error", opt(&out.error)),
                     ("error_description", opt(&out.error_description)),
                 ],
-                error: out
-                    .error
-                    .as_ref()
-                    .map(|error| match &out.error_description {
-                        Some(description) => format!("{error}: {description}"),
-                        None => error.clone(),
-                    }),
+                error: error_line(&out.error, &out.error_description),
                 warnings: out.warnings.clone(),
                 response: Map::new(),
             })
@@ -203,13 +199,7 @@ pub async fn execute(
                     ("error", opt(&out.error)),
                     ("error_description", opt(&out.error_description)),
                 ],
-                error: out
-                    .error
-                    .as_ref()
-                    .map(|error| match &out.error_description {
-                        Some(description) => format!("{error}: {description}"),
-                        None => error.clone(),
-                    }),
+                error: error_line(&out.error, &out.error_description),
                 warnings: Vec::new(),
                 response: Map::new(),
             })
