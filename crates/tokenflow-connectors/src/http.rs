@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// The HTTP client type used throughout, so other crates need no direct reqwest dependency.
 pub use reqwest::Client;
+/// reqwest's error type, for callers that build clients.
+pub use reqwest::Error as ReqwestError;
 
 /// Largest token-endpoint or discovery body read; larger ones are rejected, not truncated.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;

@@ -47,7 +47,7 @@ impl Prompt {
 }
 
 /// A timeout written as whole seconds (`30`) or with a unit (`"30s"`, `"500ms"`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum TimeoutSpec {
     Seconds(u64),

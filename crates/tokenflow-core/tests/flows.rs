@@ -227,6 +227,21 @@ fn an_unconfigured_server_is_a_warning_not_an_error() {
 }
 
 #[test]
+fn invalid_schedules_are_reported() {
+    let e = one_error("id: f\nschedule: \"every day\"\nsteps:\n  - { from: start, to: stop }\n");
+    assert!(
+        e.starts_with("bad.yaml:2:11: invalid schedule `every day`"),
+        "{e}"
+    );
+    let ok = parse_flow(
+        "f.yaml",
+        "id: f\nschedule: \"*/2 * * * * *\"\nsteps:\n  - { from: start, to: stop }\n",
+        &ParseOptions::default(),
+    );
+    assert_eq!(ok.unwrap().flow.schedule.as_deref(), Some("*/2 * * * * *"));
+}
+
+#[test]
 fn invalid_expressions_are_reported() {
     let e = one_error(
         "id: f\nvariables:\n  s: {}\nsteps:\n  - { from: start, to: stop, when: \"s ==\" }\n",

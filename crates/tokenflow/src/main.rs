@@ -6,6 +6,7 @@
 
 mod cmd_flows;
 mod cmd_run;
+mod cmd_serve;
 mod cmd_servers;
 mod loopback;
 
@@ -35,6 +36,15 @@ enum Command {
     /// Runs a flow file locally (the 2-tier mode): a user login listens on a loopback port for
     /// the identity provider's redirect.
     Run(cmd_run::RunArgs),
+    /// Runs the server (the 3-tier mode): the process-flow API, `/oauth-callback`, schedules.
+    Serve,
+    /// Applies the store's migrations and exits.
+    Migrate,
+    /// API keys for `/api/*` (stored hashed).
+    ApiKey {
+        #[command(subcommand)]
+        command: cmd_serve::ApiKeyCommand,
+    },
     /// Flow files.
     Flows {
         #[command(subcommand)]
@@ -73,6 +83,9 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Flows { command } => cmd_flows::run(command, cli.config),
+        Command::Serve => cmd_serve::serve(load_config(cli.config)?).await,
+        Command::Migrate => cmd_serve::migrate(load_config(cli.config)?).await,
+        Command::ApiKey { command } => cmd_serve::api_key(command, load_config(cli.config)?).await,
         Command::Run(args) => cmd_run::run(args, load_config(cli.config)?).await,
         Command::Servers { command } => cmd_servers::run(command, load_config(cli.config)?).await,
         Command::Config => {

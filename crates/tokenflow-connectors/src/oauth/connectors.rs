@@ -31,16 +31,47 @@ pub struct RedirectSettings {
     pub pending_ttl: Duration,
 }
 
+/// Told about every token-endpoint request (for metrics): the grant type, how long it took and
+/// whether a token came back.
+pub trait TokenObserver: Send + Sync + std::fmt::Debug {
+    fn token_request(&self, grant_type: &'static str, elapsed: Duration, success: bool);
+}
+
 /// The OAuth connectors with their injected HTTP client and clock.
 #[derive(Debug, Clone)]
 pub struct OAuthConnectors {
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    observer: Option<Arc<dyn TokenObserver>>,
 }
 
 impl OAuthConnectors {
     pub fn new(http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
-        Self { http, clock }
+        Self {
+            http,
+            clock,
+            observer: None,
+        }
+    }
+
+    /// Reports every token-endpoint request to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn TokenObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    async fn request(
+        &self,
+        server: &OAuthServer,
+        token_url: &Url,
+        grant: &Grant<'_>,
+    ) -> Result<super::token_response::TokenResponse, TokenError> {
+        let started = std::time::Instant::now();
+        let result = request_token(&self.http, server, token_url, grant).await;
+        if let Some(observer) = &self.observer {
+            observer.token_request(grant.grant_type(), started.elapsed(), result.is_ok());
+        }
+        result
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -83,13 +114,13 @@ impl OAuthConnectors {
                 "the scope is empty: assign `scope` or configure the OAuth server's `scope`",
             );
         }
-        match request_token(
-            &self.http,
-            &server,
-            token_url,
-            &Grant::ClientCredentials { scope: &scope },
-        )
-        .await
+        match self
+            .request(
+                &server,
+                token_url,
+                &Grant::ClientCredentials { scope: &scope },
+            )
+            .await
         {
             Ok(response) if !response.is_bearer() => {
                 unsupported_type(S::Unknown, &response.token_type)
@@ -206,7 +237,7 @@ impl OAuthConnectors {
             redirect_uri: &pending.redirect_uri,
             code_verifier: pending.code_verifier.as_ref(),
         };
-        let response = match request_token(&self.http, &server, token_url, &grant).await {
+        let response = match self.request(&server, token_url, &grant).await {
             Ok(response) => response,
             Err(err) => {
                 let status = if err.is_connection_problem() {
@@ -275,13 +306,9 @@ impl OAuthConnectors {
         let Some(token_url) = server.token_url.as_ref() else {
             return missing_field(S::NoServer, &server, "token_url");
         };
-        match request_token(
-            &self.http,
-            &server,
-            token_url,
-            &Grant::RefreshToken { refresh_token },
-        )
-        .await
+        match self
+            .request(&server, token_url, &Grant::RefreshToken { refresh_token })
+            .await
         {
             Ok(response) if !response.is_bearer() => {
                 unsupported_type(S::Unknown, &response.token_type)

@@ -29,7 +29,8 @@ pub enum Grant<'a> {
 }
 
 impl Grant<'_> {
-    fn grant_type(&self) -> &'static str {
+    /// The `grant_type` parameter.
+    pub fn grant_type(&self) -> &'static str {
         match self {
             Grant::ClientCredentials { .. } => "client_credentials",
             Grant::AuthorizationCode { .. } => "authorization_code",
@@ -95,51 +96,14 @@ pub async fn request_token(
     token_url: &Url,
     grant: &Grant<'_>,
 ) -> Result<TokenResponse, TokenError> {
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("grant_type", grant.grant_type());
-    match grant {
-        Grant::ClientCredentials { scope } => {
-            if !scope.is_empty() {
-                form.append_pair("scope", scope);
-            }
-        }
-        Grant::AuthorizationCode {
-            code,
-            redirect_uri,
-            code_verifier,
-        } => {
-            form.append_pair("code", code.expose());
-            form.append_pair("redirect_uri", redirect_uri);
-            if let Some(verifier) = code_verifier {
-                form.append_pair("code_verifier", verifier.expose());
-            }
-        }
-        Grant::RefreshToken { refresh_token } => {
-            form.append_pair("refresh_token", refresh_token.expose());
-        }
-    }
-    for (key, value) in &server.extra_token_params {
-        form.append_pair(key, value);
-    }
+    let (body, authorization) = form_body(server, grant);
     let mut request = http
         .post(token_url.clone())
         .timeout(server.timeout)
         .header(reqwest::header::ACCEPT, "application/json");
-    match (&server.client_secret, server.client_credentials_delivery) {
-        (Some(secret), CredentialsDelivery::BasicHeader) => {
-            let header = basic_authorization(&server.client_id, secret);
-            request = request.header(reqwest::header::AUTHORIZATION, header.expose());
-        }
-        (Some(secret), CredentialsDelivery::Body) => {
-            form.append_pair("client_id", &server.client_id);
-            form.append_pair("client_secret", secret.expose());
-        }
-        // A public client identifies itself in the body (RFC 6749 §3.2.1).
-        (None, _) => {
-            form.append_pair("client_id", &server.client_id);
-        }
+    if let Some(header) = authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, header.expose());
     }
-    let body = SecretString::new(form.finish());
     let response = request
         .header(
             reqwest::header::CONTENT_TYPE,
@@ -170,6 +134,52 @@ pub async fn request_token(
         ResponseProblem::Provider(error) => TokenError::Provider { status, error },
         ResponseProblem::Unusable(reason) => TokenError::Unusable { status, reason },
     })
+}
+
+/// The form body of a token request and, for `basic_header`, the `Authorization` value. Built in
+/// a plain function so the (non-`Send`) form serializer never lives across an `.await`.
+fn form_body(server: &OAuthServer, grant: &Grant<'_>) -> (SecretString, Option<SecretString>) {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", grant.grant_type());
+    match grant {
+        Grant::ClientCredentials { scope } => {
+            if !scope.is_empty() {
+                form.append_pair("scope", scope);
+            }
+        }
+        Grant::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            form.append_pair("code", code.expose());
+            form.append_pair("redirect_uri", redirect_uri);
+            if let Some(verifier) = code_verifier {
+                form.append_pair("code_verifier", verifier.expose());
+            }
+        }
+        Grant::RefreshToken { refresh_token } => {
+            form.append_pair("refresh_token", refresh_token.expose());
+        }
+    }
+    for (key, value) in &server.extra_token_params {
+        form.append_pair(key, value);
+    }
+    let mut authorization = None;
+    match (&server.client_secret, server.client_credentials_delivery) {
+        (Some(secret), CredentialsDelivery::BasicHeader) => {
+            authorization = Some(basic_authorization(&server.client_id, secret));
+        }
+        (Some(secret), CredentialsDelivery::Body) => {
+            form.append_pair("client_id", &server.client_id);
+            form.append_pair("client_secret", secret.expose());
+        }
+        // A public client identifies itself in the body (RFC 6749 §3.2.1).
+        (None, _) => {
+            form.append_pair("client_id", &server.client_id);
+        }
+    }
+    (SecretString::new(form.finish()), authorization)
 }
 
 fn transport_error(err: reqwest::Error) -> TokenError {

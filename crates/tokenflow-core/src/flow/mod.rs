@@ -11,6 +11,7 @@ pub mod error;
 pub mod expr;
 pub mod model;
 pub mod parse;
+pub mod schedule;
 mod validate;
 
 pub use catalog::{ActionSpec, Param, ParamType, action_spec};
@@ -18,3 +19,4 @@ pub use error::{FlowError, FlowProblems};
 pub use expr::Expression;
 pub use model::{Action, Binding, Condition, Flow, START, STOP, Step, Template, VariableDecl};
 pub use parse::{ParseOptions, parse_flow};
+pub use schedule::Schedule;

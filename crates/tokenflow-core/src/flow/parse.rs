@@ -197,8 +197,11 @@ fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseO
         None => DEFAULT_MAX_STEPS,
     };
     let schedule = raw.schedule.inspect(|spanned| {
-        if spanned.value.trim().is_empty() {
-            problems.error(spanned.referenced, "schedule must not be empty");
+        if let Err(message) = spanned.value.parse::<super::schedule::Schedule>() {
+            problems.error(
+                spanned.referenced,
+                format!("invalid schedule `{}`: {message}", spanned.value),
+            );
         }
     });
 

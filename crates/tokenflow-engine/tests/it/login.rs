@@ -128,6 +128,21 @@ async fn a_user_login_suspends_and_the_callback_resumes_the_run_with_the_token()
         assert!(!shown.contains(&secret), "a raw token reached the run JSON");
     }
     assert!(shown.contains("sha256:"));
+    let restored = Run::from_stored(
+        run.id.clone(),
+        run.flow_id.clone(),
+        run.status,
+        &run.state_json(),
+        run.records.clone(),
+        run.started_at,
+        run.ended_at,
+    )
+    .unwrap();
+    assert_eq!(
+        restored.variables, run.variables,
+        "secret variables survive the round trip"
+    );
+    assert!(restored.variables.get("token").unwrap().is_secret());
     assert!(run.to_json(&flow).get("authorization_url").is_none());
 }
 

@@ -1,0 +1,170 @@
+//! The durable form of a run: everything the engine needs to continue it — after a restart, or on
+//! another instance — as one JSON document. It contains secrets (variables, the PKCE verifier), so
+//! it is handed to the store as a `SecretString`, which encrypts it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokenflow_connectors::oauth::PendingAuthorization;
+use tokenflow_core::SecretString;
+
+use crate::run::{ActionRecord, Run, RunStatus, Waiting};
+use crate::vars::{Val, Variables};
+
+#[derive(Serialize, Deserialize)]
+struct StoredVar {
+    value: Value,
+    secret: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredPending {
+    state: String,
+    server_id: String,
+    redirect_uri: String,
+    requested_scope: String,
+    code_verifier: Option<String>,
+    nonce: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredWaiting {
+    action: String,
+    authorization_url: String,
+    pending: StoredPending,
+    #[serde(with = "time::serde::rfc3339")]
+    since: OffsetDateTime,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredState {
+    variables: std::collections::BTreeMap<String, StoredVar>,
+    next: Option<String>,
+    executed: u32,
+    waiting: Option<StoredWaiting>,
+    reason: Option<String>,
+}
+
+/// The state could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("the stored run state is not readable: {0}")]
+pub struct StateError(String);
+
+impl Run {
+    /// The run's state as secret JSON (variables with secrets, the pending login, the next node).
+    pub fn state_json(&self) -> SecretString {
+        let variables = self
+            .variables
+            .iter()
+            .map(|(name, val)| {
+                (
+                    name.clone(),
+                    StoredVar {
+                        value: val.expose(),
+                        secret: val.is_secret(),
+                    },
+                )
+            })
+            .collect();
+        let waiting = self.waiting.as_ref().map(|w| StoredWaiting {
+            action: w.action.clone(),
+            authorization_url: w.authorization_url.clone(),
+            since: w.since,
+            pending: StoredPending {
+                state: w.pending.state.expose().to_owned(),
+                server_id: w.pending.server_id.clone(),
+                redirect_uri: w.pending.redirect_uri.clone(),
+                requested_scope: w.pending.requested_scope.clone(),
+                code_verifier: w
+                    .pending
+                    .code_verifier
+                    .as_ref()
+                    .map(|s| s.expose().to_owned()),
+                nonce: w.pending.nonce.as_ref().map(|s| s.expose().to_owned()),
+                created_at: w.pending.created_at,
+                expires_at: w.pending.expires_at,
+            },
+        });
+        let state = StoredState {
+            variables,
+            next: self.next.clone(),
+            executed: self.executed,
+            waiting,
+            reason: self.reason.clone(),
+        };
+        SecretString::new(serde_json::to_string(&state).unwrap_or_default())
+    }
+
+    /// Rebuilds a run from its stored parts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_stored(
+        id: String,
+        flow_id: String,
+        status: RunStatus,
+        state: &SecretString,
+        records: Vec<ActionRecord>,
+        started_at: OffsetDateTime,
+        ended_at: Option<OffsetDateTime>,
+    ) -> Result<Run, StateError> {
+        let stored: StoredState =
+            serde_json::from_str(state.expose()).map_err(|err| StateError(err.to_string()))?;
+        let mut variables = Variables::default();
+        for (name, var) in stored.variables {
+            let val = if var.secret {
+                Val::Secret(SecretString::new(match var.value {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                }))
+            } else {
+                Val::Plain(var.value)
+            };
+            variables.set(name, val);
+        }
+        let waiting = stored.waiting.map(|w| Waiting {
+            action: w.action,
+            authorization_url: w.authorization_url,
+            since: w.since,
+            pending: PendingAuthorization {
+                state: SecretString::new(w.pending.state),
+                server_id: w.pending.server_id,
+                redirect_uri: w.pending.redirect_uri,
+                requested_scope: w.pending.requested_scope,
+                code_verifier: w.pending.code_verifier.map(SecretString::new),
+                nonce: w.pending.nonce.map(SecretString::new),
+                created_at: w.pending.created_at,
+                expires_at: w.pending.expires_at,
+            },
+        });
+        Ok(Run {
+            id,
+            flow_id,
+            status,
+            variables,
+            next: stored.next,
+            executed: stored.executed,
+            records,
+            waiting,
+            reason: stored.reason,
+            started_at,
+            ended_at,
+        })
+    }
+}
+
+impl RunStatus {
+    /// Parses the stored spelling.
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        Some(match text {
+            "running" => RunStatus::Running,
+            "waiting" => RunStatus::Waiting,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => return None,
+        })
+    }
+}

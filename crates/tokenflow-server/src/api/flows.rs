@@ -1,0 +1,127 @@
+//! Flows: list, show, and `PUT /api/flows/{id}` with the YAML as the body (validated, versioned).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokenflow_engine::ServerDirectory;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/flows", get(list))
+        .route("/api/flows/{id}", get(show).put(put))
+        .route("/api/schedules", get(schedules))
+}
+
+fn summary(flow: &tokenflow_core::flow::Flow, version: i64) -> Value {
+    json!({
+        "id": flow.id,
+        "version": version,
+        "description": flow.description,
+        "schedule": flow.schedule,
+        "system_flow": flow.is_system_flow(),
+        "required_inputs": flow.required_inputs(),
+        "actions": flow.actions.keys().collect::<Vec<_>>(),
+    })
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let flows: Vec<Value> = state
+        .catalog
+        .all()
+        .await?
+        .iter()
+        .map(|(flow, row)| summary(flow, row.version))
+        .collect();
+    Ok(Json(json!({ "flows": flows })))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Some((flow, version)) = state.catalog.current(&id).await? else {
+        return Err(ApiError::NotFound(format!("flow `{id}`")));
+    };
+    let mut body = summary(&flow, version);
+    body["yaml"] = flow.source.clone().into();
+    Ok(Json(body))
+}
+
+async fn put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(
+        essence.as_str(),
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/plain"
+    ) {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the flow as YAML (Content-Type: application/yaml)".to_owned(),
+        ));
+    }
+    let yaml = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::InvalidInput("the body is not UTF-8".to_owned()))?;
+    let accepted = state
+        .catalog
+        .put(
+            &id,
+            yaml,
+            &format!("{id}.yaml"),
+            state.registry.ids(),
+            state.clock.now(),
+        )
+        .await?;
+    let status = if accepted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut body = summary(&accepted.flow, accepted.row.version);
+    body["warnings"] = accepted.warnings.iter().map(ToString::to_string).collect();
+    Ok((status, Json(body)))
+}
+
+async fn schedules(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let now = state.clock.now().unix_timestamp();
+    let format = |secs: i64| {
+        time::OffsetDateTime::from_unix_timestamp(secs)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+    };
+    let mut schedules = Vec::new();
+    for (flow, _) in state.catalog.all().await? {
+        let Some(schedule) = &flow.schedule else {
+            continue;
+        };
+        let last = state.store.last_firing(&flow.id).await?;
+        schedules.push(json!({
+            "flow": flow.id,
+            "schedule": schedule,
+            "next_due": crate::scheduler::next_due(schedule, now).and_then(format),
+            "last_firing": last.as_ref().and_then(|f| format(f.due)),
+            "last_run": last.map(|f| f.run_id),
+        }));
+    }
+    Ok(Json(json!({ "schedules": schedules })))
+}

@@ -1,0 +1,179 @@
+//! `/oauth-callback` (SPEC §8.3) and the browser start of user flows, `GET /flows/{id}/start`
+//! (SPEC §8.2).
+//!
+//! A browser-started run is bound to its browser: the start answers `303` to the identity provider
+//! and sets an `HttpOnly`, `SameSite=Lax` cookie with a random value whose SHA-256 the run keeps;
+//! the callback must carry it. `Lax` is what lets the cookie travel on the identity provider's
+//! top-level redirect back to us, while cross-site subrequests cannot use it. `form_post` callbacks
+//! (a cross-site POST) cannot carry a `Lax` cookie, so browser binding requires the query response
+//! mode; API-started runs accept both.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde_json::Map;
+use tokenflow_connectors::oauth::CallbackParams;
+use tokenflow_engine::RunStatus;
+
+use crate::auth::{bearer, hash_key, is_valid_key};
+use crate::error::ApiError;
+use crate::pages;
+use crate::runner::{CallbackResult, RunView, binding_cookie_name};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/oauth-callback", get(callback).post(callback))
+        .route("/flows/{id}/start", get(browser_start))
+}
+
+/// The value of cookie `name` in the request headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    // response_mode=form_post delivers the parameters as a form body (OAuth 2.0 Form Post).
+    let raw = if method == Method::POST {
+        body.to_vec()
+    } else {
+        query.unwrap_or_default().into_bytes()
+    };
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&raw).into_owned().collect();
+    let params = CallbackParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let result = state
+        .runner
+        .callback(&params, |name| cookie(&headers, name))
+        .await;
+    let bad =
+        |text: &str| pages::message(StatusCode::BAD_REQUEST, "Sign-in not accepted", text, None);
+    match result {
+        Err(err) => {
+            tracing::error!(error = %err, "the callback failed");
+            pages::message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "tokenflow could not process this sign-in. Nothing was changed; try again or contact the administrator.",
+                None,
+            )
+        }
+        Ok(CallbackResult::MissingState) => bad(
+            "The identity provider's response has no state, so it belongs to no sign-in. Nothing was changed.",
+        ),
+        Ok(CallbackResult::UnknownState) => bad(
+            "This sign-in response is unknown or was already used. Nothing was changed. Start the flow again if you still need to sign in.",
+        ),
+        Ok(CallbackResult::WrongBrowser) => bad(
+            "This sign-in was started in another browser (or its cookie is missing). Nothing was changed: finish it in the browser that started it.",
+        ),
+        Ok(CallbackResult::MissingCode) => bad(
+            "The identity provider's response has neither a code nor an error. Nothing was changed.",
+        ),
+        Ok(CallbackResult::Expired(view)) => {
+            let link = state.settings.link(&format!("/runs/{}", view.run.id));
+            pages::message(
+                StatusCode::BAD_REQUEST,
+                "Sign-in expired",
+                "This sign-in took too long and expired; the flow went on without it (status -2).",
+                Some((&link, "Open the run")),
+            )
+        }
+        Ok(CallbackResult::Resumed(view)) => resumed_page(&state, &view),
+    }
+}
+
+fn resumed_page(state: &AppState, view: &RunView) -> Response {
+    let record = view
+        .run
+        .records
+        .iter()
+        .rev()
+        .find(|r| r.kind == "oauth_user_login");
+    let code = record.and_then(|r| r.status_code).unwrap_or(-1);
+    let (title, text) = match code {
+        0 => ("Signed in", "You are signed in; the flow continued."),
+        -2 => (
+            "Sign-in cancelled",
+            "The sign-in was cancelled or denied (status -2); the flow continued on its failure path.",
+        ),
+        _ => (
+            "Sign-in failed",
+            "The sign-in did not succeed; the flow continued on its failure path. The run shows the details.",
+        ),
+    };
+    let status = match view.run.status {
+        RunStatus::Completed => "The run completed.",
+        RunStatus::Waiting => "The run waits for another sign-in.",
+        RunStatus::Failed => "The run failed.",
+        RunStatus::Cancelled => "The run was cancelled.",
+        RunStatus::Running => "The run is still running.",
+    };
+    let link = state.settings.link(&format!("/runs/{}", view.run.id));
+    pages::message(
+        StatusCode::OK,
+        title,
+        &format!("{text} {status}"),
+        Some((&link, "Open the run")),
+    )
+}
+
+async fn browser_start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    // Until the web UI's sign-in exists, a browser start needs an API key like the API does.
+    let Some(key) = bearer(&request) else {
+        return Err(ApiError::Unauthorized);
+    };
+    if !is_valid_key(&state, key).await? {
+        return Err(ApiError::Unauthorized);
+    }
+    let binding =
+        tokenflow_connectors::oauth::random::random_token(32).map_err(ApiError::internal)?;
+    let view = state
+        .runner
+        .start(&id, Map::new(), Some(hash_key(binding.expose())))
+        .await?;
+    match (&view.run.waiting, view.run.status) {
+        (Some(waiting), RunStatus::Waiting) => {
+            let max_age = (waiting.pending.expires_at - state.clock.now())
+                .whole_seconds()
+                .max(0);
+            let secure = if state.settings.secure_cookies() {
+                "; Secure"
+            } else {
+                ""
+            };
+            let cookie = format!(
+                "{}={}; Path=/oauth-callback; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+                binding_cookie_name(&view.run.id),
+                binding.expose()
+            );
+            let mut response = Redirect::to(&waiting.authorization_url).into_response();
+            if let Ok(value) = cookie.parse() {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            Ok(response)
+        }
+        _ => Ok(
+            Redirect::to(&state.settings.link(&format!("/runs/{}", view.run.id))).into_response(),
+        ),
+    }
+}

@@ -1,0 +1,125 @@
+//! The one place errors become HTTP responses: JSON `{ "error": "<stable_code>", "message": "…" }`
+//! with the right status. The match is exhaustive so a new variant cannot slip through unmapped;
+//! internal errors are logged here once and answered with an opaque message.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokenflow_core::flow::FlowProblems;
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("the request body is larger than {} bytes", crate::MAX_BODY_BYTES)]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the flow is invalid")]
+    InvalidFlow(FlowProblems),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ApiError::Internal(Box::new(err))
+    }
+}
+
+impl From<tokenflow_store::StoreError> for ApiError {
+    fn from(err: tokenflow_store::StoreError) -> Self {
+        match err {
+            tokenflow_store::StoreError::NotFound(what) => ApiError::NotFound(what),
+            tokenflow_store::StoreError::Conflict(what) => ApiError::Conflict(what),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::InvalidFlow(_) => (StatusCode::BAD_REQUEST, "invalid_flow"),
+            ApiError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let mut body = json!({ "error": code, "message": self.to_string() });
+        match &self {
+            ApiError::InvalidFlow(problems) => {
+                body["problems"] = problems.0.iter().map(ToString::to_string).collect();
+            }
+            ApiError::Internal(source) => {
+                tracing::error!(error = %error_chain(source.as_ref()), "internal error");
+            }
+            _ => {}
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `Json<T>` whose rejections are [`ApiError`]s (unknown fields, wrong types, too large).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+                    "expected Content-Type: application/json".to_owned(),
+                ),
+                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::PayloadTooLarge
+                }
+                other => ApiError::InvalidJson(other.body_text()),
+            }),
+        }
+    }
+}

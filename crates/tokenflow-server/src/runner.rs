@@ -1,0 +1,398 @@
+//! Durable execution: every transition of a run is written to the store before anything else
+//! happens — one write per executed action (state + monitor record in one transaction), and the
+//! pending authorization together with the `waiting` state. A run can therefore always continue
+//! from the store: after a restart, or when the callback lands on another instance.
+//!
+//! Within one process, operations on one run (callback, cancel, expiry) are serialized by a
+//! per-run lock. Runs found `running` at start-up were interrupted mid-action; they are marked
+//! failed, not retried, because an action (an HTTP call) may not be idempotent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokenflow_connectors::oauth::CallbackParams;
+use tokenflow_core::flow::Flow;
+use tokenflow_core::{Clock, SecretString};
+use tokenflow_engine::{ActionRecord, Engine, Progress, Run, RunStatus};
+use tokenflow_store::{ActionRecordRow, PendingRow, RunRow, Store, TakePending};
+
+use crate::catalog::FlowCatalog;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// A run with the flow version it runs on.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    pub run: Run,
+    pub flow: Arc<Flow>,
+    pub version: i64,
+    /// SHA-256 (hex) of the browser-binding cookie, for runs started from a browser.
+    pub browser_binding: Option<String>,
+}
+
+impl RunView {
+    /// The run as JSON (SPEC §12) plus the flow version.
+    pub fn to_json(&self) -> Value {
+        let mut json = self.run.to_json(&self.flow);
+        if let Some(object) = json.as_object_mut() {
+            object.insert("flow_version".into(), self.version.into());
+        }
+        json
+    }
+}
+
+/// What `/oauth-callback` did.
+#[derive(Debug)]
+pub enum CallbackResult {
+    MissingState,
+    /// No pending login has this state (never existed, or already used).
+    UnknownState,
+    /// The run was started from a browser and this request does not carry its binding cookie.
+    WrongBrowser,
+    /// Neither `code` nor `error`.
+    MissingCode,
+    /// The login had expired: its action ended -2 and the run went on.
+    Expired(RunView),
+    /// The login finished (successfully or not) and the run went on.
+    Resumed(RunView),
+}
+
+/// Drives runs and persists them.
+#[derive(Debug)]
+pub struct Runner {
+    store: Arc<dyn Store>,
+    engine: Engine,
+    catalog: Arc<FlowCatalog>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The cookie that binds a browser-started login to its browser (SPEC §8.2).
+pub fn binding_cookie_name(run_id: &str) -> String {
+    format!("tokenflow_login_{}", run_id.replace('-', ""))
+}
+
+impl Runner {
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: Engine,
+        catalog: Arc<FlowCatalog>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            engine,
+            catalog,
+            metrics,
+            clock,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Starts the newest version of `flow_id` and drives it until it waits or ends.
+    pub async fn start(
+        &self,
+        flow_id: &str,
+        inputs: Map<String, Value>,
+        browser_binding: Option<String>,
+    ) -> Result<RunView, ApiError> {
+        let Some((flow, version)) = self.catalog.current(flow_id).await? else {
+            return Err(ApiError::NotFound(format!("flow `{flow_id}`")));
+        };
+        let run = self
+            .engine
+            .start(&flow, inputs)
+            .map_err(|err| ApiError::InvalidInput(err.to_string()))?;
+        self.start_run(RunView {
+            run,
+            flow,
+            version,
+            browser_binding,
+        })
+        .await
+    }
+
+    /// Persists a freshly started run and drives it.
+    pub async fn start_run(&self, mut view: RunView) -> Result<RunView, ApiError> {
+        self.store.create_run(&self.row(&view)).await?;
+        tracing::info!(run = %view.run.id, flow = %view.run.flow_id, version = view.version, "run started");
+        let lock = self.lock(&view.run.id);
+        let _guard = lock.lock().await;
+        self.drive(&mut view).await?;
+        Ok(view)
+    }
+
+    /// Loads a run with its flow version and monitor records.
+    pub async fn load(&self, run_id: &str) -> Result<Option<RunView>, ApiError> {
+        let Some(row) = self.store.get_run(run_id).await? else {
+            return Ok(None);
+        };
+        let Some(flow) = self.catalog.version(&row.flow_id, row.flow_version).await? else {
+            return Err(ApiError::internal(tokenflow_store::StoreError::Corrupt(
+                format!("run {} refers to a missing flow version", row.id),
+            )));
+        };
+        let mut records = Vec::new();
+        for record in self.store.action_records(run_id).await? {
+            let record: ActionRecord =
+                serde_json::from_str(&record.json).map_err(ApiError::internal)?;
+            records.push(record);
+        }
+        let status = RunStatus::parse(&row.status).ok_or_else(|| {
+            ApiError::internal(tokenflow_store::StoreError::Corrupt(format!(
+                "run status `{}`",
+                row.status
+            )))
+        })?;
+        let run = Run::from_stored(
+            row.id,
+            row.flow_id,
+            status,
+            &row.state,
+            records,
+            row.started_at,
+            row.ended_at,
+        )
+        .map_err(ApiError::internal)?;
+        Ok(Some(RunView {
+            run,
+            flow,
+            version: row.flow_version,
+            browser_binding: row.browser_binding,
+        }))
+    }
+
+    /// Cancels a run that has not ended (SPEC §8.1 `DELETE /api/runs/{id}`).
+    pub async fn cancel(&self, run_id: &str) -> Result<RunView, ApiError> {
+        let lock = self.lock(run_id);
+        let _guard = lock.lock().await;
+        let Some(mut view) = self.load(run_id).await? else {
+            return Err(ApiError::NotFound(format!("run `{run_id}`")));
+        };
+        if view.run.status.is_final() {
+            return Err(ApiError::Conflict(format!(
+                "run `{run_id}` has already ended ({})",
+                view.run.status.as_str()
+            )));
+        }
+        self.store.discard_pending_for_run(run_id).await?;
+        self.engine
+            .cancel(&mut view.run, "cancelled through the API");
+        self.persist(&view, view.run.records.len()).await?;
+        Ok(view)
+    }
+
+    /// Handles the identity provider's redirect. Nothing is consumed unless the request is
+    /// complete and comes from the right browser.
+    pub async fn callback(
+        &self,
+        params: &CallbackParams,
+        cookie: impl Fn(&str) -> Option<String>,
+    ) -> Result<CallbackResult, ApiError> {
+        let Some(state) = params.state.as_deref().filter(|s| !s.is_empty()) else {
+            return Ok(CallbackResult::MissingState);
+        };
+        let state = SecretString::new(state);
+        let Some(pending) = self.store.find_pending_authorization(&state).await? else {
+            return Ok(CallbackResult::UnknownState);
+        };
+        let Some(row) = self.store.get_run(&pending.run_id).await? else {
+            return Ok(CallbackResult::UnknownState);
+        };
+        if let Some(binding) = &row.browser_binding {
+            let given =
+                cookie(&binding_cookie_name(&row.id)).map(|value| crate::auth::hash_key(&value));
+            if given.as_deref() != Some(binding.as_str()) {
+                return Ok(CallbackResult::WrongBrowser);
+            }
+        }
+        if params.code.is_none() && params.error.is_none() {
+            return Ok(CallbackResult::MissingCode);
+        }
+        let lock = self.lock(&pending.run_id);
+        let _guard = lock.lock().await;
+        match self
+            .store
+            .take_pending_authorization(&state, self.clock.now())
+            .await?
+        {
+            TakePending::Unknown | TakePending::AlreadyUsed => Ok(CallbackResult::UnknownState),
+            TakePending::Expired(row) => match self.expire_pending(&row).await? {
+                Some(view) => Ok(CallbackResult::Expired(view)),
+                None => Ok(CallbackResult::UnknownState),
+            },
+            TakePending::Taken(row) => {
+                let Some(mut view) = self.load(&row.run_id).await? else {
+                    return Ok(CallbackResult::UnknownState);
+                };
+                if view.run.status != RunStatus::Waiting {
+                    return Ok(CallbackResult::UnknownState);
+                }
+                let before = view.run.records.len();
+                let progress = self.engine.resume(&view.flow, &mut view.run, params).await;
+                self.persist(&view, before).await?;
+                if progress == Progress::Continued {
+                    self.drive(&mut view).await?;
+                }
+                Ok(CallbackResult::Resumed(view))
+            }
+        }
+    }
+
+    /// Ends every expired pending login with -2 and lets its run go on; returns how many.
+    pub async fn sweep_once(&self) -> Result<usize, ApiError> {
+        let expired = self.store.take_expired_pending(self.clock.now()).await?;
+        let mut handled = 0;
+        for row in expired {
+            let lock = self.lock(&row.run_id);
+            let _guard = lock.lock().await;
+            if self.expire_pending(&row).await?.is_some() {
+                handled += 1;
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Sweeps every `interval` until the task is aborted.
+    pub async fn sweep_forever(&self, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = self.sweep_once().await {
+                tracing::error!(error = %err, "sweeping expired logins failed");
+            }
+        }
+    }
+
+    /// Marks runs left `running` by a crash as failed; returns how many.
+    pub async fn recover_interrupted(&self) -> Result<usize, ApiError> {
+        let rows = self
+            .store
+            .runs_with_status(RunStatus::Running.as_str())
+            .await?;
+        let mut recovered = 0;
+        for row in rows {
+            let Some(mut view) = self.load(&row.id).await? else {
+                continue;
+            };
+            let at = view.run.next.clone().unwrap_or_else(|| "?".to_owned());
+            self.engine.fail(
+                &mut view.run,
+                format!("interrupted: tokenflow stopped while the run was at `{at}`; actions are not retried because they may not be idempotent"),
+            );
+            self.persist(&view, view.run.records.len()).await?;
+            recovered += 1;
+        }
+        Ok(recovered)
+    }
+
+    async fn expire_pending(&self, row: &PendingRow) -> Result<Option<RunView>, ApiError> {
+        let Some(mut view) = self.load(&row.run_id).await? else {
+            return Ok(None);
+        };
+        // A run waits on one login at a time; the sweeper's rows carry no raw state to compare.
+        let belongs = view
+            .run
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.action == row.action);
+        if view.run.status != RunStatus::Waiting || !belongs {
+            return Ok(None);
+        }
+        let before = view.run.records.len();
+        let progress = self.engine.expire(&view.flow, &mut view.run);
+        self.persist(&view, before).await?;
+        if progress == Progress::Continued {
+            self.drive(&mut view).await?;
+        }
+        Ok(Some(view))
+    }
+
+    /// Steps the run until it waits or ends, persisting after every step.
+    async fn drive(&self, view: &mut RunView) -> Result<(), ApiError> {
+        loop {
+            let before = view.run.records.len();
+            let progress = self.engine.step(&view.flow, &mut view.run).await;
+            self.persist(view, before).await?;
+            if progress != Progress::Continued {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes the run's state and the records added since `before`.
+    async fn persist(&self, view: &RunView, before: usize) -> Result<(), ApiError> {
+        let row = self.row(view);
+        let new_records = &view.run.records[before.min(view.run.records.len())..];
+        for (offset, record) in new_records.iter().enumerate() {
+            let seq = i64::try_from(before + offset).unwrap_or(i64::MAX);
+            let json = serde_json::to_string(record).map_err(ApiError::internal)?;
+            let record_row = ActionRecordRow {
+                run_id: view.run.id.clone(),
+                seq,
+                json,
+            };
+            self.store
+                .record_action_outcome(&row, Some(&record_row))
+                .await?;
+            self.metrics
+                .action_executed(&record.kind, record.status_code);
+            tracing::info!(run = %view.run.id, action = %record.action, kind = %record.kind, status_code = ?record.status_code, "action executed");
+        }
+        match (&view.run.waiting, view.run.status) {
+            (Some(waiting), RunStatus::Waiting) => {
+                let pending = PendingRow {
+                    state: waiting.pending.state.clone(),
+                    run_id: view.run.id.clone(),
+                    action: waiting.action.clone(),
+                    payload: SecretString::new(
+                        serde_json::json!({ "server": waiting.pending.server_id, "redirect_uri": waiting.pending.redirect_uri }).to_string(),
+                    ),
+                    created_at: waiting.pending.created_at,
+                    expires_at: waiting.pending.expires_at,
+                };
+                self.store.suspend_run(&row, &pending).await?;
+                tracing::info!(run = %view.run.id, action = %waiting.action, "run waiting for a user login");
+            }
+            _ if new_records.is_empty() => self.store.record_action_outcome(&row, None).await?,
+            _ => {}
+        }
+        if view.run.status.is_final() {
+            self.metrics
+                .run_ended(&view.run.flow_id, view.run.status.as_str());
+            tracing::info!(run = %view.run.id, status = view.run.status.as_str(), reason = ?view.run.reason, "run ended");
+        }
+        Ok(())
+    }
+
+    fn row(&self, view: &RunView) -> RunRow {
+        RunRow {
+            id: view.run.id.clone(),
+            flow_id: view.run.flow_id.clone(),
+            flow_version: view.version,
+            status: view.run.status.as_str().to_owned(),
+            state: view.run.state_json(),
+            browser_binding: view.browser_binding.clone(),
+            started_at: view.run.started_at,
+            updated_at: self.clock.now(),
+            ended_at: view.run.ended_at,
+        }
+    }
+
+    fn lock(&self, run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut locks) = self.locks.lock() else {
+            return Arc::new(tokio::sync::Mutex::new(()));
+        };
+        // Drop locks nobody holds, so the map does not grow with every run ever seen.
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks.entry(run_id.to_owned()).or_default().clone()
+    }
+}

@@ -1,0 +1,71 @@
+//! The application state, built once by the composition root and shared by every handler.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokenflow_core::Clock;
+use tokenflow_store::Store;
+use url::Url;
+
+use crate::catalog::FlowCatalog;
+use crate::metrics::Metrics;
+use crate::registry::ServerRegistry;
+use crate::runner::Runner;
+
+/// Settings of the server that handlers need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Base of links and of the default redirect URI.
+    pub public_url: Url,
+    /// How often expired pending logins are swept (their actions end with -2).
+    pub sweep_interval: Duration,
+    /// How often schedules are checked.
+    pub schedule_tick: Duration,
+}
+
+impl Settings {
+    /// Cookies get `Secure` when the server is reached over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// An absolute link under the public URL.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url.as_str().trim_end_matches('/'))
+    }
+}
+
+/// Everything a handler can reach. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub runner: Arc<Runner>,
+    pub catalog: Arc<FlowCatalog>,
+    pub registry: Arc<ServerRegistry>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    /// SHA-256 (hex) of the API keys from the configuration; keys created through the CLI live
+    /// hashed in the store.
+    pub config_key_hashes: Arc<BTreeSet<String>>,
+}
+
+impl AppState {
+    /// Starts the expiry sweeper and the scheduler; abort the handle to stop them.
+    pub fn start_background_tasks(&self) -> tokio::task::JoinHandle<()> {
+        let sweeper = self.clone();
+        let scheduler = self.clone();
+        tokio::spawn(async move {
+            let sweep = tokio::spawn(async move {
+                sweeper
+                    .runner
+                    .sweep_forever(sweeper.settings.sweep_interval)
+                    .await
+            });
+            let schedule =
+                tokio::spawn(async move { crate::scheduler::run_forever(scheduler).await });
+            let _ = tokio::join!(sweep, schedule);
+        })
+    }
+}

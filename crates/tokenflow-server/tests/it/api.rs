@@ -1,0 +1,425 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{API_KEY, Options, PURE_FLOW, spawn_app, world};
+
+#[tokio::test]
+async fn the_api_needs_an_api_key_and_health_does_not() {
+    let app = spawn_app(Options::default()).await;
+    let anonymous = app
+        .http
+        .get(format!("{}/api/flows", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    let body: serde_json::Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized");
+    let wrong = app
+        .http
+        .get(format!("{}/api/runs", app.url))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        app.http
+            .get(format!("{}/healthz", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.http
+            .get(format!("{}/readyz", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, _) = app.get_json("/api/flows").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_finished_run_answers_200_with_the_run() {
+    let app = spawn_app(Options {
+        flows: vec![("pure.yaml", PURE_FLOW.to_owned())],
+        ..Options::default()
+    })
+    .await;
+    let (status, run, location) = app.post_json("/api/flows/pure/runs", json!({})).await;
+    assert_eq!(status, 200, "{run}");
+    assert!(location.is_none());
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["flow_version"], 1);
+    assert_eq!(run["variables"]["a"], 7);
+    assert_eq!(run["actions"][0]["status_code"], 0);
+    let (status, again) = app
+        .get_json(&format!("/api/runs/{}", run["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again["actions"], run["actions"],
+        "the monitor records were persisted"
+    );
+
+    let (status, run, _) = app
+        .post_json("/api/flows/pure/runs", json!({ "doc": "{\"a\": 8}" }))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(run["variables"]["a"], 8);
+}
+
+#[tokio::test]
+async fn a_run_waiting_at_a_user_login_answers_201_with_location_and_authorization_url() {
+    let w = world(false).await;
+    let (status, run, location) = w.app.post_json("/api/flows/profile/runs", json!({})).await;
+    assert_eq!(status, 201, "{run}");
+    let location = location.unwrap();
+    assert_eq!(
+        location,
+        format!("/api/runs/{}", run["id"].as_str().unwrap())
+    );
+    assert_eq!(run["status"], "waiting");
+    assert_eq!(run["waiting_action"], "login");
+    let url = run["authorization_url"].as_str().unwrap();
+    assert!(url.starts_with(&w.idp.authorization_url()), "{url}");
+    assert!(url.contains(&format!(
+        "redirect_uri={}",
+        url_encode(&format!("{}/oauth-callback", w.app.url))
+    )));
+    let (status, shown) = w.app.get_json(&location).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["status"], "waiting");
+    assert_eq!(shown["authorization_url"], run["authorization_url"]);
+}
+
+fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn runs_can_be_listed_filtered_and_cancelled() {
+    let w = world(false).await;
+    let (_, waiting, _) = w.app.post_json("/api/flows/profile/runs", json!({})).await;
+    let (_, done, _) = w.app.post_json("/api/flows/pure/runs", json!({})).await;
+    let (_, all) = w.app.get_json("/api/runs").await;
+    assert_eq!(all["runs"].as_array().unwrap().len(), 2);
+    let (_, only_waiting) = w.app.get_json("/api/runs?status=waiting").await;
+    assert_eq!(only_waiting["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(only_waiting["runs"][0]["id"], waiting["id"]);
+    let (_, by_flow) = w.app.get_json("/api/runs?flow=pure").await;
+    assert_eq!(by_flow["runs"][0]["id"], done["id"]);
+    let (status, body) = w.app.get_json("/api/runs?status=sleeping").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_input"))
+    );
+    let (status, body) = w.app.get_json("/api/runs?colour=red").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_input"))
+    );
+
+    let id = waiting["id"].as_str().unwrap();
+    let response = w
+        .app
+        .request(Method::DELETE, &format!("/api/runs/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cancelled: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    let again = w
+        .app
+        .request(Method::DELETE, &format!("/api/runs/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let unknown = w
+        .app
+        .request(Method::DELETE, "/api/runs/nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        unknown.json::<serde_json::Value>().await.unwrap()["error"],
+        "not_found"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_store_nothing() {
+    let app = spawn_app(Options {
+        flows: vec![("pure.yaml", PURE_FLOW.to_owned())],
+        ..Options::default()
+    })
+    .await;
+    let post = |body: &'static str, content_type: &'static str| {
+        app.request(Method::POST, "/api/flows/pure/runs")
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let malformed = post("{\"doc\": ", "application/json").send().await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(
+        malformed.json::<serde_json::Value>().await.unwrap()["error"],
+        "invalid_json"
+    );
+    let unknown = post("{\"nope\": 1}", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 400);
+    let body: serde_json::Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_input");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("`nope` is not a variable")
+    );
+    let wrong_type = post("{}", "text/plain").send().await.unwrap();
+    assert_eq!(wrong_type.status(), 415);
+    let huge = format!("{{\"doc\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let too_large = app
+        .request(Method::POST, "/api/flows/pure/runs")
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 413);
+    assert_eq!(
+        too_large.json::<serde_json::Value>().await.unwrap()["error"],
+        "payload_too_large"
+    );
+    let missing = app.post_json("/api/flows/ghost/runs", json!({})).await;
+    assert_eq!(missing.0, 404);
+    let (_, runs) = app.get_json("/api/runs").await;
+    assert!(
+        runs["runs"].as_array().unwrap().is_empty(),
+        "nothing was stored"
+    );
+}
+
+#[tokio::test]
+async fn flows_are_validated_and_versioned() {
+    let app = spawn_app(Options::default()).await;
+    let put = |yaml: String| {
+        app.request(Method::PUT, "/api/flows/pure")
+            .header("content-type", "application/yaml")
+            .body(yaml)
+    };
+    let invalid = put("id: pure\nactions:\n  a: { type: nope }\n".to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    let body: serde_json::Value = invalid.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_flow");
+    assert!(
+        body["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("pure.yaml:3:14: unknown action type `nope`"),
+        "{body}"
+    );
+    assert_eq!(
+        app.get_json("/api/flows/pure").await.0,
+        404,
+        "nothing stored"
+    );
+
+    let created = put(PURE_FLOW.to_owned()).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        created.json::<serde_json::Value>().await.unwrap()["version"],
+        1
+    );
+    let same = put(PURE_FLOW.to_owned()).send().await.unwrap();
+    assert_eq!(same.status(), 200);
+    assert_eq!(
+        same.json::<serde_json::Value>().await.unwrap()["version"],
+        1
+    );
+    let changed = put(PURE_FLOW.replace("$.a", "$['a']"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 201);
+    assert_eq!(
+        changed.json::<serde_json::Value>().await.unwrap()["version"],
+        2
+    );
+    let (_, shown) = app.get_json("/api/flows/pure").await;
+    assert_eq!(shown["version"], 2);
+    assert!(shown["yaml"].as_str().unwrap().contains("$['a']"));
+    let (_, list) = app.get_json("/api/flows").await;
+    assert_eq!(list["flows"][0]["id"], "pure");
+    assert_eq!(list["flows"][0]["system_flow"], true);
+
+    let other_id = app
+        .request(Method::PUT, "/api/flows/other")
+        .header("content-type", "application/yaml")
+        .body(PURE_FLOW)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_id.status(), 400);
+    let json_body = app
+        .request(Method::PUT, "/api/flows/pure")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body.status(), 415);
+}
+
+#[tokio::test]
+async fn oauth_servers_have_a_write_only_secret_and_can_be_tested() {
+    let w = world(false).await;
+    let client = w
+        .idp
+        .client_credentials_client(&tokenflow_testkit::unique("api-cc"), "api-cc-secret-value")
+        .await;
+    let put = w
+        .app
+        .request(Method::PUT, "/api/oauth-servers/svc")
+        .json(&json!({ "client_id": client.id, "client_secret": "api-cc-secret-value", "issuer": w.idp.issuer(), "scope": "api:read" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let text = put.text().await.unwrap();
+    assert!(!text.contains("api-cc-secret-value"), "{text}");
+    let (status, shown) = w.app.get_json("/api/oauth-servers/svc").await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["has_client_secret"], true);
+    assert_eq!(shown["source"], "store");
+    assert_eq!(shown["resolved_token_url"], w.idp.token_url());
+    let (_, list) = w.app.get_json("/api/oauth-servers").await;
+    assert!(!list.to_string().contains("api-cc-secret-value"));
+    assert!(
+        !list.to_string().contains("srv-web-secret"),
+        "config secrets are not shown either"
+    );
+
+    let (status, tested, _) = w
+        .app
+        .post_json("/api/oauth-servers/svc/test", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(tested["status_code"], 0, "{tested}");
+    assert!(
+        tested["access_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+
+    // Without a secret in the body the stored one is kept.
+    let update = w
+        .app
+        .request(Method::PUT, "/api/oauth-servers/svc")
+        .json(&json!({ "client_id": client.id, "issuer": w.idp.issuer(), "scope": "api:write" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(update.status(), 200);
+    let (_, tested, _) = w
+        .app
+        .post_json("/api/oauth-servers/svc/test", json!({}))
+        .await;
+    assert_eq!(
+        tested["status_code"], 0,
+        "the secret survived the update: {tested}"
+    );
+
+    let unknown_field = w
+        .app
+        .request(Method::PUT, "/api/oauth-servers/x")
+        .json(&json!({ "client_id": "a", "clent_secret": "b" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_field.status(), 400);
+    let body: serde_json::Value = unknown_field.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `clent_secret`"),
+        "{body}"
+    );
+    let invalid = w
+        .app
+        .request(Method::PUT, "/api/oauth-servers/x")
+        .json(&json!({ "token_url": "not a url" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    let body: serde_json::Value = invalid.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("oauth server `x`, field `client_id`"),
+        "{body}"
+    );
+    assert_eq!(w.app.get_json("/api/oauth-servers/x").await.0, 404);
+
+    let deleted = w
+        .app
+        .request(Method::DELETE, "/api/oauth-servers/svc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(w.app.get_json("/api/oauth-servers/svc").await.0, 404);
+    let (status, _, _) = w
+        .app
+        .post_json("/api/oauth-servers/svc/test", json!({}))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn metrics_count_runs_and_connector_calls() {
+    let app = spawn_app(Options {
+        flows: vec![("pure.yaml", PURE_FLOW.to_owned())],
+        ..Options::default()
+    })
+    .await;
+    app.post_json("/api/flows/pure/runs", json!({})).await;
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("tokenflow_runs_total{flow=\"pure\",status=\"completed\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "tokenflow_connector_calls_total{action_type=\"extract_json\",status_code=\"0\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains(API_KEY));
+}

@@ -1,0 +1,7 @@
+//! Server tests: the API, `/oauth-callback` and its attacks, end to end with the real test IdP.
+//! Each test owns its world: a server on port 0, a fresh SQLite store, its own IdP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod callback;
+mod support;

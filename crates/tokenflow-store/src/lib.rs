@@ -1,0 +1,141 @@
+//! tokenflow's durable store (SPEC §2, §8, §11): flows (versioned), runs and their monitor records,
+//! pending authorizations, OAuth servers, API keys and schedule firings.
+//!
+//! - [`Store`]: one trait with intent-named methods; every backend implements all of it with its
+//!   own SQL, and one contract test suite runs against each backend.
+//! - [`crypto`]: XChaCha20-Poly1305 encryption at rest with the master key; every secret column is
+//!   sealed by the store itself, so no caller can forget to.
+//! - [`sqlite`]: the embedded default backend (one file under the data directory, WAL).
+//!
+//! The backend is chosen once, at start-up ([`sqlite::SqliteStore::open`]); nothing else branches
+//! on it.
+
+mod at_rest;
+pub mod crypto;
+pub mod sqlite;
+mod types;
+
+pub use crypto::{Cipher, MasterKey};
+pub use types::*;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokenflow_core::SecretString;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("cannot apply migrations")]
+    Migration(#[source] sqlx::migrate::MigrateError),
+    #[error("cannot prepare the data directory {path}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the master key does not match the one this data was encrypted with (check TOKENFLOW_MASTER_KEY or the key file)"
+    )]
+    WrongMasterKey,
+    #[error("invalid master key: {0}")]
+    InvalidMasterKey(String),
+    #[error("stored data could not be decrypted ({0})")]
+    Decrypt(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The durable store. All methods are atomic; secrets given as [`SecretString`] are encrypted
+/// before they reach the database.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Checks that the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    // ---- flows (versioned) ----
+
+    /// Stores `yaml` as the newest version of flow `id` unless it equals the newest version;
+    /// returns the version that is now current.
+    async fn put_flow(&self, id: &str, yaml: &str, now: OffsetDateTime) -> Result<FlowRow>;
+    /// The newest version of a flow.
+    async fn get_flow(&self, id: &str) -> Result<Option<FlowRow>>;
+    /// One version of a flow.
+    async fn get_flow_version(&self, id: &str, version: i64) -> Result<Option<FlowRow>>;
+    /// The newest version of every flow, by id.
+    async fn list_flows(&self) -> Result<Vec<FlowRow>>;
+
+    // ---- runs and the monitor ----
+
+    /// Inserts a new run.
+    async fn create_run(&self, run: &RunRow) -> Result<()>;
+    /// Saves the run's new state and, when given, appends one monitor record — in one transaction,
+    /// so a record never exists without the state that followed it.
+    async fn record_action_outcome(
+        &self,
+        run: &RunRow,
+        record: Option<&ActionRecordRow>,
+    ) -> Result<()>;
+    /// Saves a run that suspended at a user login together with its pending authorization.
+    async fn suspend_run(&self, run: &RunRow, pending: &PendingRow) -> Result<()>;
+    async fn get_run(&self, id: &str) -> Result<Option<RunRow>>;
+    /// Newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>>;
+    /// A run's monitor records in execution order.
+    async fn action_records(&self, run_id: &str) -> Result<Vec<ActionRecordRow>>;
+    /// Runs whose status is `running` (left behind by a crash or kill).
+    async fn runs_with_status(&self, status: &str) -> Result<Vec<RunRow>>;
+
+    // ---- pending authorizations ----
+
+    /// The unconsumed pending authorization of `state`, without consuming it (expired or not), so
+    /// a caller can check a request before it spends the single use.
+    async fn find_pending_authorization(&self, state: &SecretString) -> Result<Option<PendingRow>>;
+    /// Consumes the pending authorization of `state` atomically: only one caller ever gets
+    /// [`TakePending::Taken`] for a state; a used or expired one is reported as such.
+    async fn take_pending_authorization(
+        &self,
+        state: &SecretString,
+        now: OffsetDateTime,
+    ) -> Result<TakePending>;
+    /// Pending authorizations that expired unconsumed, consuming them (for the expiry sweeper).
+    /// Each is returned once, ever. Their `state` is empty: only its hash is stored.
+    async fn take_expired_pending(&self, now: OffsetDateTime) -> Result<Vec<PendingRow>>;
+    /// Removes a run's unconsumed pending authorization (cancel); returns whether one existed.
+    async fn discard_pending_for_run(&self, run_id: &str) -> Result<bool>;
+
+    // ---- OAuth servers (secret write-only) ----
+
+    async fn put_oauth_server(&self, server: &OAuthServerRow) -> Result<()>;
+    async fn get_oauth_server(&self, id: &str) -> Result<Option<OAuthServerRow>>;
+    async fn list_oauth_servers(&self) -> Result<Vec<OAuthServerRow>>;
+    async fn delete_oauth_server(&self, id: &str) -> Result<bool>;
+
+    // ---- API keys (stored hashed) ----
+
+    async fn put_api_key(&self, key: &ApiKeyRow) -> Result<()>;
+    /// The key whose SHA-256 is `hash`, if any.
+    async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRow>>;
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>>;
+    async fn delete_api_key(&self, name: &str) -> Result<bool>;
+
+    // ---- schedules ----
+
+    /// Claims the firing of `flow_id` at `due` (unix seconds): true for exactly one caller, ever.
+    async fn claim_firing(
+        &self,
+        flow_id: &str,
+        due: i64,
+        run_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+    /// The newest claimed firing of a flow.
+    async fn last_firing(&self, flow_id: &str) -> Result<Option<FiringRow>>;
+}

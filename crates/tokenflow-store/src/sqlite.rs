@@ -1,0 +1,819 @@
+//! The embedded default backend: one SQLite file, `<data dir>/tokenflow.db`, in WAL mode.
+//!
+//! All of the SQLite SQL lives here (a PostgreSQL backend gets its own file and SQL). The design
+//! decision that matters: every "exactly once" guarantee is made by the database, not by Rust
+//! code around it — a conditional `UPDATE … WHERE consumed_at IS NULL RETURNING` consumes a
+//! pending authorization, a primary key plus `ON CONFLICT DO NOTHING` claims a schedule firing —
+//! so they hold across connections and processes. Transactions that read before they write start
+//! with `BEGIN IMMEDIATE`: a deferred one would fail with `SQLITE_BUSY` on the lock upgrade
+//! instead of waiting out the busy timeout.
+//!
+//! Secret columns are sealed here, on the way in, with their place as associated data
+//! (`runs.state:<id>`, `pending.payload:<state hash>`, `oauth_servers.client_secret:<id>`).
+//! Timestamps are INTEGER unix milliseconds.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use time::OffsetDateTime;
+use tokenflow_core::SecretString;
+use zeroize::Zeroizing;
+
+use crate::at_rest::{
+    KEY_CHECK_AAD, KEY_CHECK_PLAINTEXT, from_ms, list_limit, oauth_secret_aad, pending_payload_aad,
+    run_state_aad, state_hash, to_ms,
+};
+use crate::crypto::{Cipher, MasterKey, create_private_dir};
+use crate::{
+    ActionRecordRow, ApiKeyRow, FiringRow, FlowRow, OAuthServerRow, PendingRow, Result, RunFilter,
+    RunRow, RunSummary, Store, StoreError, TakePending,
+};
+
+/// The database file's name inside the data directory.
+pub const DB_FILE_NAME: &str = "tokenflow.db";
+
+/// The migrations, embedded in the binary. `sqlx::migrate!` would need sqlx's `macros` feature
+/// (a second, host-side build of SQLite); listing the files here is one line per migration, and a
+/// test checks that the list matches `migrations/sqlite/`.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+
+const RUN_COLUMNS: &str = "id, flow_id, flow_version, status, state, browser_binding, started_at, \
+                           updated_at, ended_at";
+
+/// The SQLite [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    cipher: Cipher,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) `<data_dir>/tokenflow.db`; the data directory is created
+    /// with mode 0700. See [`SqliteStore::open_file`].
+    pub async fn open(data_dir: &Path, key: &MasterKey) -> Result<Self> {
+        create_private_dir(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        Self::open_file(&data_dir.join(DB_FILE_NAME), key).await
+    }
+
+    /// Opens the database file at `path` (creating it when missing), applies the migrations and
+    /// checks that `key` is the key the data was written with ([`StoreError::WrongMasterKey`]
+    /// otherwise; a new database records a check value for the next start).
+    pub async fn open_file(path: &Path, key: &MasterKey) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Durable at every checkpoint and never corrupt; a power cut may lose the last
+            // commits, which WAL + NORMAL trades for not syncing on every commit.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Database)?;
+        let store = Self {
+            pool,
+            cipher: Cipher::new(key),
+            path: path.to_path_buf(),
+        };
+        if let Err(err) = store.prepare().await {
+            store.close().await;
+            return Err(err);
+        }
+        Ok(store)
+    }
+
+    async fn prepare(&self) -> Result<()> {
+        Migrator::new(EmbeddedMigrations)
+            .await
+            .map_err(StoreError::Migration)?
+            .run(&self.pool)
+            .await
+            .map_err(StoreError::Migration)?;
+        self.check_key().await
+    }
+
+    /// Writes the key check when absent (first start), then verifies whatever is there: the
+    /// insert-if-absent makes two processes opening a new database at once agree on one value.
+    async fn check_key(&self) -> Result<()> {
+        let sealed = self.cipher.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('key_check', ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(sealed)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_check'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        match self.cipher.open(&stored, KEY_CHECK_AAD) {
+            Ok(plain) if plain == KEY_CHECK_PLAINTEXT => Ok(()),
+            _ => Err(StoreError::WrongMasterKey),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes every connection (waiting for queries in flight); later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn seal_secret(&self, secret: &SecretString, aad: &str) -> Result<Vec<u8>> {
+        self.cipher.seal(secret.expose().as_bytes(), aad.as_bytes())
+    }
+
+    fn open_secret(&self, sealed: &[u8], aad: &str) -> Result<SecretString> {
+        let plain = self.cipher.open(sealed, aad.as_bytes())?;
+        String::from_utf8(plain)
+            .map(SecretString::new)
+            .map_err(|err| {
+                // Zero the decrypted bytes on this path too.
+                drop(Zeroizing::new(err.into_bytes()));
+                StoreError::Corrupt(format!("decrypted value at {aad} is not UTF-8"))
+            })
+    }
+
+    fn run_from_row(&self, row: &SqliteRow) -> Result<RunRow> {
+        let id: String = row.try_get("id").map_err(StoreError::Database)?;
+        let state: Vec<u8> = row.try_get("state").map_err(StoreError::Database)?;
+        let state = self.open_secret(&state, &run_state_aad(&id))?;
+        Ok(RunRow {
+            flow_id: get(row, "flow_id")?,
+            flow_version: get(row, "flow_version")?,
+            status: get(row, "status")?,
+            state,
+            browser_binding: get(row, "browser_binding")?,
+            started_at: from_ms(get(row, "started_at")?)?,
+            updated_at: from_ms(get(row, "updated_at")?)?,
+            ended_at: get::<Option<i64>>(row, "ended_at")?
+                .map(from_ms)
+                .transpose()?,
+            id,
+        })
+    }
+
+    /// A pending row as read back: the raw `state` is not stored, so the caller supplies it.
+    fn pending_from_row(&self, row: &SqliteRow, state: SecretString) -> Result<PendingRow> {
+        let state_hash: String = get(row, "state_hash")?;
+        let payload: Vec<u8> = get(row, "payload")?;
+        Ok(PendingRow {
+            state,
+            run_id: get(row, "run_id")?,
+            action: get(row, "action")?,
+            payload: self.open_secret(&payload, &pending_payload_aad(&state_hash))?,
+            created_at: from_ms(get(row, "created_at")?)?,
+            expires_at: from_ms(get(row, "expires_at")?)?,
+        })
+    }
+
+    fn oauth_server_from_row(&self, row: &SqliteRow) -> Result<OAuthServerRow> {
+        let id: String = get(row, "id")?;
+        let secret: Option<Vec<u8>> = get(row, "client_secret")?;
+        let client_secret = secret
+            .map(|sealed| self.open_secret(&sealed, &oauth_secret_aad(&id)))
+            .transpose()?;
+        Ok(OAuthServerRow {
+            spec_json: get(row, "spec_json")?,
+            client_secret,
+            updated_at: from_ms(get(row, "updated_at")?)?,
+            id,
+        })
+    }
+
+    /// Writes the run's mutable columns; `NotFound` when there is no such run.
+    async fn update_run(&self, conn: &mut sqlx::SqliteConnection, run: &RunRow) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE runs SET status = ?, state = ?, browser_binding = ?, updated_at = ?, ended_at = ? \
+             WHERE id = ?",
+        )
+        .bind(&run.status)
+        .bind(self.seal_secret(&run.state, &run_state_aad(&run.id))?)
+        .bind(&run.browser_binding)
+        .bind(to_ms(run.updated_at))
+        .bind(run.ended_at.map(to_ms))
+        .bind(&run.id)
+        .execute(conn)
+        .await
+        .map_err(StoreError::Database)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("run {}", run.id)));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn put_flow(&self, id: &str, yaml: &str, now: OffsetDateTime) -> Result<FlowRow> {
+        // IMMEDIATE: we read the newest version and then write the next one.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        let newest = sqlx::query(
+            "SELECT id, version, yaml, created_at FROM flows WHERE id = ? \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?
+        .map(|row| flow_from_row(&row))
+        .transpose()?;
+        if let Some(newest) = newest.as_ref().filter(|newest| newest.yaml == yaml) {
+            tx.rollback().await.map_err(StoreError::Database)?;
+            return Ok(newest.clone());
+        }
+        let created_at = to_ms(now);
+        let flow = FlowRow {
+            id: id.to_owned(),
+            version: newest.map_or(1, |newest| newest.version + 1),
+            yaml: yaml.to_owned(),
+            created_at: from_ms(created_at)?,
+        };
+        sqlx::query("INSERT INTO flows (id, version, yaml, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&flow.id)
+            .bind(flow.version)
+            .bind(&flow.yaml)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(flow)
+    }
+
+    async fn get_flow(&self, id: &str) -> Result<Option<FlowRow>> {
+        sqlx::query(
+            "SELECT id, version, yaml, created_at FROM flows WHERE id = ? \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)?
+        .map(|row| flow_from_row(&row))
+        .transpose()
+    }
+
+    async fn get_flow_version(&self, id: &str, version: i64) -> Result<Option<FlowRow>> {
+        sqlx::query("SELECT id, version, yaml, created_at FROM flows WHERE id = ? AND version = ?")
+            .bind(id)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::Database)?
+            .map(|row| flow_from_row(&row))
+            .transpose()
+    }
+
+    async fn list_flows(&self) -> Result<Vec<FlowRow>> {
+        sqlx::query(
+            "SELECT f.id, f.version, f.yaml, f.created_at FROM flows f \
+             WHERE f.version = (SELECT MAX(version) FROM flows WHERE id = f.id) ORDER BY f.id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?
+        .iter()
+        .map(flow_from_row)
+        .collect()
+    }
+
+    async fn create_run(&self, run: &RunRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runs (id, flow_id, flow_version, status, state, browser_binding, \
+             started_at, updated_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&run.id)
+        .bind(&run.flow_id)
+        .bind(run.flow_version)
+        .bind(&run.status)
+        .bind(self.seal_secret(&run.state, &run_state_aad(&run.id))?)
+        .bind(&run.browser_binding)
+        .bind(to_ms(run.started_at))
+        .bind(to_ms(run.updated_at))
+        .bind(run.ended_at.map(to_ms))
+        .execute(&self.pool)
+        .await
+        .map_err(|err| conflict_or_database(err, || format!("run {} already exists", run.id)))?;
+        Ok(())
+    }
+
+    async fn record_action_outcome(
+        &self,
+        run: &RunRow,
+        record: Option<&ActionRecordRow>,
+    ) -> Result<()> {
+        if let Some(record) = record
+            && record.run_id != run.id
+        {
+            return Err(StoreError::Conflict(format!(
+                "monitor record of run {} saved with run {}",
+                record.run_id, run.id
+            )));
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        self.update_run(&mut tx, run).await?;
+        if let Some(record) = record {
+            sqlx::query("INSERT INTO action_records (run_id, seq, json) VALUES (?, ?, ?)")
+                .bind(&record.run_id)
+                .bind(record.seq)
+                .bind(&record.json)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| {
+                    conflict_or_database(err, || {
+                        format!("run {} already has monitor record {}", run.id, record.seq)
+                    })
+                })?;
+        }
+        // An early return above drops `tx`, which rolls the run update back.
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn suspend_run(&self, run: &RunRow, pending: &PendingRow) -> Result<()> {
+        if pending.run_id != run.id {
+            return Err(StoreError::Conflict(format!(
+                "pending authorization of run {} saved with run {}",
+                pending.run_id, run.id
+            )));
+        }
+        let hash = state_hash(&pending.state);
+        let payload = self.seal_secret(&pending.payload, &pending_payload_aad(&hash))?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        self.update_run(&mut tx, run).await?;
+        sqlx::query(
+            "INSERT INTO pending_authorizations \
+             (state_hash, run_id, action, payload, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&hash)
+        .bind(&pending.run_id)
+        .bind(&pending.action)
+        .bind(payload)
+        .bind(to_ms(pending.created_at))
+        .bind(to_ms(pending.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| {
+            // Never the state or its hash in a message.
+            conflict_or_database(err, || "a pending authorization with this state exists".into())
+        })?;
+        tx.commit().await.map_err(StoreError::Database)
+    }
+
+    async fn get_run(&self, id: &str) -> Result<Option<RunRow>> {
+        sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::Database)?
+            .map(|row| self.run_from_row(&row))
+            .transpose()
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, flow_id, flow_version, status, started_at, ended_at FROM runs WHERE 1 = 1",
+        );
+        if let Some(flow_id) = &filter.flow_id {
+            query.push(" AND flow_id = ").push_bind(flow_id.clone());
+        }
+        if let Some(status) = &filter.status {
+            query.push(" AND status = ").push_bind(status.clone());
+        }
+        if let Some(after) = filter.started_after {
+            query.push(" AND started_at >= ").push_bind(to_ms(after));
+        }
+        if let Some(before) = filter.started_before {
+            query.push(" AND started_at < ").push_bind(to_ms(before));
+        }
+        let limit = list_limit(filter.limit);
+        query
+            .push(" ORDER BY started_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(" OFFSET ")
+            .push_bind(i64::from(filter.offset));
+        query
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Database)?
+            .iter()
+            .map(|row| {
+                Ok(RunSummary {
+                    id: get(row, "id")?,
+                    flow_id: get(row, "flow_id")?,
+                    flow_version: get(row, "flow_version")?,
+                    status: get(row, "status")?,
+                    started_at: from_ms(get(row, "started_at")?)?,
+                    ended_at: get::<Option<i64>>(row, "ended_at")?
+                        .map(from_ms)
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn action_records(&self, run_id: &str) -> Result<Vec<ActionRecordRow>> {
+        sqlx::query("SELECT run_id, seq, json FROM action_records WHERE run_id = ? ORDER BY seq")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Database)?
+            .iter()
+            .map(|row| {
+                Ok(ActionRecordRow {
+                    run_id: get(row, "run_id")?,
+                    seq: get(row, "seq")?,
+                    json: get(row, "json")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn runs_with_status(&self, status: &str) -> Result<Vec<RunRow>> {
+        sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = ? ORDER BY started_at, id"
+        ))
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?
+        .iter()
+        .map(|row| self.run_from_row(row))
+        .collect()
+    }
+
+    async fn find_pending_authorization(&self, state: &SecretString) -> Result<Option<PendingRow>> {
+        let row = sqlx::query(
+            "SELECT state_hash, run_id, action, payload, created_at, expires_at \
+             FROM pending_authorizations WHERE state_hash = ? AND consumed_at IS NULL",
+        )
+        .bind(state_hash(state))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        row.map(|row| self.pending_from_row(&row, state.clone()))
+            .transpose()
+    }
+
+    async fn take_pending_authorization(
+        &self,
+        state: &SecretString,
+        now: OffsetDateTime,
+    ) -> Result<TakePending> {
+        let hash = state_hash(state);
+        // The conditional UPDATE is the single-use guarantee: of any number of concurrent
+        // callers exactly one sees the row come back. The transaction only makes an `Err` (an
+        // undecryptable payload) leave the row as it was.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        let taken = sqlx::query(
+            "UPDATE pending_authorizations SET consumed_at = ? \
+             WHERE state_hash = ? AND consumed_at IS NULL \
+             RETURNING state_hash, run_id, action, payload, created_at, expires_at",
+        )
+        .bind(to_ms(now))
+        .bind(&hash)
+        // `fetch_all`, not `fetch_optional`: it steps the statement to completion.
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        let outcome = match taken.first() {
+            Some(row) => {
+                let pending = self.pending_from_row(row, state.clone())?;
+                if pending.expires_at > now {
+                    TakePending::Taken(pending)
+                } else {
+                    TakePending::Expired(pending)
+                }
+            }
+            None => {
+                let exists: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM pending_authorizations WHERE state_hash = ?")
+                        .bind(&hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(StoreError::Database)?;
+                match exists {
+                    Some(_) => TakePending::AlreadyUsed,
+                    None => TakePending::Unknown,
+                }
+            }
+        };
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(outcome)
+    }
+
+    async fn take_expired_pending(&self, now: OffsetDateTime) -> Result<Vec<PendingRow>> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Database)?;
+        let rows = sqlx::query(
+            "UPDATE pending_authorizations SET consumed_at = ? \
+             WHERE consumed_at IS NULL AND expires_at <= ? \
+             RETURNING state_hash, run_id, action, payload, created_at, expires_at",
+        )
+        .bind(to_ms(now))
+        .bind(to_ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+        // The raw state is never stored, so these rows carry an empty one; the sweeper needs
+        // only the run and the action.
+        let mut expired = rows
+            .iter()
+            .map(|row| self.pending_from_row(row, SecretString::default()))
+            .collect::<Result<Vec<_>>>()?;
+        // Committed only once every row decrypted: an `Err` loses no expiry.
+        tx.commit().await.map_err(StoreError::Database)?;
+        expired.sort_by(|a, b| {
+            (a.expires_at, &a.run_id, &a.action).cmp(&(b.expires_at, &b.run_id, &b.action))
+        });
+        Ok(expired)
+    }
+
+    async fn discard_pending_for_run(&self, run_id: &str) -> Result<bool> {
+        // The trait gives no `now`; `consumed_at` is only an audit mark here (nothing reads its
+        // value), so SQLite's own clock sets it.
+        let discarded = sqlx::query(
+            "UPDATE pending_authorizations \
+             SET consumed_at = CAST(unixepoch('subsec') * 1000 AS INTEGER) \
+             WHERE run_id = ? AND consumed_at IS NULL",
+        )
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(discarded.rows_affected() > 0)
+    }
+
+    async fn put_oauth_server(&self, server: &OAuthServerRow) -> Result<()> {
+        let secret = server
+            .client_secret
+            .as_ref()
+            .map(|secret| self.seal_secret(secret, &oauth_secret_aad(&server.id)))
+            .transpose()?;
+        sqlx::query(
+            "INSERT INTO oauth_servers (id, spec_json, client_secret, updated_at) \
+             VALUES (?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET spec_json = excluded.spec_json, \
+             client_secret = excluded.client_secret, updated_at = excluded.updated_at",
+        )
+        .bind(&server.id)
+        .bind(&server.spec_json)
+        .bind(secret)
+        .bind(to_ms(server.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn get_oauth_server(&self, id: &str) -> Result<Option<OAuthServerRow>> {
+        sqlx::query(
+            "SELECT id, spec_json, client_secret, updated_at FROM oauth_servers WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)?
+        .map(|row| self.oauth_server_from_row(&row))
+        .transpose()
+    }
+
+    async fn list_oauth_servers(&self) -> Result<Vec<OAuthServerRow>> {
+        sqlx::query(
+            "SELECT id, spec_json, client_secret, updated_at FROM oauth_servers ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?
+        .iter()
+        .map(|row| self.oauth_server_from_row(row))
+        .collect()
+    }
+
+    async fn delete_oauth_server(&self, id: &str) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM oauth_servers WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn put_api_key(&self, key: &ApiKeyRow) -> Result<()> {
+        sqlx::query("INSERT INTO api_keys (name, hash, created_at) VALUES (?, ?, ?)")
+            .bind(&key.name)
+            .bind(&key.hash)
+            .bind(to_ms(key.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(|err| {
+                // Either the name or the hash is taken; say which without showing the hash.
+                conflict_or_database(err, || {
+                    format!("an API key named {} or with the same hash exists", key.name)
+                })
+            })?;
+        Ok(())
+    }
+
+    async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRow>> {
+        sqlx::query("SELECT name, hash, created_at FROM api_keys WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::Database)?
+            .map(|row| api_key_from_row(&row))
+            .transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>> {
+        sqlx::query("SELECT name, hash, created_at FROM api_keys ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Database)?
+            .iter()
+            .map(api_key_from_row)
+            .collect()
+    }
+
+    async fn delete_api_key(&self, name: &str) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM api_keys WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn claim_firing(
+        &self,
+        flow_id: &str,
+        due: i64,
+        run_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let claimed = sqlx::query(
+            "INSERT INTO schedule_firings (flow_id, due, run_id, claimed_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (flow_id, due) DO NOTHING",
+        )
+        .bind(flow_id)
+        .bind(due)
+        .bind(run_id)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn last_firing(&self, flow_id: &str) -> Result<Option<FiringRow>> {
+        sqlx::query(
+            "SELECT flow_id, due, run_id, claimed_at FROM schedule_firings WHERE flow_id = ? \
+             ORDER BY due DESC LIMIT 1",
+        )
+        .bind(flow_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::Database)?
+        .map(|row| {
+            Ok(FiringRow {
+                flow_id: get(&row, "flow_id")?,
+                due: get(&row, "due")?,
+                run_id: get(&row, "run_id")?,
+                claimed_at: from_ms(get(&row, "claimed_at")?)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// The embedded [`MIGRATIONS`] as an sqlx migration source.
+#[derive(Debug)]
+struct EmbeddedMigrations;
+
+type MigrationsFuture = Pin<
+    Box<dyn Future<Output = std::result::Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send>,
+>;
+
+impl MigrationSource<'static> for EmbeddedMigrations {
+    fn resolve(self) -> MigrationsFuture {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(column).map_err(StoreError::Database)
+}
+
+fn flow_from_row(row: &SqliteRow) -> Result<FlowRow> {
+    Ok(FlowRow {
+        id: get(row, "id")?,
+        version: get(row, "version")?,
+        yaml: get(row, "yaml")?,
+        created_at: from_ms(get(row, "created_at")?)?,
+    })
+}
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        name: get(row, "name")?,
+        hash: get(row, "hash")?,
+        created_at: from_ms(get(row, "created_at")?)?,
+    })
+}
+
+/// Unique and primary-key violations become `Conflict(message)`, anything else `Database`.
+fn conflict_or_database(err: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Database(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let embedded: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|(version, description, _)| format!("{version:04}_{description}.sql"))
+            .collect();
+        assert_eq!(files, embedded);
+    }
+}

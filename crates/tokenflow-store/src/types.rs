@@ -1,0 +1,118 @@
+//! The rows the store reads and writes. Secret fields are [`SecretString`]: the store encrypts them
+//! on the way in and decrypts them on the way out.
+
+use time::OffsetDateTime;
+use tokenflow_core::SecretString;
+
+/// One version of a flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRow {
+    pub id: String,
+    pub version: i64,
+    pub yaml: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A run. `state` holds everything the engine needs to continue (variables, including secret
+/// ones, the pending login, the next node) as JSON, and is encrypted at rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub flow_id: String,
+    pub flow_version: i64,
+    /// `running`, `waiting`, `completed`, `failed`, `cancelled`.
+    pub status: String,
+    pub state: SecretString,
+    /// Set when the run was started from a browser: SHA-256 (hex) of the binding cookie value.
+    pub browser_binding: Option<String>,
+    pub started_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// A run in a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub id: String,
+    pub flow_id: String,
+    pub flow_version: i64,
+    pub status: String,
+    pub started_at: OffsetDateTime,
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// Filters for [`crate::Store::list_runs`]; `None` means any.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    pub flow_id: Option<String>,
+    pub status: Option<String>,
+    /// Runs started at or after this instant (inclusive).
+    pub started_after: Option<OffsetDateTime>,
+    /// Runs started before this instant (exclusive).
+    pub started_before: Option<OffsetDateTime>,
+    /// At most this many (newest first); 0 means 100, and the store caps it at 1000.
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// One monitor record: the engine's `ActionRecord` as JSON. Its secrets are already masked, so it
+/// is stored as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRecordRow {
+    pub run_id: String,
+    /// 0, 1, 2… in execution order.
+    pub seq: i64,
+    pub json: String,
+}
+
+/// A pending authorization (SPEC §2). Looked up by the SHA-256 of its `state`: the raw state is
+/// never stored. `payload` (PKCE verifier, nonce, redirect URI, …) is encrypted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRow {
+    pub state: SecretString,
+    pub run_id: String,
+    pub action: String,
+    pub payload: SecretString,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// The outcome of consuming a pending authorization.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TakePending {
+    /// This caller consumed it.
+    Taken(PendingRow),
+    /// No such state.
+    Unknown,
+    /// It existed but expired (it is consumed now, so the expiry is handled once).
+    Expired(PendingRow),
+    /// Somebody consumed it before.
+    AlreadyUsed,
+}
+
+/// An OAuth server created through the API: its spec as JSON without the secret, and the secret
+/// separately (encrypted, write-only: only the engine reads it back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthServerRow {
+    pub id: String,
+    pub spec_json: String,
+    pub client_secret: Option<SecretString>,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An API key: its name and the SHA-256 (hex) of the key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRow {
+    pub name: String,
+    pub hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A claimed schedule firing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiringRow {
+    pub flow_id: String,
+    pub due: i64,
+    pub run_id: String,
+    pub claimed_at: OffsetDateTime,
+}
