@@ -136,6 +136,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         run_id: &str,
         now: OffsetDateTime,
     ) -> Result<bool>;
+    /// The claimed firings of a flow, oldest first (at most `limit`, newest ones kept).
+    async fn firings(&self, flow_id: &str, limit: u32) -> Result<Vec<FiringRow>>;
     /// The newest claimed firing of a flow.
     async fn last_firing(&self, flow_id: &str) -> Result<Option<FiringRow>>;
 }

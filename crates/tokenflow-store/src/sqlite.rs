@@ -727,16 +727,32 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::Database)?
-        .map(|row| {
-            Ok(FiringRow {
-                flow_id: get(&row, "flow_id")?,
-                due: get(&row, "due")?,
-                run_id: get(&row, "run_id")?,
-                claimed_at: from_ms(get(&row, "claimed_at")?)?,
-            })
-        })
+        .map(|row| firing_from_row(&row))
         .transpose()
     }
+
+    async fn firings(&self, flow_id: &str, limit: u32) -> Result<Vec<FiringRow>> {
+        let rows = sqlx::query(
+            "SELECT flow_id, due, run_id, claimed_at FROM \
+             (SELECT * FROM schedule_firings WHERE flow_id = ? ORDER BY due DESC LIMIT ?) \
+             ORDER BY due ASC",
+        )
+        .bind(flow_id)
+        .bind(i64::from(limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        rows.iter().map(firing_from_row).collect()
+    }
+}
+
+fn firing_from_row(row: &SqliteRow) -> Result<FiringRow> {
+    Ok(FiringRow {
+        flow_id: get(row, "flow_id")?,
+        due: get(row, "due")?,
+        run_id: get(row, "run_id")?,
+        claimed_at: from_ms(get(row, "claimed_at")?)?,
+    })
 }
 
 /// The embedded [`MIGRATIONS`] as an sqlx migration source.

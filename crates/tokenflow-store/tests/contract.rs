@@ -896,6 +896,33 @@ async fn a_firing_is_claimed_once_and_last_firing_is_the_newest_per_flow(store: 
             .map(|f| (f.due, f.run_id)),
         Some((1000, "run-c".into()))
     );
+    let dues: Vec<(i64, String)> = store
+        .firings("nightly", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.due, f.run_id))
+        .collect();
+    assert_eq!(
+        dues,
+        [
+            (1000, "run-a".into()),
+            (2000, "run-e".into()),
+            (3000, "run-d".into())
+        ]
+    );
+    let newest: Vec<i64> = store
+        .firings("nightly", 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.due)
+        .collect();
+    assert_eq!(
+        newest,
+        [2000, 3000],
+        "the limit keeps the newest, oldest first"
+    );
 }
 
 async fn twenty_concurrent_claimers_of_one_firing_get_exactly_one_claim(store: Arc<dyn Store>) {

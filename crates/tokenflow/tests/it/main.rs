@@ -3,5 +3,6 @@
 
 mod flows;
 mod run;
+mod serve;
 mod servers;
 mod support;

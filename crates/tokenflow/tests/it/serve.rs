@@ -1,0 +1,425 @@
+//! `tokenflow serve` as a real process: restarts with `kill -9`, schedules across restarts, and
+//! secret hygiene of logs, API responses and the raw SQLite files.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokenflow_core::Clock;
+use tokenflow_store::sqlite::SqliteStore;
+use tokenflow_store::{MasterKey, Store};
+use tokenflow_testkit::{Decision, Idp, sign_in, unique};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const API_KEY: &str = "serve-test-api-key-42";
+const WEB_SECRET: &str = "serve-web-secret-value";
+const CC_SECRET: &str = "serve-cc-secret-value";
+
+/// A data directory with a configuration, reused across server processes.
+struct Site {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Site {
+    fn new(oauth_servers: &str, flows: &[(&str, String)]) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+        for (name, yaml) in flows {
+            std::fs::write(dir.path().join("flows").join(name), yaml).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("tokenflow.toml"),
+            format!(
+                "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ndata_dir = \"data\"\nflows_dir = \"flows\"\napi_keys = [\"{API_KEY}\"]\n{oauth_servers}"
+            ),
+        )
+        .unwrap();
+        Site { dir, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// Starts `tokenflow serve` and waits until it listens; stderr (trace logs) goes to server.log.
+    async fn start(&self) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenflow"))
+            .args(["serve", "--config"])
+            .arg(self.dir.path().join("tokenflow.toml"))
+            .env_remove("TOKENFLOW_CONFIG")
+            .env_remove("TOKENFLOW_MASTER_KEY")
+            .env("TOKENFLOW_LOG", "trace")
+            .env("SERVE_WEB_SECRET", WEB_SECRET)
+            .env("SERVE_CC_SECRET", CC_SECRET)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("tokenflow listening on") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(
+            ready == Ok(true),
+            "the server did not start:\n{}",
+            std::fs::read_to_string(self.log()).unwrap_or_default()
+        );
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        child
+    }
+
+    async fn store(&self) -> SqliteStore {
+        let key = MasterKey::load(None, &self.dir.path().join("data/master.key")).unwrap();
+        SqliteStore::open(&self.dir.path().join("data"), &key)
+            .await
+            .unwrap()
+    }
+}
+
+/// SIGTERM, then wait for the graceful exit.
+async fn terminate(mut child: Child) {
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+}
+
+/// `kill -9`.
+async fn kill9(mut child: Child) {
+    child.kill().await.unwrap();
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn login_flow(idp: &Idp) -> String {
+    format!(
+        "id: profile\nvariables:\n  token: {{}}\n  profile: {{}}\nactions:\n  login:\n    type: oauth_user_login\n    oauth_server: idp\n    input: {{ scope: \"openid profile offline_access\" }}\n    output: {{ access_token: token }}\n  me:\n    type: http_connector\n    input: {{ url: \"{}/me\", bearer_token: {{ var: token }} }}\n    output: {{ content: profile }}\nsteps:\n  - {{ from: start, to: login }}\n  - {{ from: login, to: me, when: successful }}\n  - {{ from: login, to: stop, when: not_successful }}\n  - {{ from: me, to: stop }}\n",
+        idp.issuer()
+    )
+}
+
+fn servers(idp: &Idp, web: &str, cc: &str) -> String {
+    format!(
+        "[oauth_servers.idp]\nclient_id = \"{web}\"\nclient_secret = {{ env = \"SERVE_WEB_SECRET\" }}\nissuer = \"{iss}\"\n\n[oauth_servers.svc]\nclient_id = \"{cc}\"\nclient_secret = {{ env = \"SERVE_CC_SECRET\" }}\nissuer = \"{iss}\"\nscope = \"api:read\"\n",
+        iss = idp.issuer()
+    )
+}
+
+async fn post_run(site: &Site, flow: &str) -> (u16, Value, String) {
+    let response = http()
+        .post(site.url(&format!("/api/flows/{flow}/runs")))
+        .bearer_auth(API_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap(), text)
+}
+
+async fn get_run(site: &Site, id: &str) -> (Value, String) {
+    let text = http()
+        .get(site.url(&format!("/api/runs/{id}")))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (serde_json::from_str(&text).unwrap(), text)
+}
+
+#[tokio::test]
+async fn a_waiting_run_survives_kill_9_and_completes_after_the_restart() {
+    let idp = Idp::start().await;
+    let (web, cc) = (unique("serve-web"), unique("serve-cc"));
+    let site = Site::new(
+        &servers(&idp, &web, &cc),
+        &[("profile.yaml", login_flow(&idp))],
+    );
+    idp.web_client(&web, WEB_SECRET, &site.url("/oauth-callback"), json!({}))
+        .await;
+
+    let first = site.start().await;
+    let (status, run, _) = post_run(&site, "profile").await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let url = run["authorization_url"].as_str().unwrap().to_owned();
+    kill9(first).await;
+
+    let second = site.start().await;
+    assert_eq!(
+        get_run(&site, &id).await.0["status"],
+        "waiting",
+        "the waiting run survived"
+    );
+    let landed = sign_in(
+        &url,
+        &site.url("/oauth-callback"),
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+    let page = http().get(landed.as_str()).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let (run, _) = get_run(&site, &id).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        run["actions"][1]["outputs"]["http_status_code"], 200,
+        "the next action used the token"
+    );
+    terminate(second).await;
+}
+
+#[tokio::test]
+async fn a_run_killed_mid_flight_is_marked_failed_at_the_next_start() {
+    let site = Site::new("", &[]);
+    let child = site.start().await;
+    kill9(child).await;
+    // Leave a run `running` as a crash would, directly in the store.
+    let store = site.store().await;
+    let now = tokenflow_core::SystemClock.now();
+    store
+        .put_flow("f", "id: f\nsteps:\n  - { from: start, to: stop }\n", now)
+        .await
+        .unwrap();
+    let state = tokenflow_core::SecretString::new(
+        r#"{"variables":{},"next":"stop","executed":0,"waiting":null,"reason":null}"#,
+    );
+    store
+        .create_run(&tokenflow_store::RunRow {
+            id: "crashed-run".into(),
+            flow_id: "f".into(),
+            flow_version: 1,
+            status: "running".into(),
+            state,
+            browser_binding: None,
+            started_at: now,
+            updated_at: now,
+            ended_at: None,
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    let child = site.start().await;
+    let (run, _) = get_run(&site, "crashed-run").await;
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["error"].as_str().unwrap().starts_with("interrupted"),
+        "{run}"
+    );
+    terminate(child).await;
+}
+
+#[tokio::test]
+async fn every_schedule_firing_runs_exactly_once_across_kill_9() {
+    let flow = "id: ticker\nschedule: \"* * * * * *\"\nvariables:\n  v: {}\nactions:\n  tick:\n    type: extract_json\n    input: { json: \"[1]\", path: \"$[0]\" }\n    output: { value: v }\nsteps:\n  - { from: start, to: tick }\n  - { from: tick, to: stop }\n".to_owned();
+    let site = Site::new("", &[("ticker.yaml", flow)]);
+    let first = site.start().await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    kill9(first).await;
+    let second = site.start().await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let schedules: Value = http()
+        .get(site.url("/api/schedules"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(schedules["schedules"][0]["flow"], "ticker");
+    assert!(schedules["schedules"][0]["next_due"].is_string());
+    terminate(second).await;
+
+    let store = site.store().await;
+    let firings = store.firings("ticker", 1000).await.unwrap();
+    let runs = store
+        .list_runs(&tokenflow_store::RunFilter {
+            flow_id: Some("ticker".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        firings.len() >= 4,
+        "both server lives fired: {}",
+        firings.len()
+    );
+    let dues: Vec<i64> = firings.iter().map(|f| f.due).collect();
+    let mut unique_dues = dues.clone();
+    unique_dues.dedup();
+    assert_eq!(dues, unique_dues, "no due time fired twice");
+    let mut run_ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    run_ids.sort_unstable();
+    let mut fired_ids: Vec<&str> = firings.iter().map(|f| f.run_id.as_str()).collect();
+    fired_ids.sort_unstable();
+    // A run killed between its claim and its first write may be missing, never doubled.
+    assert!(
+        runs.len() <= firings.len() && runs.len() + 1 >= firings.len(),
+        "{} runs for {} firings",
+        runs.len(),
+        firings.len()
+    );
+    assert!(
+        run_ids.iter().all(|id| fired_ids.binary_search(id).is_ok()),
+        "every run belongs to one firing"
+    );
+}
+
+#[tokio::test]
+async fn no_secret_reaches_logs_api_responses_or_the_database_files() {
+    let idp = Idp::start().await;
+    let (web, cc) = (unique("hyg-web"), unique("hyg-cc"));
+    let flows = [
+        ("profile.yaml", login_flow(&idp)),
+        (
+            "service.yaml",
+            format!(
+                "id: service\nvariables:\n  token: {{}}\n  body: {{}}\nactions:\n  get:\n    type: oauth_server_login\n    oauth_server: svc\n    output: {{ access_token: token }}\n  call:\n    type: http_connector\n    input: {{ url: \"{}/api/whoami\", bearer_token: {{ var: token }} }}\n    output: {{ content: body }}\nsteps:\n  - {{ from: start, to: get }}\n  - {{ from: get, to: call }}\n  - {{ from: call, to: stop }}\n",
+                idp.issuer()
+            ),
+        ),
+    ];
+    let site = Site::new(&servers(&idp, &web, &cc), &flows);
+    idp.web_client(
+        &web,
+        WEB_SECRET,
+        &site.url("/oauth-callback"),
+        json!({ "rotate_refresh_token": true }),
+    )
+    .await;
+    idp.client_credentials_client(&cc, CC_SECRET).await;
+    let child = site.start().await;
+
+    let mut responses = String::new();
+    let (_, run, text) = post_run(&site, "service").await;
+    responses.push_str(&text);
+    assert_eq!(run["status"], "completed", "{run}");
+    let (_, run, text) = post_run(&site, "profile").await;
+    responses.push_str(&text);
+    let landed = sign_in(
+        run["authorization_url"].as_str().unwrap(),
+        &site.url("/oauth-callback"),
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+    responses.push_str(
+        &http()
+            .get(landed.as_str())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let (done, text) = get_run(&site, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    responses.push_str(&text);
+    for path in ["/api/runs", "/api/oauth-servers", "/api/flows", "/metrics"] {
+        responses.push_str(
+            &http()
+                .get(site.url(path))
+                .bearer_auth(API_KEY)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    // Stop abruptly so the WAL is not checkpointed into the main file first.
+    kill9(child).await;
+
+    let mut secrets: Vec<String> = idp.issued_tokens(&web).await;
+    secrets.extend(idp.issued_tokens(&cc).await);
+    assert!(
+        secrets.len() >= 4,
+        "access, refresh, client-credentials tokens and the code were issued"
+    );
+    secrets.extend([WEB_SECRET, CC_SECRET, API_KEY].map(str::to_owned));
+    let code = landed
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    secrets.push(code);
+
+    let log = std::fs::read_to_string(site.log()).unwrap();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG") || log.contains("INFO"),
+        "trace logging was on"
+    );
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        ("server.log".into(), log.into_bytes()),
+        ("responses".into(), responses.into_bytes()),
+    ];
+    for name in ["tokenflow.db", "tokenflow.db-wal", "tokenflow.db-shm"] {
+        if let Ok(bytes) = std::fs::read(site.dir.path().join("data").join(name)) {
+            files.push((name.into(), bytes));
+        }
+    }
+    assert!(
+        files.iter().any(|(name, _)| name == "tokenflow.db-wal"),
+        "the WAL was checked"
+    );
+    for (name, bytes) in &files {
+        for secret in &secrets {
+            assert!(
+                !contains(bytes, secret.as_bytes()),
+                "a secret leaked into {name}"
+            );
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
