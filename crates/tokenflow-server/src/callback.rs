@@ -8,15 +8,15 @@
 //! (a cross-site POST) cannot carry a `Lax` cookie, so browser binding requires the query response
 //! mode; API-started runs accept both.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
 use serde_json::Map;
 use tokenflow_connectors::oauth::CallbackParams;
 use tokenflow_engine::RunStatus;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{bearer, hash_key, is_valid_key};
 use crate::error::ApiError;
@@ -24,10 +24,28 @@ use crate::pages;
 use crate::runner::{CallbackResult, RunView, binding_cookie_name};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/oauth-callback", get(callback).post(callback))
-        .route("/flows/{id}/start", get(browser_start))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(callback_get, callback_post))
+        .routes(routes!(browser_start))
+}
+
+/// Where the identity provider redirects the person back (`code`/`error` and `state` in the query).
+#[utoipa::path(get, path = "/oauth-callback", tag = "browser",
+    params(("state" = String, Query), ("code" = Option<String>, Query), ("error" = Option<String>, Query),
+        ("error_description" = Option<String>, Query), ("iss" = Option<String>, Query)),
+    responses((status = 200, description = "An HTML page saying what happened, linking to the run", content_type = "text/html"),
+        (status = 400, description = "Unknown, used or expired state, missing code, or the wrong browser: nothing resumed", content_type = "text/html")))]
+async fn callback_get(state: State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
+    callback(state, Method::GET, headers, query, Bytes::new()).await
+}
+
+/// The same for `response_mode=form_post` (parameters in an `application/x-www-form-urlencoded` body).
+#[utoipa::path(post, path = "/oauth-callback", tag = "browser",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, content_type = "text/html"), (status = 400, content_type = "text/html")))]
+async fn callback_post(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    callback(state, Method::POST, headers, RawQuery(None), body).await
 }
 
 /// The value of cookie `name` in the request headers.
@@ -133,6 +151,15 @@ fn resumed_page(state: &AppState, view: &RunView) -> Response {
     )
 }
 
+/// Starts a user flow from a browser: `303` to the identity provider, with a cookie binding the
+/// sign-in to this browser.
+#[utoipa::path(get, path = "/flows/{id}/start", tag = "browser",
+    params(("id" = String, Path, description = "The flow id")),
+    responses((status = 303, description = "To the identity provider (or to the run when it needed no sign-in)",
+            headers(("location" = String), ("set-cookie" = String, description = "HttpOnly, SameSite=Lax binding cookie"))),
+        (status = 401, description = "Not signed in", body = crate::api::doc::ErrorBody),
+        (status = 404, body = crate::api::doc::ErrorBody)),
+    security(("api_key" = [])))]
 async fn browser_start(
     State(state): State<AppState>,
     Path(id): Path<String>,

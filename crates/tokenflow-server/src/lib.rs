@@ -37,12 +37,29 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The whole HTTP application, callable without a socket in tests.
 pub fn app(state: AppState) -> Router {
+    let (api, _) = api::routes(Some(state.clone()));
+    let (public, _) = public_routes().split_for_parts();
     Router::new()
-        .merge(api::routes(state.clone()))
-        .merge(callback::routes())
-        .merge(ops::routes())
+        .merge(api)
+        .merge(public)
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(|| async { axum::Json(openapi()) }),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+fn public_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    callback::routes().merge(ops::routes())
+}
+
+/// The OpenAPI document of every route (also served at `/api/openapi.json`, no key needed).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = api::routes(None);
+    let (_, public) = public_routes().split_for_parts();
+    document.merge(public);
+    document
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves (graceful: in-flight requests finish).

@@ -57,6 +57,8 @@ enum Command {
     },
     /// Checks the configuration and prints a summary (no secrets).
     Config,
+    /// Prints the OpenAPI document of the server's API (as committed in docs/openapi.json).
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -88,6 +90,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ApiKey { command } => cmd_serve::api_key(command, load_config(cli.config)?).await,
         Command::Run(args) => cmd_run::run(args, load_config(cli.config)?).await,
         Command::Servers { command } => cmd_servers::run(command, load_config(cli.config)?).await,
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tokenflow_server::openapi())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config => {
             let config = load_config(cli.config)?;
             let redirect = config

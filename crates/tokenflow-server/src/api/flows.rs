@@ -1,21 +1,23 @@
 //! Flows: list, show, and `PUT /api/flows/{id}` with the YAML as the body (validated, versioned).
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokenflow_engine::ServerDirectory;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::doc::{ErrorBody, FlowDoc, FlowListDoc, ScheduleListDoc};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/flows", get(list))
-        .route("/api/flows/{id}", get(show).put(put))
-        .route("/api/schedules", get(schedules))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, put))
+        .routes(routes!(schedules))
 }
 
 fn summary(flow: &tokenflow_core::flow::Flow, version: i64) -> Value {
@@ -30,6 +32,9 @@ fn summary(flow: &tokenflow_core::flow::Flow, version: i64) -> Value {
     })
 }
 
+/// The newest version of every flow.
+#[utoipa::path(get, path = "/api/flows", tag = "flows",
+    responses((status = 200, body = FlowListDoc), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
 async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let flows: Vec<Value> = state
         .catalog
@@ -41,6 +46,11 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "flows": flows })))
 }
 
+/// The newest version of one flow, with its YAML.
+#[utoipa::path(get, path = "/api/flows/{id}", tag = "flows",
+    params(("id" = String, Path, description = "The flow id")),
+    responses((status = 200, body = FlowDoc), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -53,6 +63,16 @@ async fn show(
     Ok(Json(body))
 }
 
+/// Stores a flow (YAML body) as its newest version, after validation.
+#[utoipa::path(put, path = "/api/flows/{id}", tag = "flows",
+    params(("id" = String, Path, description = "The flow id; must equal the YAML's `id`")),
+    request_body(content = String, description = "The flow in YAML", content_type = "application/yaml"),
+    responses(
+        (status = 201, description = "A new version was stored", body = FlowDoc),
+        (status = 200, description = "Identical to the newest version; nothing changed", body = FlowDoc),
+        (status = 400, description = "Invalid flow: every problem with file:line:column", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -99,6 +119,9 @@ async fn put(
     Ok((status, Json(body)))
 }
 
+/// Scheduled flows with their next due time and last firing.
+#[utoipa::path(get, path = "/api/schedules", tag = "flows",
+    responses((status = 200, body = ScheduleListDoc), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
 async fn schedules(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now().unix_timestamp();
     let format = |secs: i64| {

@@ -1,22 +1,32 @@
 //! The process-flow API (SPEC §8.1), in the spirit of Thinkwise Indicium. Every route here needs
-//! an API key; handlers are thin and sit beside their routes.
+//! an API key; handlers are thin and sit beside their routes. The OpenAPI document is generated
+//! from the same routes ([`doc`]), so a route cannot exist without being documented.
 
+pub mod doc;
 mod flows;
 mod oauth_servers;
 mod runs;
 
 use axum::Router;
 use axum::middleware;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
-pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
+/// The API routes (behind the API-key middleware) and their OpenAPI paths.
+pub fn routes(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let router = OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
         .merge(runs::routes())
         .merge(flows::routes())
-        .merge(oauth_servers::routes())
-        .route_layer(middleware::from_fn_with_state(
+        .merge(oauth_servers::routes());
+    let (router, openapi) = router.split_for_parts();
+    let router = match state {
+        Some(state) => router.route_layer(middleware::from_fn_with_state(
             state,
             crate::auth::require_api_key,
-        ))
+        )),
+        None => router,
+    };
+    (router, openapi)
 }

@@ -1,25 +1,30 @@
 //! OAuth servers: CRUD under `/api/oauth-servers` (the client secret is write-only: no response
 //! ever contains it) and `POST /api/oauth-servers/{id}/test` (client credentials).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokenflow_connectors::oauth::ConnectorStatus;
 use tokenflow_core::{Input, OAuthServerSpec};
 use tokenflow_engine::ServerDirectory;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::doc::{ErrorBody, OAuthServerDoc, OAuthServerInput, OAuthServerListDoc, ServerTestDoc};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/oauth-servers", get(list))
-        .route("/api/oauth-servers/{id}", get(show).put(put).delete(delete))
-        .route("/api/oauth-servers/{id}/test", post(test))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, put, delete))
+        .routes(routes!(test))
 }
 
+/// Every OAuth server (configuration file and API), without secrets.
+#[utoipa::path(get, path = "/api/oauth-servers", tag = "oauth-servers",
+    responses((status = 200, body = OAuthServerListDoc), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
 async fn list(State(state): State<AppState>) -> Json<Value> {
     let servers: Vec<Value> = state
         .registry
@@ -30,6 +35,11 @@ async fn list(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "oauth_servers": servers }))
 }
 
+/// One OAuth server, without its secret.
+#[utoipa::path(get, path = "/api/oauth-servers/{id}", tag = "oauth-servers",
+    params(("id" = String, Path, description = "The server id")),
+    responses((status = 200, body = OAuthServerDoc), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -41,6 +51,14 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("OAuth server `{id}`")))
 }
 
+/// Creates or replaces an OAuth server (kept in the store; overrides one of the configuration).
+#[utoipa::path(put, path = "/api/oauth-servers/{id}", tag = "oauth-servers",
+    params(("id" = String, Path, description = "The server id")),
+    request_body(content = OAuthServerInput, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = OAuthServerDoc), (status = 200, description = "Replaced", body = OAuthServerDoc),
+        (status = 400, description = "Unknown fields or invalid values (each naming the field)", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 415, body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -62,6 +80,11 @@ async fn put(
     ))
 }
 
+/// Deletes an OAuth server created through the API.
+#[utoipa::path(delete, path = "/api/oauth-servers/{id}", tag = "oauth-servers",
+    params(("id" = String, Path, description = "The server id")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -73,6 +96,12 @@ async fn delete(
     }
 }
 
+/// Tries client credentials (`oauth_server_login` with the server's scope).
+#[utoipa::path(post, path = "/api/oauth-servers/{id}/test", tag = "oauth-servers",
+    params(("id" = String, Path, description = "The server id")),
+    responses((status = 200, description = "The connector's outputs; the token only as a fingerprint", body = ServerTestDoc),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn test(
     State(state): State<AppState>,
     Path(id): Path<String>,

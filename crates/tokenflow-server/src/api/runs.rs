@@ -1,24 +1,26 @@
 //! Runs: start (`POST /api/flows/{id}/runs`), show, list, cancel.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokenflow_engine::RunStatus;
 use tokenflow_store::RunFilter;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::doc::{ErrorBody, RunDoc, RunListDoc};
 use crate::error::{ApiError, ApiJson};
 use crate::runner::RunView;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/flows/{id}/runs", post(start))
-        .route("/api/runs", get(list))
-        .route("/api/runs/{id}", get(show).delete(cancel))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(list))
+        .routes(routes!(show, cancel))
 }
 
 /// The response for a run: 201 + `Location` while it waits at a user login, else 200.
@@ -32,6 +34,20 @@ pub fn run_response(view: &RunView) -> Response {
     }
 }
 
+/// Runs the newest version of a flow with the given input variables.
+#[utoipa::path(post, path = "/api/flows/{id}/runs", tag = "runs",
+    params(("id" = String, Path, description = "The flow id")),
+    request_body(content = Object, description = "Input variables by name (optional)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The run ended (completed, failed or cancelled)", body = RunDoc),
+        (status = 201, description = "The run waits at a user login: see `authorization_url`", body = RunDoc,
+            headers(("location" = String, description = "/api/runs/{run}"))),
+        (status = 400, description = "Invalid JSON or unknown/missing input variables", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such flow", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -58,6 +74,11 @@ async fn start(
     Ok(run_response(&view))
 }
 
+/// One run with its monitor records.
+#[utoipa::path(get, path = "/api/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "The run id")),
+    responses((status = 200, body = RunDoc), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -68,6 +89,12 @@ async fn show(
     }
 }
 
+/// Cancels a run that has not ended (a waiting run's pending login is discarded).
+#[utoipa::path(delete, path = "/api/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "The run id")),
+    responses((status = 200, description = "Cancelled", body = RunDoc), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "The run has already ended", body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -84,6 +111,15 @@ struct ListQuery {
     offset: Option<u32>,
 }
 
+/// Runs, newest first.
+#[utoipa::path(get, path = "/api/runs", tag = "runs",
+    params(
+        ("flow" = Option<String>, Query, description = "Only runs of this flow"),
+        ("status" = Option<String>, Query, description = "running, waiting, completed, failed or cancelled"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)"),
+        ("offset" = Option<u32>, Query, description = "Skip this many")),
+    responses((status = 200, body = RunListDoc), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
 async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,

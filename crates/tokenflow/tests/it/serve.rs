@@ -423,3 +423,84 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         .windows(needle.len())
         .any(|window| window == needle)
 }
+
+#[tokio::test]
+async fn migrate_creates_the_store_and_a_created_api_key_opens_the_api() {
+    let site = Site::new("", &[]);
+    let config = site.dir.path().join("tokenflow.toml");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tokenflow"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("TOKENFLOW_MASTER_KEY")
+            .output()
+            .unwrap()
+    };
+    let migrated = run(&["migrate"]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(site.dir.path().join("data/tokenflow.db").exists());
+    let key_file = site.dir.path().join("data/master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    let created = run(&["api-key", "create", "ci"]);
+    assert!(created.status.success());
+    let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("tfk_") && key.len() > 40, "{key}");
+    let listed = String::from_utf8(run(&["api-key", "list"]).stdout).unwrap();
+    assert_eq!(listed.trim(), "ci");
+    assert!(
+        !contains(
+            &std::fs::read(site.dir.path().join("data/tokenflow.db")).unwrap(),
+            key.as_bytes()
+        ),
+        "only the hash is stored"
+    );
+
+    let child = site.start().await;
+    let ok = http()
+        .get(site.url("/api/flows"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(run(&["api-key", "delete", "ci"]).status.success());
+    let gone = http()
+        .get(site.url("/api/flows"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 401, "a deleted key stops working at once");
+    terminate(child).await;
+
+    // Another master key cannot open the data.
+    let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_tokenflow"))
+        .arg("--config")
+        .arg(&config)
+        .arg("migrate")
+        .env(
+            "TOKENFLOW_MASTER_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("master key does not match"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+}
