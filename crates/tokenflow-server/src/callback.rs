@@ -112,6 +112,10 @@ async fn callback(
                 Some((&link, "Open the run")),
             )
         }
+        // A browser that started the run goes on to the run's monitor page.
+        Ok(CallbackResult::Resumed(view)) if view.browser_binding.is_some() => {
+            Redirect::to(&format!("/runs/{}", view.run.id)).into_response()
+        }
         Ok(CallbackResult::Resumed(view)) => resumed_page(&state, &view),
     }
 }

@@ -9,6 +9,7 @@
 //! - [`api`]: `/api/*` handlers, thin: extract, call the runner/catalog/registry, map to JSON.
 //! - [`callback`]: `/oauth-callback` and `/flows/{id}/start`.
 //! - [`error`]: the one place errors become HTTP responses.
+//! - [`ui`]: the web UI (the process flow monitor), server-rendered.
 //! - [`auth`], [`metrics`], [`scheduler`], [`ops`], [`pages`].
 //!
 //! Handlers never write SQL and never touch secrets beyond passing them through.
@@ -26,6 +27,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod startup;
 pub mod state;
+pub mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -42,6 +44,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(public)
+        .merge(ui::routes())
         .route(
             "/api/openapi.json",
             axum::routing::get(|| async { axum::Json(openapi()) }),

@@ -29,6 +29,8 @@ pub enum StartupError {
     Http(#[source] tokenflow_connectors::http::ReqwestError),
     #[error("the store failed during start-up: {0}")]
     Store(String),
+    #[error("the web UI's templates are invalid: {0}")]
+    Templates(String),
     #[error("invalid flows in {dir}:\n  - {}", .problems.join("\n  - "))]
     Flows { dir: String, problems: Vec<String> },
 }
@@ -61,11 +63,14 @@ impl Default for Timing {
 }
 
 /// Wires everything together and loads the flows directory.
+/// `session_key` signs the web UI's session cookies; derive it from the master key so that every
+/// instance sharing the data accepts the same sessions.
 pub async fn build(
     config: &Config,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     timing: Timing,
+    session_key: [u8; 32],
 ) -> Result<Startup, StartupError> {
     let mut warnings = Vec::new();
     let http = build_client(Duration::from_secs(30)).map_err(StartupError::Http)?;
@@ -133,6 +138,8 @@ pub async fn build(
             schedule_tick: timing.schedule_tick,
         }),
         config_key_hashes: Arc::new(config_key_hashes),
+        ui: crate::ui::Ui::new(crate::ui::session::SessionKeys::new(session_key))
+            .map_err(|err| StartupError::Templates(err.to_string()))?,
     };
     Ok(Startup {
         state,

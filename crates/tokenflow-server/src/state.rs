@@ -49,6 +49,8 @@ pub struct AppState {
     /// SHA-256 (hex) of the API keys from the configuration; keys created through the CLI live
     /// hashed in the store.
     pub config_key_hashes: Arc<BTreeSet<String>>,
+    /// Templates and session keys of the web UI.
+    pub ui: Arc<crate::ui::Ui>,
 }
 
 impl AppState {

@@ -26,6 +26,11 @@ pub enum ApiKeyCommand {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(open_store_with_key(config).await?.0)
+}
+
+/// The store and the master key it was opened with.
+async fn open_store_with_key(config: &Config) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
     if config.database_url.is_some() {
         anyhow::bail!(
             "database_url (PostgreSQL) is not supported yet; remove it to use the embedded SQLite store"
@@ -39,7 +44,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let store = SqliteStore::open(&config.data_dir, &key)
         .await
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    Ok(Arc::new(store))
+    Ok((Arc::new(store), key))
 }
 
 fn init_logging(format: LogFormat) {
@@ -61,9 +66,10 @@ fn init_logging(format: LogFormat) {
 
 pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     init_logging(config.log_format);
-    let store = open_store(&config).await?;
+    let (store, key) = open_store_with_key(&config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let startup = build(&config, store, clock, Timing::default())
+    let session_key = *key.derive("web ui sessions");
+    let startup = build(&config, store, clock, Timing::default(), session_key)
         .await
         .context("cannot start the server")?;
     for warning in &startup.warnings {

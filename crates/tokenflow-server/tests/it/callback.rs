@@ -249,8 +249,23 @@ async fn a_browser_started_run_needs_its_binding_cookie() {
         "nothing was resumed"
     );
 
-    let (status, page) = visit(&w, landed.as_str(), Some(&cookie)).await;
-    assert_eq!(status, 200, "{page}");
+    let response = w
+        .app
+        .http
+        .get(landed.as_str())
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        303,
+        "the starting browser goes on to the run's monitor page"
+    );
+    assert_eq!(
+        response.headers()["location"],
+        format!("/runs/{id}").as_str()
+    );
     assert_eq!(run(&w, &id).await["status"], "completed");
 
     let anonymous = w

@@ -71,9 +71,15 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
         schedule_tick: Duration::from_millis(100),
         ..Timing::default()
     };
-    let startup = build(&config, store, clock, timing)
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    let startup = build(
+        &config,
+        store,
+        clock,
+        timing,
+        *key.derive("web ui sessions"),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
     let state = startup.state;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let serve_state = state.clone();

@@ -1,0 +1,80 @@
+//! The web UI (SPEC §8.2, §8.5): sign-in, the process flow monitor (runs, one run as a timeline
+//! that updates live), flows with their diagram, and OAuth servers with a Test button.
+//!
+//! Server-rendered HTML (minijinja templates with auto-escaping, compiled into the binary with
+//! the CSS and the one small script), so it works without any external CDN and every page can be
+//! checked as HTML. Every state-changing form carries the session's CSRF token.
+
+pub mod diagram;
+mod hints;
+pub mod pages;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use minijinja::Environment;
+
+use crate::state::AppState;
+use session::SessionKeys;
+
+pub use hints::aadsts_hint;
+
+/// Templates and session keys.
+#[derive(Debug)]
+pub struct Ui {
+    pub env: Environment<'static>,
+    pub keys: SessionKeys,
+}
+
+impl Ui {
+    pub fn new(keys: SessionKeys) -> Result<Arc<Ui>, minijinja::Error> {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("layout.html", include_str!("templates/layout.html")),
+            ("login.html", include_str!("templates/login.html")),
+            ("runs.html", include_str!("templates/runs.html")),
+            ("run.html", include_str!("templates/run.html")),
+            ("run_detail.html", include_str!("templates/run_detail.html")),
+            ("flows.html", include_str!("templates/flows.html")),
+            ("flow.html", include_str!("templates/flow.html")),
+            (
+                "start_button.html",
+                include_str!("templates/start_button.html"),
+            ),
+            ("servers.html", include_str!("templates/servers.html")),
+            (
+                "server_form.html",
+                include_str!("templates/server_form.html"),
+            ),
+        ] {
+            env.add_template(name, source)?;
+        }
+        Ok(Arc::new(Ui { env, keys }))
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { axum::response::Redirect::to("/runs") }))
+        .route("/static/style.css", get(pages::style))
+        .route("/static/app.js", get(pages::script))
+        .route("/login", get(pages::login_page).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/runs", get(pages::runs))
+        .route("/runs/{id}", get(pages::run))
+        .route("/runs/{id}/fragment", get(pages::run_fragment))
+        .route("/runs/{id}/events", get(pages::run_events))
+        .route("/runs/{id}/cancel", post(pages::cancel_run))
+        .route("/flows", get(pages::flows))
+        .route("/flows/{id}", get(pages::flow))
+        .route("/flows/{id}/run", post(pages::start_system_flow))
+        .route("/servers", get(pages::servers))
+        .route("/servers/new", get(pages::new_server))
+        .route("/servers/create", post(pages::create_server))
+        .route("/servers/{id}/edit", get(pages::edit_server))
+        .route("/servers/{id}/update", post(pages::update_server))
+        .route("/servers/{id}/delete", post(pages::delete_server))
+        .route("/servers/{id}/test", post(pages::test_server))
+}

@@ -1,0 +1,825 @@
+//! The UI's handlers: read the session, call the runner/catalog/registry, render a template.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::{Map, Value, json};
+use tokenflow_connectors::status::meaning;
+use tokenflow_core::{Input, OAuthServerSpec};
+use tokenflow_engine::{RunStatus, ServerDirectory};
+use tokenflow_store::RunFilter;
+
+use super::session::{COOKIE, LIFETIME_SECS, Session, csrf_matches};
+use super::{aadsts_hint, diagram};
+use crate::callback::cookie;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const LOGIN_CSRF_COOKIE: &str = "tokenflow_login_csrf";
+const PAGE_SIZE: u32 = 50;
+/// Longest value shown in a table cell.
+const MAX_SHOWN: usize = 2000;
+
+pub async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        include_str!("assets/style.css"),
+    )
+}
+
+pub async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        include_str!("assets/app.js"),
+    )
+}
+
+/// The session of a request, if it has a valid one.
+pub fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
+    let value = cookie(headers, COOKIE)?;
+    state
+        .ui
+        .keys
+        .check(&value, state.clock.now().unix_timestamp())
+}
+
+/// The session, or a redirect to the sign-in page that comes back here.
+fn require(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Session, Box<Response>> {
+    session(state, headers).ok_or_else(|| {
+        let next = uri.path_and_query().map_or("/runs", |p| p.as_str());
+        let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        Box::new(Redirect::to(&format!("/login?next={next}")).into_response())
+    })
+}
+
+fn check_csrf(session: &Session, form: &HashMap<String, String>) -> Result<(), Box<Response>> {
+    match form.get("csrf") {
+        Some(token) if csrf_matches(session, token) => Ok(()),
+        _ => Err(Box::new((StatusCode::FORBIDDEN, Html("<!doctype html><title>Forbidden</title><p id=\"message\">This form is missing its CSRF token or it is stale. Reload the page and try again.</p>")).into_response())),
+    }
+}
+
+/// Renders a template with the common context, and the UI's security headers.
+fn render(
+    state: &AppState,
+    template: &str,
+    session: Option<&Session>,
+    section: &str,
+    mut ctx: Value,
+) -> Response {
+    if let Some(object) = ctx.as_object_mut() {
+        object.insert("signed_in".into(), session.is_some().into());
+        object.insert(
+            "csrf".into(),
+            session.map(|s| s.csrf.clone()).unwrap_or_default().into(),
+        );
+        object.insert("section".into(), section.into());
+    }
+    let html = state
+        .ui
+        .env
+        .get_template(template)
+        .and_then(|t| t.render(minijinja::Value::from_serialize(&ctx)));
+    match html {
+        Ok(html) => with_headers(Html(html).into_response()),
+        Err(err) => {
+            tracing::error!(error = %err, template, "a page could not be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn with_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self' https: http:",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn set_cookie(response: &mut Response, value: String) {
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+fn secure(state: &AppState) -> &'static str {
+    if state.settings.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
+/// Only same-site relative paths are followed after sign-in (no open redirect).
+fn safe_next(next: Option<&String>) -> String {
+    match next {
+        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => {
+            next.clone()
+        }
+        _ => "/runs".to_owned(),
+    }
+}
+
+pub async fn login_page(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let token = tokenflow_connectors::oauth::random::random_token(24)
+        .map(|t| t.expose().to_owned())
+        .unwrap_or_default();
+    let mut response = render(
+        &state,
+        "login.html",
+        None,
+        "",
+        json!({ "login_csrf": token, "next": safe_next(query.get("next")), "error": null }),
+    );
+    set_cookie(
+        &mut response,
+        format!(
+            "{LOGIN_CSRF_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{}",
+            secure(&state)
+        ),
+    );
+    response
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    let given = form.get("csrf").cloned().unwrap_or_default();
+    if expected.is_empty()
+        || !super::session::csrf_matches(
+            &Session {
+                csrf: expected.clone(),
+            },
+            &given,
+        )
+    {
+        return (StatusCode::FORBIDDEN, Html("<!doctype html><title>Forbidden</title><p id=\"message\">The sign-in form is stale. <a href=\"/login\">Reload it</a>.</p>")).into_response();
+    }
+    let key = form.get("api_key").map(String::as_str).unwrap_or("");
+    let valid = !key.is_empty()
+        && crate::auth::is_valid_key(&state, key)
+            .await
+            .unwrap_or(false);
+    if !valid {
+        tracing::warn!("a UI sign-in with an invalid API key was refused");
+        let ctx = json!({ "login_csrf": expected, "next": safe_next(form.get("next")), "error": "That API key is not valid." });
+        let mut response = render(&state, "login.html", None, "", ctx);
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        return response;
+    }
+    let nonce = tokenflow_connectors::oauth::random::random_token(24)
+        .map(|t| t.expose().to_owned())
+        .unwrap_or_default();
+    let value = state
+        .ui
+        .keys
+        .issue(state.clock.now().unix_timestamp(), &nonce);
+    let mut response = Redirect::to(&safe_next(form.get("next"))).into_response();
+    set_cookie(
+        &mut response,
+        format!(
+            "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={LIFETIME_SECS}{}",
+            secure(&state)
+        ),
+    );
+    set_cookie(
+        &mut response,
+        format!("{LOGIN_CSRF_COOKIE}=; Path=/login; Max-Age=0"),
+    );
+    response
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    if let Err(denied) = check_csrf(&session, &form) {
+        return *denied;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    set_cookie(
+        &mut response,
+        format!(
+            "{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+            secure(&state)
+        ),
+    );
+    response
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A JSON value as table text: strings as they are, the rest as compact JSON, bounded.
+fn shown(value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    if text.chars().count() > MAX_SHOWN {
+        format!(
+            "{}… ({} chars)",
+            text.chars().take(MAX_SHOWN).collect::<String>(),
+            text.chars().count()
+        )
+    } else {
+        text
+    }
+}
+
+fn pairs(value: &Value) -> Vec<(String, String)> {
+    value
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), shown(v))).collect())
+        .unwrap_or_default()
+}
+
+pub async fn runs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    let page: u32 = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let flow = query.get("flow").filter(|f| !f.is_empty()).cloned();
+    let status = query
+        .get("status")
+        .filter(|s| RunStatus::parse(s).is_some())
+        .cloned();
+    let since = query.get("since").filter(|s| !s.is_empty()).cloned();
+    let started_after = since.as_deref().and_then(|s| {
+        let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+        time::PrimitiveDateTime::parse(s, &format)
+            .ok()
+            .map(time::PrimitiveDateTime::assume_utc)
+    });
+    let filter = RunFilter {
+        flow_id: flow.clone(),
+        status: status.clone(),
+        started_after,
+        limit: PAGE_SIZE + 1,
+        offset: page * PAGE_SIZE,
+        ..RunFilter::default()
+    };
+    let (mut rows, flows) = match (
+        state.store.list_runs(&filter).await,
+        state.store.list_flows().await,
+    ) {
+        (Ok(rows), Ok(flows)) => (rows, flows),
+        (Err(err), _) | (_, Err(err)) => return ApiError::from(err).into_response(),
+    };
+    let more = rows.len() > PAGE_SIZE as usize;
+    rows.truncate(PAGE_SIZE as usize);
+    let link = |page: u32| {
+        let mut params = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [("flow", &flow), ("status", &status), ("since", &since)] {
+            if let Some(value) = value {
+                params.append_pair(key, value);
+            }
+        }
+        params.append_pair("page", &page.to_string());
+        format!("/runs?{}", params.finish())
+    };
+    let ctx = json!({
+        "runs": rows.iter().map(|r| json!({
+            "id": r.id, "flow": r.flow_id, "version": r.flow_version, "status": r.status,
+            "started_at": rfc3339(r.started_at), "ended_at": r.ended_at.map(rfc3339),
+        })).collect::<Vec<_>>(),
+        "flows": flows.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
+        "statuses": ["running", "waiting", "completed", "failed", "cancelled"],
+        "filter": { "flow": flow, "status": status, "since": since },
+        "prev_page": (page > 0).then(|| link(page - 1)),
+        "next_page": more.then(|| link(page + 1)),
+    });
+    render(&state, "runs.html", Some(&session), "runs", ctx)
+}
+
+/// The template context of one run.
+async fn run_context(state: &AppState, id: &str) -> Result<Option<(Value, bool)>, ApiError> {
+    let Some(view) = state.runner.load(id).await? else {
+        return Ok(None);
+    };
+    let json = view.to_json();
+    let actions: Vec<Value> =
+        json["actions"]
+            .as_array()
+            .map(|records| {
+                records
+                .iter()
+                .map(|record| {
+                    let kind = record["type"].as_str().unwrap_or_default();
+                    let code = record["status_code"].as_i64().and_then(|c| i32::try_from(c).ok());
+                    let error = record["error"].as_str().map(str::to_owned);
+                    json!({
+                        "action": record["action"], "type": kind, "status_code": code,
+                        "meaning": code.and_then(|c| meaning(kind, c)).unwrap_or(""),
+                        "started_at": record["started_at"], "duration_ms": record["duration_ms"],
+                        "inputs": pairs(&record["inputs"]), "outputs": pairs(&record["outputs"]),
+                        "response": pairs(&record["response"]),
+                        "hint": error.as_deref().and_then(aadsts_hint),
+                        "error": error, "warnings": record["warnings"],
+                    })
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+    let live = !view.run.status.is_final();
+    let ctx = json!({ "run": json, "actions": actions, "variables": pairs(&json["variables"]), "live": live });
+    Ok(Some((ctx, live)))
+}
+
+pub async fn run(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    match run_context(&state, &id).await {
+        Ok(Some((ctx, _))) => render(&state, "run.html", Some(&session), "runs", ctx),
+        Ok(None) => ApiError::NotFound(format!("run `{id}`")).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+pub async fn run_fragment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    match run_context(&state, &id).await {
+        Ok(Some((ctx, _))) => render(&state, "run_detail.html", Some(&session), "runs", ctx),
+        Ok(None) => ApiError::NotFound(format!("run `{id}`")).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Server-sent events: `update` whenever the stored run changes, `end` once it has ended. Polls
+/// the store, so it works whichever instance executed the change.
+pub async fn run_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(redirect) = require(&state, &headers, &uri) {
+        return *redirect;
+    }
+    let initial = state
+        .store
+        .get_run(&id)
+        .await
+        .ok()
+        .flatten()
+        .map(|r| (r.updated_at, r.status));
+    let stream = futures_util::stream::unfold(
+        (state, id, initial, false),
+        |(state, id, last, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let current = state
+                    .store
+                    .get_run(&id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|r| (r.updated_at, r.status));
+                if current != last {
+                    let ended = current.as_ref().is_none_or(|(_, status)| {
+                        RunStatus::parse(status).is_none_or(RunStatus::is_final)
+                    });
+                    let event = Event::default().event("update").data(
+                        current
+                            .as_ref()
+                            .map_or("gone".to_owned(), |(_, s)| s.clone()),
+                    );
+                    return Some((Ok::<Event, Infallible>(event), (state, id, current, ended)));
+                }
+                if current.as_ref().is_some_and(|(_, status)| {
+                    RunStatus::parse(status).is_some_and(RunStatus::is_final)
+                }) {
+                    return Some((
+                        Ok(Event::default().event("end").data("end")),
+                        (state, id, current, true),
+                    ));
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+pub async fn cancel_run(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    if let Err(denied) = check_csrf(&session, &form) {
+        return *denied;
+    }
+    match state.runner.cancel(&id).await {
+        Ok(_) | Err(ApiError::Conflict(_)) => Redirect::to(&format!("/runs/{id}")).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+fn flow_summary(flow: &tokenflow_core::flow::Flow, version: i64) -> Value {
+    json!({
+        "id": flow.id, "version": version, "description": flow.description, "schedule": flow.schedule,
+        "system_flow": flow.is_system_flow(), "required_inputs": flow.required_inputs(), "yaml": flow.source,
+    })
+}
+
+pub async fn flows(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    match state.catalog.all().await {
+        Ok(flows) => {
+            let flows: Vec<Value> = flows
+                .iter()
+                .map(|(f, row)| flow_summary(f, row.version))
+                .collect();
+            render(
+                &state,
+                "flows.html",
+                Some(&session),
+                "flows",
+                json!({ "flows": flows, "message": null }),
+            )
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+pub async fn flow(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    let (flow, version) = match state.catalog.current(&id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return ApiError::NotFound(format!("flow `{id}`")).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    let filter = RunFilter {
+        flow_id: Some(id.clone()),
+        limit: 10,
+        ..RunFilter::default()
+    };
+    let runs = match state.store.list_runs(&filter).await {
+        Ok(runs) => runs,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let ctx = json!({
+        "f": flow_summary(&flow, version),
+        "diagram": diagram::render_svg(&flow),
+        "runs": runs.iter().map(|r| json!({ "id": r.id, "status": r.status, "started_at": rfc3339(r.started_at) })).collect::<Vec<_>>(),
+    });
+    render(&state, "flow.html", Some(&session), "flows", ctx)
+}
+
+pub async fn start_system_flow(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    if let Err(denied) = check_csrf(&session, &form) {
+        return *denied;
+    }
+    match state.runner.start(&id, Map::new(), None).await {
+        Ok(view) => Redirect::to(&format!("/runs/{}", view.run.id)).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Whether a browser start (`GET /flows/{id}/start`) is allowed for this signed-in browser: the
+/// link carries the session's CSRF token, so another site cannot start runs with the cookie.
+pub fn browser_start_allowed(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> bool {
+    let Some(session) = session(state, headers) else {
+        return false;
+    };
+    let token = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    token.is_some_and(|token| csrf_matches(&session, &token))
+}
+
+fn server_views(state: &AppState) -> Vec<Value> {
+    state
+        .registry
+        .ids()
+        .iter()
+        .filter_map(|id| state.registry.view(id))
+        .collect()
+}
+
+pub async fn servers(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    render(
+        &state,
+        "servers.html",
+        Some(&session),
+        "servers",
+        json!({ "servers": server_views(&state), "message": null, "test": null }),
+    )
+}
+
+fn form_page(
+    state: &AppState,
+    session: &Session,
+    form: Value,
+    editing: bool,
+    has_secret: bool,
+    errors: Vec<String>,
+) -> Response {
+    let action = if editing {
+        format!(
+            "/servers/{}/update",
+            form["id"].as_str().unwrap_or_default()
+        )
+    } else {
+        "/servers/create".to_owned()
+    };
+    let ctx = json!({ "form": form, "editing": editing, "has_secret": has_secret, "errors": errors, "action": action });
+    render(state, "server_form.html", Some(session), "servers", ctx)
+}
+
+pub async fn new_server(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    form_page(
+        &state,
+        &session,
+        json!({ "pkce": true, "prompt": "consent" }),
+        false,
+        false,
+        Vec::new(),
+    )
+}
+
+pub async fn edit_server(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    let Some(view) = state.registry.view(&id) else {
+        return ApiError::NotFound(format!("OAuth server `{id}`")).into_response();
+    };
+    let has_secret = view["has_client_secret"].as_bool().unwrap_or(false);
+    form_page(&state, &session, view, true, has_secret, Vec::new())
+}
+
+/// The spec from the form's fields; empty fields are unset.
+fn spec_from_form(form: &HashMap<String, String>) -> (Value, OAuthServerSpec, Vec<String>) {
+    let text = |key: &str| {
+        form.get(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let mut object = Map::new();
+    for key in [
+        "client_id",
+        "issuer",
+        "authorization_url",
+        "token_url",
+        "scope",
+        "client_credentials_delivery",
+        "prompt",
+        "redirect_uri",
+    ] {
+        if let Some(value) = text(key) {
+            object.insert(key.to_owned(), value.into());
+        }
+    }
+    for key in ["pkce", "request_refresh_token"] {
+        object.insert(key.to_owned(), form.contains_key(key).into());
+    }
+    let echo = Value::Object(object.clone());
+    if form.contains_key("remove_secret") {
+        object.insert("client_secret".to_owned(), "".into());
+    } else if let Some(secret) = form.get("client_secret").filter(|s| !s.is_empty()) {
+        object.insert("client_secret".to_owned(), secret.clone().into());
+    }
+    match serde_json::from_value::<OAuthServerSpec>(Value::Object(object)) {
+        Ok(spec) => (echo, spec, Vec::new()),
+        Err(err) => (echo, OAuthServerSpec::default(), vec![err.to_string()]),
+    }
+}
+
+async fn save_server(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    form: &HashMap<String, String>,
+    editing: bool,
+) -> Response {
+    let (mut echo, spec, mut errors) = spec_from_form(form);
+    echo["id"] = id.into();
+    if errors.is_empty() {
+        match state
+            .registry
+            .put(state.store.as_ref(), id, spec, state.clock.now())
+            .await
+        {
+            Ok(_) => return Redirect::to("/servers").into_response(),
+            Err(ApiError::InvalidInput(message)) => {
+                errors.extend(message.split("; ").map(str::to_owned))
+            }
+            Err(err) => return err.into_response(),
+        }
+    }
+    let has_secret = state
+        .registry
+        .get(id)
+        .is_some_and(|s| s.client_secret.is_some());
+    let mut response = form_page(state, session, echo, editing, has_secret, errors);
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+}
+
+pub async fn create_server(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    if let Err(denied) = check_csrf(&session, &form) {
+        return *denied;
+    }
+    let id = form
+        .get("id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    save_server(&state, &session, &id, &form, false).await
+}
+
+pub async fn update_server(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    if let Err(denied) = check_csrf(&session, &form) {
+        return *denied;
+    }
+    save_server(&state, &session, &id, &form, true).await
+}
+
+pub async fn delete_server(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    if let Err(denied) = check_csrf(&session, &form) {
+        return *denied;
+    }
+    match state.registry.delete(state.store.as_ref(), &id).await {
+        Ok(_) => Redirect::to("/servers").into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+pub async fn test_server(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    if let Err(denied) = check_csrf(&session, &form) {
+        return *denied;
+    }
+    let server = state.registry.get(&id);
+    let out = state
+        .runner
+        .engine()
+        .oauth()
+        .server_login(&id, server.as_ref(), &Input::Unassigned)
+        .await;
+    use tokenflow_connectors::oauth::ConnectorStatus;
+    let error = out.error.as_ref().map(|e| match &out.error_description {
+        Some(d) => format!("{e}: {d}"),
+        None => e.clone(),
+    });
+    let test = json!({
+        "server": id, "status_code": out.status.code(), "meaning": out.status.meaning(),
+        "token": out.access_token.as_ref().map(|t| t.fingerprint()), "expires_in": out.expires_in,
+        "hint": error.as_deref().and_then(aadsts_hint), "error": error,
+    });
+    render(
+        &state,
+        "servers.html",
+        Some(&session),
+        "servers",
+        json!({ "servers": server_views(&state), "message": null, "test": test }),
+    )
+}
