@@ -169,11 +169,23 @@ async fn browser_start(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    // Until the web UI's sign-in exists, a browser start needs an API key like the API does.
-    let Some(key) = bearer(&request) else {
-        return Err(ApiError::Unauthorized);
+    // A signed-in browser (with the session's CSRF token in the link), or an API key.
+    let allowed = match bearer(&request) {
+        Some(key) => is_valid_key(&state, key).await?,
+        None => crate::ui::pages::browser_start_allowed(
+            &state,
+            request.headers(),
+            request.uri().query(),
+        ),
     };
-    if !is_valid_key(&state, key).await? {
+    if !allowed {
+        if bearer(&request).is_none()
+            && crate::ui::pages::session(&state, request.headers()).is_none()
+        {
+            let next: String =
+                url::form_urlencoded::byte_serialize(format!("/flows/{id}").as_bytes()).collect();
+            return Ok(Redirect::to(&format!("/login?next={next}")).into_response());
+        }
         return Err(ApiError::Unauthorized);
     }
     let binding =

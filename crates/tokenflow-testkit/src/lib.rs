@@ -2,6 +2,7 @@
 //!
 //! - [`idp`]: the project's own test identity provider (panva's `oidc-provider` under
 //!   `tests/idp/`), started per test on port 0, with runtime client registration and counters.
+//! - [`browser`]: a real headless Chromium over WebDriver, with screenshots on failure.
 //! - [`signin`]: a cookie-keeping HTTP client that signs a person in through the IdP's real login
 //!   and consent pages and returns where the IdP redirected to.
 //!
@@ -10,6 +11,7 @@
 // Test support panics with a message instead of returning errors: a failed set-up is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod idp;
 pub mod signin;
 

@@ -7,9 +7,8 @@
 //! dependency. Columns are the longest path from `start` over the graph without its DFS back
 //! edges, so every remaining edge points right; edges spanning several columns get invisible
 //! waypoints so they pass between nodes, never through them; one barycenter sweep orders each
-//! column; back edges (loops) leave through a lane of their own above the drawing, so they are
-//! never hidden behind nodes. Everything iterates in file order, so the same flow gives the same
-//! string (the page can cache and tests can compare it).
+//! column; back edges (loops) climb to a lane of their own above the drawing, so no node hides
+//! them. Everything iterates in file order, so the same flow always gives the same string.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +25,7 @@ const LANE: f64 = 16.0;
 /// Longer ids and labels are cut (the full text stays in the `<title>` tooltip).
 const ID_CHARS: usize = 32;
 const LABEL_CHARS: usize = 36;
+/// (class suffix, colour, legend text), indexed by [`style`].
 const COLOURS: [(&str, &str, &str); 4] = [
     ("successful", "#2e7d32", "successful"),
     ("not-successful", "#c62828", "not successful"),
@@ -33,85 +33,259 @@ const COLOURS: [(&str, &str, &str); 4] = [
     ("expression", "#555", "condition"),
 ];
 
-#[derive(Clone, Copy, PartialEq)]
-enum Shape {
-    Start,
-    End,
-    Box,
+/// A coordinate rounded to one decimal: short to print, and the same on every run.
+fn num(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
 }
 
-struct Node<'a> {
-    id: &'a str,
-    kind: &'a str,
-    shape: Shape,
-}
-
-struct Edge<'a> {
-    from: usize,
-    to: usize,
-    when: &'a Condition,
+/// A point as `x y` for path data.
+fn pt(x: f64, y: f64) -> String {
+    format!("{} {}", num(x), num(y))
 }
 
 /// The flow as an SVG document; never fails, even for a flow that did not pass validation.
 pub fn render_svg(flow: &Flow) -> String {
-    let mut nodes = vec![Node {
-        id: START,
-        kind: START,
-        shape: Shape::Start,
-    }];
+    // Nodes are (id, type): `start`, the actions in file order, then `stop` if a step uses it.
+    // `start` is drawn as a thin circle, `stop` and actions of type `stop` as bold ones.
+    let mut nodes = vec![(START, START)];
     for (id, action) in &flow.actions {
-        let shape = if action.spec.kind == STOP {
-            Shape::End
-        } else {
-            Shape::Box
-        };
-        nodes.push(Node {
-            id,
-            kind: action.spec.kind,
-            shape,
-        });
+        nodes.push((id.as_str(), action.spec.kind));
     }
     if flow.steps.iter().any(|step| step.to == STOP) {
-        nodes.push(Node {
-            id: STOP,
-            kind: STOP,
-            shape: Shape::End,
-        });
+        nodes.push((STOP, STOP));
     }
-    let index: BTreeMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
-    // A step naming an unknown node cannot be drawn; validation reports it, we skip it.
-    let edges: Vec<Edge> = (flow.steps.iter())
-        .filter_map(|step| {
-            let from = *index.get(step.from.as_str())?;
-            let to = *index.get(step.to.as_str())?;
-            Some(Edge {
-                from,
-                to,
-                when: &step.when,
-            })
-        })
+    let index: BTreeMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.0, i)).collect();
+    let node_of = |name: &str| index.get(name).copied();
+    // A step naming an unknown node cannot be drawn; validation reports it, so skip it here.
+    let edges: Vec<(usize, usize, &Condition)> = (flow.steps.iter())
+        .filter_map(|s| Some((node_of(&s.from)?, node_of(&s.to)?, &s.when)))
         .collect();
     let n = nodes.len();
     let layer = layers(n, &edges);
 
-    // Vertices are the nodes followed by the waypoints of edges that span several columns.
-    let mut vlayer = layer.clone();
-    let chains: Vec<Vec<usize>> = (edges.iter())
-        .map(|edge| {
-            if layer[edge.to] <= layer[edge.from] {
-                return Vec::new();
-            }
-            let mut chain = vec![edge.from];
-            for l in layer[edge.from] + 1..layer[edge.to] {
+    // Vertices are the nodes followed by the waypoints of edges that span several columns;
+    // a chain lists a forward edge's vertices; back edges (but not self-loops) get lanes.
+    let (mut vlayer, mut chains, mut back) = (layer.clone(), Vec::new(), Vec::new());
+    for &(from, to, _) in &edges {
+        let mut chain = Vec::new();
+        if layer[to] > layer[from] {
+            chain.push(from);
+            for l in layer[from] + 1..layer[to] {
                 chain.push(vlayer.len());
                 vlayer.push(l);
             }
-            chain.push(edge.to);
-            chain
-        })
-        .collect();
-    let depth = vlayer.iter().max().map_or(1, |max| max + 1);
-    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); depth];
+            chain.push(to);
+        }
+        back.push(from != to && chain.is_empty());
+        chains.push(chain);
+    }
+    let rows = order(&vlayer, &chains);
+
+    // Sizes follow the longest id and expression label, so text fits its box and its gap.
+    let longest_id = nodes.iter().map(|n| n.0.chars().count()).max();
+    let col_w = (longest_id.unwrap_or(0).min(ID_CHARS) as f64 * 7.8 + 28.0).clamp(120.0, 300.0);
+    let longest_label = (edges.iter())
+        .filter_map(|e| expression(e.2).map(|s| s.chars().count().min(LABEL_CHARS)))
+        .max();
+    let gap = (longest_label.unwrap_or(0) as f64 * 6.0 + 48.0).clamp(96.0, 280.0);
+    let nodes_top = MARGIN + back.iter().filter(|&&b| b).count() as f64 * LANE + 48.0;
+    let tallest = rows.iter().map(Vec::len).max().unwrap_or(1) as f64;
+    let col_x = |l: usize| MARGIN + l as f64 * (col_w + gap);
+    // Columns are centred vertically on the tallest one.
+    let mut y = vec![0.0f64; vlayer.len()];
+    for row in &rows {
+        let offset = (tallest - row.len() as f64) * SLOT_H / 2.0;
+        for (i, &v) in row.iter().enumerate() {
+            y[v] = nodes_top + offset + i as f64 * SLOT_H + NODE_H / 2.0;
+        }
+    }
+    let boxed = |v: usize| !matches!(nodes.get(v), Some((_, START | STOP)));
+    let half = |v: usize| if boxed(v) { col_w / 2.0 } else { R };
+    let cx = |v: usize| col_x(vlayer[v]) + col_w / 2.0;
+
+    // Parallel edges are counted per (from, to) pair, in one pass so big flows stay linear.
+    let mut totals: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+    for &(from, to, _) in &edges {
+        *totals.entry((from, to)).or_default() += 1.0;
+    }
+    let (mut seen, mut lanes, mut edge_svg) = (BTreeMap::new(), 0.0, String::new());
+    for (e, &(from, to, when)) in edges.iter().enumerate() {
+        let count: &mut f64 = seen.entry((from, to)).or_default();
+        let parallel = *count;
+        *count += 1.0;
+        let (d, label) = if from == to {
+            // A self-loop arcs over the node's top; parallel ones arc higher.
+            let top = y[from] - if boxed(from) { NODE_H / 2.0 } else { R };
+            let (x, w, h) = (cx(from), half(from) / 2.0, 36.0 + 10.0 * parallel);
+            let (a, b) = (pt(x + w, top), pt(x + w + 8.0, top - h));
+            let (c, z) = (pt(x - w - 8.0, top - h), pt(x - w, top));
+            (format!("M{a} C{b} {c} {z}"), (x, top - 0.75 * h - 4.0))
+        } else if back[e] {
+            // Right into the gap after the source, up to its own lane, left, down in the gap
+            // before the target, right into it, with rounded bends; leaving and entering above
+            // the centre keeps it apart from forward edges.
+            let lane = lanes;
+            lanes += 1.0;
+            let (jitter, lane_y) = ((lane % 4.0) * 5.0, MARGIN + 8.0 + lane * LANE);
+            let rise = |v: usize| if boxed(v) { NODE_H / 4.0 } else { R / 2.0 };
+            let (sx, sy) = (cx(from) + half(from), y[from] - rise(from));
+            let (ex, ey) = (cx(to) - half(to), y[to] - rise(to));
+            let xo = col_x(layer[from]) + col_w + gap / 2.0 + jitter;
+            let xi = col_x(layer[to]) - gap / 2.0 - jitter;
+            let (s, r) = (pt(sx, sy), 8.0);
+            let (a, b, c) = (num(xo - r), pt(xo, sy), pt(xo, sy - r));
+            let (d, e, f) = (num(lane_y + r), pt(xo, lane_y), pt(xo - r, lane_y));
+            let (g, h, i) = (num(xi + r), pt(xi, lane_y), pt(xi, lane_y + r));
+            let (j, k, m, z) = (num(ey - r), pt(xi, ey), pt(xi + r, ey), num(ex));
+            let d = format!("M{s} H{a} Q{b} {c} V{d} Q{e} {f} H{g} Q{h} {i} V{j} Q{k} {m} H{z}");
+            (d, ((xo + xi) / 2.0, lane_y - 4.0))
+        } else {
+            // Forward: curves with horizontal tangents between columns, straight across
+            // waypoints; parallel edges get their ends spread apart so they never coincide.
+            let total = totals.get(&(from, to)).copied().unwrap_or(1.0);
+            let dy = (parallel - (total - 1.0) / 2.0) * 8.0;
+            let (mut px, mut py) = (cx(from) + half(from), y[from] + dy);
+            let (mut d, mut label) = (format!("M{}", pt(px, py)), (px, py));
+            for (i, &v) in chains[e].iter().enumerate().skip(1) {
+                let (qx, qy) = (cx(v) - half(v), if v == to { y[v] + dy } else { y[v] });
+                let (mx, z) = ((px + qx) / 2.0, pt(qx, qy));
+                d += &format!(" C{} {} {z}", pt(mx, py), pt(mx, qy));
+                if i == 1 {
+                    label = (mx, (py + qy) / 2.0 - 4.0);
+                }
+                (px, py) = (qx + col_w, qy);
+                if v >= n {
+                    d += &format!(" L{}", pt(px, py));
+                }
+            }
+            (d, label)
+        };
+        let (class, colour, _) = style(when);
+        let (from, to, text) = (esc(nodes[from].0), esc(nodes[to].0), esc(when.label()));
+        edge_svg += &format!(
+            "<g class=\"edge edge-{class}\" data-from=\"{from}\" data-to=\"{to}\" data-step=\"{e}\">\
+             <title>{from} → {to}: {text}</title><path d=\"{d}\" fill=\"none\" stroke=\"{colour}\" \
+             stroke-width=\"1.5\" marker-end=\"url(#tf-arrow-{class})\"/>"
+        );
+        if let Some(source) = expression(when) {
+            let (x, y, text) = (num(label.0), num(label.1), esc(&cut(source, LABEL_CHARS)));
+            edge_svg += &format!(
+                "<text x=\"{x}\" y=\"{y}\" text-anchor=\"middle\" font-size=\"10\" fill=\"{colour}\" \
+                 stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">{text}</text>"
+            );
+        }
+        edge_svg += "</g>";
+    }
+
+    let mut node_svg = String::new();
+    for (v, &(id, kind)) in nodes.iter().enumerate() {
+        let (id, shown, kind_text) = (esc(id), esc(&cut(id, ID_CHARS)), esc(kind));
+        let (x, cy) = (num(cx(v)), num(y[v]));
+        node_svg += &format!(
+            "<g class=\"node\" data-node=\"{id}\" data-kind=\"{kind_text}\">\
+             <title>{id} ({kind_text})</title>"
+        );
+        node_svg += &if boxed(v) {
+            let (left, top, w) = (num(cx(v) - col_w / 2.0), num(cy - NODE_H / 2.0), num(col_w));
+            let (y1, y2) = (num(cy - 3.0), num(cy + 13.0));
+            format!(
+                "<rect x=\"{left}\" y=\"{top}\" width=\"{w}\" height=\"{NODE_H}\" rx=\"8\" \
+                 fill=\"#fff\" stroke=\"#37474f\" stroke-width=\"1.5\"/><text x=\"{x}\" y=\"{y1}\" \
+                 text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\" fill=\"#212121\">{shown}\
+                 </text><text x=\"{x}\" y=\"{y2}\" text-anchor=\"middle\" font-size=\"10\" \
+                 fill=\"#607d8b\">{kind_text}</text>"
+            )
+        } else {
+            // The modeler's start is a thin circle and its end a bold one; the id goes below.
+            let (stroke, below) = (if kind == STOP { 4 } else { 1 }, num(cy + R + 14.0));
+            format!(
+                "<circle cx=\"{x}\" cy=\"{cy}\" r=\"{R}\" fill=\"#fff\" stroke=\"#37474f\" \
+                 stroke-width=\"{stroke}\"/><text x=\"{x}\" y=\"{below}\" text-anchor=\"middle\" \
+                 font-size=\"12\" fill=\"#212121\">{shown}</text>"
+            )
+        };
+        node_svg += "</g>";
+    }
+
+    let nodes_bottom = nodes_top + tallest * SLOT_H;
+    let layers_w = col_x(rows.len()) - gap / 2.0 + 24.0;
+    let w = num((layers_w + MARGIN).max(4.0 * 130.0 + 2.0 * MARGIN));
+    let (h, id) = (num(nodes_bottom + 24.0 + MARGIN), esc(&flow.id));
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+         viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Process flow {id}\" \
+         font-family=\"sans-serif\" data-flow=\"{id}\"><title>Process flow {id}</title><defs>"
+    );
+    // One arrowhead per colour: `context-stroke` is not supported everywhere yet.
+    for (class, colour, _) in COLOURS {
+        svg += &format!(
+            "<marker id=\"tf-arrow-{class}\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" \
+             markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\">\
+             <path d=\"M0 0 L10 5 L0 10 z\" fill=\"{colour}\"/></marker>"
+        );
+    }
+    // Edges first, so node fills cover line ends and labels stay readable.
+    svg += &format!("</defs><g class=\"edges\">{edge_svg}</g><g class=\"nodes\">{node_svg}</g>");
+    svg += "<g class=\"legend\" font-size=\"11\" fill=\"#212121\">";
+    for (i, (_, colour, text)) in COLOURS.iter().enumerate() {
+        let x = MARGIN + i as f64 * 130.0;
+        let (x1, x2, x3) = (num(x), num(x + 24.0), num(x + 30.0));
+        let (y1, y2) = (num(nodes_bottom + 8.0), num(nodes_bottom + 12.0));
+        svg += &format!(
+            "<line x1=\"{x1}\" y1=\"{y1}\" x2=\"{x2}\" y2=\"{y1}\" stroke=\"{colour}\" \
+             stroke-width=\"2\"/><text x=\"{x3}\" y=\"{y2}\">{text}</text>"
+        );
+    }
+    svg + "</g></svg>"
+}
+
+/// Column of every node: longest path from `start` once DFS back edges are set aside (so loops
+/// cannot make it infinite); nodes `start` cannot reach share one column after the others.
+fn layers(n: usize, edges: &[(usize, usize, &Condition)]) -> Vec<usize> {
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (e, edge) in edges.iter().enumerate() {
+        out[edge.0].push(e);
+    }
+    // Iterative DFS (no recursion limit): 0 unseen, 1 on the stack, 2 finished.
+    let (mut state, mut back, mut post) = (vec![0u8; n], vec![false; edges.len()], Vec::new());
+    let mut stack = vec![(0usize, 0usize)];
+    state[0] = 1;
+    while let Some(top) = stack.last_mut() {
+        let (u, next) = *top;
+        top.1 += 1;
+        match out[u].get(next).map(|&e| (e, state[edges[e].1])) {
+            Some((e, 0)) => {
+                state[edges[e].1] = 1;
+                stack.push((edges[e].1, 0));
+            }
+            Some((e, 1)) => back[e] = true,
+            Some(_) => {}
+            None => {
+                state[u] = 2;
+                post.push(u);
+                stack.pop();
+            }
+        }
+    }
+    // Reverse postorder is a topological order of the graph without its back edges.
+    let mut layer = vec![0usize; n];
+    for &u in post.iter().rev() {
+        for &e in out[u].iter().filter(|&&e| !back[e]) {
+            layer[edges[e].1] = layer[edges[e].1].max(layer[u] + 1);
+        }
+    }
+    let last = post.iter().map(|&u| layer[u] + 1).max().unwrap_or(0);
+    for (u, _) in state.iter().enumerate().filter(|(_, s)| **s == 0) {
+        layer[u] = last;
+    }
+    layer
+}
+
+/// The vertices of each column, top to bottom. One barycenter sweep: a vertex sits near the mean
+/// height of its predecessors, which removes most crossings at little cost; heights are centred
+/// like the columns, and ties keep file order so the result is deterministic.
+fn order(vlayer: &[usize], chains: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); vlayer.iter().max().map_or(1, |l| l + 1)];
     for (v, &l) in vlayer.iter().enumerate() {
         rows[l].push(v);
     }
@@ -119,18 +293,15 @@ pub fn render_svg(flow: &Flow) -> String {
     for pair in chains.iter().flat_map(|chain| chain.windows(2)) {
         preds[pair[1]].push(pair[0]);
     }
-    // One barycenter sweep: a vertex sits near the mean height of its predecessors, which
-    // removes most crossings; positions are centred because every column is centred.
     let mut pos = vec![0.0f64; vlayer.len()];
     for row in &mut rows {
         let centre = (row.len() as f64 - 1.0) / 2.0;
         let mut keyed: Vec<(f64, usize, usize)> = (row.iter().enumerate())
             .map(|(i, &v)| {
-                let p = &preds[v];
-                let key = if p.is_empty() {
-                    i as f64 - centre
-                } else {
-                    p.iter().map(|&u| pos[u]).sum::<f64>() / p.len() as f64
+                let sum: f64 = preds[v].iter().map(|&u| pos[u]).sum();
+                let key = match preds[v].len() {
+                    0 => i as f64 - centre,
+                    len => sum / len as f64,
                 };
                 (key, i, v)
             })
@@ -141,278 +312,16 @@ pub fn render_svg(flow: &Flow) -> String {
             pos[v] = i as f64 - centre;
         }
     }
-
-    // Sizes follow the longest id and expression label, so text fits its box and its gap.
-    let longest_id = nodes
-        .iter()
-        .map(|n| n.id.chars().count().min(ID_CHARS))
-        .max();
-    let col_w = (longest_id.unwrap_or(0) as f64 * 7.8 + 28.0).clamp(120.0, 300.0);
-    let longest_label = (edges.iter())
-        .filter_map(|e| expression(e.when).map(|s| s.chars().count().min(LABEL_CHARS)))
-        .max();
-    let gap = (longest_label.unwrap_or(0) as f64 * 6.0 + 48.0).clamp(96.0, 280.0);
-    // Back edges (not self-loops) are the ones without a left-to-right chain.
-    let back: Vec<bool> = (edges.iter().zip(&chains))
-        .map(|(e, chain)| e.from != e.to && chain.is_empty())
-        .collect();
-    let lanes = back.iter().filter(|&&b| b).count() as f64;
-    let nodes_top = MARGIN + lanes * LANE + 48.0;
-    let tallest = rows.iter().map(Vec::len).max().unwrap_or(1) as f64;
-    let col_x = |l: usize| MARGIN + l as f64 * (col_w + gap);
-    let mut y = vec![0.0f64; vlayer.len()];
-    for row in &rows {
-        let offset = (tallest - row.len() as f64) * SLOT_H / 2.0;
-        for (i, &v) in row.iter().enumerate() {
-            y[v] = nodes_top + offset + i as f64 * SLOT_H + NODE_H / 2.0;
-        }
-    }
-    let half = |v: usize| match nodes.get(v).map(|node| node.shape) {
-        Some(Shape::Box) | None => col_w / 2.0,
-        Some(_) => R,
-    };
-    let cx = |v: usize| col_x(vlayer[v]) + col_w / 2.0;
-    let out_port = |v: usize| (cx(v) + half(v), y[v]);
-    let in_port = |v: usize| (cx(v) - half(v), y[v]);
-
-    let mut edge_svg = String::new();
-    let mut count: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-    for edge in &edges {
-        *count.entry((edge.from, edge.to)).or_default() += 1;
-    }
-    let mut nth: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-    let mut lane = 0.0f64;
-    for (e, edge) in edges.iter().enumerate() {
-        let key = (edge.from, edge.to);
-        let k = nth.entry(key).or_default();
-        let (parallel, total) = (*k as f64, count.get(&key).copied().unwrap_or(1) as f64);
-        *k += 1;
-        let (d, label_at) = if edge.from == edge.to {
-            // A self-loop arcs over the node's top; parallel ones arc higher.
-            let boxed = nodes[edge.from].shape == Shape::Box;
-            let top = y[edge.from] - if boxed { NODE_H / 2.0 } else { R };
-            let (x, w, h) = (cx(edge.from), half(edge.from) / 2.0, 36.0 + 10.0 * parallel);
-            let d = format!(
-                "M{} {} C{} {} {} {} {} {}",
-                f(x + w),
-                f(top),
-                f(x + w + 8.0),
-                f(top - h),
-                f(x - w - 8.0),
-                f(top - h),
-                f(x - w),
-                f(top)
-            );
-            (d, (x, top - 0.75 * h - 4.0))
-        } else if back[e] {
-            // Up through the gap after the source, along its own lane, down before the target.
-            let jitter = (lane % 4.0) * 5.0;
-            let lane_y = MARGIN + 8.0 + lane * LANE;
-            lane += 1.0;
-            let (from, to) = (out_port(edge.from), in_port(edge.to));
-            let x_out = col_x(layer[edge.from]) + col_w + gap / 2.0 + jitter;
-            let x_in = col_x(layer[edge.to]) - gap / 2.0 - jitter;
-            let points = [
-                from,
-                (x_out, from.1),
-                (x_out, lane_y),
-                (x_in, lane_y),
-                (x_in, to.1),
-                to,
-            ];
-            (rounded(&points, 10.0), ((x_out + x_in) / 2.0, lane_y - 4.0))
-        } else {
-            // Forward: horizontal-tangent curves between columns, straight across waypoints;
-            // parallel edges get their ends spread apart so they never coincide.
-            let dy = (parallel - (total - 1.0) / 2.0) * 8.0;
-            let chain = &chains[e];
-            let (mut px, mut py) = out_port(edge.from);
-            py += dy;
-            let mut d = format!("M{} {}", f(px), f(py));
-            let mut label_at = (px, py);
-            for (i, &v) in chain.iter().enumerate().skip(1) {
-                let (qx, mut qy) = if v < n {
-                    in_port(v)
-                } else {
-                    (col_x(vlayer[v]), y[v])
-                };
-                if v == edge.to {
-                    qy += dy;
-                }
-                let mx = (px + qx) / 2.0;
-                d += &format!(
-                    " C{} {} {} {} {} {}",
-                    f(mx),
-                    f(py),
-                    f(mx),
-                    f(qy),
-                    f(qx),
-                    f(qy)
-                );
-                if i == 1 {
-                    label_at = (mx, (py + qy) / 2.0 - 4.0);
-                }
-                (px, py) = (qx + col_w, qy);
-                if v >= n {
-                    d += &format!(" L{} {}", f(px), f(py));
-                }
-            }
-            (d, label_at)
-        };
-        let (class, colour, _) = style(edge.when);
-        let (from, to) = (esc(nodes[edge.from].id), esc(nodes[edge.to].id));
-        edge_svg += &format!(
-            "<g class=\"edge edge-{class}\" data-from=\"{from}\" data-to=\"{to}\" data-step=\"{e}\">\
-             <title>{from} \u{2192} {to}: {}</title><path d=\"{d}\" fill=\"none\" stroke=\"{colour}\" \
-             stroke-width=\"1.5\" marker-end=\"url(#tf-arrow-{class})\"/>",
-            esc(edge.when.label())
-        );
-        if let Some(source) = expression(edge.when) {
-            edge_svg += &format!(
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"10\" fill=\"{colour}\" \
-                 stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">{}</text>",
-                f(label_at.0),
-                f(label_at.1),
-                esc(&cut(source, LABEL_CHARS))
-            );
-        }
-        edge_svg += "</g>";
-    }
-
-    let mut node_svg = String::new();
-    for (v, node) in nodes.iter().enumerate() {
-        let (x, cy, id) = (cx(v), y[v], esc(node.id));
-        let shown = esc(&cut(node.id, ID_CHARS));
-        node_svg += &format!(
-            "<g class=\"node\" data-node=\"{id}\" data-kind=\"{}\"><title>{id} ({})</title>",
-            esc(node.kind),
-            esc(node.kind)
-        );
-        node_svg += &match node.shape {
-            Shape::Box => format!(
-                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{NODE_H}\" rx=\"8\" fill=\"#fff\" \
-                 stroke=\"#37474f\" stroke-width=\"1.5\"/><text x=\"{}\" y=\"{}\" \
-                 text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\" fill=\"#212121\">{shown}\
-                 </text><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"10\" \
-                 fill=\"#607d8b\">{}</text>",
-                f(x - col_w / 2.0),
-                f(cy - NODE_H / 2.0),
-                f(col_w),
-                f(x),
-                f(cy - 3.0),
-                f(x),
-                f(cy + 13.0),
-                esc(node.kind)
-            ),
-            // Start is a thin circle, an end a bold one, as in the modeler; the id goes below.
-            Shape::Start | Shape::End => format!(
-                "<circle cx=\"{}\" cy=\"{}\" r=\"{R}\" fill=\"#fff\" stroke=\"#37474f\" \
-                 stroke-width=\"{}\"/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" \
-                 font-size=\"12\" fill=\"#212121\">{shown}</text>",
-                f(x),
-                f(cy),
-                if node.shape == Shape::End { 4 } else { 1 },
-                f(x),
-                f(cy + R + 14.0)
-            ),
-        };
-        node_svg += "</g>";
-    }
-
-    let nodes_bottom = nodes_top + tallest * SLOT_H;
-    let width = (col_x(depth) - gap / 2.0 + 24.0 + MARGIN).max(4.0 * 130.0 + 2.0 * MARGIN);
-    let height = nodes_bottom + 24.0 + MARGIN;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
-         viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Process flow {id}\" \
-         font-family=\"sans-serif\" data-flow=\"{id}\"><title>Process flow {id}</title><defs>",
-        w = f(width),
-        h = f(height),
-        id = esc(&flow.id)
-    );
-    // One arrowhead per colour: `context-stroke` is not supported everywhere yet.
-    for (class, colour, _) in COLOURS {
-        svg += &format!(
-            "<marker id=\"tf-arrow-{class}\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" \
-             markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0 0 L10 5 L0 10 z\" \
-             fill=\"{colour}\"/></marker>"
-        );
-    }
-    // Edges first, so node fills cover line ends and labels stay readable.
-    svg += &format!("</defs><g class=\"edges\">{edge_svg}</g><g class=\"nodes\">{node_svg}</g>");
-    svg += "<g class=\"legend\" font-size=\"11\" fill=\"#212121\">";
-    for (i, (_, colour, text)) in COLOURS.iter().enumerate() {
-        let (x, ly) = (MARGIN + i as f64 * 130.0, nodes_bottom + 8.0);
-        svg += &format!(
-            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{colour}\" stroke-width=\"2\"/>\
-             <text x=\"{}\" y=\"{}\">{text}</text>",
-            f(x),
-            f(ly),
-            f(x + 24.0),
-            f(ly),
-            f(x + 30.0),
-            f(ly + 4.0)
-        );
-    }
-    svg + "</g></svg>"
-}
-
-/// Column of every node: longest path from `start` once DFS back edges are set aside (so loops
-/// cannot make it infinite); nodes `start` cannot reach go in one column after the others.
-fn layers(n: usize, edges: &[Edge]) -> Vec<usize> {
-    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (e, edge) in edges.iter().enumerate() {
-        out[edge.from].push(e);
-    }
-    // Iterative DFS (no recursion depth limit): 0 unseen, 1 on the stack, 2 finished.
-    let mut state = vec![0u8; n];
-    let mut back = vec![false; edges.len()];
-    let mut post = Vec::new();
-    let mut stack = vec![(0usize, 0usize)];
-    state[0] = 1;
-    while let Some(top) = stack.last_mut() {
-        let (u, next) = *top;
-        if let Some(&e) = out[u].get(next) {
-            top.1 += 1;
-            let v = edges[e].to;
-            match state[v] {
-                0 => {
-                    state[v] = 1;
-                    stack.push((v, 0));
-                }
-                1 => back[e] = true,
-                _ => {}
-            }
-        } else {
-            state[u] = 2;
-            post.push(u);
-            stack.pop();
-        }
-    }
-    // Reverse postorder is a topological order of the graph without its back edges.
-    let mut layer = vec![0usize; n];
-    for &u in post.iter().rev() {
-        for &e in out[u].iter().filter(|&&e| !back[e]) {
-            layer[edges[e].to] = layer[edges[e].to].max(layer[u] + 1);
-        }
-    }
-    let last = post.iter().map(|&u| layer[u] + 1).max().unwrap_or(0);
-    for (u, seen) in state.iter().enumerate() {
-        if *seen == 0 {
-            layer[u] = last;
-        }
-    }
-    layer
+    rows
 }
 
 fn style(when: &Condition) -> (&'static str, &'static str, &'static str) {
-    let i = match when {
+    COLOURS[match when {
         Condition::Successful => 0,
         Condition::NotSuccessful => 1,
         Condition::Always => 2,
         Condition::Expr(_) => 3,
-    };
-    COLOURS[i]
+    }]
 }
 
 fn expression(when: &Condition) -> Option<&str> {
@@ -422,65 +331,21 @@ fn expression(when: &Condition) -> Option<&str> {
     }
 }
 
-/// A polyline with rounded corners (quadratic curves of radius `r` at each bend).
-fn rounded(points: &[(f64, f64)], r: f64) -> String {
-    let toward = |a: (f64, f64), b: (f64, f64)| {
-        let len = (b.0 - a.0).hypot(b.1 - a.1);
-        let t = if len > 0.0 {
-            r.min(len / 2.0) / len
-        } else {
-            0.0
-        };
-        (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t)
-    };
-    let Some(first) = points.first() else {
-        return String::new();
-    };
-    let mut d = format!("M{} {}", f(first.0), f(first.1));
-    for w in points.windows(3) {
-        let (p, q) = (toward(w[1], w[0]), toward(w[1], w[2]));
-        d += &format!(
-            " L{} {} Q{} {} {} {}",
-            f(p.0),
-            f(p.1),
-            f(w[1].0),
-            f(w[1].1),
-            f(q.0),
-            f(q.1)
-        );
-    }
-    if let Some(last) = points.last() {
-        d += &format!(" L{} {}", f(last.0), f(last.1));
-    }
-    d
-}
-
-/// A coordinate with one decimal: short, and the same on every run.
-fn f(v: f64) -> String {
-    format!("{}", (v * 10.0).round() / 10.0)
-}
-
 fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((at, _)) if text.chars().count() > max => format!("{}…", &text[..at]),
+        _ => text.to_owned(),
     }
-    text.chars()
-        .take(max.saturating_sub(1))
-        .chain(['\u{2026}'])
-        .collect()
 }
 
 /// Escapes text for XML content and attribute values alike.
 fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    let (mut out, entities) = (String::new(), ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]);
     for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
+        // The five characters are one byte each, so the byte index is the entity's index.
+        match "&<>\"'".find(c).and_then(|i| entities.get(i)) {
+            Some(entity) => out.push_str(entity),
+            None => out.push(c),
         }
     }
     out
@@ -492,29 +357,8 @@ mod tests {
 
     use super::*;
 
-    fn flow(yaml: &str) -> Flow {
-        parse_flow("diagram.yaml", yaml, &ParseOptions::default())
-            .unwrap()
-            .flow
-    }
-
-    /// The `<g …>` opening tags of one class, e.g. `"node\""` or `"edge "`.
-    fn groups<'a>(svg: &'a str, class: &str) -> Vec<&'a str> {
-        let open = format!("<g class=\"{class}");
-        svg.match_indices(&open)
-            .map(|(at, _)| &svg[at..at + svg[at..].find("</g>").unwrap()])
-            .collect()
-    }
-
-    fn attr<'a>(element: &'a str, name: &str) -> &'a str {
-        let start = element.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
-        &element[start..start + element[start..].find('"').unwrap()]
-    }
-
     const LOOPS: &str = r#"id: loops
-variables:
-  s: {}
-  t: {}
+variables: { s: {}, t: {} }
 actions:
   fetch:
     type: http_connector
@@ -532,22 +376,38 @@ steps:
   - { from: parse, to: stop }
 "#;
 
+    fn flow(yaml: &str) -> Flow {
+        let parsed = parse_flow("f.yaml", yaml, &ParseOptions::default());
+        parsed.unwrap().flow
+    }
+
+    /// Each `<g class="{class}…">…` of the SVG, up to its first `</g>`.
+    fn groups<'a>(svg: &'a str, class: &str) -> Vec<&'a str> {
+        let open = format!("<g class=\"{class}");
+        let end = |at: usize| at + svg[at..].find("</g>").unwrap();
+        let starts = svg.match_indices(&open);
+        starts.map(|(at, _)| &svg[at..end(at)]).collect()
+    }
+
+    fn attr<'a>(element: &'a str, name: &str) -> &'a str {
+        let start = element.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        &element[start..start + element[start..].find('"').unwrap()]
+    }
+
+    fn ids(svg: &str) -> Vec<&str> {
+        let nodes = groups(svg, "node\"");
+        nodes.iter().map(|g| attr(g, "data-node")).collect()
+    }
+
     #[test]
     fn every_action_and_both_implicit_ends_become_one_node_each() {
         let svg = render_svg(&flow(LOOPS));
+        assert_eq!(ids(&svg), ["start", "fetch", "parse", "failed", "stop"]);
         let nodes = groups(&svg, "node\"");
-        let ids: Vec<&str> = nodes.iter().map(|n| attr(n, "data-node")).collect();
-        assert_eq!(ids, ["start", "fetch", "parse", "failed", "stop"]);
         assert!(nodes[1].contains("<rect") && nodes[1].contains(">http_connector</text>"));
-        assert!(
-            nodes[0].contains("stroke-width=\"1\""),
-            "start is a thin circle"
-        );
+        assert!(nodes[0].contains("<circle") && nodes[0].contains("stroke-width=\"1\""));
         for end in [nodes[3], nodes[4]] {
-            assert!(
-                end.contains("<circle") && end.contains("stroke-width=\"4\""),
-                "{end}"
-            );
+            assert!(end.contains("<circle") && end.contains("stroke-width=\"4\""));
         }
     }
 
@@ -556,98 +416,84 @@ steps:
         let svg = render_svg(&flow(
             "id: f\nactions:\n  a: { type: extract_json }\n  done: { type: stop }\nsteps:\n  - { from: start, to: a }\n  - { from: a, to: done }\n",
         ));
-        let ids: Vec<&str> = groups(&svg, "node\"")
-            .iter()
-            .map(|n| attr(n, "data-node"))
-            .collect();
-        assert_eq!(ids, ["start", "a", "done"]);
+        assert_eq!(ids(&svg), ["start", "a", "done"]);
     }
 
     #[test]
     fn every_step_becomes_one_edge_with_its_condition_class_and_colour() {
         let svg = render_svg(&flow(LOOPS));
-        let edges: Vec<(&str, &str, &str, &str)> = (groups(&svg, "edge ").iter())
-            .map(|e| {
-                (
-                    attr(e, "class"),
-                    attr(e, "data-from"),
-                    attr(e, "data-to"),
-                    attr(e, "stroke"),
-                )
-            })
-            .collect();
-        assert_eq!(
-            edges,
-            [
-                ("edge edge-always", "start", "fetch", "#1565c0"),
-                ("edge edge-expression", "fetch", "fetch", "#555"),
-                ("edge edge-successful", "fetch", "parse", "#2e7d32"),
-                ("edge edge-expression", "fetch", "parse", "#555"),
-                ("edge edge-not-successful", "fetch", "failed", "#c62828"),
-                ("edge edge-not-successful", "parse", "fetch", "#c62828"),
-                ("edge edge-always", "parse", "stop", "#1565c0"),
-            ]
-        );
-        assert!(svg.contains("marker-end=\"url(#tf-arrow-successful)\""));
-        assert!(svg.contains("<marker id=\"tf-arrow-successful\""));
+        let expected = [
+            ("start", "fetch", "always", "#1565c0"),
+            ("fetch", "fetch", "expression", "#555"),
+            ("fetch", "parse", "successful", "#2e7d32"),
+            ("fetch", "parse", "expression", "#555"),
+            ("fetch", "failed", "not-successful", "#c62828"),
+            ("parse", "fetch", "not-successful", "#c62828"),
+            ("parse", "stop", "always", "#1565c0"),
+        ];
+        let edges = groups(&svg, "edge ");
+        assert_eq!(edges.len(), expected.len());
+        for (edge, (from, to, class, colour)) in edges.iter().zip(expected) {
+            assert_eq!(attr(edge, "class"), format!("edge edge-{class}"));
+            assert_eq!((attr(edge, "data-from"), attr(edge, "data-to")), (from, to));
+            assert_eq!(attr(edge, "stroke"), colour);
+            assert!(edge.contains(&format!("marker-end=\"url(#tf-arrow-{class})\"")));
+            assert!(svg.contains(&format!("<marker id=\"tf-arrow-{class}\"")));
+        }
     }
 
     #[test]
-    fn expression_conditions_are_labelled_near_their_edge_and_escaped() {
+    fn expression_conditions_are_labelled_on_their_edge_and_escaped() {
         let svg = render_svg(&flow(LOOPS));
-        let label = "s &lt; 3 &amp;&amp; t == &apos;x&apos;";
-        let edge = groups(&svg, "edge edge-expression")[0];
-        assert!(edge.contains(&format!(">{label}</text>")), "{edge}");
-        assert!(!svg.contains("s < 3") && !svg.contains("&& t"));
+        let label = ">s &lt; 3 &amp;&amp; t == &apos;x&apos;</text>";
+        assert!(groups(&svg, "edge edge-expression")[0].contains(label));
         assert!(svg.contains(">t == &apos;y&apos;</text>"));
+        assert!(!svg.contains("s < 3") && !svg.contains("&& t"));
     }
 
     #[test]
-    fn a_self_loop_and_a_back_edge_are_drawn_as_curves_of_their_own() {
+    fn a_self_loop_and_a_back_edge_are_drawn_as_edges_of_their_own() {
         let svg = render_svg(&flow(LOOPS));
         let edges = groups(&svg, "edge ");
-        let self_loop = attr(edges[1], "d");
-        assert!(
-            self_loop.starts_with('M') && self_loop.contains(" C"),
-            "{self_loop}"
-        );
-        let back = attr(edges[5], "d");
+        let (self_loop, back) = (attr(edges[1], "d"), attr(edges[5], "d"));
+        assert!(self_loop.starts_with('M') && self_loop.contains(" C"));
         // The back edge climbs to a lane above every node before coming down to `fetch`.
-        let lane_y: f64 = back
-            .split(['M', 'L', 'Q', ' '])
-            .filter_map(|t| t.parse().ok())
-            .skip(1)
-            .step_by(2)
-            .fold(f64::MAX, f64::min);
-        let node_top: f64 = attr(groups(&svg, "node\"")[1], "y").parse().unwrap();
-        assert!(lane_y < node_top, "{back}");
+        let lane_y = back.split(" V").nth(1).unwrap().split(' ').next().unwrap();
+        let top = attr(groups(&svg, "node\"")[1], "y");
+        assert!(lane_y.parse::<f64>().unwrap() < top.parse().unwrap());
     }
 
     #[test]
     fn parallel_edges_between_the_same_nodes_do_not_overlap() {
         let svg = render_svg(&flow(LOOPS));
         let edges = groups(&svg, "edge ");
-        assert_eq!(
-            (attr(edges[2], "data-to"), attr(edges[3], "data-to")),
-            ("parse", "parse")
-        );
+        let targets = [attr(edges[2], "data-to"), attr(edges[3], "data-to")];
+        assert_eq!(targets, ["parse"; 2]);
         assert_ne!(attr(edges[2], "d"), attr(edges[3], "d"));
+    }
+
+    #[test]
+    fn long_edges_pass_a_waypoint_in_each_column_they_cross() {
+        let svg = render_svg(&flow(
+            "id: f\nactions:\n  a: { type: extract_json }\n  b: { type: extract_json }\nsteps:\n  - { from: start, to: a }\n  - { from: a, to: b }\n  - { from: a, to: stop, when: not_successful }\n  - { from: b, to: stop }\n",
+        ));
+        let long = groups(&svg, "edge edge-not-successful")[0];
+        assert_eq!(attr(long, "d").matches(" L").count(), 1, "beside `b`");
     }
 
     #[test]
     fn the_output_is_one_balanced_self_contained_svg_element() {
         let svg = render_svg(&flow(LOOPS));
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-        assert!(svg.ends_with("</svg>"));
+        assert!(svg.ends_with("</svg>") && svg.matches("<svg").count() == 1);
         let opened = svg.matches("<g ").count() + svg.matches("<g>").count();
         assert_eq!(opened, svg.matches("</g>").count());
-        assert_eq!(svg.matches("<svg").count(), 1);
         for external in ["<script", "href", "@import", "url(http"] {
             assert!(!svg.contains(external), "{external}");
         }
         let (w, h) = (attr(&svg, "width"), attr(&svg, "height"));
         assert!(svg.contains(&format!("viewBox=\"0 0 {w} {h}\"")));
-        assert!(svg.contains("class=\"legend\""));
+        assert!(svg.contains("<g class=\"legend\""));
     }
 
     #[test]
@@ -656,41 +502,18 @@ steps:
     }
 
     #[test]
-    fn long_edges_pass_through_waypoints_between_the_columns() {
-        let svg = render_svg(&flow(
-            "id: f\nactions:\n  a: { type: extract_json }\n  b: { type: extract_json }\n  c: { type: extract_json }\nsteps:\n  - { from: start, to: a }\n  - { from: a, to: b }\n  - { from: b, to: c }\n  - { from: a, to: c, when: not_successful }\n  - { from: c, to: stop }\n",
-        ));
-        let long = groups(&svg, "edge edge-not-successful")[0];
-        assert_eq!(
-            attr(long, "d").matches(" L").count(),
-            1,
-            "one waypoint, beside `b`"
-        );
-    }
-
-    #[test]
-    fn an_unvalidated_flow_with_unknown_and_unreachable_nodes_does_not_panic() {
-        let mut broken = flow(LOOPS);
-        let mut orphan = broken.actions["parse"].clone();
+    fn an_unvalidated_flow_with_unknown_and_unreachable_nodes_still_renders() {
+        let mut flow = flow(LOOPS);
+        let mut orphan = flow.actions["parse"].clone();
         orphan.id = "orphan<&>".into();
-        broken.actions.insert(orphan.id.clone(), orphan);
-        for (from, to) in [
-            ("orphan<&>", "fetch"),
-            ("ghost", "stop"),
-            ("orphan<&>", "orphan<&>"),
-        ] {
-            broken.steps.push(Step {
-                from: from.into(),
-                to: to.into(),
-                when: Condition::Always,
-            });
+        flow.actions.insert(orphan.id.clone(), orphan);
+        let orphan = "orphan<&>";
+        for (from, to) in [(orphan, "fetch"), ("ghost", "stop"), (orphan, orphan)] {
+            let (from, to, when) = (from.into(), to.into(), Condition::Always);
+            flow.steps.push(Step { from, to, when });
         }
-        let svg = render_svg(&broken);
+        let svg = render_svg(&flow);
         assert!(svg.contains("data-node=\"orphan&lt;&amp;&gt;\""));
-        assert_eq!(
-            groups(&svg, "edge ").len(),
-            9,
-            "the step from `ghost` is skipped"
-        );
+        assert_eq!(groups(&svg, "edge ").len(), 9, "all but `ghost`'s");
     }
 }

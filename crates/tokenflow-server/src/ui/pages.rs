@@ -81,10 +81,10 @@ fn render(
 ) -> Response {
     if let Some(object) = ctx.as_object_mut() {
         object.insert("signed_in".into(), session.is_some().into());
-        object.insert(
-            "csrf".into(),
-            session.map(|s| s.csrf.clone()).unwrap_or_default().into(),
-        );
+        let csrf = session.map(|s| s.csrf.clone()).unwrap_or_default();
+        let csrf_q: String = url::form_urlencoded::byte_serialize(csrf.as_bytes()).collect();
+        object.insert("csrf".into(), csrf.into());
+        object.insert("csrf_q".into(), csrf_q.into());
         object.insert("section".into(), section.into());
     }
     let html = state
