@@ -78,6 +78,23 @@ async fn a_user_login_started_from_the_ui_lands_on_the_completed_run() {
                 "the profile read with the token is shown"
             );
             assert!(html.contains("sha256:"), "secrets appear as fingerprints");
+            // The README's screenshots come from here: TOKENFLOW_SCREENSHOTS=docs/screenshots.
+            if let Some(dir) = std::env::var_os("TOKENFLOW_SCREENSHOTS") {
+                let dir = std::path::PathBuf::from(dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(
+                    dir.join("run-timeline.png"),
+                    client.screenshot().await.unwrap(),
+                )
+                .unwrap();
+                client.goto(&format!("{base}/flows/profile")).await.unwrap();
+                wait_for(&client, "#diagram svg", 10).await;
+                std::fs::write(
+                    dir.join("flow-diagram.png"),
+                    client.screenshot().await.unwrap(),
+                )
+                .unwrap();
+            }
         })
         .await;
     let html = browser.client.source().await.unwrap();
