@@ -4,7 +4,7 @@
 //! `--disable-background-networking` and friends Chromium keeps dialling Google.
 //!
 //! [`Browser::check`] runs a test body and, when it panics, saves a screenshot and the page HTML
-//! under `target/browser-artifacts/` (or `$TOKENFLOW_ARTIFACTS`) before failing the test.
+//! under `target/browser-artifacts/` (or `$BROWSER_ARTIFACTS_DIR`) before failing the test.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -115,9 +115,9 @@ impl Browser {
     }
 }
 
-/// `$TOKENFLOW_ARTIFACTS`, or `target/browser-artifacts` of the workspace.
+/// `$BROWSER_ARTIFACTS_DIR`, or `target/browser-artifacts` of the workspace.
 pub fn artifacts_dir() -> PathBuf {
-    std::env::var_os("TOKENFLOW_ARTIFACTS")
+    std::env::var_os("BROWSER_ARTIFACTS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts")

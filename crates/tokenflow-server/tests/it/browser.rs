@@ -78,8 +78,8 @@ async fn a_user_login_started_from_the_ui_lands_on_the_completed_run() {
                 "the profile read with the token is shown"
             );
             assert!(html.contains("sha256:"), "secrets appear as fingerprints");
-            // The README's screenshots come from here: TOKENFLOW_SCREENSHOTS=docs/screenshots.
-            if let Some(dir) = std::env::var_os("TOKENFLOW_SCREENSHOTS") {
+            // The README's screenshots come from here: SCREENSHOTS_DIR=docs/screenshots.
+            if let Some(dir) = std::env::var_os("SCREENSHOTS_DIR") {
                 let dir = std::path::PathBuf::from(dir);
                 std::fs::create_dir_all(&dir).unwrap();
                 std::fs::write(
