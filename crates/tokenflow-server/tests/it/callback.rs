@@ -275,7 +275,16 @@ async fn a_browser_started_run_needs_its_binding_cookie() {
         .send()
         .await
         .unwrap();
-    assert_eq!(anonymous.status(), 303, "a browser without a session is sent to sign in");
-    assert!(anonymous.headers()["location"].to_str().unwrap().starts_with("/login?next="));
+    assert_eq!(
+        anonymous.status(),
+        303,
+        "a browser without a session is sent to sign in"
+    );
+    assert!(
+        anonymous.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?next=")
+    );
     let _ = Method::GET;
 }
