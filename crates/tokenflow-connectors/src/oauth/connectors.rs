@@ -43,6 +43,38 @@ pub struct OAuthConnectors {
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     observer: Option<Arc<dyn TokenObserver>>,
+    cache: Arc<TokenCache>,
+}
+
+/// What identifies a cached client-credentials token: the server's identity as the token endpoint
+/// sees it, and the effective scope.
+type CacheKey = (String, String, String, String);
+
+/// A cached client-credentials token.
+#[derive(Debug)]
+struct Cached {
+    access_token: SecretString,
+    token_type: String,
+    expires_at: time::OffsetDateTime,
+}
+
+/// The client-credentials cache (SPEC §4.2): one slot per server and scope, each behind an async
+/// mutex, so concurrent callers for one slot cause at most one token request (single-flight) and
+/// the rest get its result.
+#[derive(Debug, Default)]
+struct TokenCache {
+    slots: std::sync::Mutex<
+        std::collections::HashMap<CacheKey, Arc<tokio::sync::Mutex<Option<Cached>>>>,
+    >,
+}
+
+impl TokenCache {
+    fn slot(&self, key: CacheKey) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
+        match self.slots.lock() {
+            Ok(mut slots) => slots.entry(key).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
 }
 
 impl OAuthConnectors {
@@ -51,6 +83,7 @@ impl OAuthConnectors {
             http,
             clock,
             observer: None,
+            cache: Arc::default(),
         }
     }
 
@@ -114,12 +147,56 @@ impl OAuthConnectors {
                 "the scope is empty: assign `scope` or configure the OAuth server's `scope`",
             );
         }
+        if !server.token_cache {
+            return self.client_credentials(&server, token_url, &scope).await;
+        }
+        let key = (
+            server.id.clone(),
+            server.client_id.clone(),
+            token_url.to_string(),
+            scope.clone(),
+        );
+        let slot = self.cache.slot(key);
+        let mut cached = slot.lock().await;
+        let now = self.clock.now();
+        let skew =
+            time::Duration::try_from(server.token_cache_skew).unwrap_or(time::Duration::minutes(1));
+        if let Some(token) = cached.as_ref()
+            && token.expires_at - skew > now
+        {
+            let remaining = (token.expires_at - now).whole_seconds().max(0);
+            let mut outputs = TokenOutputs::with_status(S::Successful);
+            outputs.access_token = Some(token.access_token.clone());
+            outputs.token_type = Some(token.token_type.clone());
+            outputs.expires_in = u64::try_from(remaining).ok();
+            outputs.response.insert("token_cache".into(), "hit".into());
+            return outputs;
+        }
+        let outputs = self.client_credentials(&server, token_url, &scope).await;
+        *cached = match (&outputs.access_token, outputs.expires_in, outputs.status) {
+            (Some(token), Some(secs), S::Successful) => Some(Cached {
+                access_token: token.clone(),
+                token_type: outputs
+                    .token_type
+                    .clone()
+                    .unwrap_or_else(|| "Bearer".to_owned()),
+                expires_at: now + time::Duration::seconds(i64::try_from(secs).unwrap_or(0)),
+            }),
+            // Without an expiry a token cannot be cached safely.
+            _ => None,
+        };
+        outputs
+    }
+
+    async fn client_credentials(
+        &self,
+        server: &OAuthServer,
+        token_url: &Url,
+        scope: &str,
+    ) -> TokenOutputs<ServerLoginStatus> {
+        use ServerLoginStatus as S;
         match self
-            .request(
-                &server,
-                token_url,
-                &Grant::ClientCredentials { scope: &scope },
-            )
+            .request(server, token_url, &Grant::ClientCredentials { scope })
             .await
         {
             Ok(response) if !response.is_bearer() => {

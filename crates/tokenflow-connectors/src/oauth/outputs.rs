@@ -30,8 +30,8 @@ pub struct TokenOutputs<S> {
 }
 
 impl<S: ConnectorStatus> TokenOutputs<S> {
-    /// A failure with tokenflow's or the provider's reason.
-    pub fn failure(status: S, error: impl Into<String>, description: impl Into<String>) -> Self {
+    /// Outputs with only a status, to be filled in.
+    pub fn with_status(status: S) -> Self {
         Self {
             status,
             access_token: None,
@@ -39,11 +39,19 @@ impl<S: ConnectorStatus> TokenOutputs<S> {
             expires_in: None,
             refresh_token: None,
             token_type: None,
-            error: Some(error.into()),
-            error_description: Some(description.into()),
+            error: None,
+            error_description: None,
             warnings: Vec::new(),
             response: BTreeMap::new(),
         }
+    }
+
+    /// A failure with tokenflow's or the provider's reason.
+    pub fn failure(status: S, error: impl Into<String>, description: impl Into<String>) -> Self {
+        let mut outputs = Self::with_status(status);
+        outputs.error = Some(error.into());
+        outputs.error_description = Some(description.into());
+        outputs
     }
 
     /// A failure caused by the token endpoint, keeping the provider's extra members.
