@@ -91,7 +91,7 @@ async fn token_cache_false_requests_a_token_every_time() {
             .server_login("idp", Some(&server), &Input::Unassigned)
             .await;
         assert_eq!(out.status, ServerLoginStatus::Successful);
-        assert!(out.response.get("token_cache").is_none());
+        assert!(!out.response.contains_key("token_cache"));
     }
     assert_eq!(idp.token_requests(&client).await.len(), 3);
 }
