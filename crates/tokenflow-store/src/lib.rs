@@ -13,6 +13,7 @@
 mod at_rest;
 pub mod crypto;
 pub mod sqlite;
+mod sqlite_vault;
 mod types;
 
 pub use crypto::{Cipher, MasterKey};
@@ -138,6 +139,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<bool>;
     /// The claimed firings of a flow, oldest first (at most `limit`, newest ones kept).
     async fn firings(&self, flow_id: &str, limit: u32) -> Result<Vec<FiringRow>>;
+    // ---- the token vault (SPEC §9) ----
+
+    /// A vault entry, tokens decrypted.
+    async fn get_vault_entry(&self, name: &str) -> Result<Option<VaultEntryRow>>;
+    /// Creates or replaces an entry (a fresh grant): its version becomes the old one plus one.
+    async fn put_vault_entry(&self, entry: &VaultEntryRow) -> Result<VaultEntryRow>;
+    /// Compare-and-swap: writes `entry` as version `expected_version + 1` only if the stored
+    /// version is still `expected_version`; false when somebody else changed it first.
+    async fn update_vault_entry(
+        &self,
+        entry: &VaultEntryRow,
+        expected_version: i64,
+    ) -> Result<bool>;
+    /// Every entry, by name (tokens included: callers show metadata only).
+    async fn list_vault_entries(&self) -> Result<Vec<VaultEntryRow>>;
+    async fn delete_vault_entry(&self, name: &str) -> Result<bool>;
+
     /// The newest claimed firing of a flow.
     async fn last_firing(&self, flow_id: &str) -> Result<Option<FiringRow>>;
 }

@@ -12,6 +12,7 @@
 //! (`runs.state:<id>`, `pending.payload:<state hash>`, `oauth_servers.client_secret:<id>`).
 //! Timestamps are INTEGER unix milliseconds.
 
+use crate::VaultEntryRow;
 use std::borrow::Cow;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -45,11 +46,18 @@ pub const DB_FILE_NAME: &str = "tokenflow.db";
 /// The migrations, embedded in the binary. `sqlx::migrate!` would need sqlx's `macros` feature
 /// (a second, host-side build of SQLite); listing the files here is one line per migration, and a
 /// test checks that the list matches `migrations/sqlite/`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "vault",
+        include_str!("../migrations/sqlite/0002_vault.sql"),
+    ),
+];
 
 const RUN_COLUMNS: &str = "id, flow_id, flow_version, status, state, browser_binding, started_at, \
                            updated_at, ended_at";
@@ -57,7 +65,7 @@ const RUN_COLUMNS: &str = "id, flow_id, flow_version, status, state, browser_bin
 /// The SQLite [`Store`].
 #[derive(Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     cipher: Cipher,
     path: PathBuf,
 }
@@ -144,11 +152,11 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    fn seal_secret(&self, secret: &SecretString, aad: &str) -> Result<Vec<u8>> {
+    pub(crate) fn seal_secret(&self, secret: &SecretString, aad: &str) -> Result<Vec<u8>> {
         self.cipher.seal(secret.expose().as_bytes(), aad.as_bytes())
     }
 
-    fn open_secret(&self, sealed: &[u8], aad: &str) -> Result<SecretString> {
+    pub(crate) fn open_secret(&self, sealed: &[u8], aad: &str) -> Result<SecretString> {
         let plain = self.cipher.open(sealed, aad.as_bytes())?;
         String::from_utf8(plain)
             .map(SecretString::new)
@@ -731,6 +739,30 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn get_vault_entry(&self, name: &str) -> Result<Option<VaultEntryRow>> {
+        self.vault_get(name).await
+    }
+
+    async fn put_vault_entry(&self, entry: &VaultEntryRow) -> Result<VaultEntryRow> {
+        self.vault_put(entry).await
+    }
+
+    async fn update_vault_entry(
+        &self,
+        entry: &VaultEntryRow,
+        expected_version: i64,
+    ) -> Result<bool> {
+        self.vault_update(entry, expected_version).await
+    }
+
+    async fn list_vault_entries(&self) -> Result<Vec<VaultEntryRow>> {
+        self.vault_list().await
+    }
+
+    async fn delete_vault_entry(&self, name: &str) -> Result<bool> {
+        self.vault_delete(name).await
+    }
+
     async fn firings(&self, flow_id: &str, limit: u32) -> Result<Vec<FiringRow>> {
         let rows = sqlx::query(
             "SELECT flow_id, due, run_id, claimed_at FROM \
@@ -781,7 +813,7 @@ impl MigrationSource<'static> for EmbeddedMigrations {
     }
 }
 
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
+pub(crate) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
 {

@@ -116,3 +116,22 @@ pub struct FiringRow {
     pub run_id: String,
     pub claimed_at: OffsetDateTime,
 }
+
+/// A token vault entry (SPEC §9): a stored grant under a name chosen by the flow author.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VaultEntryRow {
+    pub name: String,
+    pub server_id: String,
+    pub access_token: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub granted_scopes: Option<String>,
+    /// `ok`, or `needs_login` once the grant is gone (`invalid_grant`).
+    pub state: String,
+    pub last_refresh_at: Option<OffsetDateTime>,
+    /// `ok`, or the error of the last refresh.
+    pub last_refresh_outcome: Option<String>,
+    /// Increases with every write; the compare-and-swap of refreshes checks it.
+    pub version: i64,
+    pub updated_at: OffsetDateTime,
+}

@@ -18,7 +18,7 @@ use tokenflow_core::SecretString;
 use tokenflow_store::sqlite::{DB_FILE_NAME, SqliteStore};
 use tokenflow_store::{
     ActionRecordRow, ApiKeyRow, FiringRow, MasterKey, OAuthServerRow, PendingRow, RunFilter,
-    RunRow, Store, StoreError, TakePending,
+    RunRow, Store, StoreError, TakePending, VaultEntryRow,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -90,6 +90,8 @@ macro_rules! for_each_contract_test {
             an_api_key_with_a_taken_name_or_hash_is_a_conflict,
             a_firing_is_claimed_once_and_last_firing_is_the_newest_per_flow,
             twenty_concurrent_claimers_of_one_firing_get_exactly_one_claim,
+            vault_entries_roundtrip_with_versions_and_compare_and_swap,
+            twenty_concurrent_vault_swaps_of_one_version_let_exactly_one_win,
         );
     };
 }
@@ -1092,6 +1094,8 @@ mod sqlite_only {
         const RAW_STATE: &str = "OAUTH-STATE-RAW-b41d0c77";
         const PAYLOAD_SECRET: &str = "PKCE-VERIFIER-SECRET-e2c85a";
         const CLIENT_SECRET: &str = "CLIENT-SECRET-93ad55f1";
+        const VAULT_ACCESS: &str = "VAULT-ACCESS-TOKEN-4be1";
+        const VAULT_REFRESH: &str = "VAULT-REFRESH-TOKEN-77ac";
 
         let dir = tempfile::tempdir().unwrap();
         let key = test_key(9);
@@ -1129,10 +1133,21 @@ mod sqlite_only {
             .await
             .unwrap();
 
+        store
+            .put_vault_entry(&vault_entry(
+                "hygiene-vault",
+                Some(VAULT_ACCESS),
+                Some(VAULT_REFRESH),
+            ))
+            .await
+            .unwrap();
+
         // Read while the store is open and without a checkpoint, so the WAL is what is checked.
         let bytes = database_bytes(dir.path());
         assert!(
-            contains(&bytes, "hygiene-run") && contains(&bytes, "hygiene-server"),
+            contains(&bytes, "hygiene-run")
+                && contains(&bytes, "hygiene-server")
+                && contains(&bytes, "hygiene-vault"),
             "the rows must be in the files read, or this test proves nothing"
         );
         let key_text = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
@@ -1141,6 +1156,8 @@ mod sqlite_only {
             RAW_STATE,
             PAYLOAD_SECRET,
             CLIENT_SECRET,
+            VAULT_ACCESS,
+            VAULT_REFRESH,
             &key_text,
         ] {
             assert!(
@@ -1169,4 +1186,125 @@ mod sqlite_only {
         assert!(stored.state.expose().contains(RUN_SECRET));
         store.close().await;
     }
+}
+
+fn vault_entry(name: &str, access: Option<&str>, refresh: Option<&str>) -> VaultEntryRow {
+    VaultEntryRow {
+        name: name.into(),
+        server_id: "entra".into(),
+        access_token: access.map(SecretString::new),
+        refresh_token: refresh.map(SecretString::new),
+        expires_at: Some(at(3600)),
+        granted_scopes: Some("User.Read".into()),
+        state: "ok".into(),
+        last_refresh_at: None,
+        last_refresh_outcome: None,
+        version: 0,
+        updated_at: at(0),
+    }
+}
+
+async fn vault_entries_roundtrip_with_versions_and_compare_and_swap(store: Arc<dyn Store>) {
+    assert_eq!(store.get_vault_entry("alice").await.unwrap(), None);
+    let stored = store
+        .put_vault_entry(&vault_entry("alice", Some("at-1"), Some("rt-1")))
+        .await
+        .unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(
+        stored.refresh_token.as_ref().map(SecretString::expose),
+        Some("rt-1")
+    );
+    let read = store.get_vault_entry("alice").await.unwrap().unwrap();
+    assert_eq!(read, stored);
+
+    let mut rotated = read.clone();
+    rotated.refresh_token = Some(SecretString::new("rt-2"));
+    rotated.last_refresh_at = Some(at(10));
+    rotated.last_refresh_outcome = Some("ok".into());
+    assert!(store.update_vault_entry(&rotated, 1).await.unwrap());
+    let after = store.get_vault_entry("alice").await.unwrap().unwrap();
+    assert_eq!(after.version, 2);
+    assert_eq!(
+        after.refresh_token.as_ref().map(SecretString::expose),
+        Some("rt-2")
+    );
+    assert_eq!(after.last_refresh_at, Some(at(10)));
+
+    let mut stale = read.clone();
+    stale.refresh_token = Some(SecretString::new("rt-stale"));
+    assert!(
+        !store.update_vault_entry(&stale, 1).await.unwrap(),
+        "a stale version loses"
+    );
+    assert_eq!(
+        store
+            .get_vault_entry("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_token
+            .as_ref()
+            .map(SecretString::expose),
+        Some("rt-2"),
+        "the rotated token survived"
+    );
+
+    let replaced = store
+        .put_vault_entry(&vault_entry("alice", Some("at-9"), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced.version, 3,
+        "a fresh grant replaces the entry and bumps the version"
+    );
+    assert_eq!(replaced.refresh_token, None);
+    store
+        .put_vault_entry(&vault_entry("bob", None, Some("rt-b")))
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .list_vault_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert!(store.delete_vault_entry("alice").await.unwrap());
+    assert!(!store.delete_vault_entry("alice").await.unwrap());
+    assert_eq!(store.get_vault_entry("alice").await.unwrap(), None);
+}
+
+async fn twenty_concurrent_vault_swaps_of_one_version_let_exactly_one_win(store: Arc<dyn Store>) {
+    let stored = store
+        .put_vault_entry(&vault_entry("shared", Some("at"), Some("rt")))
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, barrier, mut entry) = (store.clone(), barrier.clone(), stored.clone());
+        entry.refresh_token = Some(SecretString::new(format!("rt-{i}")));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.update_vault_entry(&entry, 1).await.unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(
+        store
+            .get_vault_entry("shared")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
 }
