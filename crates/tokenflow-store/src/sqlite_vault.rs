@@ -12,6 +12,9 @@ use crate::{Result, StoreError, VaultEntryRow};
 const COLUMNS: &str = "name, server_id, access_token, refresh_token, expires_at, granted_scopes, state, \
                        last_refresh_at, last_refresh_outcome, version, updated_at";
 
+/// The sealed access and refresh tokens of an entry.
+type SealedTokens = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 fn aad(column: &str, name: &str) -> String {
     format!("vault.{column}:{name}")
 }
@@ -44,7 +47,7 @@ impl SqliteStore {
         })
     }
 
-    fn seal_tokens(&self, entry: &VaultEntryRow) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+    fn seal_tokens(&self, entry: &VaultEntryRow) -> Result<SealedTokens> {
         let seal = |secret: &Option<tokenflow_core::SecretString>, column: &str| {
             secret
                 .as_ref()
