@@ -102,6 +102,27 @@ status_enum!(
     InvalidPath = -2 => "Invalid path",
 });
 
+status_enum!(
+    /// `vault_store` (tokenflow's token vault, SPEC §9).
+    VaultStoreStatus, "vault_store", {
+    Successful = 0 => "Successful",
+    Unknown = -1 => "Unsuccessful, cause unknown",
+    NoServer = -2 => "Unsuccessful, no OAuth server configured",
+    InputMissing = -3 => "Unsuccessful, input data is missing",
+});
+
+status_enum!(
+    /// `vault_get_token` (tokenflow's token vault, SPEC §9).
+    VaultGetStatus, "vault_get_token", {
+    Successful = 0 => "Successful",
+    /// Including a refresh that failed for another reason than a revoked grant.
+    Unknown = -1 => "Unsuccessful, cause unknown",
+    NoServer = -2 => "Unsuccessful, no OAuth server configured",
+    NoEntry = -3 => "Unsuccessful, no such vault entry",
+    /// `invalid_grant`: a person must sign in again (route to a user login).
+    GrantGone = -4 => "Unsuccessful, the grant is gone: sign in again",
+});
+
 /// The meaning of `code` for an action type, from the tables above (`None` for other types or
 /// codes).
 pub fn meaning(action_kind: &str, code: i32) -> Option<&'static str> {
@@ -117,6 +138,8 @@ pub fn meaning(action_kind: &str, code: i32) -> Option<&'static str> {
         "oauth_refresh_token" => find::<RefreshStatus>(code),
         "http_connector" => find::<HttpStatus>(code),
         "extract_json" => find::<ExtractJsonStatus>(code),
+        "vault_store" => find::<VaultStoreStatus>(code),
+        "vault_get_token" => find::<VaultGetStatus>(code),
         _ => None,
     }
 }
@@ -184,6 +207,8 @@ mod tests {
             markdown_table::<RefreshStatus>(),
             markdown_table::<HttpStatus>(),
             markdown_table::<ExtractJsonStatus>(),
+            markdown_table::<VaultStoreStatus>(),
+            markdown_table::<VaultGetStatus>(),
         ] {
             assert!(
                 docs.contains(&table),

@@ -58,6 +58,19 @@ pub enum Execution {
     Suspend(Box<AuthorizationRequest>),
 }
 
+/// A vault action where no vault is configured (e.g. `tokenflow run` without a store).
+fn no_vault() -> Outcome {
+    Outcome {
+        status_code: -1,
+        outputs: vec![
+            ("status_code", Value::from(-1)),
+            ("error", "no_vault".into()),
+        ],
+        error: Some("no_vault: the token vault needs the store (tokenflow serve)".to_owned()),
+        ..Outcome::default()
+    }
+}
+
 /// `error: description` for the monitor record.
 fn error_line(error: &Option<String>, description: &Option<String>) -> Option<String> {
     error.as_ref().map(|error| match description {
@@ -186,6 +199,42 @@ pub async fn execute(
                 warnings: out.warnings.clone(),
                 response: Map::new(),
             })
+        }
+        "vault_store" => {
+            let Some(vault) = engine.vault() else {
+                return Ok((Execution::Done(no_vault()), masked));
+            };
+            let input = crate::vault::StoreInput {
+                name: inputs.text("name").assigned().cloned().unwrap_or_default(),
+                server_id: action.oauth_server.clone(),
+                access_token: inputs.secret("access_token").assigned().cloned(),
+                refresh_token: inputs.secret("refresh_token").assigned().cloned(),
+                expires_in: inputs.integer("expires_in")?,
+                granted_scopes: inputs
+                    .text("granted_scopes")
+                    .assigned()
+                    .cloned()
+                    .filter(|s| !s.is_empty()),
+            };
+            let out = vault.store_tokens(input).await;
+            Execution::Done(Outcome {
+                status_code: out.status.code(),
+                outputs: vec![
+                    ("status_code", Value::from(out.status.code())),
+                    ("error", opt(&out.error)),
+                    ("error_description", opt(&out.error_description)),
+                ],
+                error: error_line(&out.error, &out.error_description),
+                warnings: Vec::new(),
+                response: Map::new(),
+            })
+        }
+        "vault_get_token" => {
+            let Some(vault) = engine.vault() else {
+                return Ok((Execution::Done(no_vault()), masked));
+            };
+            let name = inputs.text("name").assigned().cloned().unwrap_or_default();
+            Execution::Done(token_outcome(vault.get_token(&name).await, false))
         }
         "extract_json" => {
             let json = inputs.json("json");

@@ -28,6 +28,7 @@ pub struct Engine {
     servers: Arc<dyn ServerDirectory>,
     clock: Arc<dyn Clock>,
     redirect: RedirectSettings,
+    vault: Option<Arc<crate::vault::StoreVault>>,
 }
 
 /// What one call to [`Engine::step`] did.
@@ -64,7 +65,23 @@ impl Engine {
             servers,
             clock,
             redirect,
+            vault: None,
         }
+    }
+
+    /// Adds the token vault (`vault_store`, `vault_get_token`), kept in `store`.
+    pub fn with_vault(mut self, store: Arc<dyn tokenflow_store::Store>) -> Self {
+        self.vault = Some(Arc::new(crate::vault::StoreVault::new(
+            store,
+            self.oauth.clone(),
+            self.servers.clone(),
+            self.clock.clone(),
+        )));
+        self
+    }
+
+    pub fn vault(&self) -> Option<&crate::vault::StoreVault> {
+        self.vault.as_deref()
     }
 
     pub fn oauth(&self) -> &OAuthConnectors {

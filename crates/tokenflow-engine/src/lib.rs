@@ -9,6 +9,7 @@
 //! - [`inputs`]: bindings → action inputs (unassigned stays unassigned).
 //! - [`actions`]: one action executed against its connector, outputs collected by name.
 //! - [`servers`]: where the engine looks OAuth servers up.
+//! - [`vault`]: the token vault with single-flight, rotation-safe refresh.
 //! - [`state`]: the durable (secret) JSON form of a run, for the store.
 //!
 //! The engine has no store: a [`Run`](run::Run) is a value the caller persists between steps.
@@ -20,6 +21,7 @@ pub mod run;
 pub mod servers;
 pub mod state;
 pub mod vars;
+pub mod vault;
 
 pub use engine::{Engine, Progress, StartError};
 pub use run::{ActionRecord, Run, RunStatus, Waiting};

@@ -108,6 +108,7 @@ pub async fn build(
             pending_ttl: timing.pending_ttl,
         },
     );
+    let engine = engine.with_vault(store.clone());
     let runner = Arc::new(Runner::new(
         store.clone(),
         engine,

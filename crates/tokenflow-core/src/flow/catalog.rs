@@ -142,6 +142,37 @@ pub const CATALOG: &[ActionSpec] = &[
         interactive: false,
     },
     ActionSpec {
+        kind: "vault_store",
+        inputs: &[
+            p("name", Text),
+            secret("access_token"),
+            secret("refresh_token"),
+            p("expires_in", Int),
+            p("granted_scopes", Text),
+        ],
+        outputs: &[
+            p("status_code", Int),
+            p("error", Text),
+            p("error_description", Text),
+        ],
+        needs_server: true,
+        interactive: false,
+    },
+    ActionSpec {
+        kind: "vault_get_token",
+        inputs: &[p("name", Text)],
+        outputs: &[
+            secret("access_token"),
+            p("expires_in", Int),
+            p("token_type", Text),
+            p("status_code", Int),
+            p("error", Text),
+            p("error_description", Text),
+        ],
+        needs_server: false,
+        interactive: false,
+    },
+    ActionSpec {
         kind: "extract_json",
         inputs: &[p("json", Json), p("path", Text)],
         outputs: &[

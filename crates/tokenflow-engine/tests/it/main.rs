@@ -5,3 +5,4 @@
 mod login;
 mod routing;
 mod support;
+mod vault;

@@ -1,0 +1,323 @@
+//! The token vault (SPEC §9): grants kept encrypted in the store under a name, and handed out as
+//! valid access tokens — refreshed before expiry, with the rotated refresh token committed to the
+//! store **before** the new access token leaves.
+//!
+//! Concurrency: callers for one entry in this process queue on one async mutex (single-flight),
+//! re-read the entry once they hold it, and so find the token the first caller refreshed. Writes
+//! are a compare-and-swap on the entry's version, so a stale writer can never overwrite a rotated
+//! refresh token; across several instances the PostgreSQL backend adds a row lock (issue 7).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors, TokenOutputs};
+use tokenflow_connectors::status::{VaultGetStatus, VaultStoreStatus};
+use tokenflow_core::{Clock, Input, SecretString};
+use tokenflow_store::{Store, VaultEntryRow};
+
+use crate::servers::ServerDirectory;
+
+/// What `vault_store` was given.
+#[derive(Debug, Clone, Default)]
+pub struct StoreInput {
+    pub name: String,
+    pub server_id: Option<String>,
+    pub access_token: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    pub expires_in: Option<u64>,
+    pub granted_scopes: Option<String>,
+}
+
+/// The vault, backed by the store.
+#[derive(Debug)]
+pub struct StoreVault {
+    store: Arc<dyn Store>,
+    oauth: OAuthConnectors,
+    servers: Arc<dyn ServerDirectory>,
+    clock: Arc<dyn Clock>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// `vault_store`'s outcome.
+#[derive(Debug, Clone)]
+pub struct StoreOutcome {
+    pub status: VaultStoreStatus,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+impl StoreVault {
+    pub fn new(
+        store: Arc<dyn Store>,
+        oauth: OAuthConnectors,
+        servers: Arc<dyn ServerDirectory>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            oauth,
+            servers,
+            clock,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.locks.lock() {
+            Ok(mut locks) => {
+                locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+                locks.entry(name.to_owned()).or_default().clone()
+            }
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// `vault_store`: a fresh grant replaces the entry (state `ok`).
+    pub async fn store_tokens(&self, input: StoreInput) -> StoreOutcome {
+        let fail = |status, error: &str, description: String| StoreOutcome {
+            status,
+            error: Some(error.to_owned()),
+            error_description: Some(description),
+        };
+        let server_id = input.server_id.clone().unwrap_or_default();
+        if self.servers.get(&server_id).is_none() {
+            return fail(
+                VaultStoreStatus::NoServer,
+                "no_configuration",
+                format!("OAuth server `{server_id}` is not configured"),
+            );
+        }
+        let has_token = |t: &Option<SecretString>| t.as_ref().is_some_and(|t| !t.is_empty());
+        if input.name.trim().is_empty()
+            || !(has_token(&input.access_token) || has_token(&input.refresh_token))
+        {
+            return fail(
+                VaultStoreStatus::InputMissing,
+                "input_missing",
+                "`name` and an access or refresh token are required".to_owned(),
+            );
+        }
+        let now = self.clock.now();
+        let entry = VaultEntryRow {
+            name: input.name.trim().to_owned(),
+            server_id,
+            access_token: input.access_token.filter(|t| !t.is_empty()),
+            refresh_token: input.refresh_token.filter(|t| !t.is_empty()),
+            expires_at: input
+                .expires_in
+                .map(|secs| now + time::Duration::seconds(i64::try_from(secs).unwrap_or(0))),
+            granted_scopes: input.granted_scopes,
+            state: "ok".to_owned(),
+            last_refresh_at: None,
+            last_refresh_outcome: None,
+            version: 0,
+            updated_at: now,
+        };
+        let lock = self.lock(&entry.name);
+        let _guard = lock.lock().await;
+        match self.store.put_vault_entry(&entry).await {
+            Ok(_) => StoreOutcome {
+                status: VaultStoreStatus::Successful,
+                error: None,
+                error_description: None,
+            },
+            Err(err) => fail(VaultStoreStatus::Unknown, "store_error", err.to_string()),
+        }
+    }
+
+    /// `vault_get_token`: a valid access token for `name`, refreshing when needed.
+    pub async fn get_token(&self, name: &str) -> TokenOutputs<VaultGetStatus> {
+        use VaultGetStatus as S;
+        let lock = self.lock(name);
+        let _guard = lock.lock().await;
+        let entry = match self.store.get_vault_entry(name).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                return TokenOutputs::failure(
+                    S::NoEntry,
+                    "no_entry",
+                    format!("the vault has no entry `{name}`"),
+                );
+            }
+            Err(err) => return TokenOutputs::failure(S::Unknown, "store_error", err.to_string()),
+        };
+        if entry.state == "needs_login" {
+            return TokenOutputs::failure(
+                S::GrantGone,
+                "needs_login",
+                format!("the grant of `{name}` is gone: a person must sign in again"),
+            );
+        }
+        let Some(server) = self.servers.get(&entry.server_id) else {
+            return TokenOutputs::failure(
+                S::NoServer,
+                "no_configuration",
+                format!("OAuth server `{}` is not configured", entry.server_id),
+            );
+        };
+        let now = self.clock.now();
+        let skew =
+            time::Duration::try_from(server.token_cache_skew).unwrap_or(time::Duration::minutes(1));
+        let valid_until = |at: Option<time::OffsetDateTime>| at.is_none_or(|at| at > now);
+        if let Some(token) = &entry.access_token
+            && entry.expires_at.is_none_or(|at| at - skew > now)
+        {
+            return issued(token.clone(), entry.expires_at, now, Vec::new());
+        }
+        let Some(refresh_token) = entry.refresh_token.clone() else {
+            if let Some(token) = entry
+                .access_token
+                .clone()
+                .filter(|_| valid_until(entry.expires_at))
+            {
+                return issued(token, entry.expires_at, now, Vec::new());
+            }
+            return self
+                .grant_gone(entry, now, "no refresh token and the access token expired")
+                .await;
+        };
+
+        let out = self
+            .oauth
+            .refresh_token(
+                &entry.server_id,
+                Some(&server),
+                &Input::Assigned(refresh_token),
+            )
+            .await;
+        if out.status.is_success() {
+            let mut updated = entry.clone();
+            updated.access_token = out.access_token.clone();
+            // The rotated refresh token, or the same one when the provider does not rotate.
+            updated.refresh_token = out.refresh_token.clone().or(entry.refresh_token.clone());
+            updated.expires_at = out
+                .expires_in
+                .map(|secs| now + time::Duration::seconds(i64::try_from(secs).unwrap_or(0)));
+            updated.granted_scopes = out.granted_scopes.clone().or(entry.granted_scopes.clone());
+            updated.last_refresh_at = Some(now);
+            updated.last_refresh_outcome = Some("ok".to_owned());
+            updated.updated_at = now;
+            // Committed before the token is handed out: a crash after this line loses nothing.
+            match self.store.update_vault_entry(&updated, entry.version).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(
+                        entry = name,
+                        "the vault entry changed during a refresh; the refreshed grant was not stored"
+                    );
+                    return TokenOutputs::failure(
+                        S::Unknown,
+                        "conflict",
+                        "the vault entry changed during the refresh".to_owned(),
+                    );
+                }
+                Err(err) => {
+                    return TokenOutputs::failure(S::Unknown, "store_error", err.to_string());
+                }
+            }
+            tracing::info!(entry = name, server = %entry.server_id, "vault entry refreshed");
+            let Some(token) = updated.access_token else {
+                return TokenOutputs::failure(
+                    S::Unknown,
+                    "invalid_response",
+                    "the refresh returned no access token".to_owned(),
+                );
+            };
+            let mut outputs = issued(
+                token,
+                updated.expires_at,
+                now,
+                out.warnings
+                    .iter()
+                    .map(|w| format!("{}: {}", w.code, w.message))
+                    .collect(),
+            );
+            outputs.token_type = out.token_type;
+            return outputs;
+        }
+        if out.error.as_deref() == Some("invalid_grant") {
+            return self
+                .grant_gone(
+                    entry,
+                    now,
+                    out.error_description.as_deref().unwrap_or("invalid_grant"),
+                )
+                .await;
+        }
+        // Another failure (network, 5xx): record it, and keep serving a token that still works.
+        let outcome = out.error.clone().unwrap_or_else(|| "error".to_owned());
+        let mut recorded = entry.clone();
+        recorded.last_refresh_at = Some(now);
+        recorded.last_refresh_outcome = Some(outcome.clone());
+        recorded.updated_at = now;
+        let _ = self
+            .store
+            .update_vault_entry(&recorded, entry.version)
+            .await;
+        if let Some(token) = entry
+            .access_token
+            .clone()
+            .filter(|_| valid_until(entry.expires_at))
+        {
+            return issued(
+                token,
+                entry.expires_at,
+                now,
+                vec![format!(
+                    "refresh_failed: {outcome}; the stored access token is still valid"
+                )],
+            );
+        }
+        let mut failed = TokenOutputs::failure(
+            S::Unknown,
+            outcome,
+            out.error_description.unwrap_or_default(),
+        );
+        failed.warnings = out.warnings;
+        failed
+    }
+
+    async fn grant_gone(
+        &self,
+        entry: VaultEntryRow,
+        now: time::OffsetDateTime,
+        why: &str,
+    ) -> TokenOutputs<VaultGetStatus> {
+        let mut gone = entry.clone();
+        gone.state = "needs_login".to_owned();
+        gone.last_refresh_at = Some(now);
+        gone.last_refresh_outcome = Some("invalid_grant".to_owned());
+        gone.updated_at = now;
+        let _ = self.store.update_vault_entry(&gone, entry.version).await;
+        tracing::warn!(entry = %entry.name, "vault grant is gone; the entry needs a new sign-in");
+        TokenOutputs::failure(
+            VaultGetStatus::GrantGone,
+            "invalid_grant",
+            format!(
+                "the grant of `{}` is gone ({why}): a person must sign in again",
+                entry.name
+            ),
+        )
+    }
+}
+
+fn issued(
+    token: SecretString,
+    expires_at: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+    warnings: Vec<String>,
+) -> TokenOutputs<VaultGetStatus> {
+    let mut outputs = TokenOutputs::with_status(VaultGetStatus::Successful);
+    outputs.access_token = Some(token);
+    outputs.token_type = Some("Bearer".to_owned());
+    outputs.expires_in =
+        expires_at.and_then(|at| u64::try_from((at - now).whole_seconds().max(0)).ok());
+    outputs.warnings = warnings
+        .into_iter()
+        .map(|text| tokenflow_connectors::oauth::Warning {
+            code: "vault",
+            message: text,
+        })
+        .collect();
+    outputs
+}

@@ -1,0 +1,310 @@
+//! The token vault against the real IdP with refresh-token rotation on (reusing a rotated refresh
+//! token revokes the whole grant there), on a real SQLite store.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokenflow_connectors::oauth::authorize::UserLoginInput;
+use tokenflow_connectors::oauth::{CallbackParams, ConnectorStatus};
+use tokenflow_connectors::status::VaultGetStatus;
+use tokenflow_core::{Clock, ManualClock, SecretString, SystemClock};
+use tokenflow_engine::vault::{StoreInput, StoreVault};
+use tokenflow_engine::{Engine, Progress, RunStatus};
+use tokenflow_store::sqlite::SqliteStore;
+use tokenflow_store::{MasterKey, Store};
+use tokenflow_testkit::{Decision, Idp, sign_in, unique};
+
+use crate::support::{REDIRECT_URI, engine_with_clock, flow, server};
+
+struct World {
+    idp: Idp,
+    client: String,
+    engine: Engine,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let idp = Idp::start().await;
+    let client = unique("vault-web");
+    idp.web_client(
+        &client,
+        "vault-secret",
+        REDIRECT_URI,
+        json!({ "rotate_refresh_token": true }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), &key).await.unwrap());
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let server = server(
+        "idp",
+        json!({ "client_id": client, "client_secret": "vault-secret", "issuer": idp.issuer(), "scope": "openid profile offline_access" }),
+    );
+    let engine = engine_with_clock(vec![server], clock.clone()).with_vault(store.clone());
+    World {
+        idp,
+        client,
+        engine,
+        store,
+        clock,
+        _dir: dir,
+    }
+}
+
+impl World {
+    fn vault(&self) -> &StoreVault {
+        self.engine.vault().unwrap()
+    }
+
+    /// Signs alice in and stores the grant under `name`, already expired.
+    async fn grant(&self, name: &str) {
+        let server = self.engine.servers().get("idp").unwrap();
+        let request = self
+            .engine
+            .oauth()
+            .start_user_login(
+                "idp",
+                Some(&server),
+                &UserLoginInput::default(),
+                self.engine.redirect(),
+            )
+            .await
+            .unwrap();
+        let landed = sign_in(
+            request.url.as_str(),
+            REDIRECT_URI,
+            "alice",
+            "alice-password",
+            Decision::Allow,
+        )
+        .await;
+        let out = self
+            .engine
+            .oauth()
+            .finish_user_login(
+                Some(&server),
+                &request.pending,
+                &CallbackParams::from_url(&landed),
+            )
+            .await;
+        assert!(out.status.is_success(), "{out:?}");
+        let stored = self
+            .vault()
+            .store_tokens(StoreInput {
+                name: name.into(),
+                server_id: Some("idp".into()),
+                access_token: out.access_token,
+                refresh_token: out.refresh_token,
+                expires_in: Some(0),
+                granted_scopes: out.granted_scopes,
+            })
+            .await;
+        assert_eq!(stored.status.code(), 0, "{stored:?}");
+    }
+
+    async fn refreshes(&self) -> usize {
+        self.idp
+            .token_requests(&self.client)
+            .await
+            .iter()
+            .filter(|r| r.grant_type.as_deref() == Some("refresh_token"))
+            .count()
+    }
+
+    async fn token_works(&self, token: &SecretString) -> bool {
+        self.idp.userinfo(token.expose()).await.0 == 200
+    }
+}
+
+async fn concurrent_gets(w: &World, name: &str, callers: usize) -> Vec<SecretString> {
+    let vault = w.engine.clone();
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let (engine, name) = (vault.clone(), name.to_owned());
+        tasks.push(tokio::spawn(async move {
+            engine.vault().unwrap().get_token(&name).await
+        }));
+    }
+    let mut tokens = Vec::new();
+    for task in tasks {
+        let out = task.await.unwrap();
+        assert_eq!(out.status, VaultGetStatus::Successful, "{out:?}");
+        tokens.push(out.access_token.unwrap());
+    }
+    tokens
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_callers_on_an_expired_entry_cause_exactly_one_refresh() {
+    let w = world().await;
+    w.grant("alice").await;
+    let tokens = concurrent_gets(&w, "alice", 200).await;
+    assert_eq!(
+        w.refreshes().await,
+        1,
+        "exactly one refresh reached the IdP"
+    );
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "all 200 got the same token"
+    );
+    assert!(w.token_works(&tokens[0]).await);
+    let entry = w.store.get_vault_entry("alice").await.unwrap().unwrap();
+    assert_eq!(entry.last_refresh_outcome.as_deref(), Some("ok"));
+    assert_eq!(entry.state, "ok");
+}
+
+#[tokio::test]
+async fn a_thousand_calls_over_ten_expiry_periods_never_lose_a_rotated_refresh_token() {
+    let w = world().await;
+    w.grant("alice").await;
+    let mut previous: Option<SecretString> = None;
+    for period in 0..10 {
+        let tokens = concurrent_gets(&w, "alice", 100).await;
+        assert!(
+            tokens.iter().all(|t| *t == tokens[0]),
+            "period {period}: one token"
+        );
+        assert_ne!(
+            Some(&tokens[0]),
+            previous.as_ref(),
+            "period {period}: a fresh token"
+        );
+        assert!(
+            w.token_works(&tokens[0]).await,
+            "period {period}: the token works"
+        );
+        previous = Some(tokens[0].clone());
+        // The IdP issues 1-hour access tokens; move past expiry minus skew.
+        w.clock.advance(time::Duration::seconds(3600));
+    }
+    assert_eq!(
+        w.refreshes().await,
+        10,
+        "exactly one refresh per expiry period"
+    );
+    let errors: Vec<_> = w
+        .idp
+        .token_requests(&w.client)
+        .await
+        .into_iter()
+        .filter(|r| r.error.is_some())
+        .collect();
+    assert!(errors.is_empty(), "no invalid_grant ever: {errors:?}");
+}
+
+#[tokio::test]
+async fn a_revoked_grant_is_minus_four_and_the_example_flow_signs_in_again() {
+    let w = world().await;
+    w.grant("alice").await;
+    assert!(w.idp.revoke_grants(&w.client).await >= 1);
+    let out = w.vault().get_token("alice").await;
+    assert_eq!(out.status, VaultGetStatus::GrantGone);
+    assert_eq!(out.status.code(), -4);
+    assert_eq!(
+        w.store
+            .get_vault_entry("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "needs_login"
+    );
+    assert_eq!(
+        w.vault().get_token("alice").await.status.code(),
+        -4,
+        "stays gone without a login"
+    );
+
+    let flow = flow(
+        r#"id: refresh_or_login
+variables:
+  token: {}
+  status: {}
+  fresh: {}
+  fresh_refresh: {}
+  expires: {}
+  scopes: {}
+actions:
+  get:
+    type: vault_get_token
+    input: { name: alice }
+    output: { access_token: token, status_code: status }
+  login:
+    type: oauth_user_login
+    oauth_server: idp
+    output: { access_token: fresh, refresh_token: fresh_refresh, expires_in: expires, granted_scopes: scopes }
+  keep:
+    type: vault_store
+    oauth_server: idp
+    input: { name: alice, access_token: { var: fresh }, refresh_token: { var: fresh_refresh }, expires_in: { var: expires }, granted_scopes: { var: scopes } }
+steps:
+  - { from: start, to: get }
+  - { from: get, to: stop, when: successful }
+  - { from: get, to: login, when: "status == -4" }
+  - { from: login, to: keep, when: successful }
+  - { from: keep, to: stop }
+"#,
+    );
+    let mut run = w.engine.start(&flow, Default::default()).unwrap();
+    assert_eq!(
+        w.engine.run_until_blocked(&flow, &mut run).await,
+        Progress::Suspended
+    );
+    assert_eq!(run.records[0].status_code, Some(-4));
+    let url = run.waiting.as_ref().unwrap().authorization_url.clone();
+    let landed = sign_in(
+        &url,
+        REDIRECT_URI,
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+    w.engine
+        .resume(&flow, &mut run, &CallbackParams::from_url(&landed))
+        .await;
+    w.engine.run_until_blocked(&flow, &mut run).await;
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.reason);
+    assert_eq!(run.records.last().unwrap().action, "keep");
+    assert_eq!(run.records.last().unwrap().status_code, Some(0));
+    let entry = w.store.get_vault_entry("alice").await.unwrap().unwrap();
+    assert_eq!(
+        entry.state, "ok",
+        "a fresh grant makes the entry usable again"
+    );
+    let out = w.vault().get_token("alice").await;
+    assert_eq!(out.status, VaultGetStatus::Successful, "{out:?}");
+    assert!(w.token_works(out.access_token.as_ref().unwrap()).await);
+    let shown = run.to_json(&flow).to_string();
+    assert!(!shown.contains(out.access_token.unwrap().expose()));
+}
+
+#[tokio::test]
+async fn missing_entries_and_servers_have_their_own_codes() {
+    let w = world().await;
+    assert_eq!(w.vault().get_token("nobody").await.status.code(), -3);
+    let stored = w
+        .vault()
+        .store_tokens(StoreInput {
+            name: "x".into(),
+            server_id: Some("ghost".into()),
+            access_token: Some(SecretString::new("a")),
+            ..StoreInput::default()
+        })
+        .await;
+    assert_eq!(stored.status.code(), -2);
+    let stored = w
+        .vault()
+        .store_tokens(StoreInput {
+            name: "x".into(),
+            server_id: Some("idp".into()),
+            ..StoreInput::default()
+        })
+        .await;
+    assert_eq!(stored.status.code(), -3, "no token given");
+    let _ = SystemClock.now();
+}
