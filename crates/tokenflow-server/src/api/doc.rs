@@ -185,6 +185,31 @@ pub struct ServerTestDoc {
 #[derive(Debug)]
 struct BearerAuth;
 
+/// A vault entry's metadata; tokens are never returned.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct VaultEntryDoc {
+    pub name: String,
+    pub oauth_server: String,
+    /// `ok` or `needs_login`.
+    pub state: String,
+    pub expires_at: Option<String>,
+    pub granted_scopes: Option<String>,
+    pub has_access_token: bool,
+    pub has_refresh_token: bool,
+    pub last_refresh_at: Option<String>,
+    /// `ok` or the last refresh's error.
+    pub last_refresh_outcome: Option<String>,
+    pub version: i64,
+    pub updated_at: String,
+}
+
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct VaultListDoc {
+    pub entries: Vec<VaultEntryDoc>,
+}
+
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -207,6 +232,7 @@ impl Modify for BearerAuth {
         (name = "runs", description = "Start, inspect and cancel runs"),
         (name = "flows", description = "Process flows (versioned) and their schedules"),
         (name = "oauth-servers", description = "OAuth server configuration; the client secret is write-only"),
+        (name = "vault", description = "Token vault entries (metadata only)"),
         (name = "browser", description = "Pages a person's browser visits"),
         (name = "operations", description = "Health, readiness, metrics")
     )

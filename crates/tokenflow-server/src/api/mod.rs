@@ -6,6 +6,7 @@ pub mod doc;
 mod flows;
 mod oauth_servers;
 mod runs;
+pub mod vault;
 
 use axum::Router;
 use axum::middleware;
@@ -19,7 +20,8 @@ pub fn routes(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::Op
     let router = OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
         .merge(runs::routes())
         .merge(flows::routes())
-        .merge(oauth_servers::routes());
+        .merge(oauth_servers::routes())
+        .merge(vault::routes());
     let (router, openapi) = router.split_for_parts();
     let router = match state {
         Some(state) => router.route_layer(middleware::from_fn_with_state(

@@ -77,4 +77,6 @@ pub fn routes() -> Router<AppState> {
         .route("/servers/{id}/update", post(pages::update_server))
         .route("/servers/{id}/delete", post(pages::delete_server))
         .route("/servers/{id}/test", post(pages::test_server))
+        .route("/vault", get(pages::vault))
+        .route("/vault/{name}/delete", post(pages::delete_vault_entry))
 }

@@ -823,3 +823,43 @@ pub async fn test_server(
         json!({ "servers": server_views(&state), "message": null, "test": test }),
     )
 }
+
+pub async fn vault(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    match state.store.list_vault_entries().await {
+        Ok(entries) => {
+            let entries: Vec<Value> = entries.iter().map(crate::api::vault::view).collect();
+            render(
+                &state,
+                "vault.html",
+                Some(&session),
+                "vault",
+                json!({ "entries": entries }),
+            )
+        }
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+pub async fn delete_vault_entry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(name): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let session = match require(&state, &headers, &uri) {
+        Ok(session) => session,
+        Err(redirect) => return *redirect,
+    };
+    if let Err(denied) = check_csrf(&session, &form) {
+        return *denied;
+    }
+    match state.store.delete_vault_entry(&name).await {
+        Ok(_) => Redirect::to("/vault").into_response(),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}

@@ -288,3 +288,59 @@ async fn a_browser_started_run_needs_its_binding_cookie() {
     );
     let _ = Method::GET;
 }
+
+#[tokio::test]
+async fn a_grant_kept_in_the_vault_shows_as_metadata_only_and_can_be_deleted() {
+    let w = world(false).await;
+    let yaml = "id: keep\nvariables:\n  t: {}\n  r: {}\n  e: {}\nactions:\n  login:\n    type: oauth_user_login\n    oauth_server: idp\n    input: { scope: \"openid offline_access\" }\n    output: { access_token: t, refresh_token: r, expires_in: e }\n  store:\n    type: vault_store\n    oauth_server: idp\n    input: { name: alice, access_token: { var: t }, refresh_token: { var: r }, expires_in: { var: e } }\nsteps:\n  - { from: start, to: login }\n  - { from: login, to: store }\n  - { from: store, to: stop }\n";
+    let put = w
+        .app
+        .request(Method::PUT, "/api/flows/keep")
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let (_, started, _) = w.app.post_json("/api/flows/keep/runs", json!({})).await;
+    let landed = sign_in(
+        started["authorization_url"].as_str().unwrap(),
+        &format!("{}/oauth-callback", w.app.url),
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+    assert_eq!(visit(&w, landed.as_str(), None).await.0, 200);
+    let finished = run(&w, started["id"].as_str().unwrap()).await;
+    assert_eq!(trail(&finished), [("login".into(), 0), ("store".into(), 0)]);
+
+    let response = w
+        .app
+        .request(Method::GET, "/api/vault")
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let vault: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(vault["entries"][0]["name"], "alice");
+    assert_eq!(vault["entries"][0]["state"], "ok");
+    assert_eq!(vault["entries"][0]["has_refresh_token"], true);
+    for token in w.idp.issued_tokens(&w.client).await {
+        assert!(!text.contains(&token), "a token is in the vault listing");
+    }
+    let deleted = w
+        .app
+        .request(Method::DELETE, "/api/vault/alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let again = w
+        .app
+        .request(Method::DELETE, "/api/vault/alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+}

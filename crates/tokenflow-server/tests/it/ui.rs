@@ -186,6 +186,7 @@ async fn pages_carry_security_headers_and_no_secrets() {
         "/flows/profile".to_owned(),
         "/servers".to_owned(),
         "/servers/idp/edit".to_owned(),
+        "/vault".to_owned(),
     ] {
         let response = http
             .get(format!("{}{path}", w.app.url))

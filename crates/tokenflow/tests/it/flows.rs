@@ -28,6 +28,9 @@ fn every_example_flow_is_valid() {
         "refresh",
         "branch_on_status",
         "graph_me",
+        "vault_login",
+        "vault_scheduled",
+        "vault_refresh_or_login",
     ] {
         assert!(
             text.contains(&format!("(flow `{id}`)")),
