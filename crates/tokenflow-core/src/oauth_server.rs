@@ -64,6 +64,16 @@ impl TimeoutSpec {
                     ms.trim().parse().ok().map(Duration::from_millis)
                 } else if let Some(s) = text.strip_suffix('s') {
                     s.trim().parse().ok().map(Duration::from_secs)
+                } else if let Some(m) = text.strip_suffix('m') {
+                    m.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .map(|m| Duration::from_secs(m * 60))
+                } else if let Some(h) = text.strip_suffix('h') {
+                    h.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .map(|h| Duration::from_secs(h * 3600))
                 } else {
                     text.parse().ok().map(Duration::from_secs)
                 }
@@ -95,6 +105,9 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     pub timeout: Option<TimeoutSpec>,
     pub token_cache: Option<bool>,
     pub token_cache_skew: Option<u64>,
+    /// Refresh vault entries of this server that were not refreshed for this long, so their
+    /// refresh tokens do not lapse (e.g. `"12h"`). Off when absent.
+    pub vault_keep_alive: Option<TimeoutSpec>,
 }
 
 /// A validated OAuth server configuration with every default applied.
@@ -117,6 +130,7 @@ pub struct OAuthServer {
     pub timeout: Duration,
     pub token_cache: bool,
     pub token_cache_skew: Duration,
+    pub vault_keep_alive: Option<Duration>,
 }
 
 /// Default per-request timeout at the token endpoint (SPEC §3).
@@ -177,6 +191,7 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             timeout: None,
             token_cache: None,
             token_cache_skew: None,
+            vault_keep_alive: None,
         }
     }
 }
@@ -201,6 +216,7 @@ impl<Secret> OAuthServerSpec<Secret> {
             timeout: self.timeout,
             token_cache: self.token_cache,
             token_cache_skew: self.token_cache_skew,
+            vault_keep_alive: self.vault_keep_alive,
         }
     }
 }
@@ -293,6 +309,19 @@ impl OAuthServerSpec {
             },
         };
         let scope = self.scope.map(|scope| normalize_scope(&scope));
+        let vault_keep_alive = match &self.vault_keep_alive {
+            None => None,
+            Some(spec) => match spec.to_duration() {
+                Some(duration) if duration >= Duration::from_secs(60) => Some(duration),
+                _ => {
+                    problem(
+                        "vault_keep_alive",
+                        "must be a duration of at least 60 s, e.g. \"12h\" or \"90m\"".to_owned(),
+                    );
+                    None
+                }
+            },
+        };
 
         if !errors.is_empty() {
             return Err(errors);
@@ -317,6 +346,7 @@ impl OAuthServerSpec {
             token_cache_skew: self
                 .token_cache_skew
                 .map_or(DEFAULT_SKEW, Duration::from_secs),
+            vault_keep_alive,
         })
     }
 }

@@ -127,6 +127,41 @@ impl StoreVault {
 
     /// `vault_get_token`: a valid access token for `name`, refreshing when needed.
     pub async fn get_token(&self, name: &str) -> TokenOutputs<VaultGetStatus> {
+        self.token(name, false).await
+    }
+
+    /// Keep-alive: refreshes every `ok` entry whose server has `vault_keep_alive` and whose last
+    /// refresh (or store) is older than that, so idle refresh tokens do not lapse. Outcomes are
+    /// recorded on the entries (visible in the UI and `/api/vault`). Returns how many it refreshed.
+    pub async fn keep_alive_once(&self) -> usize {
+        let Ok(entries) = self.store.list_vault_entries().await else {
+            return 0;
+        };
+        let now = self.clock.now();
+        let mut refreshed = 0;
+        for entry in entries {
+            let Some(every) = self
+                .servers
+                .get(&entry.server_id)
+                .and_then(|s| s.vault_keep_alive)
+            else {
+                continue;
+            };
+            let every = time::Duration::try_from(every).unwrap_or(time::Duration::hours(12));
+            let last = entry.last_refresh_at.unwrap_or(entry.updated_at);
+            if entry.state != "ok" || entry.refresh_token.is_none() || last + every > now {
+                continue;
+            }
+            let out = self.token(&entry.name, true).await;
+            tracing::info!(entry = %entry.name, status_code = out.status.code(), "vault keep-alive refresh");
+            if out.status.is_success() {
+                refreshed += 1;
+            }
+        }
+        refreshed
+    }
+
+    async fn token(&self, name: &str, force: bool) -> TokenOutputs<VaultGetStatus> {
         use VaultGetStatus as S;
         let lock = self.lock(name);
         let _guard = lock.lock().await;
@@ -159,7 +194,8 @@ impl StoreVault {
         let skew =
             time::Duration::try_from(server.token_cache_skew).unwrap_or(time::Duration::minutes(1));
         let valid_until = |at: Option<time::OffsetDateTime>| at.is_none_or(|at| at > now);
-        if let Some(token) = &entry.access_token
+        if !force
+            && let Some(token) = &entry.access_token
             && entry.expires_at.is_none_or(|at| at - skew > now)
         {
             return issued(token.clone(), entry.expires_at, now, Vec::new());

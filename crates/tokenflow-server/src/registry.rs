@@ -223,6 +223,7 @@ fn spec_view(spec: &OAuthServerSpec) -> serde_json::Value {
         "extra_authorize_params": spec.extra_authorize_params,
         "extra_token_params": spec.extra_token_params,
         "timeout": spec.timeout,
+        "vault_keep_alive": spec.vault_keep_alive,
         "token_cache": spec.token_cache,
         "token_cache_skew": spec.token_cache_skew,
     })
@@ -243,6 +244,7 @@ fn view_of_config(server: &OAuthServer) -> serde_json::Value {
         "extra_authorize_params": server.extra_authorize_params,
         "extra_token_params": server.extra_token_params,
         "timeout": format!("{}ms", server.timeout.as_millis()),
+        "vault_keep_alive": server.vault_keep_alive.map(|d| format!("{}s", d.as_secs())),
         "token_cache": server.token_cache,
         "token_cache_skew": server.token_cache_skew.as_secs(),
     })

@@ -54,10 +54,22 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Runs the vault keep-alive every minute until the task is aborted.
+    pub async fn keep_alive_forever(&self) {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            ticker.tick().await;
+            if let Some(vault) = self.runner.engine().vault() {
+                vault.keep_alive_once().await;
+            }
+        }
+    }
+
     /// Starts the expiry sweeper and the scheduler; abort the handle to stop them.
     pub fn start_background_tasks(&self) -> tokio::task::JoinHandle<()> {
         let sweeper = self.clone();
         let scheduler = self.clone();
+        let keeper = self.clone();
         tokio::spawn(async move {
             let sweep = tokio::spawn(async move {
                 sweeper
@@ -67,7 +79,8 @@ impl AppState {
             });
             let schedule =
                 tokio::spawn(async move { crate::scheduler::run_forever(scheduler).await });
-            let _ = tokio::join!(sweep, schedule);
+            let keep_alive = tokio::spawn(async move { keeper.keep_alive_forever().await });
+            let _ = tokio::join!(sweep, schedule, keep_alive);
         })
     }
 }

@@ -2,6 +2,7 @@
 //! the real test IdP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cache;
 mod login;
 mod routing;
 mod support;

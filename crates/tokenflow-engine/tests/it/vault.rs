@@ -308,3 +308,60 @@ async fn missing_entries_and_servers_have_their_own_codes() {
     assert_eq!(stored.status.code(), -3, "no token given");
     let _ = SystemClock.now();
 }
+
+#[tokio::test]
+async fn keep_alive_refreshes_idle_entries_and_records_failures() {
+    let idp = Idp::start().await;
+    let client = unique("keepalive");
+    idp.web_client(
+        &client,
+        "ka-secret",
+        REDIRECT_URI,
+        json!({ "rotate_refresh_token": true }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), &key).await.unwrap());
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let server = server(
+        "idp",
+        json!({ "client_id": client, "client_secret": "ka-secret", "issuer": idp.issuer(),
+                "scope": "openid offline_access", "vault_keep_alive": "1h" }),
+    );
+    let engine = engine_with_clock(vec![server], clock.clone()).with_vault(store.clone());
+    let w = World {
+        idp,
+        client,
+        engine,
+        store,
+        clock,
+        _dir: dir,
+    };
+    w.grant("alice").await;
+    // Stored just now: nothing to keep alive yet (the expired access token is not the point).
+    assert_eq!(w.vault().keep_alive_once().await, 0);
+    assert_eq!(w.refreshes().await, 0);
+    w.clock.advance(time::Duration::minutes(61));
+    assert_eq!(w.vault().keep_alive_once().await, 1);
+    assert_eq!(w.refreshes().await, 1);
+    let entry = w.store.get_vault_entry("alice").await.unwrap().unwrap();
+    assert_eq!(entry.last_refresh_outcome.as_deref(), Some("ok"));
+    assert_eq!(
+        entry.last_refresh_at,
+        Some(w.clock.now()).map(|t| t
+            .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+            .unwrap())
+    );
+    assert_eq!(w.vault().keep_alive_once().await, 0, "refreshed just now");
+
+    assert!(w.idp.revoke_grants(&w.client).await >= 1);
+    w.clock.advance(time::Duration::minutes(61));
+    assert_eq!(w.vault().keep_alive_once().await, 0);
+    let entry = w.store.get_vault_entry("alice").await.unwrap().unwrap();
+    assert_eq!(
+        entry.state, "needs_login",
+        "the failure is recorded and visible"
+    );
+    assert_eq!(entry.last_refresh_outcome.as_deref(), Some("invalid_grant"));
+}

@@ -146,6 +146,8 @@ pub struct OAuthServerInput {
     pub timeout: Option<serde_json::Value>,
     pub token_cache: Option<bool>,
     pub token_cache_skew: Option<u64>,
+    /// Refresh idle vault entries of this server after this long, e.g. `"12h"`.
+    pub vault_keep_alive: Option<String>,
 }
 
 /// An OAuth server as shown: its fields without the secret, plus these.

@@ -321,6 +321,10 @@ async fn no_secret_reaches_logs_api_responses_or_the_database_files() {
                 idp.issuer()
             ),
         ),
+        (
+            "vault.yaml",
+            "id: vault\nvariables:\n  t: {}\n  r: {}\n  again: {}\nactions:\n  login:\n    type: oauth_user_login\n    oauth_server: idp\n    input: { scope: \"openid offline_access\" }\n    output: { access_token: t, refresh_token: r }\n  keep:\n    type: vault_store\n    oauth_server: idp\n    input: { name: hygiene, access_token: { var: t }, refresh_token: { var: r }, expires_in: 0 }\n  use:\n    type: vault_get_token\n    input: { name: hygiene }\n    output: { access_token: again }\nsteps:\n  - { from: start, to: login }\n  - { from: login, to: keep }\n  - { from: keep, to: use }\n  - { from: use, to: stop, when: successful }\n".to_owned(),
+        ),
     ];
     let site = Site::new(&servers(&idp, &web, &cc), &flows);
     idp.web_client(
@@ -360,7 +364,42 @@ async fn no_secret_reaches_logs_api_responses_or_the_database_files() {
     let (done, text) = get_run(&site, run["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "completed", "{done}");
     responses.push_str(&text);
-    for path in ["/api/runs", "/api/oauth-servers", "/api/flows", "/metrics"] {
+
+    // The vault: store a grant, then a refresh (the stored token is expired) that rotates it.
+    let (_, run, text) = post_run(&site, "vault").await;
+    responses.push_str(&text);
+    let landed = sign_in(
+        run["authorization_url"].as_str().unwrap(),
+        &site.url("/oauth-callback"),
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+    responses.push_str(
+        &http()
+            .get(landed.as_str())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let (done, text) = get_run(&site, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["actions"][2]["status_code"], 0,
+        "the vault refreshed: {done}"
+    );
+    responses.push_str(&text);
+    for path in [
+        "/api/runs",
+        "/api/oauth-servers",
+        "/api/flows",
+        "/api/vault",
+        "/metrics",
+    ] {
         responses.push_str(
             &http()
                 .get(site.url(path))
