@@ -48,6 +48,7 @@ impl Ui {
                 "server_form.html",
                 include_str!("templates/server_form.html"),
             ),
+            ("vault.html", include_str!("templates/vault.html")),
         ] {
             env.add_template(name, source)?;
         }
@@ -79,4 +80,25 @@ pub fn routes() -> Router<AppState> {
         .route("/servers/{id}/test", post(pages::test_server))
         .route("/vault", get(pages::vault))
         .route("/vault/{name}/delete", post(pages::delete_vault_entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vault_page_renders() {
+        let ui = Ui::new(SessionKeys::new([0; 32])).unwrap();
+        let entries = serde_json::json!([{ "name": "a", "oauth_server": "s", "state": "ok", "expires_at": null,
+            "has_refresh_token": true, "last_refresh_at": null, "last_refresh_outcome": null }]);
+        for entries in [serde_json::json!([]), entries] {
+            let ctx = serde_json::json!({ "entries": entries, "signed_in": true, "csrf": "t", "csrf_q": "t", "section": "vault" });
+            let html = ui
+                .env
+                .get_template("vault.html")
+                .unwrap()
+                .render(minijinja::Value::from_serialize(&ctx));
+            assert!(html.is_ok(), "{html:?}");
+        }
+    }
 }
