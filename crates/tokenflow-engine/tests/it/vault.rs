@@ -219,37 +219,19 @@ async fn a_revoked_grant_is_minus_four_and_the_example_flow_signs_in_again() {
         "stays gone without a login"
     );
 
+    // The example flow itself, pointed at this test's IdP and vault entry.
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/flows/vault_refresh_or_login.yaml"
+    ))
+    .unwrap();
     let flow = flow(
-        r#"id: refresh_or_login
-variables:
-  token: {}
-  status: {}
-  fresh: {}
-  fresh_refresh: {}
-  expires: {}
-  scopes: {}
-actions:
-  get:
-    type: vault_get_token
-    input: { name: alice }
-    output: { access_token: token, status_code: status }
-  login:
-    type: oauth_user_login
-    oauth_server: idp
-    output: { access_token: fresh, refresh_token: fresh_refresh, expires_in: expires, granted_scopes: scopes }
-  keep:
-    type: vault_store
-    oauth_server: idp
-    input: { name: alice, access_token: { var: fresh }, refresh_token: { var: fresh_refresh }, expires_in: { var: expires }, granted_scopes: { var: scopes } }
-steps:
-  - { from: start, to: get }
-  - { from: get, to: stop, when: successful }
-  - { from: get, to: login, when: "status == -4" }
-  - { from: login, to: keep, when: successful }
-  - { from: keep, to: stop }
-"#,
+        &example
+            .replace("demo-web", "idp")
+            .replace("demo/alice", "alice"),
     );
-    let mut run = w.engine.start(&flow, Default::default()).unwrap();
+    let api = serde_json::Map::from_iter([("api_url".to_owned(), json!(w.idp.url("/api/whoami")))]);
+    let mut run = w.engine.start(&flow, api).unwrap();
     assert_eq!(
         w.engine.run_until_blocked(&flow, &mut run).await,
         Progress::Suspended
@@ -269,8 +251,27 @@ steps:
         .await;
     w.engine.run_until_blocked(&flow, &mut run).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.reason);
-    assert_eq!(run.records.last().unwrap().action, "keep");
-    assert_eq!(run.records.last().unwrap().status_code, Some(0));
+    let trail: Vec<(&str, Option<i32>)> = run
+        .records
+        .iter()
+        .map(|r| (r.action.as_str(), r.status_code))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("get_token", Some(-4)),
+            ("login", Some(0)),
+            ("keep", Some(0)),
+            ("get_token", Some(0)),
+            ("call_api", Some(0))
+        ],
+        "-4 routed to the sign-in, the fresh grant stored, then used: {:?}",
+        run.records.last().unwrap().error
+    );
+    assert_eq!(
+        run.variables.get("http_status").unwrap().expose(),
+        json!(200)
+    );
     let entry = w.store.get_vault_entry("alice").await.unwrap().unwrap();
     assert_eq!(
         entry.state, "ok",
