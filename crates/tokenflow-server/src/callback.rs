@@ -172,11 +172,14 @@ async fn browser_start(
     // A signed-in browser (with the session's CSRF token in the link), or an API key.
     let allowed = match bearer(&request) {
         Some(key) => is_valid_key(&state, key).await?,
-        None => crate::ui::pages::browser_start_allowed(
-            &state,
-            request.headers(),
-            request.uri().query(),
-        ),
+        None => {
+            crate::ui::pages::browser_start_allowed(
+                &state,
+                request.headers(),
+                request.uri().query(),
+            )
+            .await
+        }
     };
     if !allowed {
         if bearer(&request).is_none()

@@ -7,13 +7,52 @@
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokenflow_core::SecretString;
+use zeroize::Zeroizing;
 
-use crate::{Result, StoreError};
+use crate::crypto::Cipher;
+use crate::{PendingRow, Result, StoreError};
 
 /// The key check stored in `meta`: sealing a known text tells a wrong master key at start-up
 /// instead of at the first secret read.
 pub(crate) const KEY_CHECK_PLAINTEXT: &[u8] = b"tokenflow key check";
 pub(crate) const KEY_CHECK_AAD: &[u8] = b"meta.key_check";
+
+/// A fresh sealed key check, for a database that has none yet.
+pub(crate) fn new_key_check(cipher: &Cipher) -> Result<Vec<u8>> {
+    cipher.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)
+}
+
+/// Whether the stored key check opens with this cipher's key; any failure means another key.
+pub(crate) fn verify_key_check(cipher: &Cipher, stored: &[u8]) -> Result<()> {
+    match cipher.open(stored, KEY_CHECK_AAD) {
+        Ok(plain) if plain == KEY_CHECK_PLAINTEXT => Ok(()),
+        _ => Err(StoreError::WrongMasterKey),
+    }
+}
+
+/// Seals a secret column value bound to its place `aad`.
+pub(crate) fn seal_secret(cipher: &Cipher, secret: &SecretString, aad: &str) -> Result<Vec<u8>> {
+    cipher.seal(secret.expose().as_bytes(), aad.as_bytes())
+}
+
+/// Opens a value sealed by [`seal_secret`] at the same place.
+pub(crate) fn open_secret(cipher: &Cipher, sealed: &[u8], aad: &str) -> Result<SecretString> {
+    let plain = cipher.open(sealed, aad.as_bytes())?;
+    String::from_utf8(plain)
+        .map(SecretString::new)
+        .map_err(|err| {
+            // Zero the decrypted bytes on this path too.
+            drop(Zeroizing::new(err.into_bytes()));
+            StoreError::Corrupt(format!("decrypted value at {aad} is not UTF-8"))
+        })
+}
+
+/// The order `take_expired_pending` returns rows in, whatever order the database produced.
+pub(crate) fn sort_expired(expired: &mut [PendingRow]) {
+    expired.sort_by(|a, b| {
+        (a.expires_at, &a.run_id, &a.action).cmp(&(b.expires_at, &b.run_id, &b.action))
+    });
+}
 
 const DEFAULT_LIST_LIMIT: u32 = 100;
 const MAX_LIST_LIMIT: u32 = 1000;
@@ -55,6 +94,11 @@ pub(crate) fn pending_payload_aad(state_hash: &str) -> String {
 
 pub(crate) fn oauth_secret_aad(server_id: &str) -> String {
     format!("oauth_servers.client_secret:{server_id}")
+}
+
+/// A vault token column (`access_token`, `refresh_token`) of entry `name`.
+pub(crate) fn vault_token_aad(column: &str, name: &str) -> String {
+    format!("vault.{column}:{name}")
 }
 
 #[cfg(test)]

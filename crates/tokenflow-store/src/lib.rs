@@ -6,12 +6,16 @@
 //! - [`crypto`]: XChaCha20-Poly1305 encryption at rest with the master key; every secret column is
 //!   sealed by the store itself, so no caller can forget to.
 //! - [`sqlite`]: the embedded default backend (one file under the data directory, WAL).
+//! - [`postgres`]: the PostgreSQL backend, for several instances sharing one database.
 //!
-//! The backend is chosen once, at start-up ([`sqlite::SqliteStore::open`]); nothing else branches
-//! on it.
+//! The backend is chosen once, at start-up ([`sqlite::SqliteStore::open`] or
+//! [`postgres::PostgresStore::connect`]); nothing else branches on it.
 
 mod at_rest;
 pub mod crypto;
+mod migrations;
+pub mod postgres;
+mod postgres_vault;
 pub mod sqlite;
 mod sqlite_vault;
 mod types;

@@ -1,8 +1,8 @@
 //! The embedded default backend: one SQLite file, `<data dir>/tokenflow.db`, in WAL mode.
 //!
-//! All of the SQLite SQL lives here (a PostgreSQL backend gets its own file and SQL). The design
-//! decision that matters: every "exactly once" guarantee is made by the database, not by Rust
-//! code around it — a conditional `UPDATE … WHERE consumed_at IS NULL RETURNING` consumes a
+//! All of the SQLite SQL lives here (the PostgreSQL backend has its own, in `postgres.rs`). The
+//! design decision that matters: every "exactly once" guarantee is made by the database, not by
+//! Rust code around it — a conditional `UPDATE … WHERE consumed_at IS NULL RETURNING` consumes a
 //! pending authorization, a primary key plus `ON CONFLICT DO NOTHING` claims a schedule firing —
 //! so they hold across connections and processes. Transactions that read before they write start
 //! with `BEGIN IMMEDIATE`: a deferred one would fail with `SQLITE_BUSY` on the lock upgrade
@@ -13,14 +13,10 @@
 //! Timestamps are INTEGER unix milliseconds.
 
 use crate::VaultEntryRow;
-use std::borrow::Cow;
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -28,13 +24,13 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 use tokenflow_core::SecretString;
-use zeroize::Zeroizing;
 
 use crate::at_rest::{
-    KEY_CHECK_AAD, KEY_CHECK_PLAINTEXT, from_ms, list_limit, oauth_secret_aad, pending_payload_aad,
-    run_state_aad, state_hash, to_ms,
+    from_ms, list_limit, new_key_check, oauth_secret_aad, open_secret, pending_payload_aad,
+    run_state_aad, seal_secret, sort_expired, state_hash, to_ms, verify_key_check,
 };
 use crate::crypto::{Cipher, MasterKey, create_private_dir};
+use crate::migrations::{MigrationList, migrator};
 use crate::{
     ActionRecordRow, ApiKeyRow, FiringRow, FlowRow, OAuthServerRow, PendingRow, Result, RunFilter,
     RunRow, RunSummary, Store, StoreError, TakePending,
@@ -43,10 +39,9 @@ use crate::{
 /// The database file's name inside the data directory.
 pub const DB_FILE_NAME: &str = "tokenflow.db";
 
-/// The migrations, embedded in the binary. `sqlx::migrate!` would need sqlx's `macros` feature
-/// (a second, host-side build of SQLite); listing the files here is one line per migration, and a
-/// test checks that the list matches `migrations/sqlite/`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+/// The migrations, embedded in the binary (see [`crate::migrations`]); a test checks that the
+/// list matches `migrations/sqlite/`.
+const MIGRATIONS: MigrationList = &[
     (
         1,
         "init",
@@ -112,9 +107,8 @@ impl SqliteStore {
     }
 
     async fn prepare(&self) -> Result<()> {
-        Migrator::new(EmbeddedMigrations)
-            .await
-            .map_err(StoreError::Migration)?
+        migrator(MIGRATIONS)
+            .await?
             .run(&self.pool)
             .await
             .map_err(StoreError::Migration)?;
@@ -124,7 +118,7 @@ impl SqliteStore {
     /// Writes the key check when absent (first start), then verifies whatever is there: the
     /// insert-if-absent makes two processes opening a new database at once agree on one value.
     async fn check_key(&self) -> Result<()> {
-        let sealed = self.cipher.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)?;
+        let sealed = new_key_check(&self.cipher)?;
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES ('key_check', ?) ON CONFLICT (key) DO NOTHING",
         )
@@ -136,10 +130,7 @@ impl SqliteStore {
             .fetch_one(&self.pool)
             .await
             .map_err(StoreError::Database)?;
-        match self.cipher.open(&stored, KEY_CHECK_AAD) {
-            Ok(plain) if plain == KEY_CHECK_PLAINTEXT => Ok(()),
-            _ => Err(StoreError::WrongMasterKey),
-        }
+        verify_key_check(&self.cipher, &stored)
     }
 
     /// The database file.
@@ -153,18 +144,11 @@ impl SqliteStore {
     }
 
     pub(crate) fn seal_secret(&self, secret: &SecretString, aad: &str) -> Result<Vec<u8>> {
-        self.cipher.seal(secret.expose().as_bytes(), aad.as_bytes())
+        seal_secret(&self.cipher, secret, aad)
     }
 
     pub(crate) fn open_secret(&self, sealed: &[u8], aad: &str) -> Result<SecretString> {
-        let plain = self.cipher.open(sealed, aad.as_bytes())?;
-        String::from_utf8(plain)
-            .map(SecretString::new)
-            .map_err(|err| {
-                // Zero the decrypted bytes on this path too.
-                drop(Zeroizing::new(err.into_bytes()));
-                StoreError::Corrupt(format!("decrypted value at {aad} is not UTF-8"))
-            })
+        open_secret(&self.cipher, sealed, aad)
     }
 
     fn run_from_row(&self, row: &SqliteRow) -> Result<RunRow> {
@@ -584,9 +568,7 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         // Committed only once every row decrypted: an `Err` loses no expiry.
         tx.commit().await.map_err(StoreError::Database)?;
-        expired.sort_by(|a, b| {
-            (a.expires_at, &a.run_id, &a.action).cmp(&(b.expires_at, &b.run_id, &b.action))
-        });
+        sort_expired(&mut expired);
         Ok(expired)
     }
 
@@ -787,32 +769,6 @@ fn firing_from_row(row: &SqliteRow) -> Result<FiringRow> {
     })
 }
 
-/// The embedded [`MIGRATIONS`] as an sqlx migration source.
-#[derive(Debug)]
-struct EmbeddedMigrations;
-
-type MigrationsFuture = Pin<
-    Box<dyn Future<Output = std::result::Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send>,
->;
-
-impl MigrationSource<'static> for EmbeddedMigrations {
-    fn resolve(self) -> MigrationsFuture {
-        let migrations = MIGRATIONS
-            .iter()
-            .map(|&(version, description, sql)| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    Cow::Borrowed(sql),
-                    false,
-                )
-            })
-            .collect();
-        Box::pin(async move { Ok(migrations) })
-    }
-}
-
 pub(crate) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
@@ -848,20 +804,10 @@ fn conflict_or_database(err: sqlx::Error, message: impl FnOnce() -> String) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::migrations::assert_embedded_in_order;
 
     #[test]
     fn every_migration_file_is_embedded_in_order() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .filter(|name| name.ends_with(".sql"))
-            .collect();
-        files.sort();
-        let embedded: Vec<String> = MIGRATIONS
-            .iter()
-            .map(|(version, description, _)| format!("{version:04}_{description}.sql"))
-            .collect();
-        assert_eq!(files, embedded);
+        assert_embedded_in_order("sqlite", MIGRATIONS);
     }
 }

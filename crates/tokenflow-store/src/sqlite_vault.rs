@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::at_rest::{from_ms, to_ms};
+use crate::at_rest::{from_ms, to_ms, vault_token_aad as aad};
 use crate::sqlite::{SqliteStore, get};
 use crate::{Result, StoreError, VaultEntryRow};
 
@@ -14,10 +14,6 @@ const COLUMNS: &str = "name, server_id, access_token, refresh_token, expires_at,
 
 /// The sealed access and refresh tokens of an entry.
 type SealedTokens = (Option<Vec<u8>>, Option<Vec<u8>>);
-
-fn aad(column: &str, name: &str) -> String {
-    format!("vault.{column}:{name}")
-}
 
 impl SqliteStore {
     fn vault_from_row(&self, row: &SqliteRow) -> Result<VaultEntryRow> {

@@ -4,7 +4,13 @@
 //! list of bodies to `contract_tests!`, which generates one `#[tokio::test]` per body and backend
 //! (the idea of ripgrep's `rgtest!`), each on a fresh database. A new backend is one more line at
 //! the bottom of the "backends" section. Tests that are about SQLite itself (files, key check,
-//! reopening) follow in the `sqlite_only` module.
+//! reopening) follow in the `sqlite_only` module; those about PostgreSQL (several instances, raw
+//! column contents) are in `postgres_only/`.
+//!
+//! PostgreSQL tests need a server: `TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, a role that may create databases), or run
+//! `scripts/start-test-postgres`. Each test creates its own database and drops it afterwards;
+//! without a server they fail, they are never skipped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
@@ -15,6 +21,7 @@ use base64::Engine as _;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tokenflow_core::SecretString;
+use tokenflow_store::postgres::PostgresStore;
 use tokenflow_store::sqlite::{DB_FILE_NAME, SqliteStore};
 use tokenflow_store::{
     ActionRecordRow, ApiKeyRow, FiringRow, MasterKey, OAuthServerRow, PendingRow, RunFilter,
@@ -25,10 +32,37 @@ use tokenflow_store::{
 // Backends and the macros
 // ---------------------------------------------------------------------------------------------
 
+mod postgres_only;
+
+use postgres_only::TestDatabase;
+
 /// A store on a fresh database, and whatever keeps that database alive.
 struct Backend {
     store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
+    owned: Owned,
+}
+
+/// What a backend's database lives in, to be removed after the test.
+enum Owned {
+    Dir(tempfile::TempDir),
+    Postgres(Arc<PostgresStore>, TestDatabase),
+}
+
+impl Backend {
+    /// Removes the test's database: best effort, so it never hides the test's own outcome.
+    async fn teardown(self) {
+        drop(self.store);
+        match self.owned {
+            Owned::Dir(dir) => drop(dir),
+            Owned::Postgres(store, database) => {
+                // Bounded: a task the body left behind may still hold a connection; the drop
+                // below forces those off anyway.
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), store.close()).await;
+                database.drop_database().await;
+            }
+        }
+    }
 }
 
 fn test_key(byte: u8) -> MasterKey {
@@ -40,7 +74,30 @@ async fn sqlite_backend() -> Backend {
     let store = SqliteStore::open(dir.path(), &test_key(1)).await.unwrap();
     Backend {
         store: Arc::new(store),
-        _dir: dir,
+        owned: Owned::Dir(dir),
+    }
+}
+
+async fn postgres_backend() -> Backend {
+    let database = TestDatabase::create().await;
+    let store = Arc::new(
+        PostgresStore::connect(&database.url(), &test_key(1))
+            .await
+            .unwrap(),
+    );
+    Backend {
+        store: store.clone(),
+        owned: Owned::Postgres(store, database),
+    }
+}
+
+/// Re-raises the panic of a spawned test body (after its teardown ran).
+fn resume(outcome: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = outcome {
+        match err.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(err) => panic!("the test body did not finish: {err}"),
+        }
     }
 }
 
@@ -53,7 +110,11 @@ macro_rules! contract_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $body() {
                     let backend = super::$open().await;
-                    super::$body(backend.store.clone()).await;
+                    // Spawned, so that a failing body still reaches the teardown: its panic
+                    // comes back as a `JoinError` and is raised again afterwards.
+                    let outcome = tokio::spawn(super::$body(backend.store.clone())).await;
+                    backend.teardown().await;
+                    super::resume(outcome);
                 }
             )+
         }
@@ -66,6 +127,7 @@ macro_rules! for_each_contract_test {
         $macro!($($args)*;
             the_store_answers_a_ping,
             putting_the_same_flow_yaml_again_keeps_its_version,
+            twenty_concurrent_puts_of_one_flow_agree_on_its_versions,
             a_changed_flow_yaml_becomes_the_next_version_and_old_versions_stay_readable,
             going_back_to_an_older_yaml_is_still_a_new_version,
             list_flows_gives_the_newest_version_of_each_flow_ordered_by_id,
@@ -92,13 +154,13 @@ macro_rules! for_each_contract_test {
             twenty_concurrent_claimers_of_one_firing_get_exactly_one_claim,
             vault_entries_roundtrip_with_versions_and_compare_and_swap,
             twenty_concurrent_vault_swaps_of_one_version_let_exactly_one_win,
+            twenty_concurrent_fresh_grants_of_one_vault_entry_each_get_their_own_version,
         );
     };
 }
 
 for_each_contract_test!(contract_tests!(sqlite => sqlite_backend));
-// The PostgreSQL backend joins here:
-// for_each_contract_test!(contract_tests!(postgres => postgres_backend));
+for_each_contract_test!(contract_tests!(postgres => postgres_backend));
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -191,6 +253,52 @@ async fn putting_the_same_flow_yaml_again_keeps_its_version(store: Arc<dyn Store
     assert_eq!(again, first, "same yaml: same row, created_at unchanged");
     assert_eq!(store.get_flow("hello").await.unwrap(), Some(first));
     assert_eq!(store.get_flow_version("hello", 2).await.unwrap(), None);
+}
+
+async fn twenty_concurrent_puts_of_one_flow_agree_on_its_versions(store: Arc<dyn Store>) {
+    // The same yaml from everybody: one version 1, and every caller is told about that one.
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let same: Vec<_> = (0..20)
+        .map(|index| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.put_flow("same", "a: 1\n", at(index)).await
+            })
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for put in same {
+        rows.push(put.await.unwrap().unwrap());
+    }
+    let stored = store.get_flow("same").await.unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    assert!(rows.iter().all(|row| *row == stored), "{rows:?}");
+    assert_eq!(store.get_flow_version("same", 2).await.unwrap(), None);
+
+    // Different yamls: twenty consecutive versions, each holding the yaml its writer was told.
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let different: Vec<_> = (0..20)
+        .map(|index| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .put_flow("many", &format!("a: {index}\n"), at(0))
+                    .await
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for put in different {
+        let row = put.await.unwrap().unwrap();
+        let stored = store.get_flow_version("many", row.version).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(&row));
+        versions.push(row.version);
+    }
+    versions.sort();
+    assert_eq!(versions, (1..=20).collect::<Vec<i64>>());
+    assert_eq!(store.get_flow("many").await.unwrap().unwrap().version, 20);
 }
 
 async fn a_changed_flow_yaml_becomes_the_next_version_and_old_versions_stay_readable(
@@ -1307,4 +1415,28 @@ async fn twenty_concurrent_vault_swaps_of_one_version_let_exactly_one_win(store:
             .version,
         2
     );
+}
+
+async fn twenty_concurrent_fresh_grants_of_one_vault_entry_each_get_their_own_version(
+    store: Arc<dyn Store>,
+) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let grants: Vec<_> = (0..20)
+        .map(|index| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            let entry = vault_entry("shared", Some(&format!("at-{index}")), None);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.put_vault_entry(&entry).await
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for grant in grants {
+        versions.push(grant.await.unwrap().unwrap().version);
+    }
+    versions.sort();
+    assert_eq!(versions, (1..=20).collect::<Vec<i64>>(), "no lost update");
+    let stored = store.get_vault_entry("shared").await.unwrap().unwrap();
+    assert_eq!(stored.version, 20);
 }

@@ -55,6 +55,32 @@ pub fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
         .check(&value, state.clock.now().unix_timestamp())
 }
 
+/// A request from a signed-in browser; any other is redirected to the sign-in page (which comes
+/// back here afterwards).
+#[derive(Debug)]
+pub struct SignedIn(pub Session);
+
+impl axum::extract::FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let session = require(state, &parts.headers, &parts.uri).map_err(|redirect| *redirect)?;
+        // A session lives only as long as the API key it was opened with.
+        let key_alive = state.config_key_hashes.contains(&session.key_hash)
+            || matches!(
+                state.store.find_api_key(&session.key_hash).await,
+                Ok(Some(_))
+            );
+        if !key_alive {
+            return Err(Redirect::to("/login").into_response());
+        }
+        Ok(SignedIn(session))
+    }
+}
+
 /// The session, or a redirect to the sign-in page that comes back here.
 fn require(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Session, Box<Response>> {
     session(state, headers).ok_or_else(|| {
@@ -176,14 +202,7 @@ pub async fn login(
 ) -> Response {
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     let given = form.get("csrf").cloned().unwrap_or_default();
-    if expected.is_empty()
-        || !super::session::csrf_matches(
-            &Session {
-                csrf: expected.clone(),
-            },
-            &given,
-        )
-    {
+    if expected.is_empty() || !super::session::tokens_match(&expected, &given) {
         return (StatusCode::FORBIDDEN, Html("<!doctype html><title>Forbidden</title><p id=\"message\">The sign-in form is stale. <a href=\"/login\">Reload it</a>.</p>")).into_response();
     }
     let key = form.get("api_key").map(String::as_str).unwrap_or("");
@@ -201,10 +220,11 @@ pub async fn login(
     let nonce = tokenflow_connectors::oauth::random::random_token(24)
         .map(|t| t.expose().to_owned())
         .unwrap_or_default();
-    let value = state
-        .ui
-        .keys
-        .issue(state.clock.now().unix_timestamp(), &nonce);
+    let value = state.ui.keys.issue(
+        state.clock.now().unix_timestamp(),
+        &nonce,
+        &crate::auth::hash_key(key),
+    );
     let mut response = Redirect::to(&safe_next(form.get("next"))).into_response();
     set_cookie(
         &mut response,
@@ -222,14 +242,9 @@ pub async fn login(
 
 pub async fn logout(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     if let Err(denied) = check_csrf(&session, &form) {
         return *denied;
     }
@@ -276,14 +291,9 @@ fn pairs(value: &Value) -> Vec<(String, String)> {
 
 pub async fn runs(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     let page: u32 = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
     let flow = query.get("flow").filter(|f| !f.is_empty()).cloned();
     let status = query
@@ -374,14 +384,9 @@ async fn run_context(state: &AppState, id: &str) -> Result<Option<(Value, bool)>
 
 pub async fn run(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     match run_context(&state, &id).await {
         Ok(Some((ctx, _))) => render(&state, "run.html", Some(&session), "runs", ctx),
         Ok(None) => ApiError::NotFound(format!("run `{id}`")).into_response(),
@@ -391,14 +396,9 @@ pub async fn run(
 
 pub async fn run_fragment(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     match run_context(&state, &id).await {
         Ok(Some((ctx, _))) => render(&state, "run_detail.html", Some(&session), "runs", ctx),
         Ok(None) => ApiError::NotFound(format!("run `{id}`")).into_response(),
@@ -410,13 +410,9 @@ pub async fn run_fragment(
 /// the store, so it works whichever instance executed the change.
 pub async fn run_events(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    _: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(redirect) = require(&state, &headers, &uri) {
-        return *redirect;
-    }
     let initial = state
         .store
         .get_run(&id)
@@ -468,15 +464,10 @@ pub async fn run_events(
 
 pub async fn cancel_run(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     if let Err(denied) = check_csrf(&session, &form) {
         return *denied;
     }
@@ -493,11 +484,7 @@ fn flow_summary(flow: &tokenflow_core::flow::Flow, version: i64) -> Value {
     })
 }
 
-pub async fn flows(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
+pub async fn flows(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
     match state.catalog.all().await {
         Ok(flows) => {
             let flows: Vec<Value> = flows
@@ -518,14 +505,9 @@ pub async fn flows(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
 
 pub async fn flow(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     let (flow, version) = match state.catalog.current(&id).await {
         Ok(Some(found)) => found,
         Ok(None) => return ApiError::NotFound(format!("flow `{id}`")).into_response(),
@@ -550,15 +532,10 @@ pub async fn flow(
 
 pub async fn start_system_flow(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     if let Err(denied) = check_csrf(&session, &form) {
         return *denied;
     }
@@ -570,10 +547,22 @@ pub async fn start_system_flow(
 
 /// Whether a browser start (`GET /flows/{id}/start`) is allowed for this signed-in browser: the
 /// link carries the session's CSRF token, so another site cannot start runs with the cookie.
-pub fn browser_start_allowed(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> bool {
+pub async fn browser_start_allowed(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> bool {
     let Some(session) = session(state, headers) else {
         return false;
     };
+    let key_alive = state.config_key_hashes.contains(&session.key_hash)
+        || matches!(
+            state.store.find_api_key(&session.key_hash).await,
+            Ok(Some(_))
+        );
+    if !key_alive {
+        return false;
+    }
     let token = query
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
@@ -593,11 +582,7 @@ fn server_views(state: &AppState) -> Vec<Value> {
         .collect()
 }
 
-pub async fn servers(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
+pub async fn servers(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
     render(
         &state,
         "servers.html",
@@ -627,11 +612,7 @@ fn form_page(
     render(state, "server_form.html", Some(session), "servers", ctx)
 }
 
-pub async fn new_server(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
+pub async fn new_server(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
     form_page(
         &state,
         &session,
@@ -644,14 +625,9 @@ pub async fn new_server(State(state): State<AppState>, headers: HeaderMap, uri: 
 
 pub async fn edit_server(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     let Some(view) = state.registry.view(&id) else {
         return ApiError::NotFound(format!("OAuth server `{id}`")).into_response();
     };
@@ -729,14 +705,9 @@ async fn save_server(
 
 pub async fn create_server(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     if let Err(denied) = check_csrf(&session, &form) {
         return *denied;
     }
@@ -749,15 +720,10 @@ pub async fn create_server(
 
 pub async fn update_server(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     if let Err(denied) = check_csrf(&session, &form) {
         return *denied;
     }
@@ -766,15 +732,10 @@ pub async fn update_server(
 
 pub async fn delete_server(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     if let Err(denied) = check_csrf(&session, &form) {
         return *denied;
     }
@@ -786,15 +747,10 @@ pub async fn delete_server(
 
 pub async fn test_server(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     if let Err(denied) = check_csrf(&session, &form) {
         return *denied;
     }
@@ -824,11 +780,7 @@ pub async fn test_server(
     )
 }
 
-pub async fn vault(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
+pub async fn vault(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
     match state.store.list_vault_entries().await {
         Ok(entries) => {
             let entries: Vec<Value> = entries.iter().map(crate::api::vault::view).collect();
@@ -846,15 +798,10 @@ pub async fn vault(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
 
 pub async fn delete_vault_entry(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&state, &headers, &uri) {
-        Ok(session) => session,
-        Err(redirect) => return *redirect,
-    };
     if let Err(denied) = check_csrf(&session, &form) {
         return *denied;
     }

@@ -26,6 +26,8 @@ struct Payload {
     /// Unix seconds.
     exp: i64,
     nonce: String,
+    /// SHA-256 of the API key used to sign in: the session ends when that key is deleted.
+    key: String,
 }
 
 /// Signs and checks sessions.
@@ -44,6 +46,8 @@ impl std::fmt::Debug for SessionKeys {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub csrf: String,
+    /// SHA-256 (hex) of the API key the person signed in with.
+    pub key_hash: String,
 }
 
 impl SessionKeys {
@@ -63,10 +67,11 @@ impl SessionKeys {
     }
 
     /// A new session cookie value valid until `now + LIFETIME_SECS`.
-    pub fn issue(&self, now: i64, nonce: &str) -> String {
+    pub fn issue(&self, now: i64, nonce: &str, key_hash: &str) -> String {
         let payload = Payload {
             exp: now + LIFETIME_SECS,
             nonce: nonce.to_owned(),
+            key: key_hash.to_owned(),
         };
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap_or_default());
         let signature = URL_SAFE_NO_PAD.encode(self.mac(&[b"session", payload.as_bytes()]));
@@ -89,8 +94,16 @@ impl SessionKeys {
             return None;
         }
         let csrf = URL_SAFE_NO_PAD.encode(self.mac(&[b"csrf", payload.nonce.as_bytes()]));
-        Some(Session { csrf })
+        Some(Session {
+            csrf,
+            key_hash: payload.key,
+        })
     }
+}
+
+/// Constant-time comparison of two tokens.
+pub fn tokens_match(a: &str, b: &str) -> bool {
+    subtle_eq::ct_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// Constant-time comparison of a submitted CSRF token with the session's.
@@ -119,18 +132,20 @@ mod tests {
 
     #[test]
     fn an_issued_session_checks_and_has_a_stable_csrf_token() {
-        let cookie = keys(1).issue(1000, "n1");
+        let cookie = keys(1).issue(1000, "n1", "k");
         let session = keys(1).check(&cookie, 1001).unwrap();
         assert_eq!(keys(1).check(&cookie, 2000).unwrap(), session);
         assert!(csrf_matches(&session, &session.csrf));
         assert!(!csrf_matches(&session, "forged"));
-        let other = keys(1).check(&keys(1).issue(1000, "n2"), 1001).unwrap();
+        let other = keys(1)
+            .check(&keys(1).issue(1000, "n2", "k"), 1001)
+            .unwrap();
         assert_ne!(other.csrf, session.csrf, "each session has its own token");
     }
 
     #[test]
     fn forged_expired_or_foreign_cookies_fail() {
-        let cookie = keys(1).issue(1000, "n1");
+        let cookie = keys(1).issue(1000, "n1", "k");
         assert!(keys(2).check(&cookie, 1001).is_none(), "another key");
         assert!(
             keys(1).check(&cookie, 1000 + LIFETIME_SECS).is_none(),

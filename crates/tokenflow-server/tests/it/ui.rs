@@ -226,3 +226,73 @@ async fn pages_carry_security_headers_and_no_secrets() {
         "the diagram is inline SVG"
     );
 }
+
+#[tokio::test]
+async fn deleting_the_api_key_ends_the_ui_sessions_opened_with_it() {
+    let w = world(false).await;
+    let key = "a-stored-key-for-the-ui-0001";
+    w.app
+        .state
+        .store
+        .put_api_key(&tokenflow_store::ApiKeyRow {
+            name: "ui".into(),
+            hash: tokenflow_server::auth::hash_key(key),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        })
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/login", w.app.url))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = value_of(&page.text().await.unwrap(), "csrf");
+    let response = http
+        .post(format!("{}/login", w.app.url))
+        .header("cookie", &login_cookie)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("api_key", key),
+            ("next", "/runs"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let session = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("tokenflow_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let runs = |session: String| {
+        let http = http.clone();
+        let url = format!("{}/runs", w.app.url);
+        async move {
+            http.get(url)
+                .header("cookie", session)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(runs(session.clone()).await, 200);
+    assert!(w.app.state.store.delete_api_key("ui").await.unwrap());
+    assert_eq!(runs(session).await, 303, "the session ended with its key");
+}
