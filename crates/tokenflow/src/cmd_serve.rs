@@ -31,16 +31,18 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 
 /// The store and the master key it was opened with.
 async fn open_store_with_key(config: &Config) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
-    if config.database_url.is_some() {
-        anyhow::bail!(
-            "database_url (PostgreSQL) is not supported yet; remove it to use the embedded SQLite store"
-        );
-    }
     let env_key = std::env::var("TOKENFLOW_MASTER_KEY")
         .ok()
         .filter(|k| !k.is_empty());
     let key = MasterKey::load(env_key.as_deref(), &config.data_dir.join("master.key"))
         .context("cannot load the master key")?;
+    // The backend is chosen here, once: PostgreSQL when `database_url` is set, else SQLite.
+    if let Some(url) = &config.database_url {
+        let store = tokenflow_store::postgres::PostgresStore::connect(url, &key)
+            .await
+            .context("cannot open the PostgreSQL store (database_url)")?;
+        return Ok((Arc::new(store), key));
+    }
     let store = SqliteStore::open(&config.data_dir, &key)
         .await
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;

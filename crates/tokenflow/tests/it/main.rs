@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod flows;
+mod multi;
 mod run;
 mod serve;
 mod servers;

@@ -1,0 +1,287 @@
+//! Several `tokenflow serve` processes on one PostgreSQL database (issue 7): a callback may land
+//! on any instance, and schedules still fire once.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokenflow_testkit::{Decision, Idp, sign_in, unique};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const API_KEY: &str = "multi-instance-key-7";
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn server_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A fresh database on the test PostgreSQL server, dropped when this is dropped.
+struct Database {
+    name: String,
+}
+
+impl Database {
+    fn create() -> Database {
+        let name = format!("tf_multi_{}", unique("db").replace('-', "_"));
+        let ok = std::process::Command::new("psql")
+            .args([
+                &server_url(),
+                "-q",
+                "-c",
+                &format!("CREATE DATABASE {name}"),
+            ])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "cannot create a database on {} (PostgreSQL must run: see scripts/start-test-postgres)",
+            server_url()
+        );
+        Database { name }
+    }
+
+    fn url(&self) -> String {
+        let base = server_url();
+        let root = base
+            .rsplit_once('/')
+            .map_or(base.as_str(), |(root, _)| root)
+            .to_owned();
+        format!("{root}/{}", self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([
+                &server_url(),
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+struct Instance {
+    url: String,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+async fn instance(
+    db: &Database,
+    public_url: Option<&str>,
+    extra: &str,
+    flows: &[(&str, String)],
+) -> Instance {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+    for (name, yaml) in flows {
+        std::fs::write(dir.path().join("flows").join(name), yaml).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("tokenflow.toml"),
+        format!(
+            "listen = \"127.0.0.1:{port}\"\npublic_url = \"{}\"\ndatabase_url = \"{}\"\nflows_dir = \"flows\"\napi_keys = [\"{API_KEY}\"]\n{extra}",
+            public_url.unwrap_or(&url),
+            db.url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenflow"))
+        .args(["serve", "--config"])
+        .arg(dir.path().join("tokenflow.toml"))
+        .env_remove("TOKENFLOW_CONFIG")
+        .env("TOKENFLOW_MASTER_KEY", MASTER_KEY)
+        .env("MULTI_WEB_SECRET", "multi-web-secret")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with("tokenflow listening on") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready, Ok(true), "an instance did not start");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Instance {
+        url,
+        _dir: dir,
+        child,
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn get_json(base: &str, path: &str) -> Value {
+    http()
+        .get(format!("{base}{path}"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_login_started_on_a_completes_by_a_callback_to_b_and_shows_on_c() {
+    let idp = Idp::start().await;
+    let web = unique("multi-web");
+    let db = Database::create();
+    let flow = format!(
+        "id: profile\nvariables:\n  token: {{}}\n  body: {{}}\nactions:\n  login:\n    type: oauth_user_login\n    oauth_server: idp\n    input: {{ scope: \"openid profile\" }}\n    output: {{ access_token: token }}\n  me:\n    type: http_connector\n    input: {{ url: \"{}/me\", bearer_token: {{ var: token }} }}\n    output: {{ content: body }}\nsteps:\n  - {{ from: start, to: login }}\n  - {{ from: login, to: me, when: successful }}\n  - {{ from: me, to: stop }}\n",
+        idp.issuer()
+    );
+    let servers = format!(
+        "[oauth_servers.idp]\nclient_id = \"{web}\"\nclient_secret = {{ env = \"MULTI_WEB_SECRET\" }}\nissuer = \"{}\"\n",
+        idp.issuer()
+    );
+    // The load balancer's address: every instance uses it for the redirect URI.
+    let public = "http://127.0.0.1:9/";
+    let a = instance(&db, Some(public), &servers, &[("profile.yaml", flow)]).await;
+    let b = instance(&db, Some(public), &servers, &[]).await;
+    let c = instance(&db, Some(public), &servers, &[]).await;
+    idp.web_client(
+        &web,
+        "multi-web-secret",
+        "http://127.0.0.1:9/oauth-callback",
+        json!({}),
+    )
+    .await;
+
+    let started: Value = http()
+        .post(format!("{}/api/flows/profile/runs", a.url))
+        .bearer_auth(API_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(started["status"], "waiting", "{started}");
+    let landed = sign_in(
+        started["authorization_url"].as_str().unwrap(),
+        "http://127.0.0.1:9/oauth-callback",
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+    // The load balancer sends the callback to B.
+    let on_b = format!("{}/oauth-callback?{}", b.url, landed.query().unwrap());
+    assert_eq!(http().get(on_b).send().await.unwrap().status(), 200);
+    let run = get_json(
+        &c.url,
+        &format!("/api/runs/{}", started["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["actions"][1]["outputs"]["http_status_code"], 200);
+    drop((a.child, b.child, c.child));
+}
+
+#[tokio::test]
+async fn a_schedule_every_second_on_three_instances_fires_once_per_second() {
+    let db = Database::create();
+    let a = instance(&db, None, "", &[]).await;
+    let b = instance(&db, None, "", &[]).await;
+    let c = instance(&db, None, "", &[]).await;
+    // Loaded once all three run, so no instance's start-up overlaps a firing.
+    let flow = "id: tick\nschedule: \"* * * * * *\"\nvariables:\n  v: {}\nactions:\n  one:\n    type: extract_json\n    input: { json: \"[1]\", path: \"$[0]\" }\n    output: { value: v }\nsteps:\n  - { from: start, to: one }\n  - { from: one, to: stop }\n";
+    let put = http()
+        .put(format!("{}/api/flows/tick", a.url))
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/yaml")
+        .body(flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    // Wait for 30 firings.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        let runs = get_json(&b.url, "/api/runs?flow=tick&limit=1000").await;
+        let count = runs["runs"].as_array().unwrap().len();
+        if count >= 30 {
+            break runs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {count} runs after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    drop((a.child, b.child, c.child));
+    assert!(
+        runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "completed")
+    );
+
+    // The store's view: one claimed firing per due second, one run per firing.
+    let key = tokenflow_store::MasterKey::from_base64(MASTER_KEY).unwrap();
+    let store = tokenflow_store::postgres::PostgresStore::connect(
+        &tokenflow_core::SecretString::new(db.url()),
+        &key,
+    )
+    .await
+    .unwrap();
+    use tokenflow_store::Store;
+    let firings = store.firings("tick", 10_000).await.unwrap();
+    let all_runs = store
+        .list_runs(&tokenflow_store::RunFilter {
+            flow_id: Some("tick".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(firings.len() >= 30);
+    let mut fired: Vec<&str> = firings.iter().map(|f| f.run_id.as_str()).collect();
+    fired.sort_unstable();
+    assert!(
+        all_runs
+            .iter()
+            .all(|r| fired.binary_search(&r.id.as_str()).is_ok()),
+        "every run belongs to a firing"
+    );
+    // Instances stopped between a claim and its run's first write may leave a firing without a run,
+    // never a firing with two.
+    assert!(
+        all_runs.len() <= firings.len() && firings.len() - all_runs.len() <= 3,
+        "{} runs for {} firings",
+        all_runs.len(),
+        firings.len()
+    );
+}
