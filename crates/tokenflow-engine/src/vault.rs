@@ -36,7 +36,20 @@ pub struct StoreVault {
     servers: Arc<dyn ServerDirectory>,
     clock: Arc<dyn Clock>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// This vault's name in refresh leases (one per process).
+    owner: String,
 }
+
+/// The outcome of trying to become the one refresher of an entry.
+enum Fenced {
+    /// This vault holds the lease; the entry as it is now still needs a refresh.
+    Refresh(VaultEntryRow),
+    /// Somebody else refreshed (or an error): here is the answer.
+    Done(TokenOutputs<VaultGetStatus>),
+}
+
+/// How long a refresh lease lasts; a refresher that dies is replaced after this.
+const LEASE: time::Duration = time::Duration::seconds(30);
 
 /// `vault_store`'s outcome.
 #[derive(Debug, Clone)]
@@ -59,6 +72,7 @@ impl StoreVault {
             servers,
             clock,
             locks: Mutex::new(HashMap::new()),
+            owner: uuid::Uuid::now_v7().to_string(),
         }
     }
 
@@ -200,7 +214,7 @@ impl StoreVault {
         {
             return issued(token.clone(), entry.expires_at, now, Vec::new());
         }
-        let Some(refresh_token) = entry.refresh_token.clone() else {
+        if entry.refresh_token.is_none() {
             if let Some(token) = entry
                 .access_token
                 .clone()
@@ -211,8 +225,128 @@ impl StoreVault {
             return self
                 .grant_gone(entry, now, "no refresh token and the access token expired")
                 .await;
-        };
+        }
 
+        let entry = match self.fence(name, &entry, skew).await {
+            Fenced::Done(outputs) => return outputs,
+            Fenced::Refresh(latest) => latest,
+        };
+        let outputs = self.refresh(name, entry, &server, now).await;
+        let _ = self.store.release_vault_refresh(name, &self.owner).await;
+        outputs
+    }
+
+    /// Becomes the one refresher of `name` across instances (a lease in the store), or waits for
+    /// the instance that is, and serves its result.
+    async fn fence(&self, name: &str, entry: &VaultEntryRow, skew: time::Duration) -> Fenced {
+        use VaultGetStatus as S;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(35);
+        loop {
+            let now = self.clock.now();
+            match self
+                .store
+                .claim_vault_refresh(name, &self.owner, now + LEASE, now)
+                .await
+            {
+                Err(err) => {
+                    return Fenced::Done(TokenOutputs::failure(
+                        S::Unknown,
+                        "store_error",
+                        err.to_string(),
+                    ));
+                }
+                Ok(true) => {
+                    // Another instance may have refreshed between our read and our claim.
+                    return match self.store.get_vault_entry(name).await {
+                        Ok(Some(latest)) if latest.version == entry.version => {
+                            Fenced::Refresh(latest)
+                        }
+                        Ok(latest) => {
+                            let _ = self.store.release_vault_refresh(name, &self.owner).await;
+                            Fenced::Done(self.serve(name, latest, skew))
+                        }
+                        Err(err) => {
+                            let _ = self.store.release_vault_refresh(name, &self.owner).await;
+                            Fenced::Done(TokenOutputs::failure(
+                                S::Unknown,
+                                "store_error",
+                                err.to_string(),
+                            ))
+                        }
+                    };
+                }
+                Ok(false) => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                return Fenced::Done(TokenOutputs::failure(
+                    S::Unknown,
+                    "refresh_timeout",
+                    format!("another instance holds the refresh of `{name}` for too long"),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if let Ok(latest) = self.store.get_vault_entry(name).await
+                && latest
+                    .as_ref()
+                    .is_none_or(|latest| latest.version != entry.version)
+            {
+                return Fenced::Done(self.serve(name, latest, skew));
+            }
+        }
+    }
+
+    /// The answer from an entry somebody else just refreshed.
+    fn serve(
+        &self,
+        name: &str,
+        latest: Option<VaultEntryRow>,
+        _skew: time::Duration,
+    ) -> TokenOutputs<VaultGetStatus> {
+        use VaultGetStatus as S;
+        let now = self.clock.now();
+        match latest {
+            None => TokenOutputs::failure(
+                S::NoEntry,
+                "no_entry",
+                format!("the vault has no entry `{name}`"),
+            ),
+            Some(latest) if latest.state == "needs_login" => TokenOutputs::failure(
+                S::GrantGone,
+                "needs_login",
+                format!("the grant of `{name}` is gone: a person must sign in again"),
+            ),
+            Some(latest) => match latest.access_token {
+                Some(token) if latest.expires_at.is_none_or(|at| at > now) => {
+                    issued(token, latest.expires_at, now, Vec::new())
+                }
+                _ => TokenOutputs::failure(
+                    S::Unknown,
+                    "refresh_failed",
+                    format!(
+                        "the refresh of `{name}` by another instance did not yield a valid token"
+                    ),
+                ),
+            },
+        }
+    }
+
+    /// Refreshes `entry` (this vault holds its lease) and commits the result before returning it.
+    async fn refresh(
+        &self,
+        name: &str,
+        entry: VaultEntryRow,
+        server: &tokenflow_core::OAuthServer,
+        now: time::OffsetDateTime,
+    ) -> TokenOutputs<VaultGetStatus> {
+        use VaultGetStatus as S;
+        let valid_until = |at: Option<time::OffsetDateTime>| at.is_none_or(|at| at > now);
+        let Some(refresh_token) = entry.refresh_token.clone() else {
+            return TokenOutputs::failure(
+                S::Unknown,
+                "no_refresh_token",
+                "the entry has no refresh token".to_owned(),
+            );
+        };
         let out = self
             .oauth
             .refresh_token(

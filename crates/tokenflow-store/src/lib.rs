@@ -159,6 +159,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every entry, by name (tokens included: callers show metadata only).
     async fn list_vault_entries(&self) -> Result<Vec<VaultEntryRow>>;
     async fn delete_vault_entry(&self, name: &str) -> Result<bool>;
+    /// Claims the right to refresh entry `name` until `until` (a lease): true for one caller at a
+    /// time, across instances; an expired lease can be taken over.
+    async fn claim_vault_refresh(
+        &self,
+        name: &str,
+        owner: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Gives a lease back (only the owner's).
+    async fn release_vault_refresh(&self, name: &str, owner: &str) -> Result<()>;
 
     /// The newest claimed firing of a flow.
     async fn last_firing(&self, flow_id: &str) -> Result<Option<FiringRow>>;

@@ -49,6 +49,11 @@ const MIGRATIONS: MigrationList = &[
         "vault",
         include_str!("../migrations/postgres/0002_vault.sql"),
     ),
+    (
+        3,
+        "vault lease",
+        include_str!("../migrations/postgres/0003_vault_lease.sql"),
+    ),
 ];
 
 /// Connections per instance: enough for the runner, the API and the sweepers at once, and few
@@ -731,6 +736,20 @@ impl Store for PostgresStore {
 
     async fn list_vault_entries(&self) -> Result<Vec<VaultEntryRow>> {
         self.vault_list().await
+    }
+
+    async fn claim_vault_refresh(
+        &self,
+        name: &str,
+        owner: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        self.vault_claim(name, owner, until, now).await
+    }
+
+    async fn release_vault_refresh(&self, name: &str, owner: &str) -> Result<()> {
+        self.vault_release(name, owner).await
     }
 
     async fn delete_vault_entry(&self, name: &str) -> Result<bool> {

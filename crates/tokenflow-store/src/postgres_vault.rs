@@ -148,4 +148,38 @@ impl PostgresStore {
             .map_err(StoreError::Database)?;
         Ok(done.rows_affected() == 1)
     }
+
+    pub(crate) async fn vault_claim(
+        &self,
+        name: &str,
+        owner: &str,
+        until: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE vault_entries SET refresh_lease_owner = $1, refresh_lease_until = $2 \
+             WHERE name = $3 AND (refresh_lease_until IS NULL OR refresh_lease_until <= $4 OR refresh_lease_owner = $1)",
+        )
+        .bind(owner)
+        .bind(to_ms(until))
+        .bind(name)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn vault_release(&self, name: &str, owner: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE vault_entries SET refresh_lease_owner = NULL, refresh_lease_until = NULL \
+             WHERE name = $1 AND refresh_lease_owner = $2",
+        )
+        .bind(name)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(())
+    }
 }

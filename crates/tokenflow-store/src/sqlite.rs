@@ -52,6 +52,11 @@ const MIGRATIONS: MigrationList = &[
         "vault",
         include_str!("../migrations/sqlite/0002_vault.sql"),
     ),
+    (
+        3,
+        "vault lease",
+        include_str!("../migrations/sqlite/0003_vault_lease.sql"),
+    ),
 ];
 
 const RUN_COLUMNS: &str = "id, flow_id, flow_version, status, state, browser_binding, started_at, \
@@ -739,6 +744,20 @@ impl Store for SqliteStore {
 
     async fn list_vault_entries(&self) -> Result<Vec<VaultEntryRow>> {
         self.vault_list().await
+    }
+
+    async fn claim_vault_refresh(
+        &self,
+        name: &str,
+        owner: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        self.vault_claim(name, owner, until, now).await
+    }
+
+    async fn release_vault_refresh(&self, name: &str, owner: &str) -> Result<()> {
+        self.vault_release(name, owner).await
     }
 
     async fn delete_vault_entry(&self, name: &str) -> Result<bool> {

@@ -142,4 +142,39 @@ impl SqliteStore {
             .map_err(StoreError::Database)?;
         Ok(done.rows_affected() == 1)
     }
+
+    pub(crate) async fn vault_claim(
+        &self,
+        name: &str,
+        owner: &str,
+        until: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE vault_entries SET refresh_lease_owner = ?, refresh_lease_until = ? \
+             WHERE name = ? AND (refresh_lease_until IS NULL OR refresh_lease_until <= ? OR refresh_lease_owner = ?)",
+        )
+        .bind(owner)
+        .bind(to_ms(until))
+        .bind(name)
+        .bind(to_ms(now))
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn vault_release(&self, name: &str, owner: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE vault_entries SET refresh_lease_owner = NULL, refresh_lease_until = NULL \
+             WHERE name = ? AND refresh_lease_owner = ?",
+        )
+        .bind(name)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(())
+    }
 }

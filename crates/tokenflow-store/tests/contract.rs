@@ -154,6 +154,7 @@ macro_rules! for_each_contract_test {
             twenty_concurrent_claimers_of_one_firing_get_exactly_one_claim,
             vault_entries_roundtrip_with_versions_and_compare_and_swap,
             twenty_concurrent_vault_swaps_of_one_version_let_exactly_one_win,
+            a_vault_refresh_lease_has_one_holder_until_it_is_released_or_expires,
             twenty_concurrent_fresh_grants_of_one_vault_entry_each_get_their_own_version,
         );
     };
@@ -1439,4 +1440,85 @@ async fn twenty_concurrent_fresh_grants_of_one_vault_entry_each_get_their_own_ve
     assert_eq!(versions, (1..=20).collect::<Vec<i64>>(), "no lost update");
     let stored = store.get_vault_entry("shared").await.unwrap().unwrap();
     assert_eq!(stored.version, 20);
+}
+
+async fn a_vault_refresh_lease_has_one_holder_until_it_is_released_or_expires(
+    store: Arc<dyn Store>,
+) {
+    store
+        .put_vault_entry(&vault_entry("leased", Some("at"), Some("rt")))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_vault_refresh("leased", "a", at(30), at(0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_vault_refresh("leased", "b", at(30), at(1))
+            .await
+            .unwrap(),
+        "held by a"
+    );
+    assert!(
+        store
+            .claim_vault_refresh("leased", "a", at(40), at(2))
+            .await
+            .unwrap(),
+        "the holder renews"
+    );
+    store.release_vault_refresh("leased", "b").await.unwrap();
+    assert!(
+        !store
+            .claim_vault_refresh("leased", "b", at(30), at(3))
+            .await
+            .unwrap(),
+        "only the holder releases"
+    );
+    store.release_vault_refresh("leased", "a").await.unwrap();
+    assert!(
+        store
+            .claim_vault_refresh("leased", "b", at(30), at(4))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_vault_refresh("leased", "c", at(90), at(31))
+            .await
+            .unwrap(),
+        "an expired lease is taken over"
+    );
+    assert!(
+        !store
+            .claim_vault_refresh("missing", "a", at(30), at(0))
+            .await
+            .unwrap()
+    );
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    store
+        .put_vault_entry(&vault_entry("race", Some("at"), Some("rt")))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .claim_vault_refresh("race", &format!("owner-{i}"), at(30), at(0))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut holders = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            holders += 1;
+        }
+    }
+    assert_eq!(holders, 1);
 }

@@ -366,3 +366,125 @@ async fn keep_alive_refreshes_idle_entries_and_records_failures() {
     );
     assert_eq!(entry.last_refresh_outcome.as_deref(), Some("invalid_grant"));
 }
+
+/// A fresh PostgreSQL database for this test (dropped at the end).
+struct PgDatabase {
+    name: String,
+    server: String,
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        let server = std::env::var("TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("tf_vault_{}", unique("db").replace('-', "_"));
+        let ok = std::process::Command::new("psql")
+            .args([&server, "-q", "-c", &format!("CREATE DATABASE {name}")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "cannot create a database on {server} (see scripts/start-test-postgres)"
+        );
+        PgDatabase { name, server }
+    }
+
+    fn url(&self) -> SecretString {
+        let root = self
+            .server
+            .rsplit_once('/')
+            .map_or(self.server.as_str(), |(root, _)| root);
+        SecretString::new(format!("{root}/{}", self.name))
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([
+                &self.server,
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn three_instances_on_postgres_refresh_once_per_expiry_period_and_never_lose_the_grant() {
+    let idp = Idp::start().await;
+    let client = unique("vault-pg");
+    idp.web_client(
+        &client,
+        "pg-secret",
+        REDIRECT_URI,
+        json!({ "rotate_refresh_token": true }),
+    )
+    .await;
+    let db = PgDatabase::create();
+    let key = MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let server_config = json!({ "client_id": client, "client_secret": "pg-secret", "issuer": idp.issuer(), "scope": "openid offline_access" });
+    // Three "instances": separate pools, separate in-process locks, one database.
+    let mut engines = Vec::new();
+    for _ in 0..3 {
+        let store: Arc<dyn Store> = Arc::new(
+            tokenflow_store::postgres::PostgresStore::connect(&db.url(), &key)
+                .await
+                .unwrap(),
+        );
+        engines.push(
+            engine_with_clock(vec![server("idp", server_config.clone())], clock.clone())
+                .with_vault(store),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = World {
+        idp,
+        client,
+        engine: engines[0].clone(),
+        store: Arc::new(SqliteStore::open(dir.path(), &key).await.unwrap()),
+        clock,
+        _dir: dir,
+    };
+    w.grant("alice").await; // stored through instance 0's vault, on PostgreSQL
+    for period in 0..4 {
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let engine = engines[i % 3].clone();
+            tasks.push(tokio::spawn(async move {
+                engine.vault().unwrap().get_token("alice").await
+            }));
+        }
+        let mut tokens = Vec::new();
+        for task in tasks {
+            let out = task.await.unwrap();
+            assert_eq!(
+                out.status,
+                VaultGetStatus::Successful,
+                "period {period}: {out:?}"
+            );
+            tokens.push(out.access_token.unwrap());
+        }
+        assert!(
+            tokens.iter().all(|t| *t == tokens[0]),
+            "period {period}: one token across instances"
+        );
+        assert!(w.token_works(&tokens[0]).await, "period {period}");
+        w.clock.advance(time::Duration::seconds(3600));
+    }
+    assert_eq!(
+        w.refreshes().await,
+        4,
+        "exactly one refresh per expiry period across three instances"
+    );
+    let errors: Vec<_> = w
+        .idp
+        .token_requests(&w.client)
+        .await
+        .into_iter()
+        .filter(|r| r.error.is_some())
+        .collect();
+    assert!(errors.is_empty(), "no invalid_grant: {errors:?}");
+}
