@@ -351,7 +351,7 @@ impl StoreVault {
             .oauth
             .refresh_token(
                 &entry.server_id,
-                Some(&server),
+                Some(server),
                 &Input::Assigned(refresh_token),
             )
             .await;
