@@ -51,7 +51,7 @@ const MIGRATIONS: MigrationList = &[
     ),
     (
         3,
-        "vault lease",
+        "vault_lease",
         include_str!("../migrations/postgres/0003_vault_lease.sql"),
     ),
 ];

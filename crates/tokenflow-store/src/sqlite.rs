@@ -54,7 +54,7 @@ const MIGRATIONS: MigrationList = &[
     ),
     (
         3,
-        "vault lease",
+        "vault_lease",
         include_str!("../migrations/sqlite/0003_vault_lease.sql"),
     ),
 ];
