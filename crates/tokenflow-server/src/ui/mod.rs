@@ -5,6 +5,7 @@
 //! the CSS and the one small script), so it works without any external CDN and every page can be
 //! checked as HTML. Every state-changing form carries the session's CSRF token.
 
+mod admin;
 pub mod diagram;
 mod hints;
 pub mod pages;
@@ -71,15 +72,15 @@ pub fn routes() -> Router<AppState> {
         .route("/flows", get(pages::flows))
         .route("/flows/{id}", get(pages::flow))
         .route("/flows/{id}/run", post(pages::start_system_flow))
-        .route("/servers", get(pages::servers))
-        .route("/servers/new", get(pages::new_server))
-        .route("/servers/create", post(pages::create_server))
-        .route("/servers/{id}/edit", get(pages::edit_server))
-        .route("/servers/{id}/update", post(pages::update_server))
-        .route("/servers/{id}/delete", post(pages::delete_server))
-        .route("/servers/{id}/test", post(pages::test_server))
-        .route("/vault", get(pages::vault))
-        .route("/vault/{name}/delete", post(pages::delete_vault_entry))
+        .route("/servers", get(admin::servers))
+        .route("/servers/new", get(admin::new_server))
+        .route("/servers/create", post(admin::create_server))
+        .route("/servers/{id}/edit", get(admin::edit_server))
+        .route("/servers/{id}/update", post(admin::update_server))
+        .route("/servers/{id}/delete", post(admin::delete_server))
+        .route("/servers/{id}/test", post(admin::test_server))
+        .route("/vault", get(admin::vault))
+        .route("/vault/{name}/delete", post(admin::delete_vault_entry))
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::{Map, Value, json};
 use tokenflow_connectors::status::meaning;
-use tokenflow_core::{Input, OAuthServerSpec};
-use tokenflow_engine::{RunStatus, ServerDirectory};
+
+use tokenflow_engine::RunStatus;
 use tokenflow_store::RunFilter;
 
 use super::session::{COOKIE, LIFETIME_SECS, Session, csrf_matches};
@@ -90,7 +90,10 @@ fn require(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Session, 
     })
 }
 
-fn check_csrf(session: &Session, form: &HashMap<String, String>) -> Result<(), Box<Response>> {
+pub(super) fn check_csrf(
+    session: &Session,
+    form: &HashMap<String, String>,
+) -> Result<(), Box<Response>> {
     match form.get("csrf") {
         Some(token) if csrf_matches(session, token) => Ok(()),
         _ => Err(Box::new((StatusCode::FORBIDDEN, Html("<!doctype html><title>Forbidden</title><p id=\"message\">This form is missing its CSRF token or it is stale. Reload the page and try again.</p>")).into_response())),
@@ -98,7 +101,7 @@ fn check_csrf(session: &Session, form: &HashMap<String, String>) -> Result<(), B
 }
 
 /// Renders a template with the common context, and the UI's security headers.
-fn render(
+pub(super) fn render(
     state: &AppState,
     template: &str,
     session: Option<&Session>,
@@ -571,242 +574,4 @@ pub async fn browser_start_allowed(
         })
         .unwrap_or_default();
     token.is_some_and(|token| csrf_matches(&session, &token))
-}
-
-fn server_views(state: &AppState) -> Vec<Value> {
-    state
-        .registry
-        .ids()
-        .iter()
-        .filter_map(|id| state.registry.view(id))
-        .collect()
-}
-
-pub async fn servers(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
-    render(
-        &state,
-        "servers.html",
-        Some(&session),
-        "servers",
-        json!({ "servers": server_views(&state), "message": null, "test": null }),
-    )
-}
-
-fn form_page(
-    state: &AppState,
-    session: &Session,
-    form: Value,
-    editing: bool,
-    has_secret: bool,
-    errors: Vec<String>,
-) -> Response {
-    let action = if editing {
-        format!(
-            "/servers/{}/update",
-            form["id"].as_str().unwrap_or_default()
-        )
-    } else {
-        "/servers/create".to_owned()
-    };
-    let ctx = json!({ "form": form, "editing": editing, "has_secret": has_secret, "errors": errors, "action": action });
-    render(state, "server_form.html", Some(session), "servers", ctx)
-}
-
-pub async fn new_server(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
-    form_page(
-        &state,
-        &session,
-        json!({ "pkce": true, "prompt": "consent" }),
-        false,
-        false,
-        Vec::new(),
-    )
-}
-
-pub async fn edit_server(
-    State(state): State<AppState>,
-    SignedIn(session): SignedIn,
-    Path(id): Path<String>,
-) -> Response {
-    let Some(view) = state.registry.view(&id) else {
-        return ApiError::NotFound(format!("OAuth server `{id}`")).into_response();
-    };
-    let has_secret = view["has_client_secret"].as_bool().unwrap_or(false);
-    form_page(&state, &session, view, true, has_secret, Vec::new())
-}
-
-/// The spec from the form's fields; empty fields are unset.
-fn spec_from_form(form: &HashMap<String, String>) -> (Value, OAuthServerSpec, Vec<String>) {
-    let text = |key: &str| {
-        form.get(key)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let mut object = Map::new();
-    for key in [
-        "client_id",
-        "issuer",
-        "authorization_url",
-        "token_url",
-        "scope",
-        "client_credentials_delivery",
-        "prompt",
-        "redirect_uri",
-    ] {
-        if let Some(value) = text(key) {
-            object.insert(key.to_owned(), value.into());
-        }
-    }
-    for key in ["pkce", "request_refresh_token"] {
-        object.insert(key.to_owned(), form.contains_key(key).into());
-    }
-    let echo = Value::Object(object.clone());
-    if form.contains_key("remove_secret") {
-        object.insert("client_secret".to_owned(), "".into());
-    } else if let Some(secret) = form.get("client_secret").filter(|s| !s.is_empty()) {
-        object.insert("client_secret".to_owned(), secret.clone().into());
-    }
-    match serde_json::from_value::<OAuthServerSpec>(Value::Object(object)) {
-        Ok(spec) => (echo, spec, Vec::new()),
-        Err(err) => (echo, OAuthServerSpec::default(), vec![err.to_string()]),
-    }
-}
-
-async fn save_server(
-    state: &AppState,
-    session: &Session,
-    id: &str,
-    form: &HashMap<String, String>,
-    editing: bool,
-) -> Response {
-    let (mut echo, spec, mut errors) = spec_from_form(form);
-    echo["id"] = id.into();
-    if errors.is_empty() {
-        match state
-            .registry
-            .put(state.store.as_ref(), id, spec, state.clock.now())
-            .await
-        {
-            Ok(_) => return Redirect::to("/servers").into_response(),
-            Err(ApiError::InvalidInput(message)) => {
-                errors.extend(message.split("; ").map(str::to_owned))
-            }
-            Err(err) => return err.into_response(),
-        }
-    }
-    let has_secret = state
-        .registry
-        .get(id)
-        .is_some_and(|s| s.client_secret.is_some());
-    let mut response = form_page(state, session, echo, editing, has_secret, errors);
-    *response.status_mut() = StatusCode::BAD_REQUEST;
-    response
-}
-
-pub async fn create_server(
-    State(state): State<AppState>,
-    SignedIn(session): SignedIn,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    if let Err(denied) = check_csrf(&session, &form) {
-        return *denied;
-    }
-    let id = form
-        .get("id")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
-    save_server(&state, &session, &id, &form, false).await
-}
-
-pub async fn update_server(
-    State(state): State<AppState>,
-    SignedIn(session): SignedIn,
-    Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    if let Err(denied) = check_csrf(&session, &form) {
-        return *denied;
-    }
-    save_server(&state, &session, &id, &form, true).await
-}
-
-pub async fn delete_server(
-    State(state): State<AppState>,
-    SignedIn(session): SignedIn,
-    Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    if let Err(denied) = check_csrf(&session, &form) {
-        return *denied;
-    }
-    match state.registry.delete(state.store.as_ref(), &id).await {
-        Ok(_) => Redirect::to("/servers").into_response(),
-        Err(err) => err.into_response(),
-    }
-}
-
-pub async fn test_server(
-    State(state): State<AppState>,
-    SignedIn(session): SignedIn,
-    Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    if let Err(denied) = check_csrf(&session, &form) {
-        return *denied;
-    }
-    let server = state.registry.get(&id);
-    let out = state
-        .runner
-        .engine()
-        .oauth()
-        .server_login(&id, server.as_ref(), &Input::Unassigned)
-        .await;
-    use tokenflow_connectors::oauth::ConnectorStatus;
-    let error = out.error.as_ref().map(|e| match &out.error_description {
-        Some(d) => format!("{e}: {d}"),
-        None => e.clone(),
-    });
-    let test = json!({
-        "server": id, "status_code": out.status.code(), "meaning": out.status.meaning(),
-        "token": out.access_token.as_ref().map(|t| t.fingerprint()), "expires_in": out.expires_in,
-        "hint": error.as_deref().and_then(aadsts_hint), "error": error,
-    });
-    render(
-        &state,
-        "servers.html",
-        Some(&session),
-        "servers",
-        json!({ "servers": server_views(&state), "message": null, "test": test }),
-    )
-}
-
-pub async fn vault(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
-    match state.store.list_vault_entries().await {
-        Ok(entries) => {
-            let entries: Vec<Value> = entries.iter().map(crate::api::vault::view).collect();
-            render(
-                &state,
-                "vault.html",
-                Some(&session),
-                "vault",
-                json!({ "entries": entries }),
-            )
-        }
-        Err(err) => ApiError::from(err).into_response(),
-    }
-}
-
-pub async fn delete_vault_entry(
-    State(state): State<AppState>,
-    SignedIn(session): SignedIn,
-    Path(name): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    if let Err(denied) = check_csrf(&session, &form) {
-        return *denied;
-    }
-    match state.store.delete_vault_entry(&name).await {
-        Ok(_) => Redirect::to("/vault").into_response(),
-        Err(err) => ApiError::from(err).into_response(),
-    }
 }
