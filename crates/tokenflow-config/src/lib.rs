@@ -42,6 +42,9 @@ pub struct Config {
     pub api_keys: Vec<SecretString>,
     pub log_format: LogFormat,
     pub oauth_servers: BTreeMap<String, OAuthServer>,
+    /// How long a run's lease lasts (seconds): an instance that stops renewing it for this long
+    /// is taken for dead, and another instance fails the run.
+    pub run_lease: std::time::Duration,
 }
 
 impl Config {
@@ -73,6 +76,7 @@ struct RawConfig {
     #[serde(default)]
     api_keys: Vec<SecretSource>,
     log_format: Option<LogFormat>,
+    run_lease: Option<u64>,
     #[serde(default)]
     oauth_servers: BTreeMap<String, OAuthServerSpec<SecretSource>>,
 }
@@ -221,6 +225,7 @@ fn build(
         flows_dir: base_dir.join(raw.flows_dir.unwrap_or_else(|| PathBuf::from("flows"))),
         api_keys,
         log_format: raw.log_format.unwrap_or_default(),
+        run_lease: std::time::Duration::from_secs(raw.run_lease.unwrap_or(30).max(1)),
         oauth_servers,
     })
 }
@@ -282,7 +287,7 @@ fn env_value(key: &str, value: &str) -> Result<Value, String> {
             .parse::<bool>()
             .map(Value::Boolean)
             .map_err(|_| format!("`{value}` is not true or false")),
-        "token_cache_skew" => value
+        "token_cache_skew" | "run_lease" => value
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("`{value}` is not a whole number of seconds")),
@@ -329,6 +334,7 @@ fn apply_env(table: &mut Table, var: &str, value: &str) -> Result<(), ConfigErro
         "flows_dir",
         "api_keys",
         "log_format",
+        "run_lease",
         "oauth_servers",
     ];
     if !known_top.contains(&path[0].as_str()) {

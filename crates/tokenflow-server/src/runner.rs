@@ -68,7 +68,14 @@ pub struct Runner {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// This instance's name in run leases.
+    owner: String,
+    /// How long a run's lease lasts without renewal; another instance fails the run after that.
+    lease: Duration,
 }
+
+/// The default run lease (`run_lease` in the configuration).
+pub const DEFAULT_RUN_LEASE: Duration = Duration::from_secs(30);
 
 /// The cookie that binds a browser-started login to its browser (SPEC §8.2).
 pub fn binding_cookie_name(run_id: &str) -> String {
@@ -90,7 +97,15 @@ impl Runner {
             metrics,
             clock,
             locks: Mutex::new(HashMap::new()),
+            owner: instance_name(),
+            lease: DEFAULT_RUN_LEASE,
         }
+    }
+
+    /// Sets the run lease.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     pub fn engine(&self) -> &Engine {
@@ -247,8 +262,16 @@ impl Runner {
         }
     }
 
-    /// Ends every expired pending login with -2 and lets its run go on; returns how many.
+    /// Ends every expired pending login with -2 and lets its run go on, and fails runs whose
+    /// instance died; returns how many logins it ended.
     pub async fn sweep_once(&self) -> Result<usize, ApiError> {
+        let interrupted = self.recover_interrupted().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                runs = interrupted,
+                "runs whose instance stopped were marked failed"
+            );
+        }
         let expired = self.store.take_expired_pending(self.clock.now()).await?;
         let mut handled = 0;
         for row in expired {
@@ -272,17 +295,32 @@ impl Runner {
         }
     }
 
-    /// Marks runs left `running` by a crash as failed; returns how many.
+    async fn renew_lease(&self, run_id: &str) {
+        let until = self.clock.now()
+            + time::Duration::try_from(self.lease).unwrap_or(time::Duration::seconds(30));
+        if let Err(err) = self.store.renew_run_lease(run_id, &self.owner, until).await {
+            tracing::warn!(run = run_id, error = %err, "cannot renew the run's lease");
+        }
+    }
+
+    /// Marks runs whose instance died (their lease expired) as failed; returns how many. Runs at
+    /// start-up and with every sweep, on every instance.
     pub async fn recover_interrupted(&self) -> Result<usize, ApiError> {
-        let rows = self
+        let grace = i64::try_from(self.lease.as_millis()).unwrap_or(30_000);
+        let ids = self
             .store
-            .runs_with_status(RunStatus::Running.as_str())
+            .runs_with_expired_lease(self.clock.now(), grace)
             .await?;
         let mut recovered = 0;
-        for row in rows {
-            let Some(mut view) = self.load(&row.id).await? else {
+        for id in ids {
+            let lock = self.lock(&id);
+            let _guard = lock.lock().await;
+            let Some(mut view) = self.load(&id).await? else {
                 continue;
             };
+            if view.run.status != RunStatus::Running {
+                continue;
+            }
             let at = view.run.next.clone().unwrap_or_else(|| "?".to_owned());
             self.engine.fail(
                 &mut view.run,
@@ -320,7 +358,31 @@ impl Runner {
     async fn drive(&self, view: &mut RunView) -> Result<(), ApiError> {
         loop {
             let before = view.run.records.len();
+            self.renew_lease(&view.run.id).await;
+            // While the action runs, a heartbeat renews the lease, so a long HTTP call is not
+            // taken for a dead instance.
+            let heartbeat = {
+                let (store, clock, owner, lease, id) = (
+                    self.store.clone(),
+                    self.clock.clone(),
+                    self.owner.clone(),
+                    self.lease,
+                    view.run.id.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut ticker = tokio::time::interval(lease / 3);
+                    ticker.tick().await;
+                    loop {
+                        ticker.tick().await;
+                        let until = clock.now()
+                            + time::Duration::try_from(lease)
+                                .unwrap_or(time::Duration::seconds(30));
+                        let _ = store.renew_run_lease(&id, &owner, until).await;
+                    }
+                })
+            };
             let progress = self.engine.step(&view.flow, &mut view.run).await;
+            heartbeat.abort();
             self.persist(view, before).await?;
             if progress != Progress::Continued {
                 return Ok(());
@@ -395,4 +457,11 @@ impl Runner {
         locks.retain(|_, lock| Arc::strong_count(lock) > 1);
         locks.entry(run_id.to_owned()).or_default().clone()
     }
+}
+
+/// A unique name for this instance in run leases (random, from the OS).
+fn instance_name() -> String {
+    tokenflow_connectors::oauth::random::random_token(16)
+        .map(|t| t.expose().to_owned())
+        .unwrap_or_else(|_| "instance".to_owned())
 }

@@ -109,13 +109,16 @@ pub async fn build(
         },
     );
     let engine = engine.with_vault(store.clone());
-    let runner = Arc::new(Runner::new(
-        store.clone(),
-        engine,
-        catalog.clone(),
-        metrics.clone(),
-        clock.clone(),
-    ));
+    let runner = Arc::new(
+        Runner::new(
+            store.clone(),
+            engine,
+            catalog.clone(),
+            metrics.clone(),
+            clock.clone(),
+        )
+        .with_lease(config.run_lease),
+    );
     let recovered = runner
         .recover_interrupted()
         .await

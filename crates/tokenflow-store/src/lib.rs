@@ -95,6 +95,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>>;
     /// A run's monitor records in execution order.
     async fn action_records(&self, run_id: &str) -> Result<Vec<ActionRecordRow>>;
+    /// Extends the lease of a running run held by `owner` (the executing instance) to `until`.
+    async fn renew_run_lease(&self, run_id: &str, owner: &str, until: OffsetDateTime)
+    -> Result<()>;
+    /// Running runs whose lease expired before `now` (their instance died). A run without a lease
+    /// counts as expired `grace_ms` after its last update.
+    async fn runs_with_expired_lease(
+        &self,
+        now: OffsetDateTime,
+        grace_ms: i64,
+    ) -> Result<Vec<String>>;
     /// Runs whose status is `running` (left behind by a crash or kill).
     async fn runs_with_status(&self, status: &str) -> Result<Vec<RunRow>>;
 

@@ -54,6 +54,11 @@ const MIGRATIONS: MigrationList = &[
         "vault_lease",
         include_str!("../migrations/postgres/0003_vault_lease.sql"),
     ),
+    (
+        4,
+        "run_lease",
+        include_str!("../migrations/postgres/0004_run_lease.sql"),
+    ),
 ];
 
 /// Connections per instance: enough for the runner, the API and the sweepers at once, and few
@@ -736,6 +741,35 @@ impl Store for PostgresStore {
 
     async fn list_vault_entries(&self) -> Result<Vec<VaultEntryRow>> {
         self.vault_list().await
+    }
+
+    async fn renew_run_lease(
+        &self,
+        run_id: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query("UPDATE runs SET lease_owner = $1, lease_until = $2 WHERE id = $3 AND status = 'running'")
+        .bind(owner)
+        .bind(to_ms(until))
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn runs_with_expired_lease(
+        &self,
+        now: OffsetDateTime,
+        grace_ms: i64,
+    ) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running' AND COALESCE(lease_until, updated_at + $1) < $2 ORDER BY id")
+            .bind(grace_ms)
+            .bind(to_ms(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Database)
     }
 
     async fn claim_vault_refresh(

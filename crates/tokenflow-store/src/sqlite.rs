@@ -57,6 +57,11 @@ const MIGRATIONS: MigrationList = &[
         "vault_lease",
         include_str!("../migrations/sqlite/0003_vault_lease.sql"),
     ),
+    (
+        4,
+        "run_lease",
+        include_str!("../migrations/sqlite/0004_run_lease.sql"),
+    ),
 ];
 
 const RUN_COLUMNS: &str = "id, flow_id, flow_version, status, state, browser_binding, started_at, \
@@ -744,6 +749,37 @@ impl Store for SqliteStore {
 
     async fn list_vault_entries(&self) -> Result<Vec<VaultEntryRow>> {
         self.vault_list().await
+    }
+
+    async fn renew_run_lease(
+        &self,
+        run_id: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE runs SET lease_owner = ?, lease_until = ? WHERE id = ? AND status = 'running'",
+        )
+        .bind(owner)
+        .bind(to_ms(until))
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
+    async fn runs_with_expired_lease(
+        &self,
+        now: OffsetDateTime,
+        grace_ms: i64,
+    ) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running' AND COALESCE(lease_until, updated_at + ?) < ? ORDER BY id")
+            .bind(grace_ms)
+            .bind(to_ms(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::Database)
     }
 
     async fn claim_vault_refresh(

@@ -155,6 +155,7 @@ macro_rules! for_each_contract_test {
             vault_entries_roundtrip_with_versions_and_compare_and_swap,
             twenty_concurrent_vault_swaps_of_one_version_let_exactly_one_win,
             a_vault_refresh_lease_has_one_holder_until_it_is_released_or_expires,
+            running_runs_without_a_live_lease_are_found_after_it_expires,
             twenty_concurrent_fresh_grants_of_one_vault_entry_each_get_their_own_version,
         );
     };
@@ -1521,4 +1522,57 @@ async fn a_vault_refresh_lease_has_one_holder_until_it_is_released_or_expires(
         }
     }
     assert_eq!(holders, 1);
+}
+
+async fn running_runs_without_a_live_lease_are_found_after_it_expires(store: Arc<dyn Store>) {
+    store
+        .create_run(&run("leased-run", "f", "running", 0))
+        .await
+        .unwrap();
+    store
+        .create_run(&run("done-run", "f", "completed", 0))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .runs_with_expired_lease(at(10), 30_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a fresh run has a grace period"
+    );
+    assert_eq!(
+        store.runs_with_expired_lease(at(31), 30_000).await.unwrap(),
+        ["leased-run"]
+    );
+    store
+        .renew_run_lease("leased-run", "instance-a", at(100))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .runs_with_expired_lease(at(50), 30_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "its instance renews the lease"
+    );
+    assert_eq!(
+        store
+            .runs_with_expired_lease(at(101), 30_000)
+            .await
+            .unwrap(),
+        ["leased-run"]
+    );
+    store
+        .renew_run_lease("done-run", "instance-a", at(100))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .runs_with_expired_lease(at(1000), 30_000)
+            .await
+            .unwrap()
+            .contains(&"done-run".to_owned())
+    );
 }

@@ -285,3 +285,70 @@ async fn a_schedule_every_second_on_three_instances_fires_once_per_second() {
         firings.len()
     );
 }
+
+#[tokio::test]
+async fn a_run_on_an_instance_killed_mid_action_is_failed_by_another_within_the_lease() {
+    let db = Database::create();
+    // An API that accepts connections and never answers: the action runs until we kill A.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hang_port = hang.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hang.accept().await {
+            held.push(socket);
+        }
+    });
+    let flow = format!(
+        "id: slow\nvariables:\n  code: {{}}\nactions:\n  call:\n    type: http_connector\n    input: {{ url: \"http://127.0.0.1:{hang_port}/\", timeout: 100000 }}\n    output: {{ http_status_code: code }}\nsteps:\n  - {{ from: start, to: call }}\n  - {{ from: call, to: stop }}\n"
+    );
+    let a = instance(&db, None, "run_lease = 2\n", &[("slow.yaml", flow)]).await;
+    let b = instance(&db, None, "run_lease = 2\n", &[]).await;
+    let a_url = a.url.clone();
+    tokio::spawn(async move {
+        let _ = http()
+            .post(format!("{a_url}/api/flows/slow/runs"))
+            .bearer_auth(API_KEY)
+            .json(&json!({}))
+            .send()
+            .await;
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let runs = get_json(&b.url, "/api/runs?flow=slow&status=running").await;
+        if let Some(id) = runs["runs"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Longer than the lease: A's heartbeat keeps the run alive, B leaves it alone.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(
+        get_json(&b.url, &format!("/api/runs/{id}")).await["status"],
+        "running"
+    );
+
+    let mut a_child = a.child;
+    a_child.kill().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let run = get_json(&b.url, &format!("/api/runs/{id}")).await;
+        if run["status"] != "running" {
+            break run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run stayed running after its instance died"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["error"].as_str().unwrap().starts_with("interrupted"),
+        "{run}"
+    );
+    drop(b.child);
+}

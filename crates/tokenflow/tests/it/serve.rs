@@ -217,7 +217,8 @@ async fn a_run_killed_mid_flight_is_marked_failed_at_the_next_start() {
     kill9(child).await;
     // Leave a run `running` as a crash would, directly in the store.
     let store = site.store().await;
-    let now = tokenflow_core::SystemClock.now();
+    // Last touched an hour ago, and no instance holds its lease.
+    let now = tokenflow_core::SystemClock.now() - time::Duration::hours(1);
     store
         .put_flow("f", "id: f\nsteps:\n  - { from: start, to: stop }\n", now)
         .await
