@@ -126,10 +126,13 @@ async fn shutdown_signal() {
 
 pub async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
     open_store(&config).await?;
-    println!(
-        "migrations applied: {}",
-        config.data_dir.join("tokenflow.db").display()
-    );
+    match &config.database_url {
+        Some(_) => println!("migrations applied: PostgreSQL (database_url)"),
+        None => println!(
+            "migrations applied: {}",
+            config.data_dir.join("tokenflow.db").display()
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

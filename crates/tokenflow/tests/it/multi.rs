@@ -352,3 +352,143 @@ async fn a_run_on_an_instance_killed_mid_action_is_failed_by_another_within_the_
     );
     drop(b.child);
 }
+
+#[tokio::test]
+async fn three_processes_with_a_hundred_vault_callers_each_refresh_an_expired_entry_once() {
+    let idp = Idp::start().await;
+    let web = unique("multi-vault");
+    let db = Database::create();
+    let servers = format!(
+        "[oauth_servers.idp]\nclient_id = \"{web}\"\nclient_secret = {{ env = \"MULTI_WEB_SECRET\" }}\nissuer = \"{}\"\n",
+        idp.issuer()
+    );
+    // Signs in and stores the grant already expired, so the next use must refresh it.
+    let keep = "id: keep\nvariables:\n  t: {}\n  r: {}\nactions:\n  login:\n    type: oauth_user_login\n    oauth_server: idp\n    input: { scope: \"openid offline_access\" }\n    output: { access_token: t, refresh_token: r }\n  store:\n    type: vault_store\n    oauth_server: idp\n    input: { name: shared, access_token: { var: t }, refresh_token: { var: r }, expires_in: 0 }\nsteps:\n  - { from: start, to: login }\n  - { from: login, to: store }\n  - { from: store, to: stop }\n".to_owned();
+    let use_it = format!(
+        "id: use\nvariables:\n  t: {{}}\n  code: {{}}\nactions:\n  get:\n    type: vault_get_token\n    input: {{ name: shared }}\n    output: {{ access_token: t }}\n  call:\n    type: http_connector\n    input: {{ url: \"{}/api/whoami\", bearer_token: {{ var: t }} }}\n    output: {{ http_status_code: code }}\nsteps:\n  - {{ from: start, to: get }}\n  - {{ from: get, to: call, when: successful }}\n  - {{ from: call, to: stop }}\n",
+        idp.issuer()
+    );
+    let public = "http://127.0.0.1:9/";
+    let a = instance(
+        &db,
+        Some(public),
+        &servers,
+        &[("keep.yaml", keep), ("use.yaml", use_it)],
+    )
+    .await;
+    let b = instance(&db, Some(public), &servers, &[]).await;
+    let c = instance(&db, Some(public), &servers, &[]).await;
+    idp.web_client(
+        &web,
+        "multi-web-secret",
+        "http://127.0.0.1:9/oauth-callback",
+        json!({ "rotate_refresh_token": true }),
+    )
+    .await;
+
+    let started: Value = http()
+        .post(format!("{}/api/flows/keep/runs", a.url))
+        .bearer_auth(API_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let landed = sign_in(
+        started["authorization_url"].as_str().unwrap(),
+        "http://127.0.0.1:9/oauth-callback",
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+    assert_eq!(
+        http()
+            .get(format!(
+                "{}/oauth-callback?{}",
+                b.url,
+                landed.query().unwrap()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let base = [&a.url, &b.url, &c.url][i % 3].clone();
+        tasks.push(tokio::spawn(async move {
+            let run: Value = http()
+                .post(format!("{base}/api/flows/use/runs"))
+                .bearer_auth(API_KEY)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            run
+        }));
+    }
+    for task in tasks {
+        let run = task.await.unwrap();
+        assert_eq!(run["status"], "completed", "{run}");
+        assert_eq!(run["variables"]["code"], 200, "the token works: {run}");
+    }
+    let requests = idp.token_requests(&web).await;
+    let refreshes = requests
+        .iter()
+        .filter(|r| r.grant_type.as_deref() == Some("refresh_token"))
+        .count();
+    assert_eq!(
+        refreshes, 1,
+        "one refresh across three processes and 300 callers"
+    );
+    assert!(
+        requests.iter().all(|r| r.error.is_none()),
+        "no invalid_grant: {requests:?}"
+    );
+    drop((a.child, b.child, c.child));
+}
+
+#[test]
+fn migrate_works_on_postgresql_and_refuses_another_master_key() {
+    let db = Database::create();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tokenflow.toml");
+    std::fs::write(&config, format!("database_url = \"{}\"\n", db.url())).unwrap();
+    let migrate = |key: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tokenflow"))
+            .arg("--config")
+            .arg(&config)
+            .arg("migrate")
+            .env_remove("TOKENFLOW_CONFIG")
+            .env("TOKENFLOW_MASTER_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let first = migrate(MASTER_KEY);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("PostgreSQL"));
+    assert!(
+        migrate(MASTER_KEY).status.success(),
+        "migrating twice is harmless"
+    );
+    let wrong = migrate("AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("master key does not match"), "{stderr}");
+    assert!(
+        !stderr.contains(&db.url()),
+        "the database URL is not printed"
+    );
+}
