@@ -1,0 +1,147 @@
+//! `tokenflow-bench`: tokenflow's benchmark suite (see BENCHMARKS.md). `bench/run` builds it and
+//! tokenflow, installs the Node-RED peer and runs it; the `stub` and `bare` subcommands are the
+//! servers it starts as its own subprocesses.
+
+mod load;
+mod procs;
+mod report;
+mod servers;
+mod stats;
+mod suite;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokenflow_core::Clock as _;
+
+use crate::suite::{CC_CLIENT, CC_SECRET, Ctx, Plan};
+
+#[derive(Debug, Parser)]
+#[command(about = "tokenflow's benchmark suite: run it with bench/run (see BENCHMARKS.md)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Tiny sizes: shows that every benchmark works end to end (CI's smoke test), not speed.
+    #[arg(long)]
+    quick: bool,
+    /// The `tokenflow` binary to measure.
+    #[arg(long)]
+    tokenflow: Option<PathBuf>,
+    /// Which build `--tokenflow` is (for the report).
+    #[arg(long, default_value = "release")]
+    build: String,
+    /// Only these benchmarks (1–5, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<u8>,
+    /// Write the report into this Markdown file, between the bench markers.
+    #[arg(long)]
+    write: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The stub API (`GET /data`, `POST /token`).
+    Stub,
+    /// The bare axum reference service (`POST /run`).
+    Bare(servers::BareArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Stub) => servers::stub().await,
+            Some(Command::Bare(args)) => servers::bare(args).await,
+            None => suite(cli).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn wanted(cli: &Cli, n: u8) -> bool {
+    cli.only.is_empty() || cli.only.contains(&n)
+}
+
+async fn suite(cli: Cli) -> anyhow::Result<()> {
+    let tokenflow = cli
+        .tokenflow
+        .clone()
+        .context("--tokenflow <path of the tokenflow binary> is required")?;
+    let plan = if cli.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let when = tokenflow_core::SystemClock
+        .now()
+        .format(&time::format_description::well_known::Rfc3339)
+        .map(|t| t[..16].replace('T', " ") + " UTC")
+        .unwrap_or_default();
+    eprintln!("==> starting the test IdP and the stub API");
+    let idp = tokenflow_testkit::Idp::start().await;
+    idp.client_credentials_client(CC_CLIENT, CC_SECRET).await;
+    let stub = procs::spawn_self(&["stub"], &[], "the stub API").await?;
+    let ctx = Ctx {
+        plan: plan.clone(),
+        tokenflow,
+        peers: procs::repo().join("bench/peers"),
+        idp,
+        stub,
+    };
+    let mut results = report::Results::default();
+    if wanted(&cli, 1) {
+        eprintln!("==> 1. connector overhead");
+        results.overhead = Some(suite::overhead::run(&ctx).await.context("benchmark 1")?);
+    }
+    if wanted(&cli, 2) {
+        eprintln!("==> 2. flow throughput (tokenflow, bare axum, Node-RED)");
+        results.throughput = Some(suite::throughput::run(&ctx).await.context("benchmark 2")?);
+    }
+    if wanted(&cli, 3) {
+        eprintln!(
+            "==> 3. waiting runs ({} and {})",
+            plan.waiting_levels.0, plan.waiting_levels.1
+        );
+        results.waiting = Some(suite::waiting::run(&ctx).await.context("benchmark 3")?);
+    }
+    if wanted(&cli, 4) {
+        eprintln!(
+            "==> 4. vault under contention ({} callers)",
+            plan.vault_callers
+        );
+        results.vault = Some(suite::vault::run(&ctx).await.context("benchmark 4")?);
+    }
+    if wanted(&cli, 5) {
+        eprintln!("==> 5. footprint");
+        results.footprint = Some(suite::footprint::run(&ctx).await.context("benchmark 5")?);
+    }
+    let section = report::render(&plan, &cli.build, &when, &results);
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{section}")?;
+    if let Some(path) = &cli.write {
+        let document = std::fs::read_to_string(path).unwrap_or_default();
+        std::fs::write(path, report::splice(&document, &section))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("==> report written to {}", path.display());
+    }
+    Ok(())
+}
