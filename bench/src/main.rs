@@ -36,6 +36,9 @@ struct Cli {
     /// Only these benchmarks (1–5, comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
+    /// Seconds per throughput measurement (overrides the plan; e.g. to profile with `perf`).
+    #[arg(long)]
+    measure: Option<f64>,
     /// Write the report into this Markdown file, between the bench markers.
     #[arg(long)]
     write: Option<PathBuf>,
@@ -86,11 +89,14 @@ async fn suite(cli: Cli) -> anyhow::Result<()> {
         .tokenflow
         .clone()
         .context("--tokenflow <path of the tokenflow binary> is required")?;
-    let plan = if cli.quick {
+    let mut plan = if cli.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    if let Some(secs) = cli.measure {
+        plan.measure = std::time::Duration::from_secs_f64(secs);
+    }
     let when = tokenflow_core::SystemClock
         .now()
         .format(&time::format_description::well_known::Rfc3339)

@@ -354,14 +354,37 @@ impl Runner {
         Ok(Some(view))
     }
 
-    /// Steps the run until it waits or ends, persisting after every step.
+    /// Steps the run until it waits or ends. The state and the monitor records are persisted
+    /// before every action with effects (I/O, tokens, the vault, a login) and when the run waits or
+    /// ends; the records of actions without effects (`extract_json`, `stop`) are written with the
+    /// next of those, in the same transaction. A crash therefore never loses the record of an
+    /// action with effects, and the run is failed as interrupted at the step it had reached.
     async fn drive(&self, view: &mut RunView) -> Result<(), ApiError> {
+        // Everything before `saved` is in the store (the caller persisted it).
+        let mut saved = view.run.records.len();
+        let mut written = std::time::Instant::now();
         loop {
-            let before = view.run.records.len();
-            self.renew_lease(&view.run.id).await;
-            // While the action runs, a heartbeat renews the lease, so a long HTTP call is not
-            // taken for a dead instance.
-            let heartbeat = {
+            let effects = view
+                .run
+                .next
+                .as_ref()
+                .and_then(|next| view.flow.actions.get(next))
+                .is_none_or(|action| action.spec.has_effects());
+            let mut heartbeat = None;
+            if effects {
+                if saved < view.run.records.len() {
+                    self.persist(view, saved).await?;
+                    saved = view.run.records.len();
+                    written = std::time::Instant::now();
+                }
+                // Every write of the run counts as a renewal of its lease (the store's
+                // `runs_with_expired_lease`), and the run was written at most a moment ago. A
+                // heartbeat renews the lease while the action runs, so a long HTTP call is not
+                // taken for a dead instance; between actions the lease is renewed only when a
+                // third of it passed since the last write.
+                if written.elapsed() >= self.lease / 3 {
+                    self.renew_lease(&view.run.id).await;
+                }
                 let (store, clock, owner, lease, id) = (
                     self.store.clone(),
                     self.clock.clone(),
@@ -369,7 +392,7 @@ impl Runner {
                     self.lease,
                     view.run.id.clone(),
                 );
-                tokio::spawn(async move {
+                heartbeat = Some(tokio::spawn(async move {
                     let mut ticker = tokio::time::interval(lease / 3);
                     ticker.tick().await;
                     loop {
@@ -379,12 +402,19 @@ impl Runner {
                                 .unwrap_or(time::Duration::seconds(30));
                         let _ = store.renew_run_lease(&id, &owner, until).await;
                     }
-                })
-            };
+                }));
+            }
             let progress = self.engine.step(&view.flow, &mut view.run).await;
-            heartbeat.abort();
-            self.persist(view, before).await?;
-            if progress != Progress::Continued {
+            if let Some(heartbeat) = heartbeat {
+                heartbeat.abort();
+            }
+            let ended = progress != Progress::Continued;
+            if effects || ended {
+                self.persist(view, saved).await?;
+                saved = view.run.records.len();
+                written = std::time::Instant::now();
+            }
+            if ended {
                 return Ok(());
             }
         }
@@ -394,38 +424,39 @@ impl Runner {
     async fn persist(&self, view: &RunView, before: usize) -> Result<(), ApiError> {
         let row = self.row(view);
         let new_records = &view.run.records[before.min(view.run.records.len())..];
+        let mut rows = Vec::with_capacity(new_records.len());
         for (offset, record) in new_records.iter().enumerate() {
-            let seq = i64::try_from(before + offset).unwrap_or(i64::MAX);
-            let json = serde_json::to_string(record).map_err(ApiError::internal)?;
-            let record_row = ActionRecordRow {
+            rows.push(ActionRecordRow {
                 run_id: view.run.id.clone(),
-                seq,
-                json,
-            };
-            self.store
-                .record_action_outcome(&row, Some(&record_row))
-                .await?;
+                seq: i64::try_from(before + offset).unwrap_or(i64::MAX),
+                json: serde_json::to_string(record).map_err(ApiError::internal)?,
+            });
+        }
+        let waiting = match (&view.run.waiting, view.run.status) {
+            (Some(waiting), RunStatus::Waiting) => Some(waiting),
+            _ => None,
+        };
+        if !rows.is_empty() || waiting.is_none() {
+            self.store.record_action_outcomes(&row, &rows).await?;
+        }
+        for record in new_records {
             self.metrics
                 .action_executed(&record.kind, record.status_code);
             tracing::info!(run = %view.run.id, action = %record.action, kind = %record.kind, status_code = ?record.status_code, "action executed");
         }
-        match (&view.run.waiting, view.run.status) {
-            (Some(waiting), RunStatus::Waiting) => {
-                let pending = PendingRow {
-                    state: waiting.pending.state.clone(),
-                    run_id: view.run.id.clone(),
-                    action: waiting.action.clone(),
-                    payload: SecretString::new(
-                        serde_json::json!({ "server": waiting.pending.server_id, "redirect_uri": waiting.pending.redirect_uri }).to_string(),
-                    ),
-                    created_at: waiting.pending.created_at,
-                    expires_at: waiting.pending.expires_at,
-                };
-                self.store.suspend_run(&row, &pending).await?;
-                tracing::info!(run = %view.run.id, action = %waiting.action, "run waiting for a user login");
-            }
-            _ if new_records.is_empty() => self.store.record_action_outcome(&row, None).await?,
-            _ => {}
+        if let Some(waiting) = waiting {
+            let pending = PendingRow {
+                state: waiting.pending.state.clone(),
+                run_id: view.run.id.clone(),
+                action: waiting.action.clone(),
+                payload: SecretString::new(
+                    serde_json::json!({ "server": waiting.pending.server_id, "redirect_uri": waiting.pending.redirect_uri }).to_string(),
+                ),
+                created_at: waiting.pending.created_at,
+                expires_at: waiting.pending.expires_at,
+            };
+            self.store.suspend_run(&row, &pending).await?;
+            tracing::info!(run = %view.run.id, action = %waiting.action, "run waiting for a user login");
         }
         if view.run.status.is_final() {
             self.metrics

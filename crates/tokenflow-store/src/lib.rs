@@ -81,13 +81,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Inserts a new run.
     async fn create_run(&self, run: &RunRow) -> Result<()>;
-    /// Saves the run's new state and, when given, appends one monitor record — in one transaction,
-    /// so a record never exists without the state that followed it.
+    /// Saves the run's new state and appends `records` (in order) — in one transaction, so a
+    /// record never exists without the state that followed it.
+    async fn record_action_outcomes(&self, run: &RunRow, records: &[ActionRecordRow])
+    -> Result<()>;
+    /// [`Store::record_action_outcomes`] with one record or none.
     async fn record_action_outcome(
         &self,
         run: &RunRow,
         record: Option<&ActionRecordRow>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.record_action_outcomes(run, record.map_or(&[][..], std::slice::from_ref))
+            .await
+    }
     /// Saves a run that suspended at a user login together with its pending authorization.
     async fn suspend_run(&self, run: &RunRow, pending: &PendingRow) -> Result<()>;
     async fn get_run(&self, id: &str) -> Result<Option<RunRow>>;
@@ -98,8 +104,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Extends the lease of a running run held by `owner` (the executing instance) to `until`.
     async fn renew_run_lease(&self, run_id: &str, owner: &str, until: OffsetDateTime)
     -> Result<()>;
-    /// Running runs whose lease expired before `now` (their instance died). A run without a lease
-    /// counts as expired `grace_ms` after its last update.
+    /// Running runs whose instance died: both their lease and `grace_ms` after their last update
+    /// (every write of a run's state is made by its instance, so it proves that instance alive)
+    /// are before `now`.
     async fn runs_with_expired_lease(
         &self,
         now: OffsetDateTime,

@@ -384,14 +384,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn record_action_outcome(
+    async fn record_action_outcomes(
         &self,
         run: &RunRow,
-        record: Option<&ActionRecordRow>,
+        records: &[ActionRecordRow],
     ) -> Result<()> {
-        if let Some(record) = record
-            && record.run_id != run.id
-        {
+        if let Some(record) = records.iter().find(|record| record.run_id != run.id) {
             return Err(StoreError::Conflict(format!(
                 "monitor record of run {} saved with run {}",
                 record.run_id, run.id
@@ -399,7 +397,7 @@ impl Store for PostgresStore {
         }
         let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
         self.update_run(&mut tx, run).await?;
-        if let Some(record) = record {
+        for record in records {
             sqlx::query("INSERT INTO action_records (run_id, seq, json) VALUES ($1, $2, $3)")
                 .bind(&record.run_id)
                 .bind(record.seq)
@@ -678,7 +676,7 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
         grace_ms: i64,
     ) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running' AND COALESCE(lease_until, updated_at + $1) < $2 ORDER BY id")
+        sqlx::query_scalar("SELECT id FROM runs WHERE status = 'running' AND GREATEST(COALESCE(lease_until, 0), updated_at + $1) < $2 ORDER BY id")
             .bind(grace_ms)
             .bind(to_ms(now))
             .fetch_all(&self.pool)

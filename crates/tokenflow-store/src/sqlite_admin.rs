@@ -21,7 +21,7 @@ impl SqliteStore {
         .bind(&server.spec_json)
         .bind(secret)
         .bind(to_ms(server.updated_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(StoreError::Database)?;
         Ok(())
@@ -51,7 +51,7 @@ impl SqliteStore {
     pub(crate) async fn sql_delete_oauth_server(&self, id: &str) -> Result<bool> {
         let deleted = sqlx::query("DELETE FROM oauth_servers WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(StoreError::Database)?;
         Ok(deleted.rows_affected() > 0)
@@ -61,7 +61,7 @@ impl SqliteStore {
             .bind(&key.name)
             .bind(&key.hash)
             .bind(to_ms(key.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|err| {
                 // Either the name or the hash is taken; say which without showing the hash.
@@ -92,7 +92,7 @@ impl SqliteStore {
     pub(crate) async fn sql_delete_api_key(&self, name: &str) -> Result<bool> {
         let deleted = sqlx::query("DELETE FROM api_keys WHERE name = ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(StoreError::Database)?;
         Ok(deleted.rows_affected() > 0)
@@ -112,7 +112,7 @@ impl SqliteStore {
         .bind(due)
         .bind(run_id)
         .bind(to_ms(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(StoreError::Database)?;
         Ok(claimed.rows_affected() == 1)

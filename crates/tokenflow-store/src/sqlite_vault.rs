@@ -90,7 +90,7 @@ impl SqliteStore {
         .bind(entry.last_refresh_at.map(to_ms))
         .bind(&entry.last_refresh_outcome)
         .bind(to_ms(entry.updated_at))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(StoreError::Database)?;
         self.vault_from_row(&row)
@@ -118,7 +118,7 @@ impl SqliteStore {
         .bind(to_ms(entry.updated_at))
         .bind(&entry.name)
         .bind(expected_version)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(StoreError::Database)?;
         Ok(done.rows_affected() == 1)
@@ -137,7 +137,7 @@ impl SqliteStore {
     pub(crate) async fn vault_delete(&self, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM vault_entries WHERE name = ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(StoreError::Database)?;
         Ok(done.rows_affected() == 1)
@@ -159,7 +159,7 @@ impl SqliteStore {
         .bind(name)
         .bind(to_ms(now))
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(StoreError::Database)?;
         Ok(done.rows_affected() == 1)
@@ -172,7 +172,7 @@ impl SqliteStore {
         )
         .bind(name)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(StoreError::Database)?;
         Ok(())

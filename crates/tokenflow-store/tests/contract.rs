@@ -1564,6 +1564,26 @@ async fn running_runs_without_a_live_lease_are_found_after_it_expires(store: Arc
             .unwrap(),
         ["leased-run"]
     );
+    // Any write of the run's state proves its instance alive for the grace period too.
+    store
+        .record_action_outcome(&run("leased-run", "f", "running", 120), None)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .runs_with_expired_lease(at(149), 30_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a write after the lease renews it"
+    );
+    assert_eq!(
+        store
+            .runs_with_expired_lease(at(151), 30_000)
+            .await
+            .unwrap(),
+        ["leased-run"]
+    );
     store
         .renew_run_lease("done-run", "instance-a", at(100))
         .await

@@ -52,6 +52,13 @@ pub struct ActionSpec {
 }
 
 impl ActionSpec {
+    /// Whether the action may do I/O or have effects outside the run (token requests, HTTP calls,
+    /// the vault, a user login). `start`, `stop` and `extract_json` only compute on the run's
+    /// variables, so a crash while they run loses nothing that cannot be recomputed.
+    pub fn has_effects(&self) -> bool {
+        !matches!(self.kind, "start" | "stop" | "extract_json")
+    }
+
     pub fn input(&self, name: &str) -> Option<&'static Param> {
         self.inputs.iter().find(|param| param.name == name)
     }
