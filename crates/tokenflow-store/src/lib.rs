@@ -18,6 +18,7 @@ pub mod postgres;
 mod postgres_vault;
 pub mod sqlite;
 mod sqlite_vault;
+mod sqlite_writes;
 mod types;
 
 pub use crypto::{Cipher, MasterKey};

@@ -31,6 +31,7 @@ use crate::at_rest::{
 };
 use crate::crypto::{Cipher, MasterKey, create_private_dir};
 use crate::migrations::{MigrationList, migrator};
+use crate::sqlite_writes::{Bind, Write, Writes};
 use crate::{
     ActionRecordRow, ApiKeyRow, FiringRow, FlowRow, OAuthServerRow, PendingRow, Result, RunFilter,
     RunRow, RunSummary, Store, StoreError, TakePending,
@@ -80,6 +81,8 @@ pub struct SqliteStore {
     /// lock avoids SQLite's busy-wait sleeps, which made latency under concurrency jump by tens
     /// of milliseconds (measured by bench/run, benchmark 2).
     pub(crate) writer: SqlitePool,
+    /// The group commit of the hot writes (`sqlite_writes.rs`), through `writer`.
+    writes: Writes,
     cipher: Cipher,
     path: PathBuf,
 }
@@ -120,6 +123,7 @@ impl SqliteStore {
             .map_err(StoreError::Database)?;
         let store = Self {
             pool,
+            writes: Writes::start(writer.clone()),
             writer,
             cipher: Cipher::new(key),
             path: path.to_path_buf(),
@@ -177,35 +181,6 @@ impl SqliteStore {
         self.seal_secret(&run.state, &run_state_aad(&run.id))
     }
 
-    /// Runs `query`, a `BEGIN IMMEDIATE; …; SELECT changes(); COMMIT;` batch, on the write
-    /// connection in one round trip to its worker thread. sqlx runs a connection's statements on a
-    /// thread of its own, and each statement sent separately costs two thread wake-ups, which
-    /// dominated the cost of a run (bench/run, benchmark 2). The batch's statements after the run
-    /// update each run only if the one before changed a row, so the final `changes()` is 1 when all
-    /// of them did and 0 when the run `run_id` does not exist (nothing changed). On an error the
-    /// batch stopped inside its transaction, which is rolled back here.
-    async fn write_batch<'q>(
-        &self,
-        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-        run_id: &str,
-        conflict: impl FnOnce() -> String,
-    ) -> Result<()> {
-        let mut conn = self.writer.acquire().await.map_err(StoreError::Database)?;
-        match query.fetch_all(&mut *conn).await {
-            Ok(rows) => match rows.first().map(|row| row.try_get::<i64, _>(0)) {
-                Some(Ok(1)) => Ok(()),
-                Some(Ok(0)) => Err(StoreError::NotFound(format!("run {run_id}"))),
-                other => Err(StoreError::Corrupt(format!(
-                    "saving run {run_id} reported {other:?}"
-                ))),
-            },
-            Err(err) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                Err(conflict_or_database(err, conflict))
-            }
-        }
-    }
-
     pub(crate) fn open_secret(&self, sealed: &[u8], aad: &str) -> Result<SecretString> {
         open_secret(&self.cipher, sealed, aad)
     }
@@ -258,22 +233,20 @@ impl SqliteStore {
     }
 }
 
-/// Writes the run's mutable columns (bound by [`bind_run_update`]).
+/// Writes the run's mutable columns (bound by [`run_update_binds`]).
 const UPDATE_RUN: &str = "UPDATE runs SET status = ?, state = ?, browser_binding = ?, updated_at = ?, \
                           ended_at = ? WHERE id = ?";
 
-fn bind_run_update<'q>(
-    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    run: &'q RunRow,
-    sealed_state: Vec<u8>,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    query
-        .bind(&run.status)
-        .bind(sealed_state)
-        .bind(&run.browser_binding)
-        .bind(to_ms(run.updated_at))
-        .bind(run.ended_at.map(to_ms))
-        .bind(&run.id)
+/// The values of [`UPDATE_RUN`]'s parameters.
+fn run_update_binds(run: &RunRow, sealed_state: Vec<u8>) -> Vec<Bind> {
+    vec![
+        Bind::Text(run.status.clone()),
+        Bind::Blob(sealed_state),
+        Bind::OptText(run.browser_binding.clone()),
+        Bind::Int(to_ms(run.updated_at)),
+        Bind::OptInt(run.ended_at.map(to_ms)),
+        Bind::Text(run.id.clone()),
+    ]
 }
 
 #[async_trait]
@@ -414,23 +387,27 @@ impl Store for SqliteStore {
     }
 
     async fn create_run(&self, run: &RunRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO runs (id, flow_id, flow_version, status, state, browser_binding, \
-             started_at, updated_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&run.id)
-        .bind(&run.flow_id)
-        .bind(run.flow_version)
-        .bind(&run.status)
-        .bind(self.seal_secret(&run.state, &run_state_aad(&run.id))?)
-        .bind(&run.browser_binding)
-        .bind(to_ms(run.started_at))
-        .bind(to_ms(run.updated_at))
-        .bind(run.ended_at.map(to_ms))
-        .execute(&self.writer)
-        .await
-        .map_err(|err| conflict_or_database(err, || format!("run {} already exists", run.id)))?;
-        Ok(())
+        self.writes
+            .write(Write {
+                sql:
+                    "INSERT INTO runs (id, flow_id, flow_version, status, state, browser_binding, \
+                      started_at, updated_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        .to_owned(),
+                binds: vec![
+                    Bind::Text(run.id.clone()),
+                    Bind::Text(run.flow_id.clone()),
+                    Bind::Int(run.flow_version),
+                    Bind::Text(run.status.clone()),
+                    Bind::Blob(self.seal_run_state(run)?),
+                    Bind::OptText(run.browser_binding.clone()),
+                    Bind::Int(to_ms(run.started_at)),
+                    Bind::Int(to_ms(run.updated_at)),
+                    Bind::OptInt(run.ended_at.map(to_ms)),
+                ],
+                run_id: run.id.clone(),
+                conflict: format!("run {} already exists", run.id),
+            })
+            .await
     }
 
     async fn record_action_outcomes(
@@ -444,30 +421,30 @@ impl Store for SqliteStore {
                 record.run_id, run.id
             )));
         }
-        // One batch of statements, one round trip to the connection's worker thread (see
-        // `write_batch`). Each INSERT runs only if the statement before it changed a row, so a
-        // missing run changes nothing.
-        let mut sql = format!("BEGIN IMMEDIATE; {UPDATE_RUN};");
-        for _ in records {
-            sql.push_str(
-                " INSERT INTO action_records (run_id, seq, json) SELECT ?, ?, ? WHERE changes() = 1;",
-            );
-        }
-        sql.push_str(" SELECT changes(); COMMIT;");
-        let mut query = bind_run_update(sqlx::query(&sql), run, self.seal_run_state(run)?);
+        // Each INSERT runs only if the statement before it changed a row, so a missing run
+        // changes nothing (`sqlite_writes.rs`).
+        let mut sql = UPDATE_RUN.to_owned();
+        let mut binds = run_update_binds(run, self.seal_run_state(run)?);
         for record in records {
-            query = query
-                .bind(&record.run_id)
-                .bind(record.seq)
-                .bind(&record.json);
+            sql.push_str(
+                "; INSERT INTO action_records (run_id, seq, json) SELECT ?, ?, ? WHERE changes() = 1",
+            );
+            binds.push(Bind::Text(record.run_id.clone()));
+            binds.push(Bind::Int(record.seq));
+            binds.push(Bind::Text(record.json.clone()));
         }
-        let conflict = || {
-            records.first().map_or_else(
-                || format!("run {}", run.id),
-                |record| format!("run {} already has monitor record {}", run.id, record.seq),
-            )
-        };
-        self.write_batch(query, &run.id, conflict).await
+        let conflict = records.first().map_or_else(
+            || format!("run {}", run.id),
+            |record| format!("run {} already has monitor record {}", run.id, record.seq),
+        );
+        self.writes
+            .write(Write {
+                sql,
+                binds,
+                run_id: run.id.clone(),
+                conflict,
+            })
+            .await
     }
 
     async fn suspend_run(&self, run: &RunRow, pending: &PendingRow) -> Result<()> {
@@ -479,23 +456,28 @@ impl Store for SqliteStore {
         }
         let hash = state_hash(&pending.state);
         let payload = self.seal_secret(&pending.payload, &pending_payload_aad(&hash))?;
-        let sql = format!(
-            "BEGIN IMMEDIATE; {UPDATE_RUN}; INSERT INTO pending_authorizations \
-             (state_hash, run_id, action, payload, created_at, expires_at) \
-             SELECT ?, ?, ?, ?, ?, ? WHERE changes() = 1; SELECT changes(); COMMIT;"
-        );
-        let query = bind_run_update(sqlx::query(&sql), run, self.seal_run_state(run)?)
-            .bind(&hash)
-            .bind(&pending.run_id)
-            .bind(&pending.action)
-            .bind(payload)
-            .bind(to_ms(pending.created_at))
-            .bind(to_ms(pending.expires_at));
-        // Never the state or its hash in a message.
-        self.write_batch(query, &run.id, || {
-            "a pending authorization with this state exists".into()
-        })
-        .await
+        let mut binds = run_update_binds(run, self.seal_run_state(run)?);
+        binds.extend([
+            Bind::Text(hash),
+            Bind::Text(pending.run_id.clone()),
+            Bind::Text(pending.action.clone()),
+            Bind::Blob(payload),
+            Bind::Int(to_ms(pending.created_at)),
+            Bind::Int(to_ms(pending.expires_at)),
+        ]);
+        self.writes
+            .write(Write {
+                sql: format!(
+                    "{UPDATE_RUN}; INSERT INTO pending_authorizations \
+                     (state_hash, run_id, action, payload, created_at, expires_at) \
+                     SELECT ?, ?, ?, ?, ?, ? WHERE changes() = 1"
+                ),
+                binds,
+                run_id: run.id.clone(),
+                // Never the state or its hash in a message.
+                conflict: "a pending authorization with this state exists".to_owned(),
+            })
+            .await
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<RunRow>> {

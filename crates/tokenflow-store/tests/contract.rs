@@ -157,6 +157,7 @@ macro_rules! for_each_contract_test {
             a_vault_refresh_lease_has_one_holder_until_it_is_released_or_expires,
             running_runs_without_a_live_lease_are_found_after_it_expires,
             twenty_concurrent_fresh_grants_of_one_vault_entry_each_get_their_own_version,
+            concurrent_run_writes_each_get_their_own_answer_when_one_of_them_conflicts,
         );
     };
 }
@@ -1594,5 +1595,73 @@ async fn running_runs_without_a_live_lease_are_found_after_it_expires(store: Arc
             .await
             .unwrap()
             .contains(&"done-run".to_owned())
+    );
+}
+
+/// Writes of many runs at once (SQLite commits them in shared transactions): one conflicting or
+/// missing run gets its own error and changes nothing; every other write lands.
+async fn concurrent_run_writes_each_get_their_own_answer_when_one_of_them_conflicts(
+    store: Arc<dyn Store>,
+) {
+    for i in 0..40 {
+        store
+            .create_run(&run(&format!("batch-{i}"), "f", "running", 0))
+            .await
+            .unwrap();
+        store
+            .record_action_outcome(
+                &run(&format!("batch-{i}"), "f", "running", 1),
+                Some(&record(&format!("batch-{i}"), 0)),
+            )
+            .await
+            .unwrap();
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(42));
+    let mut tasks = Vec::new();
+    for i in 0..42 {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            // 0..40: each run's next record; 40: a record batch-7 has already; 41: no such run.
+            let (target, seq) = match i {
+                40 => ("batch-7".to_owned(), 0),
+                41 => ("batch-missing".to_owned(), 1),
+                _ => (format!("batch-{i}"), 1),
+            };
+            let mut row = run(&target, "f", "running", 2);
+            row.state = SecretString::new(format!(r#"{{"write":{i}}}"#));
+            barrier.wait().await;
+            (
+                i,
+                store
+                    .record_action_outcome(&row, Some(&record(&target, seq)))
+                    .await,
+            )
+        }));
+    }
+    for task in tasks {
+        let (i, result) = task.await.unwrap();
+        match i {
+            40 => assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}"),
+            41 => assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}"),
+            _ => result.unwrap(),
+        }
+    }
+    for i in 0..40 {
+        let id = format!("batch-{i}");
+        let records = store.action_records(&id).await.unwrap();
+        assert_eq!(records.len(), 2, "{id} has both records");
+        assert_eq!(
+            store.get_run(&id).await.unwrap().unwrap().state.expose(),
+            format!(r#"{{"write":{i}}}"#),
+            "the conflicting write did not change {id}"
+        );
+    }
+    assert!(store.get_run("batch-missing").await.unwrap().is_none());
+    assert!(
+        store
+            .action_records("batch-missing")
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
