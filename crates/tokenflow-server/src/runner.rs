@@ -370,7 +370,6 @@ impl Runner {
                 .as_ref()
                 .and_then(|next| view.flow.actions.get(next))
                 .is_none_or(|action| action.spec.has_effects());
-            let mut heartbeat = None;
             if effects {
                 if saved < view.run.records.len() {
                     self.persist(view, saved).await?;
@@ -378,36 +377,26 @@ impl Runner {
                     written = std::time::Instant::now();
                 }
                 // Every write of the run counts as a renewal of its lease (the store's
-                // `runs_with_expired_lease`), and the run was written at most a moment ago. A
-                // heartbeat renews the lease while the action runs, so a long HTTP call is not
-                // taken for a dead instance; between actions the lease is renewed only when a
-                // third of it passed since the last write.
+                // `runs_with_expired_lease`), and the run was written at most a moment ago.
+                // Between actions the lease is renewed only when a third of it passed since the
+                // last write.
                 if written.elapsed() >= self.lease / 3 {
                     self.renew_lease(&view.run.id).await;
                 }
-                let (store, clock, owner, lease, id) = (
-                    self.store.clone(),
-                    self.clock.clone(),
-                    self.owner.clone(),
-                    self.lease,
-                    view.run.id.clone(),
-                );
-                heartbeat = Some(tokio::spawn(async move {
-                    let mut ticker = tokio::time::interval(lease / 3);
-                    ticker.tick().await;
-                    loop {
-                        ticker.tick().await;
-                        let until = clock.now()
-                            + time::Duration::try_from(lease)
-                                .unwrap_or(time::Duration::seconds(30));
-                        let _ = store.renew_run_lease(&id, &owner, until).await;
-                    }
-                }));
             }
-            let progress = self.engine.step(&view.flow, &mut view.run).await;
-            if let Some(heartbeat) = heartbeat {
-                heartbeat.abort();
-            }
+            let progress = if effects {
+                // A heartbeat renews the lease while the action runs, so a long HTTP call is not
+                // taken for a dead instance. It runs in this task (no spawn: one wake-up less
+                // per action) and stops with the action.
+                let heartbeat = self.heartbeat(view.run.id.clone());
+                tokio::select! {
+                    biased;
+                    progress = self.engine.step(&view.flow, &mut view.run) => progress,
+                    never = heartbeat => match never {},
+                }
+            } else {
+                self.engine.step(&view.flow, &mut view.run).await
+            };
             let ended = progress != Progress::Continued;
             if effects || ended {
                 self.persist(view, saved).await?;
@@ -417,6 +406,16 @@ impl Runner {
             if ended {
                 return Ok(());
             }
+        }
+    }
+
+    /// Renews the run's lease every third of it, forever (until dropped).
+    async fn heartbeat(&self, run_id: String) -> std::convert::Infallible {
+        let mut ticker = tokio::time::interval(self.lease / 3);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            self.renew_lease(&run_id).await;
         }
     }
 
