@@ -72,7 +72,15 @@ pub struct Runner {
     owner: String,
     /// How long a run's lease lasts without renewal; another instance fails the run after that.
     lease: Duration,
+    /// When the sweeper last purged consumed logins and old firings.
+    purged: Mutex<Option<time::OffsetDateTime>>,
 }
+
+/// How long a consumed login is kept (a replayed `state` is answered "already used" until then,
+/// "unknown" after), and claimed schedule firings other than each flow's newest.
+pub const KEEP_CONSUMED: time::Duration = time::Duration::hours(24);
+/// How often the sweeper purges them.
+const PURGE_EVERY: time::Duration = time::Duration::hours(1);
 
 /// The default run lease (`run_lease` in the configuration).
 pub const DEFAULT_RUN_LEASE: Duration = Duration::from_secs(30);
@@ -99,6 +107,7 @@ impl Runner {
             locks: Mutex::new(HashMap::new()),
             owner: instance_name(),
             lease: DEFAULT_RUN_LEASE,
+            purged: Mutex::new(None),
         }
     }
 
@@ -272,6 +281,7 @@ impl Runner {
                 "runs whose instance stopped were marked failed"
             );
         }
+        self.purge_if_due().await?;
         let expired = self.store.take_expired_pending(self.clock.now()).await?;
         let mut handled = 0;
         for row in expired {
@@ -282,6 +292,28 @@ impl Runner {
             }
         }
         Ok(handled)
+    }
+
+    /// Deletes consumed logins and old schedule firings (`KEEP_CONSUMED`), at most once per hour.
+    async fn purge_if_due(&self) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let due = match self.purged.lock() {
+            Ok(mut purged) if purged.is_none_or(|at| now - at >= PURGE_EVERY) => {
+                *purged = Some(now);
+                true
+            }
+            _ => false,
+        };
+        if due {
+            let deleted = self.store.purge_consumed(now - KEEP_CONSUMED).await?;
+            if deleted > 0 {
+                tracing::info!(
+                    rows = deleted,
+                    "purged consumed logins and old schedule firings"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Sweeps every `interval` until the task is aborted.

@@ -161,6 +161,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<bool>;
     /// The claimed firings of a flow, oldest first (at most `limit`, newest ones kept).
     async fn firings(&self, flow_id: &str, limit: u32) -> Result<Vec<FiringRow>>;
+    /// Housekeeping: deletes the pending authorizations consumed before `before` (until then a
+    /// replayed `state` is answered "already used", afterwards "unknown") and the schedule firings
+    /// claimed before `before`, except each flow's newest (where its schedule goes on from).
+    /// Returns how many rows were deleted.
+    async fn purge_consumed(&self, before: OffsetDateTime) -> Result<u64>;
     // ---- the token vault (SPEC §9) ----
 
     /// A vault entry, tokens decrypted.

@@ -287,6 +287,10 @@ impl Store for PostgresStore {
         self.sql_firings(flow_id, limit).await
     }
 
+    async fn purge_consumed(&self, before: OffsetDateTime) -> Result<u64> {
+        self.sql_purge_consumed(before).await
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -301,6 +301,10 @@ impl Store for SqliteStore {
         self.sql_firings(flow_id, limit).await
     }
 
+    async fn purge_consumed(&self, before: OffsetDateTime) -> Result<u64> {
+        self.sql_purge_consumed(before).await
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -117,6 +117,25 @@ impl SqliteStore {
         .map_err(StoreError::Database)?;
         Ok(claimed.rows_affected() == 1)
     }
+    pub(crate) async fn sql_purge_consumed(&self, before: OffsetDateTime) -> Result<u64> {
+        let pending = sqlx::query(
+            "DELETE FROM pending_authorizations WHERE consumed_at IS NOT NULL AND consumed_at < ?",
+        )
+        .bind(to_ms(before))
+        .execute(&self.writer)
+        .await
+        .map_err(StoreError::Database)?;
+        let firings = sqlx::query(
+            "DELETE FROM schedule_firings WHERE claimed_at < ? AND due < \
+             (SELECT MAX(newest.due) FROM schedule_firings newest \
+              WHERE newest.flow_id = schedule_firings.flow_id)",
+        )
+        .bind(to_ms(before))
+        .execute(&self.writer)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(pending.rows_affected() + firings.rows_affected())
+    }
     pub(crate) async fn sql_last_firing(&self, flow_id: &str) -> Result<Option<FiringRow>> {
         sqlx::query(
             "SELECT flow_id, due, run_id, claimed_at FROM schedule_firings WHERE flow_id = ? \

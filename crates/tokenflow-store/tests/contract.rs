@@ -158,6 +158,7 @@ macro_rules! for_each_contract_test {
             running_runs_without_a_live_lease_are_found_after_it_expires,
             twenty_concurrent_fresh_grants_of_one_vault_entry_each_get_their_own_version,
             concurrent_run_writes_each_get_their_own_answer_when_one_of_them_conflicts,
+            purging_deletes_consumed_logins_and_old_firings_but_keeps_each_flows_newest,
         );
     };
 }
@@ -1664,4 +1665,66 @@ async fn concurrent_run_writes_each_get_their_own_answer_when_one_of_them_confli
             .unwrap()
             .is_empty()
     );
+}
+
+async fn purging_deletes_consumed_logins_and_old_firings_but_keeps_each_flows_newest(
+    store: Arc<dyn Store>,
+) {
+    suspended(&*store, "purge-used", "state-used", 1000).await;
+    suspended(&*store, "purge-open", "state-open", 1000).await;
+    let used = SecretString::new("state-used");
+    assert!(matches!(
+        store
+            .take_pending_authorization(&used, at(5))
+            .await
+            .unwrap(),
+        TakePending::Taken(_)
+    ));
+    for (flow, due, claimed) in [("a", 10, 10), ("a", 20, 20), ("a", 30, 30), ("b", 10, 10)] {
+        assert!(
+            store
+                .claim_firing(flow, due, &format!("run-{flow}-{due}"), at(claimed))
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        store.purge_consumed(at(5)).await.unwrap(),
+        0,
+        "nothing is old enough"
+    );
+    assert!(matches!(
+        store
+            .take_pending_authorization(&used, at(6))
+            .await
+            .unwrap(),
+        TakePending::AlreadyUsed
+    ));
+
+    assert_eq!(store.purge_consumed(at(100)).await.unwrap(), 3);
+    assert!(matches!(
+        store
+            .take_pending_authorization(&used, at(101))
+            .await
+            .unwrap(),
+        TakePending::Unknown
+    ));
+    assert!(
+        store
+            .find_pending_authorization(&SecretString::new("state-open"))
+            .await
+            .unwrap()
+            .is_some(),
+        "a login still waiting is kept"
+    );
+    let a: Vec<i64> = store
+        .firings("a", 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.due)
+        .collect();
+    assert_eq!(a, [30], "each flow keeps its newest firing");
+    assert_eq!(store.firings("b", 10).await.unwrap().len(), 1);
+    assert_eq!(store.last_firing("a").await.unwrap().unwrap().due, 30);
 }

@@ -344,3 +344,45 @@ async fn a_grant_kept_in_the_vault_shows_as_metadata_only_and_can_be_deleted() {
         .unwrap();
     assert_eq!(again.status(), 404);
 }
+
+#[tokio::test]
+async fn the_sweeper_purges_consumed_logins_after_a_day() {
+    use tokenflow_core::Clock as _;
+    let w = world(true).await;
+    let (_, run_json, _) = w.app.post_json("/api/flows/profile/runs", json!({})).await;
+    let authorization_url = run_json["authorization_url"].as_str().unwrap().to_owned();
+    let state = url::Url::parse(&authorization_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let state = tokenflow_core::SecretString::new(state);
+    let store = w.app.state.store.clone();
+    assert!(matches!(
+        store
+            .take_pending_authorization(&state, w.app.clock.as_ref().unwrap().now())
+            .await
+            .unwrap(),
+        tokenflow_store::TakePending::Taken(_)
+    ));
+    // The first sweep purges only what was consumed a day ago: this login stays "already used".
+    w.app.state.runner.sweep_once().await.unwrap();
+    let clock = w.app.clock.as_ref().unwrap();
+    assert!(matches!(
+        store
+            .take_pending_authorization(&state, clock.now())
+            .await
+            .unwrap(),
+        tokenflow_store::TakePending::AlreadyUsed
+    ));
+    clock.advance(time::Duration::hours(25));
+    w.app.state.runner.sweep_once().await.unwrap();
+    assert!(matches!(
+        store
+            .take_pending_authorization(&state, clock.now())
+            .await
+            .unwrap(),
+        tokenflow_store::TakePending::Unknown
+    ));
+}
