@@ -1,0 +1,228 @@
+//! SQLite only: files, the key check, reopening.
+
+use super::*;
+
+/// Everything SQLite wrote for the database: the main file, the WAL and the shared memory.
+fn database_bytes(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = dir.join(format!("{DB_FILE_NAME}{suffix}"));
+        if path.exists() {
+            bytes.extend(std::fs::read(path).unwrap());
+        }
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn reopening_with_another_master_key_is_refused_and_the_right_key_still_reads_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), &test_key(1)).await.unwrap();
+    let created = run("r1", "f", "running", 0);
+    store.create_run(&created).await.unwrap();
+    store.close().await;
+
+    let err = SqliteStore::open(dir.path(), &test_key(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey), "{err:?}");
+
+    let store = SqliteStore::open(dir.path(), &test_key(1)).await.unwrap();
+    assert_eq!(store.get_run("r1").await.unwrap(), Some(created));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn data_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), &test_key(1)).await.unwrap();
+    let flow = store.put_flow("f", "a: 1\n", at(0)).await.unwrap();
+    let (waiting, pending) = suspended(&store, "r1", "state-kept", 600).await;
+    store
+        .record_action_outcome(&waiting, Some(&record("r1", 0)))
+        .await
+        .unwrap();
+    assert!(store.claim_firing("f", 60, "r1", at(0)).await.unwrap());
+    store.close().await;
+    assert!(
+        store.ping().await.is_err(),
+        "a closed store answers no more"
+    );
+
+    let store = SqliteStore::open(dir.path(), &test_key(1)).await.unwrap();
+    assert_eq!(store.get_flow("f").await.unwrap(), Some(flow));
+    assert_eq!(store.get_run("r1").await.unwrap(), Some(waiting));
+    assert_eq!(
+        store.action_records("r1").await.unwrap(),
+        vec![record("r1", 0)]
+    );
+    assert!(!store.claim_firing("f", 60, "r2", at(1)).await.unwrap());
+    assert_eq!(
+        store
+            .take_pending_authorization(&SecretString::new("state-kept"), at(10))
+            .await
+            .unwrap(),
+        TakePending::Taken(pending)
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_data_directory_is_created_private_and_the_database_uses_a_wal() {
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("nested").join("data");
+    let store = SqliteStore::open(&data_dir, &test_key(1)).await.unwrap();
+    store
+        .create_run(&run("r1", "f", "running", 0))
+        .await
+        .unwrap();
+    assert_eq!(store.path(), data_dir.join(DB_FILE_NAME));
+    assert!(data_dir.join(DB_FILE_NAME).is_file());
+    assert!(data_dir.join(format!("{DB_FILE_NAME}-wal")).is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_sealed_state_copied_to_another_run_does_not_decrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), &test_key(1)).await.unwrap();
+    store
+        .create_run(&run("victim", "f", "running", 0))
+        .await
+        .unwrap();
+    store
+        .create_run(&run("attacker", "f", "running", 0))
+        .await
+        .unwrap();
+
+    // Someone with write access to the file moves one run's ciphertext into another row.
+    let raw = sqlx::sqlite::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new().filename(store.path()),
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE runs SET state = (SELECT state FROM runs WHERE id = 'victim') \
+         WHERE id = 'attacker'",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+
+    let err = store.get_run("attacker").await.unwrap_err();
+    assert!(matches!(err, StoreError::Decrypt(_)), "{err:?}");
+    assert!(store.get_run("victim").await.unwrap().is_some());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_database_files_in_clear() {
+    const RUN_SECRET: &str = "RUN-STATE-SECRET-7f3a9c1e";
+    const RAW_STATE: &str = "OAUTH-STATE-RAW-b41d0c77";
+    const PAYLOAD_SECRET: &str = "PKCE-VERIFIER-SECRET-e2c85a";
+    const CLIENT_SECRET: &str = "CLIENT-SECRET-93ad55f1";
+    const VAULT_ACCESS: &str = "VAULT-ACCESS-TOKEN-4be1";
+    const VAULT_REFRESH: &str = "VAULT-REFRESH-TOKEN-77ac";
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = test_key(9);
+    let store = SqliteStore::open(dir.path(), &key).await.unwrap();
+
+    let mut hygiene = run("hygiene-run", "hygiene-flow", "running", 0);
+    hygiene.state = SecretString::new(format!(
+        r#"{{"vars":{{"access_token":"{RUN_SECRET}"}},"pending_state":"{RAW_STATE}"}}"#
+    ));
+    store.create_run(&hygiene).await.unwrap();
+    hygiene.status = "waiting".into();
+    store
+        .suspend_run(
+            &hygiene,
+            &PendingRow {
+                state: SecretString::new(RAW_STATE),
+                run_id: "hygiene-run".into(),
+                action: "login".into(),
+                payload: SecretString::new(format!(
+                    r#"{{"code_verifier":"{PAYLOAD_SECRET}","state":"{RAW_STATE}"}}"#
+                )),
+                created_at: at(0),
+                expires_at: at(600),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .put_oauth_server(&OAuthServerRow {
+            id: "hygiene-server".into(),
+            spec_json: r#"{"client_id":"app"}"#.into(),
+            client_secret: Some(SecretString::new(CLIENT_SECRET)),
+            updated_at: at(0),
+        })
+        .await
+        .unwrap();
+
+    store
+        .put_vault_entry(&vault_entry(
+            "hygiene-vault",
+            Some(VAULT_ACCESS),
+            Some(VAULT_REFRESH),
+        ))
+        .await
+        .unwrap();
+
+    // Read while the store is open and without a checkpoint, so the WAL is what is checked.
+    let bytes = database_bytes(dir.path());
+    assert!(
+        contains(&bytes, "hygiene-run")
+            && contains(&bytes, "hygiene-server")
+            && contains(&bytes, "hygiene-vault"),
+        "the rows must be in the files read, or this test proves nothing"
+    );
+    let key_text = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    for secret in [
+        RUN_SECRET,
+        RAW_STATE,
+        PAYLOAD_SECRET,
+        CLIENT_SECRET,
+        VAULT_ACCESS,
+        VAULT_REFRESH,
+        &key_text,
+    ] {
+        assert!(
+            !contains(&bytes, secret),
+            "{secret} found in the database files"
+        );
+    }
+
+    // And the store still gives all of it back.
+    let state = SecretString::new(RAW_STATE);
+    let TakePending::Taken(taken) = store
+        .take_pending_authorization(&state, at(1))
+        .await
+        .unwrap()
+    else {
+        panic!("expected Taken");
+    };
+    assert!(taken.payload.expose().contains(PAYLOAD_SECRET));
+    let server = store
+        .get_oauth_server("hygiene-server")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(server.client_secret, Some(SecretString::new(CLIENT_SECRET)));
+    let stored = store.get_run("hygiene-run").await.unwrap().unwrap();
+    assert!(stored.state.expose().contains(RUN_SECRET));
+    store.close().await;
+}
