@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::stats::{median, show};
+use crate::stats::{Spread, median, show};
 use crate::suite::Plan;
 use crate::suite::footprint::Footprint;
 use crate::suite::overhead::Overhead;
@@ -254,21 +254,32 @@ fn waiting(out: &mut String, w: &Waiting) {
         let _ = writeln!(
             out,
             "| callback p99, large / small level | {growth:.2}× | {} |",
-            if growth <= 1.5 {
-                "no growth beyond noise"
-            } else {
-                "**grows**"
-            }
+            growth_verdict(&small.callback_p99_ms, &large.callback_p99_ms)
         );
         let _ = writeln!(
             out,
             "| start p99, large / small level | {start_growth:.2}× | {} |",
-            if start_growth <= 1.5 {
-                "no growth beyond noise"
-            } else {
-                "**grows**"
-            }
+            growth_verdict(&small.start_p99_ms, &large.start_p99_ms)
         );
+    }
+}
+
+/// Whether a figure grew from the small to the large level beyond the spread of its repetitions:
+/// `no growth beyond noise` when their ranges overlap (or there is one repetition and the large
+/// one is within 1.5× of the small one).
+fn growth_verdict(small: &[f64], large: &[f64]) -> &'static str {
+    let (Some(small), Some(large)) = (Spread::of(small), Spread::of(large)) else {
+        return "–";
+    };
+    let overlap = if small.min == small.max && large.min == large.max {
+        large.median <= small.median * 1.5
+    } else {
+        large.min <= small.max
+    };
+    if overlap {
+        "no growth beyond noise"
+    } else {
+        "**grows** (the repetitions' ranges do not overlap)"
     }
 }
 
@@ -347,6 +358,17 @@ mod tests {
             format!("intro\n{BEGIN}\nnew\n{END}\noutro\n")
         );
         assert_eq!(splice("x", "s\n"), format!("x\n{BEGIN}\ns\n{END}\n"));
+    }
+
+    #[test]
+    fn growth_is_only_called_noise_when_the_ranges_overlap() {
+        assert_eq!(
+            growth_verdict(&[4.0, 4.5, 4.8], &[4.7, 5.0, 5.9]),
+            "no growth beyond noise"
+        );
+        assert!(growth_verdict(&[4.0, 4.5, 4.8], &[4.9, 5.6, 5.9]).starts_with("**grows**"));
+        assert_eq!(growth_verdict(&[4.0], &[5.9]), "no growth beyond noise");
+        assert!(growth_verdict(&[4.0], &[6.1]).starts_with("**grows**"));
     }
 
     #[test]
