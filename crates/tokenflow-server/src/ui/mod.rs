@@ -32,6 +32,7 @@ pub struct Ui {
 impl Ui {
     pub fn new(keys: SessionKeys) -> Result<Arc<Ui>, minijinja::Error> {
         let mut env = Environment::new();
+        env.add_filter("when", when);
         for (name, source) in [
             ("layout.html", include_str!("templates/layout.html")),
             ("login.html", include_str!("templates/login.html")),
@@ -55,6 +56,21 @@ impl Ui {
         }
         Ok(Arc::new(Ui { env, keys }))
     }
+}
+
+/// The `when` filter: an RFC 3339 timestamp as `2026-11-28 06:16:03 UTC` (to the second, in UTC);
+/// anything else unchanged, and nothing for none.
+fn when(value: minijinja::Value) -> String {
+    if value.is_none() || value.is_undefined() {
+        return String::new();
+    }
+    let text = value.to_string();
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|at| at.to_offset(time::UtcOffset::UTC).format(&format).ok())
+        .unwrap_or(text)
 }
 
 pub fn routes() -> Router<AppState> {
@@ -101,5 +117,20 @@ mod tests {
                 .render(minijinja::Value::from_serialize(&ctx));
             assert!(html.is_ok(), "{html:?}");
         }
+    }
+
+    #[test]
+    fn timestamps_show_to_the_second_in_utc() {
+        use minijinja::Value;
+        assert_eq!(
+            when(Value::from("2026-11-28T06:16:03.123456789Z")),
+            "2026-11-28 06:16:03 UTC"
+        );
+        assert_eq!(
+            when(Value::from("2026-11-28T07:16:03+01:00")),
+            "2026-11-28 06:16:03 UTC"
+        );
+        assert_eq!(when(Value::from("not a time")), "not a time");
+        assert_eq!(when(Value::from(())), "");
     }
 }

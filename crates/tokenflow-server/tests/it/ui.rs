@@ -210,6 +210,22 @@ async fn pages_carry_security_headers_and_no_secrets() {
             "{path} loads nothing from a CDN"
         );
     }
+    // Times show to the second in UTC, not as raw RFC 3339 with nanoseconds.
+    let page = http
+        .get(format!("{}/runs/{id}", w.app.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let raw = run["started_at"].as_str().unwrap();
+    let shown = format!("{} {} UTC", &raw[..10], &raw[11..19]);
+    assert!(
+        page.contains(&shown) && !page.contains(raw),
+        "started {raw} shows as {shown}"
+    );
     let flow = http
         .get(format!("{}/flows/profile", w.app.url))
         .header("cookie", &session)
