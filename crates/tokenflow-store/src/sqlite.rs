@@ -437,10 +437,14 @@ impl Store for SqliteStore {
             binds.push(Bind::Int(record.seq));
             binds.push(Bind::Text(record.json.clone()));
         }
-        let conflict = records.first().map_or_else(
-            || format!("run {}", run.id),
-            |record| format!("run {} already has monitor record {}", run.id, record.seq),
-        );
+        let conflict = match records {
+            [] => format!("run {}", run.id),
+            [record] => format!("run {} already has monitor record {}", run.id, record.seq),
+            [first, .., last] => format!(
+                "run {} already has one of monitor records {}–{}",
+                run.id, first.seq, last.seq
+            ),
+        };
         self.writes
             .write(Write {
                 sql,
@@ -761,7 +765,10 @@ fn flow_from_row(row: &SqliteRow) -> Result<FlowRow> {
 }
 
 /// Unique and primary-key violations become `Conflict(message)`, anything else `Database`.
-fn conflict_or_database(err: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+pub(crate) fn conflict_or_database(
+    err: sqlx::Error,
+    message: impl FnOnce() -> String,
+) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
         _ => StoreError::Database(err),

@@ -14,6 +14,7 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::{Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::sqlite::conflict_or_database;
 use crate::{Result, StoreError};
 
 /// At most this many writes share one transaction.
@@ -88,7 +89,7 @@ async fn writer(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
                 Ok(mut results) => results.pop().unwrap_or(Err(StoreError::Corrupt(
                     "a write reported nothing".to_owned(),
                 ))),
-                Err(err) => Err(conflict_or_database(err, &write.conflict)),
+                Err(err) => Err(conflict_or_database(err, || write.conflict.clone())),
             };
             let _ = reply.send(result);
         }
@@ -149,13 +150,4 @@ async fn run(
             ))),
         })
         .collect())
-}
-
-fn conflict_or_database(err: sqlx::Error, message: &str) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(message.to_owned())
-        }
-        _ => StoreError::Database(err),
-    }
 }
