@@ -149,18 +149,13 @@ impl Tokenflow {
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let url = ready_url(&mut child, "listening on", "tokenflow serve").await?;
         let listening_after = begun.elapsed();
-        let http = reqwest::Client::builder().build()?;
-        loop {
-            if let Ok(response) = http.get(format!("{url}/readyz")).send().await
-                && response.status().is_success()
-            {
-                break;
-            }
-            if begun.elapsed() > Duration::from_secs(60) {
-                bail!("tokenflow serve was not ready within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        wait_until_ok(
+            &format!("{url}/readyz"),
+            begun,
+            60,
+            Duration::from_millis(2),
+        )
+        .await?;
         Ok(Tokenflow {
             process: Process { child, url },
             listening_after,
@@ -209,23 +204,39 @@ impl NodeRed {
         }
         let child = command.spawn().context("cannot start Node-RED (node)")?;
         let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder().build()?;
         let begun = Instant::now();
-        loop {
-            if let Ok(response) = http.get(format!("{url}/ready")).send().await
-                && response.status().is_success()
-            {
-                break;
-            }
-            if begun.elapsed() > Duration::from_secs(90) {
-                bail!("Node-RED did not answer /ready within 90 s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_until_ok(
+            &format!("{url}/ready"),
+            begun,
+            90,
+            Duration::from_millis(100),
+        )
+        .await?;
         Ok(NodeRed {
             process: Process { child, url },
             _dir: dir,
         })
+    }
+}
+
+/// Polls `url` every `every` until it answers a success, failing `limit_secs` after `begun`.
+async fn wait_until_ok(
+    url: &str,
+    begun: Instant,
+    limit_secs: u64,
+    every: Duration,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().build()?;
+    loop {
+        if let Ok(response) = http.get(url).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if begun.elapsed() > Duration::from_secs(limit_secs) {
+            bail!("{url} did not answer within {limit_secs} s");
+        }
+        tokio::time::sleep(every).await;
     }
 }
 
