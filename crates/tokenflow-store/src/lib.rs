@@ -1,5 +1,5 @@
 //! tokenflow's durable store (SPEC §2, §8, §11): flows (versioned), runs and their monitor records,
-//! pending authorizations, OAuth servers, API keys and schedule firings.
+//! pending authorizations, OAuth servers, API keys, schedule firings and web UI sessions.
 //!
 //! - [`Store`]: one trait with intent-named methods; every backend implements all of it with its
 //!   own SQL, and one contract test suite runs against each backend.
@@ -15,8 +15,10 @@ mod at_rest;
 pub mod crypto;
 mod migrations;
 pub mod postgres;
+mod postgres_sessions;
 mod postgres_vault;
 pub mod sqlite;
+mod sqlite_sessions;
 mod sqlite_vault;
 mod sqlite_writes;
 mod types;
@@ -196,4 +198,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The newest claimed firing of a flow.
     async fn last_firing(&self, flow_id: &str) -> Result<Option<FiringRow>>;
+
+    // ---- web UI sessions ----
+
+    /// Opens a session. `NotFound` when it belongs to a stored API key that does not exist (any
+    /// more), `Conflict` when a session with that id hash exists.
+    async fn create_ui_session(&self, session: &UiSessionRow) -> Result<()>;
+    /// The session whose id hashes to `id_hash`, if it has not expired at `now`, was not deleted,
+    /// and (for a stored API key) its key still exists.
+    async fn find_ui_session(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<UiSessionRow>>;
+    /// Ends a session (sign-out); returns whether it existed.
+    async fn delete_ui_session(&self, id_hash: &str) -> Result<bool>;
+    /// Housekeeping: deletes at most `limit` sessions that expired at or before `now`; returns how
+    /// many. Bounded so that one call never holds the database for long.
+    async fn purge_expired_ui_sessions(&self, now: OffsetDateTime, limit: u32) -> Result<u64>;
 }

@@ -34,7 +34,7 @@ use crate::migrations::{MigrationList, migrator};
 use crate::sqlite_writes::{Bind, Write, Writes};
 use crate::{
     ActionRecordRow, ApiKeyRow, FiringRow, FlowRow, OAuthServerRow, PendingRow, Result, RunFilter,
-    RunRow, RunSummary, Store, StoreError, TakePending,
+    RunRow, RunSummary, Store, StoreError, TakePending, UiSessionRow,
 };
 
 /// The database file's name inside the data directory.
@@ -65,6 +65,11 @@ const MIGRATIONS: MigrationList = &[
         4,
         "run_lease",
         include_str!("../migrations/sqlite/0004_run_lease.sql"),
+    ),
+    (
+        5,
+        "ui_sessions",
+        include_str!("../migrations/sqlite/0005_ui_sessions.sql"),
     ),
 ];
 
@@ -745,6 +750,26 @@ impl Store for SqliteStore {
 
     async fn delete_vault_entry(&self, name: &str) -> Result<bool> {
         self.vault_delete(name).await
+    }
+
+    async fn create_ui_session(&self, session: &UiSessionRow) -> Result<()> {
+        self.sessions_create(session).await
+    }
+
+    async fn find_ui_session(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<UiSessionRow>> {
+        self.sessions_find(id_hash, now).await
+    }
+
+    async fn delete_ui_session(&self, id_hash: &str) -> Result<bool> {
+        self.sessions_delete(id_hash).await
+    }
+
+    async fn purge_expired_ui_sessions(&self, now: OffsetDateTime, limit: u32) -> Result<u64> {
+        self.sessions_purge(now, limit).await
     }
 }
 

@@ -135,3 +135,24 @@ pub struct VaultEntryRow {
     pub version: i64,
     pub updated_at: OffsetDateTime,
 }
+
+/// Whose API key opened a web UI session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UiSessionOwner {
+    /// A key kept in the store, by its name: deleting the key deletes its sessions.
+    StoredKey(String),
+    /// A key of the configuration file, by a reference the server derives from it with a key of
+    /// its own (so neither the key nor its plain hash is stored).
+    ConfiguredKey(String),
+}
+
+/// A web UI session. Its random id lives only in the browser's cookie; the store keeps its
+/// SHA-256 (hex), so reading the database gives no usable session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiSessionRow {
+    pub id_hash: String,
+    pub owner: UiSessionOwner,
+    pub created_at: OffsetDateTime,
+    /// The session ends at this instant (it is valid strictly before it).
+    pub expires_at: OffsetDateTime,
+}

@@ -25,7 +25,7 @@ use tokenflow_store::postgres::PostgresStore;
 use tokenflow_store::sqlite::{DB_FILE_NAME, SqliteStore};
 use tokenflow_store::{
     ActionRecordRow, ApiKeyRow, FiringRow, MasterKey, OAuthServerRow, PendingRow, RunFilter,
-    RunRow, Store, StoreError, TakePending, VaultEntryRow,
+    RunRow, Store, StoreError, TakePending, UiSessionOwner, UiSessionRow, VaultEntryRow,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -159,6 +159,10 @@ macro_rules! for_each_contract_test {
             twenty_concurrent_fresh_grants_of_one_vault_entry_each_get_their_own_version,
             concurrent_run_writes_each_get_their_own_answer_when_one_of_them_conflicts,
             purging_deletes_consumed_logins_and_old_firings_but_keeps_each_flows_newest,
+            a_ui_session_is_found_by_its_hash_until_it_expires_or_is_signed_out,
+            a_second_ui_session_with_the_same_id_hash_is_a_conflict,
+            deleting_an_api_key_ends_its_ui_sessions_and_a_session_needs_an_existing_key,
+            purging_ui_sessions_deletes_expired_ones_at_most_limit_at_a_time,
         );
     };
 }
@@ -263,6 +267,8 @@ mod leases;
 mod pending_authorizations;
 #[path = "contract/sqlite_only.rs"]
 mod sqlite_only;
+#[path = "contract/ui_sessions.rs"]
+mod ui_sessions;
 #[path = "contract/vault.rs"]
 mod vault;
 
@@ -270,4 +276,5 @@ use admin::*;
 use flows_runs::*;
 use leases::*;
 use pending_authorizations::*;
+use ui_sessions::*;
 use vault::*;
