@@ -30,6 +30,12 @@ pub enum ApiError {
     InvalidInput(String),
     #[error("{0}")]
     Conflict(String),
+    /// A change that would send a stored (write-only) client secret elsewhere, without it.
+    #[error("{0}")]
+    SecretRequired(String),
+    /// An OAuth server of the configuration file, which only the file changes.
+    #[error("{0}")]
+    DefinedInConfiguration(String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -63,6 +69,10 @@ impl IntoResponse for ApiError {
             ApiError::InvalidFlow(_) => (StatusCode::BAD_REQUEST, "invalid_flow"),
             ApiError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::SecretRequired(_) => (StatusCode::BAD_REQUEST, "secret_required"),
+            ApiError::DefinedInConfiguration(_) => {
+                (StatusCode::CONFLICT, "defined_in_configuration")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let mut body = json!({ "error": code, "message": self.to_string() });

@@ -96,7 +96,12 @@ impl ServerRegistry {
     }
 
     /// Creates or replaces a stored server. A missing `client_secret` keeps the stored one; an
-    /// empty one removes it (a public client).
+    /// empty one removes it (a public client). The stored secret is write-only, so it may only
+    /// be kept while it goes where, and how, it went before: a change of any field outside
+    /// [`SECRET_NEUTRAL_FIELDS`] (the endpoints, the issuer, the client authentication) without
+    /// the secret is refused ([`ApiError::SecretRequired`]), or the caller could have it sent to
+    /// an address of their choice. A server of the configuration file is changed there, not here
+    /// ([`ApiError::DefinedInConfiguration`]).
     pub async fn put(
         &self,
         store: &dyn Store,
@@ -104,7 +109,14 @@ impl ServerRegistry {
         mut spec: OAuthServerSpec,
         now: time::OffsetDateTime,
     ) -> Result<(bool, Option<String>), ApiError> {
+        if self.config.contains_key(id) {
+            return Err(ApiError::DefinedInConfiguration(format!(
+                "OAuth server `{id}` is defined in the configuration file: edit tokenflow.toml \
+                 (and restart) to change it"
+            )));
+        }
         let existing = store.get_oauth_server(id).await?;
+        let secret_given = spec.client_secret.is_some();
         let secret = match spec.client_secret.take() {
             Some(secret) if secret.is_empty() => None,
             Some(secret) => Some(secret),
@@ -121,6 +133,19 @@ impl ServerRegistry {
                     .join("; "),
             )
         })?;
+        if let Some(previous) = existing.as_ref().filter(|row| row.client_secret.is_some())
+            && !secret_given
+        {
+            let changed = secret_bound_changes(previous, &server);
+            if !changed.is_empty() {
+                return Err(ApiError::SecretRequired(format!(
+                    "changing {} of OAuth server `{id}` needs its client_secret again (or \
+                     \"\" to remove it): a stored secret is never sent to a changed endpoint \
+                     or in a changed way",
+                    changed.join(", ")
+                )));
+            }
+        }
         let row = OAuthServerRow {
             id: id.to_owned(),
             spec_json: spec_json.to_string(),
@@ -207,6 +232,47 @@ impl ServerDirectory for ServerRegistry {
     }
 }
 
+/// Fields whose change cannot send the client secret anywhere else, or in another way: it still
+/// goes only to the same token endpoint with the same client authentication. Every other field
+/// of a server's view (the endpoints, the issuer whose discovery finds them, the client
+/// authentication, and any field added later) is bound to the secret.
+const SECRET_NEUTRAL_FIELDS: &[&str] = &[
+    "client_id",
+    "scope",
+    "pkce",
+    "request_refresh_token",
+    "prompt",
+    "redirect_uri",
+    "extra_authorize_params",
+    "extra_token_params",
+    "timeout",
+    "vault_keep_alive",
+    "token_cache",
+    "token_cache_skew",
+];
+
+/// The secret-bound fields in which `new` differs from the stored server, compared with defaults
+/// applied and URLs normalised. A stored server that no longer validates counts as all changed.
+fn secret_bound_changes(stored: &OAuthServerRow, new: &OAuthServer) -> Vec<String> {
+    let new_view = view_of_config(new);
+    let old_view = server_from_row(stored)
+        .ok()
+        .map(|(old, _)| view_of_config(&old));
+    let Some(fields) = new_view.as_object() else {
+        return Vec::new();
+    };
+    fields
+        .iter()
+        .filter(|(field, _)| !SECRET_NEUTRAL_FIELDS.contains(&field.as_str()))
+        .filter(|(field, value)| {
+            old_view
+                .as_ref()
+                .is_none_or(|old| old.get(field.as_str()) != Some(*value))
+        })
+        .map(|(field, _)| field.clone())
+        .collect()
+}
+
 fn spec_view(spec: &OAuthServerSpec) -> serde_json::Value {
     // OAuthServerSpec is Deserialize-only (it can hold a secret); build the view field by field.
     serde_json::json!({
@@ -268,4 +334,54 @@ fn server_from_row(row: &OAuthServerRow) -> Result<(OAuthServer, serde_json::Val
             .join("; ")
     })?;
     Ok((server, view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> OAuthServerSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    /// A stored row as `put` writes it, with a secret.
+    fn stored(json: serde_json::Value) -> OAuthServerRow {
+        OAuthServerRow {
+            id: "s".into(),
+            spec_json: spec_view(&spec(json)).to_string(),
+            client_secret: Some(tokenflow_core::SecretString::new("secret")),
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn changes(old: serde_json::Value, new: serde_json::Value) -> Vec<String> {
+        let mut new = spec(new);
+        new.client_secret = Some(tokenflow_core::SecretString::new("secret"));
+        secret_bound_changes(&stored(old), &new.validate("s").unwrap())
+    }
+
+    #[test]
+    fn only_fields_that_decide_where_or_how_the_secret_goes_need_it_again() {
+        let old = serde_json::json!({ "client_id": "c", "token_url": "https://idp.example/token" });
+        let same = serde_json::json!({ "client_id": "c", "token_url": "https://IDP.example:443/token",
+            "client_credentials_delivery": "body", "prompt": "consent", "timeout": 30 });
+        assert!(
+            changes(old.clone(), same).is_empty(),
+            "defaults and normalised URLs are no change"
+        );
+        let neutral = serde_json::json!({ "client_id": "other", "token_url": "https://idp.example/token",
+            "scope": "a b", "pkce": false, "prompt": "login", "redirect_uri": "https://app.example/cb",
+            "extra_token_params": { "resource": "r" }, "timeout": "5s", "token_cache": false });
+        assert!(changes(old.clone(), neutral).is_empty());
+        for (field, value) in [
+            ("token_url", "https://evil.example/token"),
+            ("authorization_url", "https://evil.example/authorize"),
+            ("issuer", "https://evil.example"),
+            ("client_credentials_delivery", "basic_header"),
+        ] {
+            let mut new = old.clone();
+            new[field] = value.into();
+            assert_eq!(changes(old.clone(), new), vec![field.to_owned()]);
+        }
+    }
 }

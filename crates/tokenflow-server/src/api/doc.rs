@@ -10,7 +10,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 #[allow(dead_code)]
 pub struct ErrorBody {
     /// `unauthorized`, `not_found`, `invalid_json`, `payload_too_large`, `unsupported_media_type`,
-    /// `invalid_flow`, `invalid_input`, `conflict`, `internal`.
+    /// `invalid_flow`, `invalid_input`, `secret_required`, `conflict`, `defined_in_configuration`,
+    /// `internal`.
     pub error: String,
     pub message: String,
     /// For `invalid_flow`: every problem as `file:line:column: message`.
@@ -125,6 +126,8 @@ pub struct ScheduleListDoc {
 #[allow(dead_code)]
 pub struct OAuthServerInput {
     pub client_id: String,
+    /// Write-only. Omitted: the stored secret is kept, unless an endpoint, the issuer or the
+    /// client authentication changes (then `secret_required`); `""` removes it.
     pub client_secret: Option<String>,
     /// `body` or `basic_header`.
     pub client_credentials_delivery: Option<String>,

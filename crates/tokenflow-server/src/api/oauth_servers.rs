@@ -51,13 +51,17 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("OAuth server `{id}`")))
 }
 
-/// Creates or replaces an OAuth server (kept in the store; overrides one of the configuration).
+/// Creates or replaces an OAuth server kept in the store. Without `client_secret`, a change of an
+/// endpoint, the issuer or the client authentication of a server with a stored secret is refused
+/// (`secret_required`); a server of the configuration file is refused (`defined_in_configuration`).
 #[utoipa::path(put, path = "/api/oauth-servers/{id}", tag = "oauth-servers",
     params(("id" = String, Path, description = "The server id")),
     request_body(content = OAuthServerInput, content_type = "application/json"),
     responses((status = 201, description = "Created", body = OAuthServerDoc), (status = 200, description = "Replaced", body = OAuthServerDoc),
-        (status = 400, description = "Unknown fields or invalid values (each naming the field)", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 415, body = ErrorBody)),
+        (status = 400, description = "Unknown fields or invalid values (each naming the field); `secret_required`: the change needs the client secret again (the message names the changed fields)", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "`defined_in_configuration`: the server comes from tokenflow.toml; edit it there", body = ErrorBody),
+        (status = 415, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn put(
     State(state): State<AppState>,

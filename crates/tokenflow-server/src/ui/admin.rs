@@ -75,6 +75,9 @@ pub async fn edit_server(
     let Some(view) = state.registry.view(&id) else {
         return ApiError::NotFound(format!("OAuth server `{id}`")).into_response();
     };
+    if view["source"] == "config" {
+        return configured_server_refused(&state, &session, &id);
+    }
     let has_secret = view["has_client_secret"].as_bool().unwrap_or(false);
     form_page(&state, &session, view, true, has_secret, Vec::new())
 }
@@ -135,6 +138,10 @@ async fn save_server(
             Err(ApiError::InvalidInput(message)) => {
                 errors.extend(message.split("; ").map(str::to_owned))
             }
+            Err(ApiError::SecretRequired(message)) => errors.push(message),
+            Err(ApiError::DefinedInConfiguration(_)) => {
+                return configured_server_refused(state, session, id);
+            }
             Err(err) => return err.into_response(),
         }
     }
@@ -144,6 +151,23 @@ async fn save_server(
         .is_some_and(|s| s.client_secret.is_some());
     let mut response = form_page(state, session, echo, editing, has_secret, errors);
     *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+}
+
+/// The servers page with the reason a server of the configuration file cannot be edited here.
+fn configured_server_refused(state: &AppState, session: &Session, id: &str) -> Response {
+    let message = format!(
+        "OAuth server `{id}` is defined in the configuration file: edit tokenflow.toml (and \
+         restart) to change it."
+    );
+    let mut response = render(
+        state,
+        "servers.html",
+        Some(session),
+        "servers",
+        json!({ "servers": server_views(state), "message": message, "test": null }),
+    );
+    *response.status_mut() = StatusCode::CONFLICT;
     response
 }
 

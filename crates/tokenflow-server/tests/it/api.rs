@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{API_KEY, Options, PURE_FLOW, spawn_app, world};
+use crate::support::{API_KEY, Capture, Options, PURE_FLOW, spawn_app, world};
 
 #[tokio::test]
 async fn the_api_needs_an_api_key_and_health_does_not() {
@@ -469,4 +469,177 @@ async fn the_openapi_document_covers_every_route_and_matches_docs() {
         served, generated,
         "served without an API key, same document"
     );
+}
+
+#[tokio::test]
+async fn a_changed_endpoint_without_the_secret_is_refused_and_the_secret_never_reaches_it() {
+    let w = world(false).await;
+    let secret = "write-only-secret-value-1";
+    let client = w
+        .idp
+        .client_credentials_client(&tokenflow_testkit::unique("api-moved"), secret)
+        .await;
+    let capture = Capture::start().await;
+    let put = |body: serde_json::Value| {
+        w.app
+            .request(Method::PUT, "/api/oauth-servers/svc")
+            .json(&body)
+            .send()
+    };
+    let created = put(json!({ "client_id": client.id, "client_secret": secret,
+        "token_url": w.idp.token_url(), "scope": "api:read" }))
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+
+    // Every field that decides where or how the secret goes needs it again.
+    for (field, value) in [
+        ("token_url", format!("{}/token", capture.url)),
+        ("authorization_url", format!("{}/authorize", capture.url)),
+        ("issuer", capture.url.clone()),
+        ("client_credentials_delivery", "basic_header".to_owned()),
+    ] {
+        let mut body =
+            json!({ "client_id": client.id, "token_url": w.idp.token_url(), "scope": "api:read" });
+        body[field] = value.into();
+        let refused = put(body).await.unwrap();
+        assert_eq!(refused.status(), 400, "{field}");
+        let answer: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(answer["error"], "secret_required", "{field}: {answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains(field) && message.contains("client_secret"),
+            "{field}: {message}"
+        );
+        assert!(!message.contains(secret));
+    }
+    let (_, shown) = w.app.get_json("/api/oauth-servers/svc").await;
+    assert_eq!(shown["token_url"], w.idp.token_url(), "nothing was saved");
+    assert_eq!(shown["issuer"], serde_json::Value::Null);
+    assert_eq!(shown["has_client_secret"], true);
+
+    // The test goes to the old endpoint, where the secret still works.
+    let (_, tested, _) = w
+        .app
+        .post_json("/api/oauth-servers/svc/test", json!({}))
+        .await;
+    assert_eq!(tested["status_code"], 0, "{tested}");
+
+    // A change that cannot move the secret keeps it.
+    let rescoped = put(
+        json!({ "client_id": client.id, "token_url": w.idp.token_url(), "scope": "api:write" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rescoped.status(), 200);
+    let (_, tested, _) = w
+        .app
+        .post_json("/api/oauth-servers/svc/test", json!({}))
+        .await;
+    assert_eq!(tested["status_code"], 0, "{tested}");
+    assert!(
+        capture.requests().is_empty(),
+        "the caller's listener got a request"
+    );
+
+    // Moving the server while removing the secret is allowed: there is nothing to send.
+    let moved = put(json!({ "client_id": client.id, "client_secret": "",
+        "token_url": format!("{}/token", capture.url), "scope": "api:read" }))
+    .await
+    .unwrap();
+    assert_eq!(moved.status(), 200);
+    let (_, shown) = w.app.get_json("/api/oauth-servers/svc").await;
+    assert_eq!(shown["has_client_secret"], false);
+    let (_, tested, _) = w
+        .app
+        .post_json("/api/oauth-servers/svc/test", json!({}))
+        .await;
+    assert_eq!(tested["status_code"], -2, "no secret, no request: {tested}");
+    assert!(capture.requests().is_empty());
+
+    // A secret given with the change is the caller's own: that one goes to the new endpoint.
+    let own = put(
+        json!({ "client_id": client.id, "client_secret": "the-callers-own-secret",
+        "token_url": format!("{}/token", capture.url), "scope": "api:read" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status(), 200);
+    w.app
+        .post_json("/api/oauth-servers/svc/test", json!({}))
+        .await;
+    let received = capture.requests();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert!(
+        received[0].contains("the-callers-own-secret"),
+        "{}",
+        received[0]
+    );
+    assert!(!received[0].contains(secret), "{}", received[0]);
+
+    // With the secret given again, any change is fine.
+    let back = put(json!({ "client_id": client.id, "client_secret": secret,
+        "token_url": w.idp.token_url(), "scope": "api:read" }))
+    .await
+    .unwrap();
+    assert_eq!(back.status(), 200);
+    let (_, tested, _) = w
+        .app
+        .post_json("/api/oauth-servers/svc/test", json!({}))
+        .await;
+    assert_eq!(tested["status_code"], 0, "{tested}");
+}
+
+#[tokio::test]
+async fn a_server_of_the_configuration_file_cannot_be_replaced_and_keeps_its_secret() {
+    let idp = tokenflow_testkit::Idp::start().await;
+    let secret = "configured-secret-value-1";
+    let client = idp
+        .client_credentials_client(&tokenflow_testkit::unique("cfg-cc"), secret)
+        .await;
+    let app = spawn_app(Options {
+        config: format!(
+            "[oauth_servers.cfg]\nclient_id = \"{}\"\nclient_secret = \"{secret}\"\ntoken_url = \"{}\"\nscope = \"api:read\"\n",
+            client.id,
+            idp.token_url()
+        ),
+        ..Options::default()
+    })
+    .await;
+    let capture = Capture::start().await;
+    for body in [
+        json!({ "client_id": client.id, "token_url": format!("{}/token", capture.url) }),
+        json!({ "client_id": client.id, "client_secret": "another", "token_url": idp.token_url() }),
+        json!({ "client_id": client.id, "token_url": idp.token_url(), "scope": "api:read" }),
+    ] {
+        let refused = app
+            .request(Method::PUT, "/api/oauth-servers/cfg")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 409);
+        let answer: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(answer["error"], "defined_in_configuration", "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("tokenflow.toml"),
+            "{answer}"
+        );
+    }
+    assert_eq!(app.state.store.get_oauth_server("cfg").await.unwrap(), None);
+    let (_, shown) = app.get_json("/api/oauth-servers/cfg").await;
+    assert_eq!(shown["source"], "config");
+    assert_eq!(shown["has_client_secret"], true);
+    assert_eq!(shown["token_url"], idp.token_url());
+    let (_, tested, _) = app
+        .post_json("/api/oauth-servers/cfg/test", json!({}))
+        .await;
+    assert_eq!(
+        tested["status_code"], 0,
+        "the configured secret works: {tested}"
+    );
+    assert!(capture.requests().is_empty());
 }

@@ -35,7 +35,47 @@ pub struct Options<'a> {
 
 pub async fn spawn_app(options: Options<'_>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let flows_dir = dir.path().join("flows");
+    let (url, state, manual, shutdown) = start_in(dir.path(), options).await;
+    TestApp {
+        url,
+        state,
+        _dir: dir,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        clock: manual,
+        _shutdown: shutdown,
+    }
+}
+
+/// A second instance of `app`: the same configuration and data directory, but its own store
+/// connections, state and port, as another process would have.
+pub async fn another_instance(app: &TestApp) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, state, manual, shutdown) = start_in(app._dir.path(), Options::default()).await;
+    TestApp {
+        url,
+        state,
+        _dir: dir,
+        http: app.http.clone(),
+        clock: manual,
+        _shutdown: shutdown,
+    }
+}
+
+/// Builds and serves an app whose configuration and data live in `dir` (written by the first
+/// call, read again by later ones).
+async fn start_in(
+    dir: &std::path::Path,
+    options: Options<'_>,
+) -> (
+    String,
+    AppState,
+    Option<Arc<ManualClock>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let flows_dir = dir.join("flows");
     std::fs::create_dir_all(&flows_dir).unwrap();
     for (name, yaml) in &options.flows {
         std::fs::write(flows_dir.join(name), yaml).unwrap();
@@ -43,15 +83,17 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
-    let config_path = dir.path().join("tokenflow.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\ndata_dir = \"data\"\nflows_dir = \"flows\"\napi_keys = [\"{API_KEY}\"]\n{}",
-            options.config
-        ),
-    )
-    .unwrap();
+    let config_path = dir.join("tokenflow.toml");
+    if !config_path.exists() {
+        std::fs::write(
+            &config_path,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\ndata_dir = \"data\"\nflows_dir = \"flows\"\napi_keys = [\"{API_KEY}\"]\n{}",
+                options.config
+            ),
+        )
+        .unwrap();
+    }
     let config = tokenflow_config::load(&tokenflow_config::Sources {
         file: Some(&config_path),
         env: vec![],
@@ -90,17 +132,7 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
         .await
         .unwrap();
     });
-    TestApp {
-        url,
-        state,
-        _dir: dir,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        clock: manual,
-        _shutdown: tx,
-    }
+    (url, state, manual, tx)
 }
 
 impl TestApp {
@@ -217,4 +249,64 @@ pub async fn world(manual_clock: bool) -> World {
     )
     .await;
     World { idp, app, client }
+}
+
+/// A listener that records every request it gets and answers each with `400 invalid_client`:
+/// the address a caller would like a client secret sent to.
+pub struct Capture {
+    pub url: String,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Capture {
+    pub async fn start() -> Capture {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    // Reads the head, then as much body as Content-Length says.
+                    let mut data = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        data.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&data).to_string();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length = text[..end]
+                                .lines()
+                                .filter_map(|l| l.split_once(':'))
+                                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if data.len() >= end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&data).to_string());
+                    let body = r#"{"error":"invalid_client"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Capture { url, requests }
+    }
+
+    /// Every request received so far, as text.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
 }
