@@ -183,7 +183,9 @@ async fn browser_start(
     };
     if !allowed {
         if bearer(&request).is_none()
-            && crate::ui::pages::session(&state, request.headers()).is_none()
+            && crate::ui::pages::session(&state, request.headers())
+                .await
+                .is_none()
         {
             let next: String =
                 url::form_urlencoded::byte_serialize(format!("/flows/{id}").as_bytes()).collect();

@@ -81,6 +81,9 @@ pub struct Runner {
 pub const KEEP_CONSUMED: time::Duration = time::Duration::hours(24);
 /// How often the sweeper purges them.
 const PURGE_EVERY: time::Duration = time::Duration::hours(1);
+/// Expired web UI sessions deleted per statement, and statements per purge.
+const SESSION_PURGE_BATCH: u32 = 1000;
+const SESSION_PURGE_BATCHES: u32 = 100;
 
 /// The default run lease (`run_lease` in the configuration).
 pub const DEFAULT_RUN_LEASE: Duration = Duration::from_secs(30);
@@ -312,6 +315,28 @@ impl Runner {
                     "purged consumed logins and old schedule firings"
                 );
             }
+            self.purge_expired_sessions(now).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes expired web UI sessions, in batches (each a short write) and at most
+    /// `SESSION_PURGE_BATCHES` of them per purge; what is left goes at the next purge. An
+    /// expired session is refused anyway: this only keeps the table small.
+    async fn purge_expired_sessions(&self, now: time::OffsetDateTime) -> Result<(), ApiError> {
+        let mut deleted = 0;
+        for _ in 0..SESSION_PURGE_BATCHES {
+            let batch = self
+                .store
+                .purge_expired_ui_sessions(now, SESSION_PURGE_BATCH)
+                .await?;
+            deleted += batch;
+            if batch < u64::from(SESSION_PURGE_BATCH) {
+                break;
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(rows = deleted, "purged expired web UI sessions");
         }
         Ok(())
     }

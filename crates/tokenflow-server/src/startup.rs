@@ -63,8 +63,8 @@ impl Default for Timing {
 }
 
 /// Wires everything together and loads the flows directory.
-/// `session_key` signs the web UI's session cookies; derive it from the master key so that every
-/// instance sharing the data accepts the same sessions.
+/// `session_key` derives the web UI's CSRF tokens (sessions themselves live in the store); derive
+/// it from the master key so that every instance sharing the data gives a session the same token.
 pub async fn build(
     config: &Config,
     store: Arc<dyn Store>,

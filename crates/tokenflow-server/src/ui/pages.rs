@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use tokenflow_connectors::status::meaning;
 
 use tokenflow_engine::RunStatus;
-use tokenflow_store::RunFilter;
+use tokenflow_store::{RunFilter, UiSessionOwner, UiSessionRow};
 
 use super::session::{COOKIE, LIFETIME_SECS, Session, csrf_matches};
 use super::{aadsts_hint, diagram};
@@ -46,13 +46,35 @@ pub async fn script() -> impl IntoResponse {
     )
 }
 
-/// The session of a request, if it has a valid one.
-pub fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
-    let value = cookie(headers, COOKIE)?;
-    state
-        .ui
-        .keys
-        .check(&value, state.clock.now().unix_timestamp())
+/// The session of a request, if it has a valid one: its cookie names a session in the store that
+/// was not signed out, has not expired, and whose API key still exists.
+pub async fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
+    let id = cookie(headers, COOKIE)?;
+    if !super::session::plausible_id(&id) {
+        return None;
+    }
+    let session = state.ui.keys.session(&id);
+    let row = match state
+        .store
+        .find_ui_session(&session.id_hash, state.clock.now())
+        .await
+    {
+        Ok(row) => row?,
+        Err(err) => {
+            tracing::error!(error = %err, "a UI session could not be read");
+            return None;
+        }
+    };
+    // A session lives only as long as the API key it was opened with: a stored key's sessions
+    // go with it (the store sees to that), a configured key's when it leaves the configuration.
+    match row.owner {
+        UiSessionOwner::StoredKey(_) => Some(session),
+        UiSessionOwner::ConfiguredKey(reference) => state
+            .config_key_hashes
+            .iter()
+            .any(|hash| state.ui.keys.configured_key_ref(hash) == reference)
+            .then_some(session),
+    }
 }
 
 /// A request from a signed-in browser; any other is redirected to the sign-in page (which comes
@@ -67,27 +89,18 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let session = require(state, &parts.headers, &parts.uri).map_err(|redirect| *redirect)?;
-        // A session lives only as long as the API key it was opened with.
-        let key_alive = state.config_key_hashes.contains(&session.key_hash)
-            || matches!(
-                state.store.find_api_key(&session.key_hash).await,
-                Ok(Some(_))
-            );
-        if !key_alive {
-            return Err(Redirect::to("/login").into_response());
+        match session(state, &parts.headers).await {
+            Some(session) => Ok(SignedIn(session)),
+            None => Err(sign_in_first(&parts.uri)),
         }
-        Ok(SignedIn(session))
     }
 }
 
-/// The session, or a redirect to the sign-in page that comes back here.
-fn require(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Session, Box<Response>> {
-    session(state, headers).ok_or_else(|| {
-        let next = uri.path_and_query().map_or("/runs", |p| p.as_str());
-        let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
-        Box::new(Redirect::to(&format!("/login?next={next}")).into_response())
-    })
+/// A redirect to the sign-in page that comes back to `uri`.
+fn sign_in_first(uri: &Uri) -> Response {
+    let next = uri.path_and_query().map_or("/runs", |p| p.as_str());
+    let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    Redirect::to(&format!("/login?next={next}")).into_response()
 }
 
 pub(super) fn check_csrf(
@@ -164,14 +177,58 @@ fn secure(state: &AppState) -> &'static str {
     }
 }
 
-/// Only same-site relative paths are followed after sign-in (no open redirect).
+/// Where a sign-in goes when `next` is missing or not a path of this site.
+const DEFAULT_NEXT: &str = "/runs";
+
+/// The page to go to after sign-in: `next` when it is a path on this origin, otherwise the default
+/// page (no open redirect). Browsers remove tabs and newlines from a URL and read `\` as `/`
+/// (WHATWG URL Standard, basic URL parser), so `/<tab>/evil.example` would turn into the
+/// scheme-relative `//evil.example`; and a control character cannot go into a `Location` header
+/// at all. So `next` must be printable ASCII that starts with exactly one `/`, and neither it nor
+/// its percent-decoded form may contain `\`, a control or whitespace character, or start with
+/// `//`.
 fn safe_next(next: Option<&String>) -> String {
     match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => {
-            next.clone()
-        }
-        _ => "/runs".to_owned(),
+        Some(next) if is_local_path(next) => next.clone(),
+        _ => DEFAULT_NEXT.to_owned(),
     }
+}
+
+fn is_local_path(next: &str) -> bool {
+    fn shaped(path: &str) -> bool {
+        path.starts_with('/')
+            && !path.starts_with("//")
+            && !path
+                .chars()
+                .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+    }
+    next.is_ascii() && shaped(next) && percent_decoded(next).is_some_and(|decoded| shaped(&decoded))
+}
+
+/// `%XX` sequences decoded (others kept as they are); `None` when the result is not UTF-8.
+fn percent_decoded(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| {
+            bytes
+                .get(at)
+                .and_then(|b| char::from(*b).to_digit(16))
+                .and_then(|d| u8::try_from(d).ok())
+        };
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(high * 16 + low);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 pub async fn login_page(
@@ -209,30 +266,27 @@ pub async fn login(
         return (StatusCode::FORBIDDEN, Html("<!doctype html><title>Forbidden</title><p id=\"message\">The sign-in form is stale. <a href=\"/login\">Reload it</a>.</p>")).into_response();
     }
     let key = form.get("api_key").map(String::as_str).unwrap_or("");
-    let valid = !key.is_empty()
-        && crate::auth::is_valid_key(&state, key)
-            .await
-            .unwrap_or(false);
-    if !valid {
+    let owner = match owner_of_key(&state, key).await {
+        Ok(owner) => owner,
+        Err(err) => return err.into_response(),
+    };
+    let Some(owner) = owner else {
         tracing::warn!("a UI sign-in with an invalid API key was refused");
         let ctx = json!({ "login_csrf": expected, "next": safe_next(form.get("next")), "error": "That API key is not valid." });
         let mut response = render(&state, "login.html", None, "", ctx);
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         return response;
-    }
-    let nonce = tokenflow_connectors::oauth::random::random_token(24)
-        .map(|t| t.expose().to_owned())
-        .unwrap_or_default();
-    let value = state.ui.keys.issue(
-        state.clock.now().unix_timestamp(),
-        &nonce,
-        &crate::auth::hash_key(key),
-    );
+    };
+    let id = match open_session(&state, owner).await {
+        Ok(id) => id,
+        Err(err) => return err.into_response(),
+    };
     let mut response = Redirect::to(&safe_next(form.get("next"))).into_response();
     set_cookie(
         &mut response,
         format!(
-            "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={LIFETIME_SECS}{}",
+            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={LIFETIME_SECS}{}",
+            id.expose(),
             secure(&state)
         ),
     );
@@ -243,6 +297,43 @@ pub async fn login(
     response
 }
 
+/// Who a sign-in with `key` belongs to, or `None` for a key that is not valid. A configured key is
+/// named by a keyed reference, a stored one by its name: never by the key's plain hash.
+async fn owner_of_key(state: &AppState, key: &str) -> Result<Option<UiSessionOwner>, ApiError> {
+    if key.is_empty() {
+        return Ok(None);
+    }
+    let hash = crate::auth::hash_key(key);
+    if state.config_key_hashes.contains(&hash) {
+        return Ok(Some(UiSessionOwner::ConfiguredKey(
+            state.ui.keys.configured_key_ref(&hash),
+        )));
+    }
+    Ok(state
+        .store
+        .find_api_key(&hash)
+        .await?
+        .map(|row| UiSessionOwner::StoredKey(row.name)))
+}
+
+/// Stores a new session for `owner`; returns its id, the cookie's value.
+async fn open_session(
+    state: &AppState,
+    owner: UiSessionOwner,
+) -> Result<tokenflow_core::SecretString, ApiError> {
+    let id = tokenflow_connectors::oauth::random::random_token(super::session::ID_BYTES)
+        .map_err(ApiError::internal)?;
+    let now = state.clock.now();
+    let row = UiSessionRow {
+        id_hash: super::session::id_hash(id.expose()),
+        owner,
+        created_at: now,
+        expires_at: now + time::Duration::seconds(LIFETIME_SECS),
+    };
+    state.store.create_ui_session(&row).await?;
+    Ok(id)
+}
+
 pub async fn logout(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
@@ -250,6 +341,10 @@ pub async fn logout(
 ) -> Response {
     if let Err(denied) = check_csrf(&session, &form) {
         return *denied;
+    }
+    // Deleted in the store, so the cookie stops working on every instance, not only here.
+    if let Err(err) = state.store.delete_ui_session(&session.id_hash).await {
+        return ApiError::from(err).into_response();
     }
     let mut response = Redirect::to("/login").into_response();
     set_cookie(
@@ -555,17 +650,9 @@ pub async fn browser_start_allowed(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> bool {
-    let Some(session) = session(state, headers) else {
+    let Some(session) = session(state, headers).await else {
         return false;
     };
-    let key_alive = state.config_key_hashes.contains(&session.key_hash)
-        || matches!(
-            state.store.find_api_key(&session.key_hash).await,
-            Ok(Some(_))
-        );
-    if !key_alive {
-        return false;
-    }
     let token = query
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
@@ -574,4 +661,62 @@ pub async fn browser_start_allowed(
         })
         .unwrap_or_default();
     token.is_some_and(|token| csrf_matches(&session, &token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_of_this_origin_are_followed_after_sign_in() {
+        for (next, expected) in [
+            ("/servers", "/servers"),
+            (
+                "/runs?flow=a&status=waiting&page=2",
+                "/runs?flow=a&status=waiting&page=2",
+            ),
+            ("/runs?flow=caf%C3%A9", "/runs?flow=caf%C3%A9"),
+            ("/flows/profile", "/flows/profile"),
+            ("/", "/"),
+            // Scheme-relative and absolute URLs.
+            ("//evil.example", DEFAULT_NEXT),
+            ("///evil.example", DEFAULT_NEXT),
+            ("https://evil.example/", DEFAULT_NEXT),
+            ("evil.example", DEFAULT_NEXT),
+            ("", DEFAULT_NEXT),
+            // Browsers drop tabs and newlines, and read `\` as `/`.
+            ("/\t/evil.example", DEFAULT_NEXT),
+            ("/\n/evil.example", DEFAULT_NEXT),
+            ("/\r\n/evil.example", DEFAULT_NEXT),
+            ("/\u{b}/evil.example", DEFAULT_NEXT),
+            ("/\0/evil.example", DEFAULT_NEXT),
+            ("/\u{7f}/evil.example", DEFAULT_NEXT),
+            ("/ /evil.example", DEFAULT_NEXT),
+            ("/\u{a0}/evil.example", DEFAULT_NEXT),
+            ("/\u{3000}/evil.example", DEFAULT_NEXT),
+            ("/\\evil.example", DEFAULT_NEXT),
+            ("\\\\evil.example", DEFAULT_NEXT),
+            ("/\\/evil.example", DEFAULT_NEXT),
+            // The same, percent-encoded once more.
+            ("/%09/evil.example", DEFAULT_NEXT),
+            ("/%0d%0a/evil.example", DEFAULT_NEXT),
+            ("/%0b/evil.example", DEFAULT_NEXT),
+            ("/%2F/evil.example", DEFAULT_NEXT),
+            ("/%2f%2fevil.example", DEFAULT_NEXT),
+            ("%2F%2Fevil.example", DEFAULT_NEXT),
+            ("/%5Cevil.example", DEFAULT_NEXT),
+            ("%5C%5Cevil.example", DEFAULT_NEXT),
+            ("/%20/evil.example", DEFAULT_NEXT),
+            ("/%ff", DEFAULT_NEXT),
+            // A `%` that starts no escape is kept as it is.
+            ("/runs?x=100%", "/runs?x=100%"),
+        ] {
+            assert_eq!(
+                safe_next(Some(&next.to_owned())),
+                expected,
+                "next = {next:?}"
+            );
+        }
+        assert_eq!(safe_next(None), DEFAULT_NEXT);
+    }
 }

@@ -1,18 +1,24 @@
-//! Web UI sessions and CSRF protection, without server-side session state (so any instance can
-//! serve any request).
+//! Web UI sessions and CSRF protection.
 //!
-//! The session cookie is `base64url(payload) "." base64url(HMAC-SHA256(key, payload))` where the
-//! payload holds an expiry and a random nonce; the key is derived from the master key. Each
-//! session's CSRF token is `HMAC(key, "csrf" ‖ nonce)`: forms carry it, and every state-changing
-//! request must present it (the synchronizer-token pattern, bound to the session). The cookie is
-//! `HttpOnly`, `SameSite=Lax` (so the identity provider's redirect back lands signed in), and
-//! `Secure` behind https.
+//! A session is a row in the store (`ui_sessions`), so signing out ends it on every instance at
+//! once. The cookie carries only the session id: 32 random bytes from the operating system,
+//! base64url. It is not signed: a signature adds nothing to an unguessable value that is looked up
+//! anyway, and the id says nothing about the API key. The store keeps the id's SHA-256, never the
+//! id, so reading the database gives no usable session. A session names its API key by a
+//! reference the store already has (a stored key's name, or for a key of the configuration file an
+//! HMAC made with this server's key), never by anything the key could be guessed from.
+//!
+//! Each session's CSRF token is `HMAC(key, "csrf" ‖ session id)`: forms carry it, and every
+//! state-changing request must present it (the synchronizer-token pattern, bound to the session;
+//! every instance derives the same token because the key comes from the shared master key). The
+//! cookie is `HttpOnly`, `SameSite=Lax` (so the identity provider's redirect back lands signed
+//! in), and `Secure` behind https.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -20,17 +26,10 @@ type HmacSha256 = Hmac<Sha256>;
 pub const COOKIE: &str = "tokenflow_session";
 /// How long a sign-in lasts.
 pub const LIFETIME_SECS: i64 = 12 * 3600;
+/// Random bytes in a session id (256 bits).
+pub const ID_BYTES: usize = 32;
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Payload {
-    /// Unix seconds.
-    exp: i64,
-    nonce: String,
-    /// SHA-256 of the API key used to sign in: the session ends when that key is deleted.
-    key: String,
-}
-
-/// Signs and checks sessions.
+/// Derives CSRF tokens and configured-key references with the server's key.
 #[derive(Clone)]
 pub struct SessionKeys {
     key: [u8; 32],
@@ -46,8 +45,8 @@ impl std::fmt::Debug for SessionKeys {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub csrf: String,
-    /// SHA-256 (hex) of the API key the person signed in with.
-    pub key_hash: String,
+    /// SHA-256 (hex) of the session id: the session's key in the store.
+    pub id_hash: String,
 }
 
 impl SessionKeys {
@@ -66,60 +65,47 @@ impl SessionKeys {
         mac.finalize().into_bytes().to_vec()
     }
 
-    /// A new session cookie value valid until `now + LIFETIME_SECS`.
-    pub fn issue(&self, now: i64, nonce: &str, key_hash: &str) -> String {
-        let payload = Payload {
-            exp: now + LIFETIME_SECS,
-            nonce: nonce.to_owned(),
-            key: key_hash.to_owned(),
-        };
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap_or_default());
-        let signature = URL_SAFE_NO_PAD.encode(self.mac(&[b"session", payload.as_bytes()]));
-        format!("{payload}.{signature}")
+    /// The session of a cookie value (the session id), with its CSRF token.
+    pub fn session(&self, id: &str) -> Session {
+        Session {
+            csrf: URL_SAFE_NO_PAD.encode(self.mac(&[b"csrf", id.as_bytes()])),
+            id_hash: id_hash(id),
+        }
     }
 
-    /// The session of a cookie value, if it is authentic and not expired.
-    pub fn check(&self, cookie: &str, now: i64) -> Option<Session> {
-        let (payload, signature) = cookie.split_once('.')?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        let Ok(mut mac) = HmacSha256::new_from_slice(&self.key) else {
-            return None;
-        };
-        mac.update(b"session");
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&signature).ok()?;
-        let payload: Payload =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        if payload.exp <= now {
-            return None;
-        }
-        let csrf = URL_SAFE_NO_PAD.encode(self.mac(&[b"csrf", payload.nonce.as_bytes()]));
-        Some(Session {
-            csrf,
-            key_hash: payload.key,
-        })
+    /// How a session refers to an API key of the configuration file (given as its SHA-256 hex):
+    /// an HMAC with the server's key, so the store learns nothing the key could be guessed from.
+    pub fn configured_key_ref(&self, key_hash: &str) -> String {
+        hex(&self.mac(&[b"configured api key", key_hash.as_bytes()]))
     }
 }
 
-/// Constant-time comparison of two tokens.
+/// SHA-256 (hex) of a session id.
+pub fn id_hash(id: &str) -> String {
+    hex(&Sha256::digest(id.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a cookie value has the shape of a session id (base64url of [`ID_BYTES`] bytes), so
+/// that garbage is refused without a store lookup.
+pub fn plausible_id(value: &str) -> bool {
+    value.len() == (ID_BYTES * 4).div_ceil(3)
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Constant-time comparison of two tokens (their lengths are not secret).
 pub fn tokens_match(a: &str, b: &str) -> bool {
-    subtle_eq::ct_eq(a.as_bytes(), b.as_bytes())
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// Constant-time comparison of a submitted CSRF token with the session's.
 pub fn csrf_matches(session: &Session, submitted: &str) -> bool {
-    use subtle_eq::ct_eq;
-    ct_eq(session.csrf.as_bytes(), submitted.as_bytes())
-}
-
-mod subtle_eq {
-    /// Length-revealing but otherwise constant-time equality (tokens have a fixed length).
-    pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-        if a.len() != b.len() {
-            return false;
-        }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
+    tokens_match(&session.csrf, submitted)
 }
 
 #[cfg(test)]
@@ -131,29 +117,41 @@ mod tests {
     }
 
     #[test]
-    fn an_issued_session_checks_and_has_a_stable_csrf_token() {
-        let cookie = keys(1).issue(1000, "n1", "k");
-        let session = keys(1).check(&cookie, 1001).unwrap();
-        assert_eq!(keys(1).check(&cookie, 2000).unwrap(), session);
+    fn a_session_has_a_stable_csrf_token_of_its_own() {
+        let id = "a".repeat(43);
+        let session = keys(1).session(&id);
+        assert_eq!(keys(1).session(&id), session);
         assert!(csrf_matches(&session, &session.csrf));
         assert!(!csrf_matches(&session, "forged"));
-        let other = keys(1)
-            .check(&keys(1).issue(1000, "n2", "k"), 1001)
-            .unwrap();
+        assert!(!csrf_matches(&session, ""));
+        let other = keys(1).session(&"b".repeat(43));
         assert_ne!(other.csrf, session.csrf, "each session has its own token");
+        assert_ne!(
+            keys(2).session(&id).csrf,
+            session.csrf,
+            "the token needs the server's key"
+        );
+        assert_eq!(session.id_hash, id_hash(&id));
+        assert!(!session.id_hash.contains(&id));
     }
 
     #[test]
-    fn forged_expired_or_foreign_cookies_fail() {
-        let cookie = keys(1).issue(1000, "n1", "k");
-        assert!(keys(2).check(&cookie, 1001).is_none(), "another key");
-        assert!(
-            keys(1).check(&cookie, 1000 + LIFETIME_SECS).is_none(),
-            "expired"
-        );
-        let (payload, signature) = cookie.split_once('.').unwrap();
-        let tampered = format!("{}x.{signature}", payload);
-        assert!(keys(1).check(&tampered, 1001).is_none());
-        assert!(keys(1).check("garbage", 1001).is_none());
+    fn only_values_shaped_like_a_session_id_are_looked_up() {
+        assert!(plausible_id(&"A-_9".repeat(11)[..43]));
+        assert!(!plausible_id(""));
+        assert!(!plausible_id(&"a".repeat(42)));
+        assert!(!plausible_id(&"a".repeat(44)));
+        assert!(!plausible_id(&format!("{}.", "a".repeat(42))));
+        assert!(!plausible_id("eyJleHAiOjk5OTk5OTk5OTl9.AAAA"));
+    }
+
+    #[test]
+    fn a_configured_key_reference_is_keyed_and_is_not_the_hash() {
+        let hash = "0123456789abcdef".repeat(4);
+        let reference = keys(1).configured_key_ref(&hash);
+        assert_eq!(reference, keys(1).configured_key_ref(&hash));
+        assert_ne!(reference, keys(2).configured_key_ref(&hash));
+        assert_ne!(reference, hash);
+        assert_eq!(reference.len(), 64);
     }
 }

@@ -305,3 +305,87 @@ async fn pages_without_a_session_go_to_sign_in_in_the_browser() {
         .await;
     browser.close().await;
 }
+
+/// Signs in on the page that is open and returns where the browser lands.
+async fn submit_sign_in(client: &Client, base: &str) -> String {
+    wait_for(client, "#api_key", 10)
+        .await
+        .send_keys(API_KEY)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The sign-in page is on this origin too: wait until the browser left it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let url = client.current_url().await.map(|u| u.to_string());
+        if let Ok(url) = url
+            && !url.starts_with(&format!("{base}/login"))
+        {
+            return url;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser stayed on the sign-in page"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn signing_in_with_a_crafted_next_lands_on_the_default_page_of_this_origin() {
+    let w = world(false).await;
+    let browser = Browser::start().await;
+    let base = w.app.url.clone();
+    browser
+        .check("ui_next_open_redirect", |client| async move {
+            // As they would appear in a link's query string.
+            for next in [
+                "%2F%2Fevil.example",
+                "%5C%5Cevil.example",
+                "/%5Cevil.example",
+                "/%09/evil.example",
+                "/\t/evil.example",
+                "/%0d%0a/evil.example",
+                "%0d%0a//evil.example",
+                "/%0b/evil.example",
+                "/%252F%252Fevil.example",
+                "/%255Cevil.example",
+                "/%2509/evil.example",
+            ] {
+                // The link an attacker would send.
+                client
+                    .goto(&format!("{base}/login?next={next}"))
+                    .await
+                    .unwrap();
+                let landed = submit_sign_in(&client, &base).await;
+                assert_eq!(landed, format!("{base}/runs"), "next={next:?}");
+                // The same value put into the sign-in form itself.
+                client.goto(&format!("{base}/login")).await.unwrap();
+                wait_for(&client, "#api_key", 10).await;
+                client
+                    .execute(
+                        "document.querySelector('input[name=next]').value = decodeURIComponent(arguments[0]); return null;",
+                        vec![json!(next)],
+                    )
+                    .await
+                    .unwrap();
+                let landed = submit_sign_in(&client, &base).await;
+                assert_eq!(landed, format!("{base}/runs"), "form next={next:?}");
+            }
+            // A path of this site is still followed.
+            client
+                .goto(&format!("{base}/login?next=%2Fservers"))
+                .await
+                .unwrap();
+            let landed = submit_sign_in(&client, &base).await;
+            assert_eq!(landed, format!("{base}/servers"));
+        })
+        .await;
+    browser.close().await;
+}
