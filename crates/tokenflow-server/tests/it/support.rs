@@ -31,9 +31,51 @@ pub struct Options<'a> {
     pub flows: Vec<(&'a str, String)>,
     /// Use a manual clock starting now.
     pub manual_clock: bool,
+    /// Shortens how long a UI event stream lives.
+    pub event_stream_max: Option<Duration>,
+}
+
+/// A server's state on its own data directory, with the listener it is to be served on; nothing
+/// runs yet (no background tasks), so a test can drive the scheduler or the sweeper itself.
+pub struct BuiltApp {
+    pub url: String,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+    pub clock: Option<Arc<ManualClock>>,
+    pub listener: tokio::net::TcpListener,
 }
 
 pub async fn spawn_app(options: Options<'_>) -> TestApp {
+    let BuiltApp {
+        url,
+        state,
+        dir,
+        clock,
+        listener,
+    } = build_app(options).await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serve_state = state.clone();
+    tokio::spawn(async move {
+        tokenflow_server::serve(listener, serve_state, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        url,
+        state,
+        _dir: dir,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        clock,
+        _shutdown: tx,
+    }
+}
+
+pub async fn build_app(options: Options<'_>) -> BuiltApp {
     let dir = tempfile::tempdir().unwrap();
     let flows_dir = dir.path().join("flows");
     std::fs::create_dir_all(&flows_dir).unwrap();
@@ -66,10 +108,14 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
         Some(clock) => clock.clone(),
         None => Arc::new(SystemClock),
     };
+    let defaults = Timing::default();
     let timing = Timing {
         sweep_interval: Duration::from_secs(3600),
         schedule_tick: Duration::from_millis(100),
-        ..Timing::default()
+        event_stream_max: options
+            .event_stream_max
+            .unwrap_or(defaults.event_stream_max),
+        ..defaults
     };
     let startup = build(
         &config,
@@ -80,26 +126,12 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
     )
     .await
     .unwrap_or_else(|err| panic!("{err}"));
-    let state = startup.state;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let serve_state = state.clone();
-    tokio::spawn(async move {
-        tokenflow_server::serve(listener, serve_state, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    TestApp {
+    BuiltApp {
         url,
-        state,
-        _dir: dir,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        state: startup.state,
+        dir,
         clock: manual,
-        _shutdown: tx,
+        listener,
     }
 }
 
@@ -207,6 +239,7 @@ pub async fn world(manual_clock: bool) -> World {
             ("pure.yaml", PURE_FLOW.to_owned()),
         ],
         manual_clock,
+        ..Options::default()
     })
     .await;
     idp.web_client(
