@@ -45,6 +45,59 @@ pub struct Config {
     /// How long a run's lease lasts (seconds): an instance that stops renewing it for this long
     /// is taken for dead, and another instance fails the run.
     pub run_lease: std::time::Duration,
+    /// How long a client may take to send a request's head, counted from when the server starts
+    /// waiting for it — so it also ends keep-alive connections idle for that long.
+    pub header_read_timeout: std::time::Duration,
+    /// How long a client may take to send a request's body, counted from its head.
+    pub body_read_timeout: std::time::Duration,
+    /// How many client connections are served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+}
+
+/// Default and bounds of `header_read_timeout` (seconds).
+pub const HEADER_READ_TIMEOUT: Bounded = Bounded {
+    default: 10,
+    min: 1,
+    max: 300,
+};
+/// Default and bounds of `body_read_timeout` (seconds).
+pub const BODY_READ_TIMEOUT: Bounded = Bounded {
+    default: 30,
+    min: 1,
+    max: 600,
+};
+/// Default and bounds of `max_connections`.
+pub const MAX_CONNECTIONS: Bounded = Bounded {
+    default: 1024,
+    min: 1,
+    max: 65_536,
+};
+
+/// A whole-number setting's default and the range it is accepted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounded {
+    pub default: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Bounded {
+    /// The value, or the default when unset; out of range is an error naming `key`.
+    fn check(&self, key: &str, value: Option<i64>, unit: &str, errors: &mut Vec<String>) -> u64 {
+        let Some(value) = value else {
+            return self.default;
+        };
+        match u64::try_from(value) {
+            Ok(value) if (self.min..=self.max).contains(&value) => value,
+            _ => {
+                errors.push(format!(
+                    "`{key}`: {value} is out of range; use {} to {}{unit} (default {})",
+                    self.min, self.max, self.default
+                ));
+                self.default
+            }
+        }
+    }
 }
 
 impl Config {
@@ -77,6 +130,9 @@ struct RawConfig {
     api_keys: Vec<SecretSource>,
     log_format: Option<LogFormat>,
     run_lease: Option<u64>,
+    header_read_timeout: Option<i64>,
+    body_read_timeout: Option<i64>,
+    max_connections: Option<i64>,
     #[serde(default)]
     oauth_servers: BTreeMap<String, OAuthServerSpec<SecretSource>>,
 }
@@ -210,6 +266,20 @@ fn build(
             Err(problems) => errors.extend(problems.iter().map(ToString::to_string)),
         }
     }
+    let header_read_timeout = HEADER_READ_TIMEOUT.check(
+        "header_read_timeout",
+        raw.header_read_timeout,
+        " seconds",
+        &mut errors,
+    );
+    let body_read_timeout = BODY_READ_TIMEOUT.check(
+        "body_read_timeout",
+        raw.body_read_timeout,
+        " seconds",
+        &mut errors,
+    );
+    let max_connections =
+        MAX_CONNECTIONS.check("max_connections", raw.max_connections, "", &mut errors);
     let (true, Some(public_url)) = (errors.is_empty(), public_url) else {
         return Err(ConfigError::Invalid(errors));
     };
@@ -226,6 +296,9 @@ fn build(
         api_keys,
         log_format: raw.log_format.unwrap_or_default(),
         run_lease: std::time::Duration::from_secs(raw.run_lease.unwrap_or(30).max(1)),
+        header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
+        body_read_timeout: std::time::Duration::from_secs(body_read_timeout),
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
         oauth_servers,
     })
 }
@@ -287,10 +360,14 @@ fn env_value(key: &str, value: &str) -> Result<Value, String> {
             .parse::<bool>()
             .map(Value::Boolean)
             .map_err(|_| format!("`{value}` is not true or false")),
-        "token_cache_skew" | "run_lease" => value
+        "token_cache_skew" | "run_lease" | "header_read_timeout" | "body_read_timeout" => value
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("`{value}` is not a whole number of seconds")),
+        "max_connections" => value
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| format!("`{value}` is not a whole number")),
         "timeout" => Ok(value
             .parse::<i64>()
             .map_or_else(|_| Value::String(value.to_owned()), Value::Integer)),
@@ -335,6 +412,9 @@ fn apply_env(table: &mut Table, var: &str, value: &str) -> Result<(), ConfigErro
         "api_keys",
         "log_format",
         "run_lease",
+        "header_read_timeout",
+        "body_read_timeout",
+        "max_connections",
         "oauth_servers",
     ];
     if !known_top.contains(&path[0].as_str()) {

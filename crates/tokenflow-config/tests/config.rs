@@ -267,3 +267,94 @@ fn missing_secret_file_is_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn connection_limits_have_safe_defaults_and_are_set_by_file_or_environment() {
+    let config = load(&Sources::default()).unwrap();
+    assert_eq!(
+        config.header_read_timeout,
+        std::time::Duration::from_secs(10)
+    );
+    assert_eq!(config.body_read_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(config.max_connections, 1024);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "tokenflow.toml",
+        "header_read_timeout = 3\nbody_read_timeout = 7\nmax_connections = 20\n",
+    );
+    let config = load_with(&file, &[]).unwrap();
+    assert_eq!(
+        config.header_read_timeout,
+        std::time::Duration::from_secs(3)
+    );
+    assert_eq!(config.body_read_timeout, std::time::Duration::from_secs(7));
+    assert_eq!(config.max_connections, 20);
+    let config = load_with(
+        &file,
+        &[
+            ("TOKENFLOW_HEADER_READ_TIMEOUT", "5"),
+            ("TOKENFLOW_BODY_READ_TIMEOUT", "9"),
+            ("TOKENFLOW_MAX_CONNECTIONS", "64"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        config.header_read_timeout,
+        std::time::Duration::from_secs(5)
+    );
+    assert_eq!(config.body_read_timeout, std::time::Duration::from_secs(9));
+    assert_eq!(config.max_connections, 64);
+}
+
+#[test]
+fn connection_limits_out_of_bounds_are_refused_naming_the_key_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key, range) in [
+        (
+            "header_read_timeout = 0\n",
+            "`header_read_timeout`",
+            "1 to 300 seconds",
+        ),
+        (
+            "header_read_timeout = 301\n",
+            "`header_read_timeout`",
+            "1 to 300 seconds",
+        ),
+        (
+            "header_read_timeout = -5\n",
+            "`header_read_timeout`",
+            "1 to 300 seconds",
+        ),
+        (
+            "body_read_timeout = 0\n",
+            "`body_read_timeout`",
+            "1 to 600 seconds",
+        ),
+        (
+            "body_read_timeout = 601\n",
+            "`body_read_timeout`",
+            "1 to 600 seconds",
+        ),
+        ("max_connections = 0\n", "`max_connections`", "1 to 65536"),
+        (
+            "max_connections = 1000000\n",
+            "`max_connections`",
+            "1 to 65536",
+        ),
+    ] {
+        let file = write(dir.path(), "tokenflow.toml", text);
+        let err = load_with(&file, &[]).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(range), "{text}: {err}");
+    }
+    let err = load(&Sources {
+        file: None,
+        env: vec![("TOKENFLOW_MAX_CONNECTIONS".into(), "many".into())],
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Env { var, .. } if var == "TOKENFLOW_MAX_CONNECTIONS"),
+        "{err}"
+    );
+}

@@ -43,8 +43,25 @@ async fn callback_get(state: State<AppState>, headers: HeaderMap, query: RawQuer
 /// The same for `response_mode=form_post` (parameters in an `application/x-www-form-urlencoded` body).
 #[utoipa::path(post, path = "/oauth-callback", tag = "browser",
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, content_type = "text/html"), (status = 400, content_type = "text/html")))]
+    responses((status = 200, content_type = "text/html"), (status = 400, content_type = "text/html"),
+        (status = 415, description = "The body is not application/x-www-form-urlencoded: nothing consumed", content_type = "text/html")))]
 async fn callback_post(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    // OAuth 2.0 Form Post Response Mode §2: the parameters come as an
+    // application/x-www-form-urlencoded body. Anything else is refused before the state is
+    // looked at, so a body in another format cannot spend a person's sign-in.
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase());
+    if essence.as_deref() != Some("application/x-www-form-urlencoded") {
+        return pages::message(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Sign-in not accepted",
+            "A sign-in response sent with POST must be a form (Content-Type: application/x-www-form-urlencoded). Nothing was changed.",
+            None,
+        );
+    }
     callback(state, Method::POST, headers, RawQuery(None), body).await
 }
 

@@ -22,6 +22,8 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("the request body is larger than {} bytes", crate::MAX_BODY_BYTES)]
     PayloadTooLarge,
+    #[error("the request body did not arrive in time (body_read_timeout)")]
+    RequestTimeout,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("the flow is invalid")]
@@ -63,6 +65,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -94,6 +97,21 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Keeps `/api` errors in the documented JSON shape when they come from below the handlers: a
+/// body over [`crate::MAX_BODY_BYTES`] is refused by axum's body limit with a plain-text 413,
+/// which this turns into `payload_too_large`.
+pub async fn json_api_errors(response: Response) -> Response {
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !json {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    response
 }
 
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

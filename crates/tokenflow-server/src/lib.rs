@@ -10,12 +10,13 @@
 //! - [`callback`]: `/oauth-callback` and `/flows/{id}/start`.
 //! - [`error`]: the one place errors become HTTP responses.
 //! - [`ui`]: the web UI (the process flow monitor), server-rendered.
-//! - [`auth`], [`metrics`], [`scheduler`], [`ops`], [`pages`].
+//! - [`auth`], [`metrics`], [`scheduler`], [`ops`], [`pages`], [`body`].
 //!
 //! Handlers never write SQL and never touch secrets beyond passing them through.
 
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod callback;
 pub mod catalog;
 pub mod error;
@@ -50,6 +51,11 @@ pub fn app(state: AppState) -> Router {
             axum::routing::get(|| async { axum::Json(openapi()) }),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::read_deadline,
+        ))
+        .layer(axum::middleware::map_response(pages::security_headers))
         .with_state(state)
 }
 
@@ -66,15 +72,79 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves (graceful: in-flight requests finish).
+///
+/// Served with hyper's HTTP/1 connection rather than `axum::serve`, which offers neither of the
+/// two limits a public listener needs (see docs/security.md, "Connections and requests"):
+/// - `header_read_timeout`: a client that does not deliver a whole request head in time is
+///   disconnected. hyper starts this timer whenever it waits for a head, so it also ends
+///   keep-alive connections that stay idle for that long.
+/// - `max_connections`: a permit is taken before each accept, so once that many connections are
+///   open, further clients wait in the listen queue until one closes.
+///
+/// The time to send a body after the head is bounded by `body_read_timeout` ([`body`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
     let background = state.start_background_tasks();
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let settings = state.settings.clone();
+    let service = TowerToHyperService::new(app(state));
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    accept_failed(err).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                // Timeouts and clients that hang up are routine, not the server's failure.
+                tracing::debug!(error = %err, "a connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    // No new connections; open ones finish their request in flight and close.
+    drop(listener);
+    graceful.shutdown().await;
     background.abort();
-    result
+    Ok(())
+}
+
+/// An accept error: a client that gave up before it was accepted is routine; anything else (out
+/// of file descriptors) is logged, and accepting pauses for a moment instead of spinning.
+async fn accept_failed(err: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %err, "cannot accept a connection");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }

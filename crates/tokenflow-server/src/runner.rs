@@ -360,8 +360,11 @@ impl Runner {
         }
     }
 
-    /// Marks runs whose instance died (their lease expired) as failed; returns how many. Runs at
-    /// start-up and with every sweep, on every instance.
+    /// Marks runs whose instance died (their lease expired) as failed; returns how many this
+    /// instance failed. Runs at start-up and with every sweep, on every instance: the per-run
+    /// lock only orders this process, so each run is claimed in the store with one conditional
+    /// write (`fail_interrupted_run`), and only the instance whose write landed logs and counts
+    /// it — a run ends once, with one `ended_at`, however many sweepers found it.
     pub async fn recover_interrupted(&self) -> Result<usize, ApiError> {
         let grace = i64::try_from(self.lease.as_millis()).unwrap_or(30_000);
         let ids = self
@@ -379,11 +382,27 @@ impl Runner {
                 continue;
             }
             let at = view.run.next.clone().unwrap_or_else(|| "?".to_owned());
-            self.engine.fail(
-                &mut view.run,
-                format!("interrupted: tokenflow stopped while the run was at `{at}`; actions are not retried because they may not be idempotent"),
-            );
-            self.persist(&view, view.run.records.len()).await?;
+            // The run's failed form, built here rather than by `Engine::fail`, which logs: only
+            // the instance that wins the claim below may say that the run failed.
+            let now = self.clock.now();
+            view.run.status = RunStatus::Failed;
+            view.run.next = None;
+            view.run.waiting = None;
+            view.run.reason = Some(format!(
+                "interrupted: tokenflow stopped while the run was at `{at}`; actions are not retried because they may not be idempotent"
+            ));
+            view.run.ended_at = Some(now);
+            if !self
+                .store
+                .fail_interrupted_run(&self.row(&view), now, grace)
+                .await?
+            {
+                continue;
+            }
+            self.metrics
+                .run_ended(&view.run.flow_id, view.run.status.as_str());
+            tracing::warn!(run = %view.run.id, flow = %view.run.flow_id, reason = ?view.run.reason, "run failed");
+            tracing::info!(run = %view.run.id, status = view.run.status.as_str(), reason = ?view.run.reason, "run ended");
             recovered += 1;
         }
         Ok(recovered)

@@ -50,6 +50,8 @@ pub struct Timing {
     pub pending_ttl: Duration,
     pub sweep_interval: Duration,
     pub schedule_tick: Duration,
+    /// How long one server-sent event stream of the UI lives at most.
+    pub event_stream_max: Duration,
 }
 
 impl Default for Timing {
@@ -58,6 +60,7 @@ impl Default for Timing {
             pending_ttl: DEFAULT_PENDING_TTL,
             sweep_interval: Duration::from_secs(5),
             schedule_tick: Duration::from_millis(250),
+            event_stream_max: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -140,6 +143,10 @@ pub async fn build(
             public_url: config.public_url.clone(),
             sweep_interval: timing.sweep_interval,
             schedule_tick: timing.schedule_tick,
+            header_read_timeout: config.header_read_timeout,
+            body_read_timeout: config.body_read_timeout,
+            max_connections: config.max_connections,
+            event_stream_max: timing.event_stream_max,
         }),
         config_key_hashes: Arc::new(config_key_hashes),
         ui: crate::ui::Ui::new(crate::ui::session::SessionKeys::new(session_key))

@@ -22,6 +22,15 @@ pub struct Settings {
     pub sweep_interval: Duration,
     /// How often schedules are checked.
     pub schedule_tick: Duration,
+    /// How long a client may take to send a request's head (also how long a keep-alive
+    /// connection may stay idle).
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_read_timeout: Duration,
+    /// How many connections are served at once.
+    pub max_connections: usize,
+    /// How long one server-sent event stream of the UI lives at most; the browser reconnects.
+    pub event_stream_max: Duration,
 }
 
 impl Settings {

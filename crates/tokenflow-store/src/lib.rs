@@ -115,6 +115,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: OffsetDateTime,
         grace_ms: i64,
     ) -> Result<Vec<String>>;
+    /// Fails a run whose instance died, once across all instances: one conditional write that
+    /// sets the status to `failed` with `failed`'s state, `updated_at` and `ended_at`, only while
+    /// the run is still `running` and its lease expired at `now` by the rule of
+    /// [`Store::runs_with_expired_lease`]. True for the one caller whose write landed; false when
+    /// another instance failed it first, or its instance wrote it after all (it is alive).
+    async fn fail_interrupted_run(
+        &self,
+        failed: &RunRow,
+        now: OffsetDateTime,
+        grace_ms: i64,
+    ) -> Result<bool>;
     /// Runs whose status is `running` (left behind by a crash or kill).
     async fn runs_with_status(&self, status: &str) -> Result<Vec<RunRow>>;
 

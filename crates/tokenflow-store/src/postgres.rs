@@ -693,6 +693,31 @@ impl Store for PostgresStore {
             .map_err(StoreError::Database)
     }
 
+    async fn fail_interrupted_run(
+        &self,
+        failed: &RunRow,
+        now: OffsetDateTime,
+        grace_ms: i64,
+    ) -> Result<bool> {
+        // Under READ COMMITTED a concurrent second UPDATE waits for the first, then re-checks
+        // its WHERE on the row the first wrote (status `failed`) and changes nothing.
+        let failed_it = sqlx::query(
+            "UPDATE runs SET status = 'failed', state = $1, updated_at = $2, ended_at = $3 \
+             WHERE id = $4 AND status = 'running' \
+             AND GREATEST(COALESCE(lease_until, 0), updated_at + $5) < $6",
+        )
+        .bind(self.seal_secret(&failed.state, &run_state_aad(&failed.id))?)
+        .bind(to_ms(failed.updated_at))
+        .bind(failed.ended_at.map(to_ms))
+        .bind(&failed.id)
+        .bind(grace_ms)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(failed_it.rows_affected() == 1)
+    }
+
     async fn claim_vault_refresh(
         &self,
         name: &str,

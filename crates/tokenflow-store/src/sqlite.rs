@@ -106,7 +106,15 @@ impl SqliteStore {
     /// Opens the database file at `path` (creating it when missing), applies the migrations and
     /// checks that `key` is the key the data was written with ([`StoreError::WrongMasterKey`]
     /// otherwise; a new database records a check value for the next start).
+    ///
+    /// The database, its WAL and its shared-memory file are readable by the owner only (mode
+    /// 0600, like the key file), whatever the umask.
     pub async fn open_file(path: &Path, key: &MasterKey) -> Result<Self> {
+        let file_error = |source| StoreError::DataDir {
+            path: path.display().to_string(),
+            source,
+        };
+        make_private_file(path).map_err(file_error)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -136,6 +144,13 @@ impl SqliteStore {
         if let Err(err) = store.prepare().await {
             store.close().await;
             return Err(err);
+        }
+        // SQLite creates the WAL and shared-memory files with the database file's mode; files
+        // left by a version that did not restrict the database are tightened here.
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = path.as_os_str().to_owned();
+            companion.push(suffix);
+            restrict_if_present(Path::new(&companion)).map_err(file_error)?;
         }
         Ok(store)
     }
@@ -236,6 +251,52 @@ impl SqliteStore {
             id,
         })
     }
+}
+
+/// Creates the database file with mode 0600 before SQLite opens it (SQLite would create it with
+/// 0644 less the umask), or restricts an existing one to 0600.
+fn make_private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Set at creation, so there is no moment when others can read it.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                restrict_if_present(path)
+            }
+            Err(err) => Err(err),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Takes group and other permissions away from `path` if it exists.
+fn restrict_if_present(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = match std::fs::metadata(path) {
+            Ok(meta) => meta.permissions().mode(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Writes the run's mutable columns (bound by [`run_update_binds`]).
@@ -732,6 +793,32 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::Database)
+    }
+
+    async fn fail_interrupted_run(
+        &self,
+        failed: &RunRow,
+        now: OffsetDateTime,
+        grace_ms: i64,
+    ) -> Result<bool> {
+        // Through the write connection, not the group commit: it is a rare write whose answer
+        // (did this row change?) the batch's all-or-`NotFound` reply cannot carry. Both share
+        // the one connection, so they are serialized and never race.
+        let failed_it = sqlx::query(
+            "UPDATE runs SET status = 'failed', state = ?, updated_at = ?, ended_at = ? \
+             WHERE id = ? AND status = 'running' \
+             AND MAX(COALESCE(lease_until, 0), updated_at + ?) < ?",
+        )
+        .bind(self.seal_run_state(failed)?)
+        .bind(to_ms(failed.updated_at))
+        .bind(failed.ended_at.map(to_ms))
+        .bind(&failed.id)
+        .bind(grace_ms)
+        .bind(to_ms(now))
+        .execute(&self.writer)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(failed_it.rows_affected() == 1)
     }
 
     async fn claim_vault_refresh(

@@ -23,6 +23,7 @@ pub fn routes(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::Op
         .merge(oauth_servers::routes())
         .merge(vault::routes());
     let (router, openapi) = router.split_for_parts();
+    let router = router.layer(middleware::map_response(crate::error::json_api_errors));
     let router = match state {
         Some(state) => router.route_layer(middleware::from_fn_with_state(
             state,

@@ -506,26 +506,34 @@ pub async fn run_fragment(
 
 /// Server-sent events: `update` whenever the stored run changes, `end` once it has ended. Polls
 /// the store, so it works whichever instance executed the change.
+///
+/// Bounded, so that no stream outlives its use: an unknown run is answered 404 (an `EventSource`
+/// does not retry that), a stream ends once its run has ended or gone, and after
+/// `event_stream_max` in any case — the browser's `EventSource` then reconnects by itself.
 pub async fn run_events(
     State(state): State<AppState>,
     _: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let initial = state
-        .store
-        .get_run(&id)
-        .await
-        .ok()
-        .flatten()
-        .map(|r| (r.updated_at, r.status));
+    let initial = match state.store.get_run(&id).await {
+        Ok(Some(run)) => Some((run.updated_at, run.status)),
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such run").into_response(),
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let until = tokio::time::Instant::now() + state.settings.event_stream_max;
     let stream = futures_util::stream::unfold(
         (state, id, initial, false),
-        |(state, id, last, done)| async move {
+        move |(state, id, last, done)| async move {
             if done {
                 return None;
             }
             loop {
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                if tokio::time::timeout_at(until, tokio::time::sleep(Duration::from_millis(300)))
+                    .await
+                    .is_err()
+                {
+                    return None;
+                }
                 let current = state
                     .store
                     .get_run(&id)

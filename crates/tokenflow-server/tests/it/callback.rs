@@ -6,7 +6,7 @@ use url::Url;
 use crate::support::{API_KEY, World, world};
 
 /// Starts the login flow over the API and signs in at the IdP; returns (run id, landed URL).
-async fn start_and_sign_in(w: &World, decision: Decision) -> (String, Url) {
+pub(crate) async fn start_and_sign_in(w: &World, decision: Decision) -> (String, Url) {
     let (status, run, _) = w.app.post_json("/api/flows/profile/runs", json!({})).await;
     assert_eq!(status, 201, "{run}");
     let url = run["authorization_url"].as_str().unwrap();

@@ -5,5 +5,7 @@
 mod api;
 mod browser;
 mod callback;
+mod limits;
+mod scheduler;
 mod support;
 mod ui;

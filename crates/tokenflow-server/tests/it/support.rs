@@ -31,11 +31,51 @@ pub struct Options<'a> {
     pub flows: Vec<(&'a str, String)>,
     /// Use a manual clock starting now.
     pub manual_clock: bool,
+    /// Shortens how long a UI event stream lives.
+    pub event_stream_max: Option<Duration>,
+}
+
+/// A server's state on its own data directory, with the listener it is to be served on; nothing
+/// runs yet (no background tasks), so a test can drive the scheduler or the sweeper itself.
+pub struct BuiltApp {
+    pub url: String,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+    pub clock: Option<Arc<ManualClock>>,
+    pub listener: tokio::net::TcpListener,
 }
 
 pub async fn spawn_app(options: Options<'_>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let (url, state, manual, shutdown) = start_in(dir.path(), options).await;
+    let built = build_in(dir.path(), options).await;
+    serve_built(built, dir)
+}
+
+/// A second instance of `app`: the same configuration and data directory, but its own store
+/// connections, state and port, as another process would have.
+pub async fn another_instance(app: &TestApp) -> TestApp {
+    let built = build_in(app._dir.path(), Options::default()).await;
+    let mut instance = serve_built(built, tempfile::tempdir().unwrap());
+    instance.http = app.http.clone();
+    instance
+}
+
+fn serve_built(built: BuiltParts, dir: tempfile::TempDir) -> TestApp {
+    let BuiltParts {
+        url,
+        state,
+        clock,
+        listener,
+    } = built;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serve_state = state.clone();
+    tokio::spawn(async move {
+        tokenflow_server::serve(listener, serve_state, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
     TestApp {
         url,
         state,
@@ -44,37 +84,38 @@ pub async fn spawn_app(options: Options<'_>) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        clock: manual,
-        _shutdown: shutdown,
+        clock,
+        _shutdown: tx,
     }
 }
 
-/// A second instance of `app`: the same configuration and data directory, but its own store
-/// connections, state and port, as another process would have.
-pub async fn another_instance(app: &TestApp) -> TestApp {
+pub async fn build_app(options: Options<'_>) -> BuiltApp {
     let dir = tempfile::tempdir().unwrap();
-    let (url, state, manual, shutdown) = start_in(app._dir.path(), Options::default()).await;
-    TestApp {
+    let BuiltParts {
         url,
         state,
-        _dir: dir,
-        http: app.http.clone(),
-        clock: manual,
-        _shutdown: shutdown,
+        clock,
+        listener,
+    } = build_in(dir.path(), options).await;
+    BuiltApp {
+        url,
+        state,
+        dir,
+        clock,
+        listener,
     }
 }
 
-/// Builds and serves an app whose configuration and data live in `dir` (written by the first
-/// call, read again by later ones).
-async fn start_in(
-    dir: &std::path::Path,
-    options: Options<'_>,
-) -> (
-    String,
-    AppState,
-    Option<Arc<ManualClock>>,
-    tokio::sync::oneshot::Sender<()>,
-) {
+struct BuiltParts {
+    url: String,
+    state: AppState,
+    clock: Option<Arc<ManualClock>>,
+    listener: tokio::net::TcpListener,
+}
+
+/// Builds an app whose configuration and data live in `dir` (written by the first call, read
+/// again by later ones); nothing is served yet.
+async fn build_in(dir: &std::path::Path, options: Options<'_>) -> BuiltParts {
     let flows_dir = dir.join("flows");
     std::fs::create_dir_all(&flows_dir).unwrap();
     for (name, yaml) in &options.flows {
@@ -108,10 +149,14 @@ async fn start_in(
         Some(clock) => clock.clone(),
         None => Arc::new(SystemClock),
     };
+    let defaults = Timing::default();
     let timing = Timing {
         sweep_interval: Duration::from_secs(3600),
         schedule_tick: Duration::from_millis(100),
-        ..Timing::default()
+        event_stream_max: options
+            .event_stream_max
+            .unwrap_or(defaults.event_stream_max),
+        ..defaults
     };
     let startup = build(
         &config,
@@ -122,17 +167,12 @@ async fn start_in(
     )
     .await
     .unwrap_or_else(|err| panic!("{err}"));
-    let state = startup.state;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let serve_state = state.clone();
-    tokio::spawn(async move {
-        tokenflow_server::serve(listener, serve_state, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (url, state, manual, tx)
+    BuiltParts {
+        url,
+        state: startup.state,
+        clock: manual,
+        listener,
+    }
 }
 
 impl TestApp {
@@ -239,6 +279,7 @@ pub async fn world(manual_clock: bool) -> World {
             ("pure.yaml", PURE_FLOW.to_owned()),
         ],
         manual_clock,
+        ..Options::default()
     })
     .await;
     idp.web_client(

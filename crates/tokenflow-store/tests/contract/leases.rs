@@ -157,3 +157,105 @@ pub(crate) async fn running_runs_without_a_live_lease_are_found_after_it_expires
             .contains(&"done-run".to_owned())
     );
 }
+
+pub(crate) async fn an_interrupted_run_is_failed_by_exactly_one_of_twenty_concurrent_claims(
+    store: Arc<dyn Store>,
+) {
+    store
+        .create_run(&run("orphan", "f", "running", 0))
+        .await
+        .unwrap();
+    // Claimant `i`'s failed form of the run.
+    let failed = |i: i64| RunRow {
+        status: "failed".to_owned(),
+        state: SecretString::new(format!(r#"{{"failed_by":{i}}}"#)),
+        updated_at: at(40 + i),
+        ended_at: Some(at(40 + i)),
+        ..run("orphan", "f", "running", 0)
+    };
+    assert!(
+        !store
+            .fail_interrupted_run(&failed(0), at(10), 30_000)
+            .await
+            .unwrap(),
+        "within its grace period the run's instance counts as alive"
+    );
+    assert_eq!(
+        store.get_run("orphan").await.unwrap().unwrap().status,
+        "running"
+    );
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, barrier, failed) = (store.clone(), barrier.clone(), failed(i));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let won = store
+                .fail_interrupted_run(&failed, at(31), 30_000)
+                .await
+                .unwrap();
+            (i, won)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (i, won) = task.await.unwrap();
+        if won {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let stored = store.get_run("orphan").await.unwrap().unwrap();
+    assert_eq!(stored, failed(winners[0]), "the winner's write, whole");
+
+    assert!(
+        !store
+            .fail_interrupted_run(&failed(99), at(1000), 30_000)
+            .await
+            .unwrap(),
+        "a failed run is not failed again"
+    );
+    assert_eq!(store.get_run("orphan").await.unwrap().unwrap(), stored);
+    assert!(
+        store
+            .runs_with_expired_lease(at(1000), 30_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A run whose instance renews its lease is left alone, and an unknown run is nobody's.
+    store
+        .create_run(&run("alive", "f", "running", 0))
+        .await
+        .unwrap();
+    store
+        .renew_run_lease("alive", "instance-a", at(100))
+        .await
+        .unwrap();
+    let alive_failed = RunRow {
+        id: "alive".to_owned(),
+        ..failed(0)
+    };
+    assert!(
+        !store
+            .fail_interrupted_run(&alive_failed, at(50), 30_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_run("alive").await.unwrap().unwrap().status,
+        "running"
+    );
+    let unknown = RunRow {
+        id: "unknown".to_owned(),
+        ..failed(0)
+    };
+    assert!(
+        !store
+            .fail_interrupted_run(&unknown, at(1000), 30_000)
+            .await
+            .unwrap()
+    );
+}

@@ -94,6 +94,57 @@ async fn the_data_directory_is_created_private_and_the_database_uses_a_wal() {
     store.close().await;
 }
 
+/// The permission bits of the database, its WAL and its shared-memory file.
+#[cfg(unix)]
+fn database_modes(dir: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let name = format!("{DB_FILE_NAME}{suffix}");
+            let mode = std::fs::metadata(dir.join(&name))
+                .unwrap_or_else(|err| panic!("{name}: {err}"))
+                .permissions()
+                .mode();
+            (name, mode & 0o777)
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_its_wal_and_shared_memory_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), &test_key(1)).await.unwrap();
+    store
+        .create_run(&run("r1", "f", "running", 0))
+        .await
+        .unwrap();
+    for (name, mode) in database_modes(dir.path()) {
+        assert_eq!(mode, 0o600, "{name} is {mode:o}");
+    }
+
+    // Files an older version left readable by others are restricted when the store opens.
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::set_permissions(
+            dir.path().join(format!("{DB_FILE_NAME}{suffix}")),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let reopened = SqliteStore::open(dir.path(), &test_key(1)).await.unwrap();
+    reopened
+        .create_run(&run("r2", "f", "running", 0))
+        .await
+        .unwrap();
+    for (name, mode) in database_modes(dir.path()) {
+        assert_eq!(mode, 0o600, "{name} is {mode:o} after reopening");
+    }
+    reopened.close().await;
+    store.close().await;
+}
+
 #[tokio::test]
 async fn a_sealed_state_copied_to_another_run_does_not_decrypt() {
     let dir = tempfile::tempdir().unwrap();

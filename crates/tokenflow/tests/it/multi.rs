@@ -353,6 +353,140 @@ async fn a_run_on_an_instance_killed_mid_action_is_failed_by_another_within_the_
     drop(b.child);
 }
 
+/// The number of runs ended with `status` over the metrics of `states`.
+fn runs_ended(states: &[tokenflow_server::AppState], flow: &str, status: &str) -> u64 {
+    let series = format!("tokenflow_runs_total{{flow=\"{flow}\",status=\"{status}\"}} ");
+    states
+        .iter()
+        .map(|state| {
+            state
+                .metrics
+                .encode()
+                .lines()
+                .find_map(|line| line.strip_prefix(&series))
+                .map_or(0, |count| count.trim().parse::<u64>().unwrap())
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_sweeping_a_hundred_interrupted_runs_at_once_fail_each_exactly_once() {
+    use std::sync::Arc;
+    use tokenflow_core::{Clock, ManualClock, SecretString, SystemClock};
+
+    let db = Database::create();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+    std::fs::write(
+        dir.path().join("flows").join("work.yaml"),
+        "id: work\nvariables:\n  v: {}\nactions:\n  one:\n    type: extract_json\n    input: { json: \"[1]\", path: \"$[0]\" }\n    output: { value: v }\nsteps:\n  - { from: start, to: one }\n  - { from: one, to: stop }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("tokenflow.toml"), "flows_dir = \"flows\"\n").unwrap();
+    let config = tokenflow_config::load(&tokenflow_config::Sources {
+        file: Some(&dir.path().join("tokenflow.toml")),
+        env: vec![],
+    })
+    .unwrap();
+    let key = tokenflow_store::MasterKey::from_base64(MASTER_KEY).unwrap();
+    // One moment for all three, so that their sweeps see the same expired leases.
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let (mut states, mut stores) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let store = Arc::new(
+            tokenflow_store::postgres::PostgresStore::connect(&SecretString::new(db.url()), &key)
+                .await
+                .unwrap(),
+        );
+        stores.push(store.clone());
+        let startup = tokenflow_server::startup::build(
+            &config,
+            store,
+            clock.clone(),
+            tokenflow_server::startup::Timing::default(),
+            *key.derive("web ui sessions"),
+        )
+        .await
+        .unwrap();
+        states.push(startup.state);
+    }
+
+    // A hundred runs left `running` by an instance that died before its first write.
+    let (flow, version) = states[0].catalog.current("work").await.unwrap().unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let run = states[0]
+            .runner
+            .engine()
+            .start(&flow, serde_json::Map::new())
+            .unwrap();
+        states[0]
+            .store
+            .create_run(&tokenflow_store::RunRow {
+                id: run.id.clone(),
+                flow_id: run.flow_id.clone(),
+                flow_version: version,
+                status: "running".to_owned(),
+                state: run.state_json(),
+                browser_binding: None,
+                started_at: clock.now(),
+                updated_at: clock.now(),
+                ended_at: None,
+            })
+            .await
+            .unwrap();
+        ids.push(run.id);
+    }
+    clock.advance(time::Duration::seconds(31));
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(3));
+    let sweeps: Vec<_> = states
+        .iter()
+        .map(|state| {
+            let (state, barrier) = (state.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                state.runner.recover_interrupted().await.unwrap()
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for sweep in sweeps {
+        failed += sweep.await.unwrap();
+    }
+    assert_eq!(failed, 100, "each run is failed by one instance");
+    assert_eq!(runs_ended(&states, "work", "failed"), 100);
+    let mut ended = Vec::new();
+    for id in &ids {
+        let run = states[1].store.get_run(id).await.unwrap().unwrap();
+        assert_eq!(run.status, "failed");
+        ended.push(run.ended_at.unwrap());
+    }
+
+    // Later sweeps anywhere find nothing more to fail and change nothing.
+    clock.advance(time::Duration::seconds(60));
+    for state in &states {
+        state.runner.sweep_once().await.unwrap();
+    }
+    assert_eq!(runs_ended(&states, "work", "failed"), 100);
+    for (id, ended_at) in ids.iter().zip(&ended) {
+        let run = states[2].store.get_run(id).await.unwrap().unwrap();
+        assert_eq!(run.ended_at.as_ref(), Some(ended_at), "ended_at of {id}");
+    }
+    let shown = get_run_json(&states[2], &ids[0]).await;
+    assert!(
+        shown["error"].as_str().unwrap().starts_with("interrupted"),
+        "{shown}"
+    );
+    for store in stores {
+        store.close().await;
+    }
+}
+
+async fn get_run_json(state: &tokenflow_server::AppState, id: &str) -> Value {
+    state.runner.load(id).await.unwrap().unwrap().to_json()
+}
+
 #[tokio::test]
 async fn three_processes_with_a_hundred_vault_callers_each_refresh_an_expired_entry_once() {
     let idp = Idp::start().await;
