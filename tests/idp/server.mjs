@@ -259,6 +259,33 @@ function tokenEndpointMiddleware() {
   };
 }
 
+// Plays a provider that does not decode HTTP Basic client credentials (RFC 6749 §2.3.1 says it
+// should), for clients registered with `basic_raw: true`: the id and secret after Base64 are
+// compared exactly as sent. A match is handed on to oidc-provider re-encoded the RFC way (so it
+// accepts it); anything else is refused with 401 invalid_client, as such providers do.
+function rawBasicMiddleware() {
+  const encode = (text) => encodeURIComponent(text);
+  return async (ctx, next) => {
+    if (ctx.path !== '/token' || ctx.method !== 'POST') return next();
+    const m = /^basic\s+(\S*)\s*$/i.exec(ctx.get('authorization') ?? '');
+    if (!m) return next();
+    const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    const id = i === -1 ? decoded : decoded.slice(0, i);
+    if (testOptions.get(id)?.basic_raw !== true) return next();
+    const secret = i === -1 ? '' : decoded.slice(i + 1);
+    const registered = live(`Client:${id}`)?.payload?.client_secret;
+    if (registered === undefined || secret !== registered) {
+      ctx.status = 401;
+      ctx.set('WWW-Authenticate', 'Basic realm="token"');
+      ctx.body = { error: 'invalid_client', error_description: 'client authentication failed' };
+      return undefined;
+    }
+    ctx.req.headers.authorization = `Basic ${Buffer.from(`${encode(id)}:${encode(secret)}`).toString('base64')}`;
+    return next();
+  };
+}
+
 function loginPage(uid, error) {
   return page('Sign in', `${error ? `<p id="error">${esc(error)}</p>\n` : ''}<form id="login-form" method="post" action="/interaction/${esc(uid)}/login">
 <label>Login <input id="login" name="login" autocomplete="username" autofocus></label>
@@ -350,7 +377,7 @@ async function register(provider, input) {
     return json(ctx, 400, { error: 'metadata.client_id (string) is required' });
   }
   const opts = {};
-  for (const k of ['rotate_refresh_token', 'issue_refresh_token']) {
+  for (const k of ['rotate_refresh_token', 'issue_refresh_token', 'basic_raw']) {
     if (input[k] === undefined || input[k] === null) continue;
     if (typeof input[k] !== 'boolean') return json(ctx, 400, { error: `${k} must be a boolean` });
     opts[k] = input[k];
@@ -472,6 +499,7 @@ server.listen(port, '127.0.0.1', async () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, configuration());
   provider.use(tokenEndpointMiddleware());
+  provider.use(rawBasicMiddleware());
   provider.use(interactionMiddleware(provider));
   provider.use(testAdminMiddleware(provider));
   provider.use(resourceApiMiddleware(provider));

@@ -358,3 +358,46 @@ fn connection_limits_out_of_bounds_are_refused_naming_the_key_and_range() {
         "{err}"
     );
 }
+
+#[test]
+fn basic_auth_encoding_comes_from_the_file_or_the_environment_and_is_checked() {
+    use tokenflow_core::BasicAuthEncoding;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "tokenflow.toml",
+        "[oauth_servers.glewlwyd]\nclient_id = \"app\"\ntoken_url = \"http://127.0.0.1:9/token\"\nclient_credentials_delivery = \"basic_header\"\nbasic_auth_encoding = \"raw\"\n\n[oauth_servers.other]\nclient_id = \"b\"\n",
+    );
+    let config = load_with(
+        &file,
+        &[("TOKENFLOW_OAUTH_SERVERS__OTHER__BASIC_AUTH_ENCODING", "raw")],
+    )
+    .unwrap();
+    assert_eq!(
+        config.oauth_servers["glewlwyd"].basic_auth_encoding,
+        BasicAuthEncoding::Raw
+    );
+    assert_eq!(
+        config.oauth_servers["other"].basic_auth_encoding,
+        BasicAuthEncoding::Raw
+    );
+    let config = load_with(&file, &[]).unwrap();
+    assert_eq!(
+        config.oauth_servers["other"].basic_auth_encoding,
+        BasicAuthEncoding::FormUrlencoded,
+        "the default follows RFC 6749 §2.3.1"
+    );
+    let err = load_with(
+        &file,
+        &[(
+            "TOKENFLOW_OAUTH_SERVERS__OTHER__BASIC_AUTH_ENCODING",
+            "percent",
+        )],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("unknown variant `percent`, expected `form_urlencoded` or `raw`"),
+        "{err}"
+    );
+}

@@ -5,10 +5,15 @@
 //! - **A response is a success, whatever its HTTP status.** Status `0` means "a response arrived";
 //!   flows route on `http_status_code`. Only tokenflow's own failures (bad inputs, transport,
 //!   timeout, oversized body) are negative.
-//! - **Two injected clients**, one that follows no redirects and one that follows at most 10,
-//!   because reqwest fixes the redirect policy per client. Redirects are off by default: following
-//!   one silently can send a request (and its body) somewhere the flow author did not name. When
-//!   they are followed, reqwest drops `Authorization` and cookies on a redirect to another host.
+//! - **Redirects are off by default, and followed by tokenflow itself when asked** (at most
+//!   [`MAX_REDIRECTS`]) with one client that follows none, so that every header of every hop is
+//!   chosen here: following one silently can send a request (and its body) somewhere the flow
+//!   author did not name. A redirect to another origin (scheme, host or port) carries only
+//!   [`CROSS_ORIGIN_HEADERS`] (`Content-Type` only when the body goes along): `Authorization`,
+//!   API-key headers, cookies and every other header the flow set stay behind, also on later
+//!   hops. No hop ever carries a `Referer`, which would hand the original URL, query and all, to
+//!   the next host. 301/302 turn a POST into a GET and 303 anything but HEAD into a GET, without
+//!   the body (RFC 9110 §15.4); 307/308 keep method and body.
 //! - **Inputs are checked before the network, in a fixed order**: URL (`-2`), method (`-3`), headers
 //!   including `content_type` and `bearer_token` (`-4`), timeout (`-1 invalid_timeout`).
 //! - **Empty optional inputs count as absent**: a blank `method` is `GET`, blank `headers` (or JSON
@@ -27,7 +32,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 use tokenflow_core::SecretString;
@@ -49,17 +54,24 @@ pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 /// Most redirects followed when `follow_redirects` is set.
 pub const MAX_REDIRECTS: usize = 10;
 
+/// The only request headers that follow a redirect to another origin (lowercase). Everything
+/// else the flow set — `Authorization`, `Cookie`, `X-Api-Key`, any custom header — may be a
+/// credential meant for the first host only. `Content-Type` goes along only with the body
+/// (307/308).
+pub const CROSS_ORIGIN_HEADERS: [&str; 4] =
+    ["accept", "accept-language", "user-agent", "content-type"];
+
 /// Connection-establishment timeout; the overall timeout is per request (`timeout_ms`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The methods Thinkwise's HTTP connector offers; anything else is `-3`.
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
-/// Runs `http_connector` calls with two injected clients (see the module docs).
+/// Runs `http_connector` calls with an injected client that follows no redirects (see the module
+/// docs: redirects are followed here, hop by hop).
 #[derive(Debug, Clone)]
 pub struct HttpConnector {
-    no_redirects: reqwest::Client,
-    follow_redirects: reqwest::Client,
+    client: reqwest::Client,
 }
 
 /// The action's inputs, as the engine hands them over.
@@ -141,35 +153,31 @@ impl HttpOutputs {
 
 /// A request that passed every input check.
 struct Prepared {
-    request: reqwest::RequestBuilder,
-    is_head: bool,
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<String>,
+    follow_redirects: bool,
     timeout_ms: u64,
     warnings: Vec<String>,
 }
 
 impl HttpConnector {
-    pub fn new(no_redirects: reqwest::Client, follow_redirects: reqwest::Client) -> Self {
-        Self {
-            no_redirects,
-            follow_redirects,
-        }
+    /// `client` must follow no redirects (tokenflow follows them itself) and send no `Referer`.
+    pub fn new(client: reqwest::Client) -> Self {
+        Self { client }
     }
 
-    /// Builds both clients: rustls, a 10 s connect timeout, one following no redirects and one
-    /// following at most [`MAX_REDIRECTS`]. No overall client timeout: every call sets its own.
+    /// Builds the client: rustls, a 10 s connect timeout, no redirects, no `Referer`. No overall
+    /// client timeout: every call sets its own.
     pub fn build() -> Result<Self, reqwest::Error> {
-        let builder = || {
+        Ok(Self::new(
             reqwest::Client::builder()
                 .tls_backend_rustls()
                 .connect_timeout(CONNECT_TIMEOUT)
                 .user_agent(concat!("tokenflow/", env!("CARGO_PKG_VERSION")))
-        };
-        Ok(Self::new(
-            builder()
                 .redirect(reqwest::redirect::Policy::none())
-                .build()?,
-            builder()
-                .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+                .referer(false)
                 .build()?,
         ))
     }
@@ -177,12 +185,12 @@ impl HttpConnector {
     /// Runs one call. Never panics and never fails: every outcome is an [`HttpOutputs`].
     pub async fn call(&self, input: &HttpInput) -> HttpOutputs {
         match self.prepare(input) {
-            Ok(prepared) => send(prepared).await,
+            Ok(prepared) => self.send(prepared).await,
             Err(outputs) => *outputs,
         }
     }
 
-    /// Checks the inputs in the documented order and builds the request.
+    /// Checks the inputs in the documented order.
     fn prepare(&self, input: &HttpInput) -> Result<Prepared, Box<HttpOutputs>> {
         let url = parse_url(input.url.as_deref()).map_err(|d| {
             Box::new(HttpOutputs::failure(
@@ -214,40 +222,137 @@ impl HttpConnector {
                 format!("the timeout must be between 1 and {MAX_TIMEOUT_MS} ms, not {timeout_ms}"),
             )));
         }
-
-        let client = if input.follow_redirects {
-            &self.follow_redirects
-        } else {
-            &self.no_redirects
-        };
-        let is_head = method == Method::HEAD;
-        let mut request = client
-            .request(method, url)
-            .headers(headers)
-            .timeout(Duration::from_millis(timeout_ms));
-        if let Some(content) = &input.content {
-            request = request.body(content.clone());
-        }
         Ok(Prepared {
-            request,
-            is_head,
+            method,
+            url,
+            headers,
+            body: input.content.clone(),
+            follow_redirects: input.follow_redirects,
             timeout_ms,
             warnings,
         })
     }
+
+    /// Sends the request, following redirects hop by hop when asked; the timeout covers all hops.
+    async fn send(&self, prepared: Prepared) -> HttpOutputs {
+        let Prepared {
+            mut method,
+            mut url,
+            mut headers,
+            mut body,
+            follow_redirects,
+            timeout_ms,
+            mut warnings,
+        } = prepared;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+        let mut hops = 0;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return HttpOutputs::failure(
+                    HttpStatus::Timeout,
+                    "timeout",
+                    format!("no complete response within {timeout_ms} ms"),
+                )
+                .with_warnings(warnings);
+            }
+            let mut request = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone())
+                .timeout(remaining);
+            if let Some(content) = &body {
+                request = request.body(content.clone());
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(err) => return transport_failure(err, timeout_ms, "").with_warnings(warnings),
+            };
+            let status = response.status().as_u16();
+            let next = if follow_redirects {
+                redirect_target(&url, status, response.headers())
+            } else {
+                None
+            };
+            let Some(next) = next else {
+                let is_head = method == Method::HEAD;
+                return read_response(response, is_head, timeout_ms, warnings).await;
+            };
+            if hops == MAX_REDIRECTS {
+                return HttpOutputs::failure(
+                    HttpStatus::Unknown,
+                    "too_many_redirects",
+                    format!("more than {MAX_REDIRECTS} redirects"),
+                )
+                .with_warnings(warnings);
+            }
+            hops += 1;
+            // RFC 9110 §15.4.2–§15.4.4: a POST answered 301/302, and anything but HEAD answered
+            // 303, is repeated as a GET without its body; 307/308 repeat the request as it was.
+            let to_get = match status {
+                301 | 302 => method == Method::POST,
+                303 => method != Method::HEAD,
+                _ => false,
+            };
+            if to_get {
+                method = Method::GET;
+                body = None;
+                headers.remove(CONTENT_TYPE);
+            }
+            if next.origin() != url.origin() {
+                let dropped = keep_cross_origin_headers(&mut headers, body.is_some());
+                if !dropped.is_empty() {
+                    warnings.push(format!(
+                        "a redirect led to another origin; these headers were not sent there: {}",
+                        dropped.join(", ")
+                    ));
+                }
+            }
+            url = next;
+        }
+    }
 }
 
-async fn send(prepared: Prepared) -> HttpOutputs {
-    let Prepared {
-        request,
-        is_head,
-        timeout_ms,
-        mut warnings,
-    } = prepared;
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(err) => return transport_failure(err, timeout_ms, "").with_warnings(warnings),
-    };
+/// Where a redirect response points, when it is one tokenflow follows: 301, 302, 303, 307 or 308
+/// with a `Location` that resolves (relative to the request URL, RFC 9110 §10.2.2) to an http or
+/// https URL. Anything else is handed to the flow as the response it is.
+fn redirect_target(current: &Url, status: u16, headers: &HeaderMap) -> Option<Url> {
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = headers.get(LOCATION)?.to_str().ok()?;
+    let next = current.join(location).ok()?;
+    matches!(next.scheme(), "http" | "https")
+        .then_some(next)
+        .filter(|next| next.host().is_some())
+}
+
+/// Removes every header not in [`CROSS_ORIGIN_HEADERS`] (and `Content-Type` when no body goes
+/// along); returns the names removed, for a warning (never their values).
+fn keep_cross_origin_headers(headers: &mut HeaderMap, with_body: bool) -> Vec<String> {
+    let mut dropped: Vec<String> = headers
+        .keys()
+        .map(HeaderName::as_str)
+        .filter(|name| {
+            !CROSS_ORIGIN_HEADERS.contains(name) || (*name == "content-type" && !with_body)
+        })
+        .map(str::to_owned)
+        .collect();
+    dropped.dedup();
+    for name in &dropped {
+        headers.remove(name.as_str());
+    }
+    dropped
+}
+
+/// Turns the final response into outputs. The request's timeout (what was left of the overall
+/// one) covers reading the body too.
+async fn read_response(
+    response: reqwest::Response,
+    is_head: bool,
+    timeout_ms: u64,
+    mut warnings: Vec<String>,
+) -> HttpOutputs {
     let http_status_code = response.status().as_u16();
     let headers = response_headers(response.headers(), &mut warnings);
 
@@ -291,12 +396,6 @@ fn transport_failure(err: reqwest::Error, timeout_ms: u64, context: &str) -> Htt
             HttpStatus::Timeout,
             "timeout",
             format!("{context}no complete response within {timeout_ms} ms"),
-        )
-    } else if err.is_redirect() {
-        HttpOutputs::failure(
-            HttpStatus::Unknown,
-            "too_many_redirects",
-            format!("{context}{}", error_chain(&err.without_url())),
         )
     } else {
         HttpOutputs::failure(

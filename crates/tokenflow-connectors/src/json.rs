@@ -18,6 +18,7 @@
 
 use serde_json::Value;
 use serde_json_path::JsonPath;
+use tokenflow_core::flow::check_bounds;
 
 use crate::status::ExtractJsonStatus;
 
@@ -87,14 +88,17 @@ pub fn extract_json(json: Option<&Value>, path: Option<&str>) -> JsonOutputs {
             "no JSONPath was given",
         );
     };
-    let path = match JsonPath::parse(path_text) {
+    // The path may come from a variable, so from outside: bound it before the (recursive) parser
+    // sees it, as flow validation does for a path written in the flow.
+    if let Err(message) = check_bounds("the JSONPath", path_text, false) {
+        return JsonOutputs::failure(ExtractJsonStatus::InvalidPath, "invalid_path", message);
+    }
+    let parsed = std::panic::catch_unwind(|| JsonPath::parse(path_text).map_err(|e| e.to_string()))
+        .unwrap_or_else(|_| Err("the JSONPath parser failed on this path".to_owned()));
+    let path = match parsed {
         Ok(path) => path,
-        Err(err) => {
-            return JsonOutputs::failure(
-                ExtractJsonStatus::InvalidPath,
-                "invalid_path",
-                err.to_string(),
-            );
+        Err(message) => {
+            return JsonOutputs::failure(ExtractJsonStatus::InvalidPath, "invalid_path", message);
         }
     };
 
@@ -128,6 +132,27 @@ mod tests {
         let doc = json!(serde_json::to_string(&json!("{\"a\":1}")).unwrap());
         let out = extract_json(Some(&doc), Some("$"));
         assert_eq!(out.value, Some(json!("{\"a\":1}")));
+    }
+
+    #[test]
+    fn paths_over_the_limits_are_invalid_before_parsing_and_paths_at_them_work() {
+        let doc = json!({"a": 1});
+        let out = extract_json(Some(&doc), Some(&format!("$[?{}", "(".repeat(100_000))));
+        assert_eq!(out.status, ExtractJsonStatus::InvalidPath);
+        assert_eq!(
+            out.error_description.as_deref(),
+            Some("the JSONPath is 100003 bytes long; at most 4096 bytes are allowed")
+        );
+        let deep = format!("$[?{}@.a == 1{}]", "(".repeat(40), ")".repeat(40));
+        let out = extract_json(Some(&doc), Some(&deep));
+        assert_eq!(
+            out.error_description.as_deref(),
+            Some("the JSONPath nests brackets 41 levels deep; at most 32 levels are allowed")
+        );
+        let at_limit = format!("$[?{}@ == 1{}]", "(".repeat(31), ")".repeat(31));
+        let out = extract_json(Some(&json!([1, 2])), Some(&at_limit));
+        assert_eq!(out.status, ExtractJsonStatus::Found, "{out:?}");
+        assert_eq!(out.value, Some(json!(1)));
     }
 
     #[test]

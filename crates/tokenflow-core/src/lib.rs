@@ -14,5 +14,8 @@ pub mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use input::Input;
-pub use oauth_server::{ConfigError, CredentialsDelivery, OAuthServer, OAuthServerSpec, Prompt};
+pub use oauth_server::{
+    BasicAuthEncoding, ConfigError, CredentialsDelivery, DiscoveredIssuer, OAuthServer,
+    OAuthServerSpec, Prompt,
+};
 pub use secret::SecretString;

@@ -24,6 +24,19 @@ pub enum CredentialsDelivery {
     BasicHeader,
 }
 
+/// How the client id and secret are put into HTTP Basic (`client_credentials_delivery =
+/// "basic_header"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BasicAuthEncoding {
+    /// Each form-urlencoded before `id:secret` is Base64-encoded (RFC 6749 §2.3.1, Appendix B).
+    #[default]
+    FormUrlencoded,
+    /// As they are, for providers that do not decode them (`id:secret`, then Base64). An id with
+    /// `:` cannot be sent this way (RFC 7617 §2).
+    Raw,
+}
+
 /// The `prompt` sent when an action's `UsePrompt` is true.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,6 +103,7 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
     pub client_credentials_delivery: Option<CredentialsDelivery>,
+    pub basic_auth_encoding: Option<BasicAuthEncoding>,
     pub authorization_url: Option<String>,
     pub token_url: Option<String>,
     pub issuer: Option<String>,
@@ -117,6 +131,7 @@ pub struct OAuthServer {
     pub client_id: String,
     pub client_secret: Option<SecretString>,
     pub client_credentials_delivery: CredentialsDelivery,
+    pub basic_auth_encoding: BasicAuthEncoding,
     pub authorization_url: Option<Url>,
     pub token_url: Option<Url>,
     pub issuer: Option<Url>,
@@ -131,6 +146,20 @@ pub struct OAuthServer {
     pub token_cache: bool,
     pub token_cache_skew: Duration,
     pub vault_keep_alive: Option<Duration>,
+    /// What the provider's discovery document says about authorization responses; filled in by
+    /// discovery, never configured (empty when no document was read).
+    pub discovered: DiscoveredIssuer,
+}
+
+/// What discovery learnt about the issuer, for the RFC 9207 check of authorization responses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscoveredIssuer {
+    /// The document's `issuer`, exactly as written, unless it is a template (Entra's
+    /// `{tenantid}`): then the configured issuer is the one responses carry.
+    pub issuer: Option<String>,
+    /// `authorization_response_iss_parameter_supported: true` (RFC 9207 §3): every authorization
+    /// response must then carry `iss`.
+    pub iss_parameter_supported: bool,
 }
 
 /// Default per-request timeout at the token endpoint (SPEC §3).
@@ -178,6 +207,7 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             client_id: None,
             client_secret: None,
             client_credentials_delivery: None,
+            basic_auth_encoding: None,
             authorization_url: None,
             token_url: None,
             issuer: None,
@@ -203,6 +233,7 @@ impl<Secret> OAuthServerSpec<Secret> {
             client_id: self.client_id,
             client_secret: self.client_secret.and_then(f),
             client_credentials_delivery: self.client_credentials_delivery,
+            basic_auth_encoding: self.basic_auth_encoding,
             authorization_url: self.authorization_url,
             token_url: self.token_url,
             issuer: self.issuer,
@@ -308,6 +339,14 @@ impl OAuthServerSpec {
                 }
             },
         };
+        let basic_auth_encoding = self.basic_auth_encoding.unwrap_or_default();
+        if basic_auth_encoding == BasicAuthEncoding::Raw && client_id.contains(':') {
+            // RFC 7617 §2: the user-id ends at the first colon, so a raw id cannot hold one.
+            problem(
+                "basic_auth_encoding",
+                "`raw` cannot send a client id that contains `:` (HTTP Basic splits at the first colon); use `form_urlencoded` or `body` delivery".to_owned(),
+            );
+        }
         let scope = self.scope.map(|scope| normalize_scope(&scope));
         let vault_keep_alive = match &self.vault_keep_alive {
             None => None,
@@ -331,6 +370,7 @@ impl OAuthServerSpec {
             client_id,
             client_secret: self.client_secret.filter(|secret| !secret.is_empty()),
             client_credentials_delivery: self.client_credentials_delivery.unwrap_or_default(),
+            basic_auth_encoding,
             authorization_url,
             token_url,
             issuer,
@@ -347,6 +387,7 @@ impl OAuthServerSpec {
                 .token_cache_skew
                 .map_or(DEFAULT_SKEW, Duration::from_secs),
             vault_keep_alive,
+            discovered: DiscoveredIssuer::default(),
         })
     }
 }
@@ -361,6 +402,15 @@ fn parse_http_url(value: &str) -> Result<Url, String> {
     match url.scheme() {
         "http" | "https" => Ok(url),
         other => Err(format!("`{value}` must use http or https, not `{other}`")),
+    }
+}
+
+impl fmt::Display for BasicAuthEncoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BasicAuthEncoding::FormUrlencoded => "form_urlencoded",
+            BasicAuthEncoding::Raw => "raw",
+        })
     }
 }
 
@@ -453,6 +503,26 @@ mod tests {
             spec(r#"{"client_id":"a","timeout":0}"#)
                 .validate("s")
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn basic_auth_encoding_defaults_to_form_urlencoded_and_raw_refuses_a_colon_in_the_id() {
+        let server = spec(r#"{"client_id":"a"}"#).validate("s").unwrap();
+        assert_eq!(
+            server.basic_auth_encoding,
+            BasicAuthEncoding::FormUrlencoded
+        );
+        let raw = spec(r#"{"client_id":"a","basic_auth_encoding":"raw"}"#)
+            .validate("s")
+            .unwrap();
+        assert_eq!(raw.basic_auth_encoding, BasicAuthEncoding::Raw);
+        let errors = spec(r#"{"client_id":"a:b","basic_auth_encoding":"raw"}"#)
+            .validate("s")
+            .unwrap_err();
+        assert_eq!(errors[0].field, "basic_auth_encoding");
+        assert!(
+            serde_json::from_str::<OAuthServerSpec>(r#"{"basic_auth_encoding":"plain"}"#).is_err()
         );
     }
 

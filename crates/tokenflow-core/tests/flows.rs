@@ -256,3 +256,120 @@ fn every_problem_is_reported_not_just_the_first() {
     );
     assert!(errs.len() >= 3, "{errs:#?}");
 }
+
+/// A flow whose one step has `when: <condition>` (on line 5, the value at column 36).
+fn flow_with_condition(condition: &str) -> String {
+    format!(
+        "id: f\nvariables:\n  x: {{}}\nsteps:\n  - {{ from: start, to: stop, when: \"{condition}\" }}\n"
+    )
+}
+
+#[test]
+fn a_condition_of_ten_thousand_terms_is_refused_with_its_place_and_the_limit() {
+    let condition = vec!["x==1"; 10_000].join("||");
+    let yaml = flow_with_condition(&condition);
+    assert!(yaml.len() > 40_000 && yaml.len() < 70_000);
+    let e = one_error(&yaml);
+    assert_eq!(
+        e,
+        "bad.yaml:5:36: invalid condition: the condition is 59998 bytes long; at most 4096 bytes are allowed"
+    );
+}
+
+#[test]
+fn a_condition_of_a_hundred_thousand_terms_is_refused_with_its_place_and_the_limit() {
+    let condition = vec!["x == 1"; 100_000].join(" || ");
+    let e = one_error(&flow_with_condition(&condition));
+    assert!(
+        e.starts_with("bad.yaml:5:36: invalid condition: the condition is 999996 bytes long; at most 4096 bytes are allowed"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_hundred_thousand_open_parentheses_are_refused_with_its_place_and_the_limit() {
+    let e = one_error(&flow_with_condition(&"(".repeat(100_000)));
+    assert_eq!(
+        e,
+        "bad.yaml:5:36: invalid condition: the condition is 100000 bytes long; at most 4096 bytes are allowed"
+    );
+}
+
+#[test]
+fn conditions_within_the_size_limit_are_bounded_in_nesting_and_operators() {
+    let nested = format!("{}x{} == 1", "(".repeat(40), ")".repeat(40));
+    assert_eq!(
+        one_error(&flow_with_condition(&nested)),
+        "bad.yaml:5:36: invalid condition: the condition nests brackets 40 levels deep; at most 32 levels are allowed"
+    );
+    let chained = vec!["x"; 300].join("+");
+    let e = one_error(&flow_with_condition(&format!("{chained} > 0")));
+    assert!(
+        e.starts_with("bad.yaml:5:36: invalid condition: the condition has 300 operators")
+            && e.ends_with("at most 256 are allowed"),
+        "{e}"
+    );
+    // At the limits, a condition is accepted.
+    let fine = format!(
+        "{}x{} == 1 && {} > 0",
+        "(".repeat(32),
+        ")".repeat(32),
+        vec!["x"; 200].join("+")
+    );
+    parse_flow(
+        "ok.yaml",
+        &flow_with_condition(&fine),
+        &ParseOptions::default(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_jsonpath_written_in_the_flow_is_bounded_like_a_condition() {
+    let deep = format!("$[?{}@.a{}]", "(".repeat(50), ")".repeat(50));
+    let e = one_error(&format!(
+        "id: f\nvariables:\n  v: {{}}\nactions:\n  read:\n    type: extract_json\n    input: {{ json: '{{}}', path: \"{deep}\" }}\n    output: {{ value: v }}\nsteps:\n  - {{ from: start, to: read }}\n  - {{ from: read, to: stop }}\n"
+    ));
+    assert_eq!(
+        e,
+        "bad.yaml:7:32: the JSONPath nests brackets 51 levels deep; at most 32 levels are allowed"
+    );
+}
+
+#[test]
+fn templates_are_bounded_in_size_and_placeholders() {
+    let many = "{x}".repeat(300);
+    let e = one_error(&format!(
+        "id: f\nvariables:\n  x: {{}}\nactions:\n  call:\n    type: http_connector\n    input: {{ url: \"https://api.example/{many}\" }}\nsteps:\n  - {{ from: start, to: call }}\n  - {{ from: call, to: stop }}\n"
+    ));
+    assert_eq!(
+        e,
+        "bad.yaml:7:19: the template has 300 placeholders; at most 256 are allowed"
+    );
+    let big = format!("{{x}}{}", "a".repeat(70_000));
+    let e = one_error(&format!(
+        "id: f\nvariables:\n  x: {{}}\nactions:\n  call:\n    type: http_connector\n    input: {{ url: \"https://api.example/\", content: \"{big}\" }}\nsteps:\n  - {{ from: start, to: call }}\n  - {{ from: call, to: stop }}\n"
+    ));
+    assert!(
+        e.ends_with("the template is 70003 bytes long; at most 65536 bytes are allowed"),
+        "{e}"
+    );
+}
+
+#[test]
+fn flow_ids_are_at_most_128_characters_and_never_dot_or_dot_dot() {
+    let flow = |id: &str| format!("id: \"{id}\"\nsteps:\n  - {{ from: start, to: stop }}\n");
+    assert_eq!(
+        one_error(&flow("..")),
+        "bad.yaml:1:5: the flow id cannot be `..` (it names a directory, not a flow)"
+    );
+    assert_eq!(
+        one_error(&flow(".")),
+        "bad.yaml:1:5: the flow id cannot be `.` (it names a directory, not a flow)"
+    );
+    assert_eq!(
+        one_error(&flow(&"f".repeat(129))),
+        "bad.yaml:1:5: the flow id is 129 characters long; at most 128 are allowed"
+    );
+    parse_flow("ok.yaml", &flow(&"f".repeat(128)), &ParseOptions::default()).unwrap();
+}

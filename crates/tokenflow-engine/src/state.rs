@@ -25,6 +25,12 @@ struct StoredPending {
     requested_scope: String,
     code_verifier: Option<String>,
     nonce: Option<String>,
+    /// Absent in states stored before the RFC 9207 check kept it (the callback then falls back to
+    /// the configured issuer).
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    iss_required: bool,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -85,6 +91,8 @@ impl Run {
                     .as_ref()
                     .map(|s| s.expose().to_owned()),
                 nonce: w.pending.nonce.as_ref().map(|s| s.expose().to_owned()),
+                issuer: w.pending.issuer.clone(),
+                iss_required: w.pending.iss_required,
                 created_at: w.pending.created_at,
                 expires_at: w.pending.expires_at,
             },
@@ -135,6 +143,8 @@ impl Run {
                 requested_scope: w.pending.requested_scope,
                 code_verifier: w.pending.code_verifier.map(SecretString::new),
                 nonce: w.pending.nonce.map(SecretString::new),
+                issuer: w.pending.issuer,
+                iss_required: w.pending.iss_required,
                 created_at: w.pending.created_at,
                 expires_at: w.pending.expires_at,
             },
@@ -166,5 +176,52 @@ impl RunStatus {
             "cancelled" => RunStatus::Cancelled,
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_stored_before_the_issuer_was_kept_is_still_readable_and_new_ones_keep_it() {
+        let old = r#"{"variables":{},"next":null,"executed":1,"reason":null,
+            "waiting":{"action":"login","authorization_url":"http://idp.example/auth",
+              "since":"2026-01-01T00:00:00Z",
+              "pending":{"state":"s","server_id":"idp","redirect_uri":"http://127.0.0.1:8400/oauth-callback",
+                "requested_scope":"openid","code_verifier":null,"nonce":null,
+                "created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:10:00Z"}}}"#;
+        let at = time::macros::datetime!(2026-01-01 00:00 UTC);
+        let mut run = Run::from_stored(
+            "r".into(),
+            "f".into(),
+            RunStatus::Waiting,
+            &SecretString::new(old),
+            Vec::new(),
+            at,
+            None,
+        )
+        .unwrap();
+        let pending = &run.waiting.as_ref().unwrap().pending;
+        assert_eq!(pending.issuer, None);
+        assert!(!pending.iss_required);
+
+        if let Some(waiting) = run.waiting.as_mut() {
+            waiting.pending.issuer = Some("http://idp.example".into());
+            waiting.pending.iss_required = true;
+        }
+        let again = Run::from_stored(
+            "r".into(),
+            "f".into(),
+            RunStatus::Waiting,
+            &run.state_json(),
+            Vec::new(),
+            at,
+            None,
+        )
+        .unwrap();
+        let pending = &again.waiting.as_ref().unwrap().pending;
+        assert_eq!(pending.issuer.as_deref(), Some("http://idp.example"));
+        assert!(pending.iss_required);
     }
 }

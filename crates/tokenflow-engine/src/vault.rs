@@ -406,13 +406,16 @@ impl StoreVault {
             return outputs;
         }
         if out.error.as_deref() == Some("invalid_grant") {
-            return self
+            let mut gone = self
                 .grant_gone(
                     entry,
                     now,
                     out.error_description.as_deref().unwrap_or("invalid_grant"),
                 )
                 .await;
+            // E.g. `error_missing`: the provider said so without an error code.
+            gone.warnings = out.warnings;
+            return gone;
         }
         // Another failure (network, 5xx): record it, and keep serving a token that still works.
         let outcome = out.error.clone().unwrap_or_else(|| "error".to_owned());

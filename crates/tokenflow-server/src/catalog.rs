@@ -5,7 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use tokenflow_core::flow::{Flow, FlowError, FlowProblems, ParseOptions, parse_flow};
+use tokenflow_core::flow::{
+    Flow, FlowError, FlowProblems, ParseOptions, check_flow_id, parse_flow,
+};
 use tokenflow_store::{FlowRow, Store};
 
 use crate::error::ApiError;
@@ -43,6 +45,8 @@ impl FlowCatalog {
         known_servers: BTreeSet<String>,
         now: time::OffsetDateTime,
     ) -> Result<Accepted, ApiError> {
+        // The id of the URL is checked like a flow file's `id:` before the YAML is read.
+        check_flow_id(id).map_err(ApiError::InvalidInput)?;
         let options = ParseOptions {
             known_servers: Some(known_servers),
         };

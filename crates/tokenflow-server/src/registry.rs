@@ -278,6 +278,7 @@ fn spec_view(spec: &OAuthServerSpec) -> serde_json::Value {
     serde_json::json!({
         "client_id": spec.client_id,
         "client_credentials_delivery": spec.client_credentials_delivery.map(|d| d.to_string()),
+        "basic_auth_encoding": spec.basic_auth_encoding.map(|e| e.to_string()),
         "authorization_url": spec.authorization_url,
         "token_url": spec.token_url,
         "issuer": spec.issuer,
@@ -299,6 +300,7 @@ fn view_of_config(server: &OAuthServer) -> serde_json::Value {
     serde_json::json!({
         "client_id": server.client_id,
         "client_credentials_delivery": server.client_credentials_delivery.to_string(),
+        "basic_auth_encoding": server.basic_auth_encoding.to_string(),
         "authorization_url": server.authorization_url.as_ref().map(ToString::to_string),
         "token_url": server.token_url.as_ref().map(ToString::to_string),
         "issuer": server.issuer.as_ref().map(ToString::to_string),

@@ -4,6 +4,7 @@
 //! secrets masked). Exit code 0 only when the run completed.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use tokenflow_core::{Clock, SystemClock};
 use tokenflow_engine::{Engine, Progress, Run, RunStatus, StaticServers};
 use url::Url;
 
-use crate::loopback::Loopback;
+use crate::loopback::{Loopback, listen_address, loopback_redirect_uri};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -45,9 +46,13 @@ pub struct RunArgs {
     /// Open the authorization URL in the default browser.
     #[arg(long)]
     open: bool,
-    /// Loopback port for the redirect (`http://localhost:<port>/oauth-callback`); 0 = any free port.
+    /// Loopback port for the redirect (`http://127.0.0.1:<port>/oauth-callback`); 0 = any free port.
     #[arg(long, default_value_t = 8400)]
     callback_port: u16,
+    /// Loopback address for the redirect: `127.0.0.1` (default) or `::1`
+    /// (`http://[::1]:<port>/oauth-callback`). A configured redirect URI is used as configured.
+    #[arg(long, value_parser = parse_loopback, default_value = "127.0.0.1")]
+    callback_host: IpAddr,
     /// How long a user login waits for the person, e.g. `90s`, `10m` (default 10m).
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     login_timeout: Duration,
@@ -69,6 +74,38 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => Ok(Duration::from_secs(value * 3600)),
         _ => Err(format!("`{text}` is not a duration like 90s or 10m")),
     }
+}
+
+fn parse_loopback(text: &str) -> Result<IpAddr, String> {
+    let ip: IpAddr = text
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("`{text}` is not an IP address; use 127.0.0.1 or ::1"))?;
+    if ip.is_loopback() {
+        Ok(ip)
+    } else {
+        Err(format!(
+            "`{text}` is not a loopback address; use 127.0.0.1 or ::1"
+        ))
+    }
+}
+
+/// Whether a user login of `flow` would use the CLI's own redirect URI (no server `redirect_uri`
+/// and no global `oauth_redirect_uri`): only then is the default listener needed.
+fn uses_default_redirect(flow: &Flow, config: &Config) -> bool {
+    config.oauth_redirect_uri.is_none()
+        && flow
+            .actions
+            .values()
+            .filter(|action| action.spec.interactive)
+            .any(|action| {
+                action
+                    .oauth_server
+                    .as_ref()
+                    .and_then(|id| config.oauth_servers.get(id))
+                    .is_none_or(|server| server.redirect_uri.is_none())
+            })
 }
 
 fn parse_inputs(inputs: &[String]) -> anyhow::Result<Map<String, Value>> {
@@ -109,20 +146,21 @@ pub async fn run(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     for warning in servers.resolve_endpoints(&http).await {
         eprintln!("warning: {warning}");
     }
+    // RFC 8252 §7.3/§8.3: the IP literal, not `localhost` (which may resolve elsewhere, or to
+    // the other IP version than the one listened on). Bound before the run starts, so that port
+    // 0 is known; only when a login will use it.
     let mut listeners: Vec<Loopback> = Vec::new();
-    let default_redirect = if flow.is_system_flow() {
-        Url::parse(&format!(
-            "http://localhost:{}/oauth-callback",
-            args.callback_port
-        ))?
-    } else {
-        let listener = Loopback::bind(args.callback_port).await?;
-        let url = Url::parse(&format!(
-            "http://localhost:{}/oauth-callback",
-            listener.port()
-        ))?;
+    let default_redirect = if uses_default_redirect(&flow, &config) {
+        let listener = Loopback::bind(
+            SocketAddr::new(args.callback_host, args.callback_port),
+            " (choose another port with --callback-port, 0 for any free one)",
+        )
+        .await?;
+        let url = loopback_redirect_uri(args.callback_host, listener.address().port())?;
         listeners.push(listener);
         url
+    } else {
+        loopback_redirect_uri(args.callback_host, args.callback_port)?
     };
     let engine = Engine::new(
         OAuthConnectors::new(http, clock.clone()),
@@ -174,29 +212,32 @@ async fn wait_for_login(
         return Ok(());
     };
     let redirect = Url::parse(&waiting.pending.redirect_uri)?;
-    let loopback_host = matches!(
-        redirect.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]")
-    );
-    let Some(port) = redirect
-        .port_or_known_default()
-        .filter(|_| loopback_host && redirect.scheme() == "http")
-    else {
+    let Some(address) = listen_address(&redirect) else {
         engine.fail(
             run,
             format!(
-                "the redirect URI {redirect} is not a loopback http:// address, so `tokenflow run` cannot receive the sign-in; use `tokenflow serve` or a redirect_uri like http://localhost:8400/oauth-callback"
+                "the redirect URI {redirect} is not a loopback http:// address, so `tokenflow run` cannot receive the sign-in; use `tokenflow serve` or a redirect_uri like http://127.0.0.1:8400/oauth-callback"
             ),
         );
         return Ok(());
     };
-    if !listeners.iter().any(|l| l.port() == port) {
-        listeners.push(Loopback::bind(port).await?);
+    if address.port() == 0 {
+        engine.fail(
+            run,
+            format!("the redirect URI {redirect} names port 0; configure a fixed port"),
+        );
+        return Ok(());
     }
-    let listener = listeners
-        .iter()
-        .find(|l| l.port() == port)
-        .context("listener")?;
+    // A configured redirect URI is sent as configured, so it is received where it points.
+    if !listeners.iter().any(|l| l.address() == address) {
+        let hint = format!(
+            " (the redirect URI {redirect} names this address; free the port or configure another redirect URI)"
+        );
+        listeners.push(Loopback::bind(address, &hint).await?);
+    }
+    let Some(listener) = listeners.iter().find(|l| l.address() == address) else {
+        anyhow::bail!("no listener on {address} for the sign-in redirect to {redirect}");
+    };
     let receiver = listener.expect(waiting.pending.state.clone());
 
     eprintln!(

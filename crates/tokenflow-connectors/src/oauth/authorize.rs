@@ -35,6 +35,12 @@ pub struct PendingAuthorization {
     pub requested_scope: String,
     pub code_verifier: Option<SecretString>,
     pub nonce: Option<SecretString>,
+    /// The issuer the response's `iss` must equal (RFC 9207 §2.4): the one the discovery document
+    /// spells, else the configured one; `None` when the server has no issuer.
+    pub issuer: Option<String>,
+    /// The provider advertises `authorization_response_iss_parameter_supported`, so a response
+    /// without `iss` is refused.
+    pub iss_required: bool,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
@@ -42,6 +48,48 @@ pub struct PendingAuthorization {
 impl PendingAuthorization {
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         now >= self.expires_at
+    }
+}
+
+/// The issuer an authorization response of `server` must name: the discovery document's exact
+/// spelling when there was one (and it is not a template), else the configured issuer.
+pub fn expected_issuer(server: &OAuthServer) -> Option<String> {
+    server
+        .discovered
+        .issuer
+        .clone()
+        .or_else(|| server.issuer.as_ref().map(ToString::to_string))
+}
+
+/// The RFC 9207 §2.4 check of an authorization response (success or error): `iss`, when present,
+/// must be the expected issuer, compared as a string — no templates, no normalisation beyond one
+/// trailing slash (a configured `https://idp.example` is kept as `https://idp.example/`); when the
+/// provider advertises the parameter, a response without it is refused. The error is the
+/// `error_description`.
+pub fn check_callback_issuer(
+    expected: Option<&str>,
+    required: bool,
+    iss: Option<&str>,
+) -> Result<(), String> {
+    match (iss, expected) {
+        (Some(iss), Some(expected)) => {
+            let same = iss == expected
+                || expected.strip_suffix('/') == Some(iss)
+                || iss.strip_suffix('/') == Some(expected);
+            if same {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the authorization response's `iss` does not match the OAuth server's issuer `{expected}` (RFC 9207): the response may come from another identity provider"
+                ))
+            }
+        }
+        // No configured issuer: nothing to compare with.
+        (Some(_), None) => Ok(()),
+        (None, _) if required => Err(
+            "the authorization response has no `iss` although the identity provider advertises `authorization_response_iss_parameter_supported` (RFC 9207 §2.4)".to_owned(),
+        ),
+        (None, _) => Ok(()),
     }
 }
 
@@ -61,8 +109,8 @@ pub struct UserLoginInput {
 }
 
 /// The redirect URI of SPEC §8.3: the server's own, else the global `oauth_redirect_uri`, else the
-/// caller's default (`<public_url>/oauth-callback` for the server, `http://localhost:<port>/…` for
-/// the CLI) — mirroring Thinkwise's `OAuthRedirectURI` with its `http://localhost/oauth-callback`.
+/// caller's default (`<public_url>/oauth-callback` for the server, `http://127.0.0.1:<port>/…`
+/// for the CLI) — mirroring Thinkwise's `OAuthRedirectURI` with its `http://localhost/oauth-callback`.
 pub fn resolve_redirect_uri(server: &OAuthServer, global: Option<&Url>, default: &Url) -> Url {
     server
         .redirect_uri
@@ -143,6 +191,8 @@ pub fn build_authorization_request(
             requested_scope: scope,
             code_verifier,
             nonce,
+            issuer: expected_issuer(server),
+            iss_required: server.discovered.iss_parameter_supported,
             created_at: now,
             expires_at: now + ttl,
         },
@@ -342,6 +392,25 @@ mod tests {
             resolve_redirect_uri(&own, Some(&global), &default).as_str(),
             "https://own.example/cb"
         );
+    }
+
+    #[test]
+    fn callback_issuer_is_compared_exactly_without_templates() {
+        let expected = Some("http://127.0.0.1:9400");
+        assert!(check_callback_issuer(expected, true, Some("http://127.0.0.1:9400")).is_ok());
+        assert!(check_callback_issuer(expected, true, Some("http://127.0.0.1:9400/")).is_ok());
+        assert!(check_callback_issuer(expected, false, Some("http://{tenantid}")).is_err());
+        let entra = Some("https://login.microsoftonline.com/contoso/v2.0");
+        assert!(
+            check_callback_issuer(
+                entra,
+                false,
+                Some("https://login.microsoftonline.com/{tenantid}/v2.0")
+            )
+            .is_err()
+        );
+        assert!(check_callback_issuer(expected, true, None).is_err());
+        assert!(check_callback_issuer(expected, false, None).is_ok());
     }
 
     #[test]

@@ -12,9 +12,9 @@ use url::Url;
 
 use super::authorize::{
     AuthorizationRequest, CallbackParams, PendingAuthorization, UserLoginInput,
-    build_authorization_request, resolve_redirect_uri,
+    build_authorization_request, check_callback_issuer, resolve_redirect_uri,
 };
-use super::discovery::{DiscoveryError, issuer_matches, resolve_endpoints};
+use super::discovery::{DiscoveryError, resolve_endpoints};
 use super::id_token::{Expected, check_id_token};
 use super::outputs::TokenOutputs;
 use super::token_endpoint::{Grant, TokenError, request_token};
@@ -25,7 +25,7 @@ use crate::status::{RefreshStatus, ServerLoginStatus, UserLoginStatus};
 pub struct RedirectSettings {
     /// The global `oauth_redirect_uri` override, if configured.
     pub global: Option<Url>,
-    /// `<public_url>/oauth-callback` (server) or `http://localhost:<port>/oauth-callback` (CLI).
+    /// `<public_url>/oauth-callback` (server) or `http://127.0.0.1:<port>/oauth-callback` (CLI).
     pub default: Url,
     /// How long the pending authorization lives (default 10 minutes).
     pub pending_ttl: Duration,
@@ -268,6 +268,21 @@ impl OAuthConnectors {
         if pending.is_expired(self.clock.now()) {
             return self.expire_user_login();
         }
+        // RFC 9207 §2.4, before anything else of the response is used (error responses carry
+        // `iss` too). A pending authorization stored before the issuer was kept in it falls back
+        // to the configured issuer.
+        let expected = pending.issuer.clone().or_else(|| {
+            server
+                .and_then(|server| server.issuer.as_ref())
+                .map(ToString::to_string)
+        });
+        if let Err(description) = check_callback_issuer(
+            expected.as_deref(),
+            pending.iss_required,
+            callback.iss.as_deref(),
+        ) {
+            return TokenOutputs::failure(S::Unknown, "invalid_issuer", description);
+        }
         if let Some(error) = &callback.error {
             // RFC 6749 §4.1.2.1. The provider's description is shown as given: it is text the
             // provider chose to put in a URL, not a secret.
@@ -289,16 +304,6 @@ impl OAuthConnectors {
             Ok(server) => server,
             Err(err) => return discovery_failure(&err),
         };
-        if let (Some(iss), Some(issuer)) = (&callback.iss, &server.issuer) {
-            // RFC 9207 §2.4: a mismatching `iss` means a mix-up attack; do not send the code.
-            if !issuer_matches(issuer.as_str(), iss) {
-                return TokenOutputs::failure(
-                    S::Unknown,
-                    "invalid_issuer",
-                    "the authorization response's `iss` does not match the OAuth server's issuer",
-                );
-            }
-        }
         let Some(code) = &callback.code else {
             return TokenOutputs::failure(
                 S::Unknown,
@@ -398,6 +403,9 @@ impl OAuthConnectors {
                 }
                 outputs
             }
+            Err(TokenError::Unusable { status, reason }) if matches!(status, 400 | 401) => {
+                refused_without_error_code(status, &reason)
+            }
             Err(err) => TokenOutputs::from_token_error(S::Unknown, &err),
         }
     }
@@ -442,6 +450,26 @@ fn unsupported_type<S: crate::status::ConnectorStatus>(
             token_type.as_deref().unwrap_or("")
         ),
     )
+}
+
+/// A refresh answered 400 or 401 without the `error` member RFC 6749 §5.2 requires. Providers that
+/// do this (an empty body for a used or revoked refresh token) mean the grant is gone; treating it
+/// as `invalid_grant` lets a flow route to a new sign-in instead of failing with `-1` forever.
+fn refused_without_error_code(status: u16, reason: &str) -> TokenOutputs<RefreshStatus> {
+    let mut outputs = TokenOutputs::failure(
+        RefreshStatus::Unknown,
+        "invalid_grant",
+        format!(
+            "the token endpoint refused the refresh token with HTTP {status} and no error code ({reason}); treated as invalid_grant"
+        ),
+    );
+    outputs.warnings.push(super::token_response::Warning {
+        code: "error_missing",
+        message: format!(
+            "the provider answered {status} without an error code; treated as invalid_grant (RFC 6749 §5.2 requires `error`)"
+        ),
+    });
+    outputs
 }
 
 fn discovery_failure(err: &DiscoveryError) -> TokenOutputs<UserLoginStatus> {

@@ -4,10 +4,12 @@
 //! The document's `issuer` must equal the configured one (§4.3), with one documented exception:
 //! Microsoft Entra ID's multi-tenant documents (`common`, `organizations`) carry the literal
 //! template `https://login.microsoftonline.com/{tenantid}/v2.0`, so a template `{tenantid}` segment
-//! matches any configured tenant path. Explicitly configured endpoints always win over discovered ones.
+//! matches any configured tenant path. That template is accepted here only: the `iss` of an
+//! authorization response is compared exactly (see `authorize::check_callback_issuer`).
+//! Explicitly configured endpoints always win over discovered ones.
 
 use serde::Deserialize;
-use tokenflow_core::OAuthServer;
+use tokenflow_core::{DiscoveredIssuer, OAuthServer};
 use url::Url;
 
 use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, error_chain, read_body_limited};
@@ -24,6 +26,9 @@ pub struct ProviderMetadata {
     pub jwks_uri: Option<Url>,
     #[serde(default)]
     pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207 §3: the provider puts `iss` into every authorization response.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +116,11 @@ pub fn apply_metadata(server: &OAuthServer, metadata: &ProviderMetadata) -> OAut
     if resolved.token_url.is_none() {
         resolved.token_url = metadata.token_endpoint.clone();
     }
+    resolved.discovered = DiscoveredIssuer {
+        // A template names no tenant; responses carry the configured (tenant-specific) issuer.
+        issuer: (!metadata.issuer.contains("{tenantid}")).then(|| metadata.issuer.clone()),
+        iss_parameter_supported: metadata.authorization_response_iss_parameter_supported,
+    };
     resolved
 }
 
@@ -129,7 +139,8 @@ pub async fn resolve_endpoints(
 }
 
 /// Issuer comparison of OIDC Discovery §4.3 (exact, ignoring one trailing slash), plus the Entra
-/// `{tenantid}` template segment.
+/// `{tenantid}` template segment. Only for the discovery document (and ID tokens checked against
+/// the configured issuer), never for the `iss` of an authorization response.
 pub fn issuer_matches(configured: &str, found: &str) -> bool {
     let configured = configured.trim_end_matches('/');
     let found = found.trim_end_matches('/');

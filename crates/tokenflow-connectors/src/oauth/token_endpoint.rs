@@ -5,10 +5,10 @@
 //! answer was unusable" never blur (oauth2-rs draws the same lines). 5xx answers count as
 //! connection problems with the OAuth server, whatever their body says.
 
-use tokenflow_core::{CredentialsDelivery, OAuthServer, SecretString};
+use tokenflow_core::{BasicAuthEncoding, CredentialsDelivery, OAuthServer, SecretString};
 use url::{Url, form_urlencoded};
 
-use super::client_auth::basic_authorization;
+use super::client_auth::{RAW_ENCODING_HINT, basic_authorization, encoding_changes};
 use super::token_response::{ProviderError, ResponseProblem, TokenResponse, parse_token_response};
 use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, error_chain, read_body_limited};
 
@@ -130,10 +130,43 @@ pub async fn request_token(
         }
         Err(ReadBodyError::Transport(err)) => return Err(transport_error(err)),
     };
-    parse_token_response(status, content_type.as_deref(), &bytes).map_err(|problem| match problem {
-        ResponseProblem::Provider(error) => TokenError::Provider { status, error },
-        ResponseProblem::Unusable(reason) => TokenError::Unusable { status, reason },
-    })
+    parse_token_response(status, content_type.as_deref(), &bytes)
+        .map_err(|problem| match problem {
+            ResponseProblem::Provider(error) => TokenError::Provider { status, error },
+            ResponseProblem::Unusable(reason) => TokenError::Unusable { status, reason },
+        })
+        .map_err(|err| with_basic_encoding_hint(err, server))
+}
+
+/// A refused Basic authentication (401, or `invalid_client`) of a server whose id or secret the
+/// RFC 6749 §2.3.1 encoding changes: say that the provider may not decode them. Providers that
+/// compare the credentials as sent (some do) fail exactly this way.
+fn with_basic_encoding_hint(err: TokenError, server: &OAuthServer) -> TokenError {
+    let basic_form_encoded = server.client_credentials_delivery == CredentialsDelivery::BasicHeader
+        && server.basic_auth_encoding == BasicAuthEncoding::FormUrlencoded;
+    let applies = |status: u16, code: Option<&str>| {
+        basic_form_encoded
+            && (status == 401 || code == Some("invalid_client"))
+            && server
+                .client_secret
+                .as_ref()
+                .is_some_and(|secret| encoding_changes(&server.client_id, secret))
+    };
+    match err {
+        TokenError::Provider { status, mut error } if applies(status, Some(&error.error)) => {
+            let said = error
+                .error_description
+                .take()
+                .unwrap_or_else(|| format!("HTTP {status} from the token endpoint"));
+            error.error_description = Some(format!("{said}; {RAW_ENCODING_HINT}"));
+            TokenError::Provider { status, error }
+        }
+        TokenError::Unusable { status, reason } if applies(status, None) => TokenError::Unusable {
+            status,
+            reason: format!("{reason}; {RAW_ENCODING_HINT}"),
+        },
+        other => other,
+    }
 }
 
 /// The form body of a token request and, for `basic_header`, the `Authorization` value. Built in
@@ -168,7 +201,11 @@ fn form_body(server: &OAuthServer, grant: &Grant<'_>) -> (SecretString, Option<S
     let mut authorization = None;
     match (&server.client_secret, server.client_credentials_delivery) {
         (Some(secret), CredentialsDelivery::BasicHeader) => {
-            authorization = Some(basic_authorization(&server.client_id, secret));
+            authorization = Some(basic_authorization(
+                &server.client_id,
+                secret,
+                server.basic_auth_encoding,
+            ));
         }
         (Some(secret), CredentialsDelivery::Body) => {
             form.append_pair("client_id", &server.client_id);

@@ -347,3 +347,49 @@ async fn discovery_document_with_another_issuer_is_refused() {
     assert_eq!(out.status, ServerLoginStatus::Unknown);
     assert_eq!(out.error.as_deref(), Some("discovery_failed"));
 }
+
+#[tokio::test]
+async fn a_refresh_refused_with_400_or_401_and_no_error_code_is_invalid_grant_with_a_warning() {
+    for (status, body) in [(400, ""), (401, ""), (400, "{}")] {
+        let mock = MockServer::start().await;
+        token_answer(&mock, ResponseTemplate::new(status).set_body_string(body)).await;
+        let server = mock_server(&mock);
+        let out = connectors()
+            .refresh_token(
+                "mock",
+                Some(&server),
+                &Input::Assigned(SecretString::new("used-refresh-token")),
+            )
+            .await;
+        assert_eq!(out.status, RefreshStatus::Unknown, "{out:?}");
+        assert_eq!(
+            out.error.as_deref(),
+            Some("invalid_grant"),
+            "{status} {body:?}"
+        );
+        assert_eq!(warning_codes(&out), ["error_missing"]);
+        assert_eq!(
+            out.warnings[0].message,
+            format!(
+                "the provider answered {status} without an error code; treated as invalid_grant (RFC 6749 §5.2 requires `error`)"
+            )
+        );
+        assert_no_secrets(&format!("{out:?}"), &["used-refresh-token", SECRET]);
+    }
+}
+
+#[tokio::test]
+async fn other_statuses_without_an_error_code_stay_unknown_failures() {
+    let mock = MockServer::start().await;
+    token_answer(&mock, ResponseTemplate::new(403).set_body_string("")).await;
+    let server = mock_server(&mock);
+    let out = connectors()
+        .refresh_token(
+            "mock",
+            Some(&server),
+            &Input::Assigned(SecretString::new("rt")),
+        )
+        .await;
+    assert_eq!(out.error.as_deref(), Some("invalid_response"), "{out:?}");
+    assert!(out.warnings.is_empty());
+}

@@ -508,3 +508,199 @@ async fn invalid_utf8_content_is_replaced_with_a_warning() {
     assert_eq!(out.content.as_deref(), Some("hi\u{fffd}"));
     assert_eq!(out.warnings.len(), 1, "{out:?}");
 }
+
+/// `from` answers `status` with `Location: location` for any request to `at`.
+async fn redirect_at(from: &MockServer, at: &str, status: u16, location: &str) {
+    Mock::given(path(at))
+        .respond_with(ResponseTemplate::new(status).insert_header("Location", location))
+        .mount(from)
+        .await;
+}
+
+/// The request `mock` received at `at` (exactly one).
+async fn request_at(mock: &MockServer, at: &str) -> Request {
+    let mut requests: Vec<Request> = mock
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == at)
+        .collect();
+    assert_eq!(requests.len(), 1, "expected one request at {at}");
+    requests.remove(0)
+}
+
+fn credential_headers() -> Value {
+    json!([
+        {"Key": "X-Api-Key", "Value": "api-key-s3cret"},
+        {"Key": "Cookie", "Value": "session=cookie-s3cret"},
+        {"Key": "X-Trace", "Value": "trace-1"},
+        {"Key": "Accept", "Value": "application/json"},
+        {"Key": "Accept-Language", "Value": "nl"},
+    ])
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_carries_no_credentials_and_no_referer() {
+    let api = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    redirect_at(&api, "/start", 302, &format!("{}/landing", elsewhere.uri())).await;
+    ok_at(&elsewhere, "/landing").await;
+
+    let out = call(&HttpInput {
+        headers: Some(credential_headers()),
+        bearer_token: Some(SecretString::new(TOKEN)),
+        follow_redirects: true,
+        ..get(format!("{}/start?api_key=query-s3cret", api.uri()))
+    })
+    .await;
+
+    assert_eq!(out.status, HttpStatus::Successful, "{out:?}");
+    assert_eq!(out.http_status_code, Some(200));
+    let first = request_at(&api, "/start").await;
+    assert_eq!(header_values(&first, "x-api-key"), ["api-key-s3cret"]);
+    let landed = request_at(&elsewhere, "/landing").await;
+    for name in ["authorization", "x-api-key", "cookie", "x-trace", "referer"] {
+        assert!(
+            header_values(&landed, name).is_empty(),
+            "`{name}` reached the other origin"
+        );
+    }
+    let everything = format!("{:?}", landed.headers);
+    assert_no_secrets(
+        &everything,
+        &[TOKEN, "api-key-s3cret", "cookie-s3cret", "query-s3cret"],
+    );
+    assert_eq!(header_values(&landed, "accept"), ["application/json"]);
+    assert_eq!(header_values(&landed, "accept-language"), ["nl"]);
+    assert!(!header_values(&landed, "user-agent").is_empty());
+    // The flow learns which headers stayed behind (names only).
+    let warning = out.warnings.join("\n");
+    assert!(
+        warning.contains("x-api-key") && warning.contains("authorization"),
+        "{warning}"
+    );
+    assert_no_secrets(&warning, &["api-key-s3cret", "cookie-s3cret"]);
+}
+
+#[tokio::test]
+async fn a_redirect_within_the_origin_keeps_the_flows_headers_but_sends_no_referer() {
+    let api = MockServer::start().await;
+    redirect_at(&api, "/v1/old", 301, "new?page=2").await;
+    ok_at(&api, "/v1/new").await;
+
+    let out = call(&HttpInput {
+        headers: Some(credential_headers()),
+        bearer_token: Some(SecretString::new(TOKEN)),
+        follow_redirects: true,
+        ..get(format!("{}/v1/old?api_key=query-s3cret", api.uri()))
+    })
+    .await;
+
+    assert_eq!(out.http_status_code, Some(200), "{out:?}");
+    let landed = request_at(&api, "/v1/new").await;
+    assert_eq!(
+        landed.url.query(),
+        Some("page=2"),
+        "relative Location resolved"
+    );
+    assert_eq!(header_values(&landed, "x-api-key"), ["api-key-s3cret"]);
+    assert_eq!(
+        header_values(&landed, "authorization"),
+        [format!("Bearer {TOKEN}")]
+    );
+    assert!(header_values(&landed, "referer").is_empty());
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+}
+
+#[tokio::test]
+async fn see_other_turns_into_a_get_without_body_and_307_keeps_method_and_body() {
+    let api = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    redirect_at(
+        &api,
+        "/see-other",
+        303,
+        &format!("{}/result", elsewhere.uri()),
+    )
+    .await;
+    redirect_at(
+        &api,
+        "/temporary",
+        307,
+        &format!("{}/moved", elsewhere.uri()),
+    )
+    .await;
+    Mock::given(path("/result"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&elsewhere)
+        .await;
+    Mock::given(path("/moved"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&elsewhere)
+        .await;
+    let post = |at: &str| HttpInput {
+        method: Some("POST".into()),
+        content: Some(r#"{"order":1}"#.into()),
+        content_type: Some("application/json".into()),
+        headers: Some(json!({"X-Api-Key": "api-key-s3cret"})),
+        follow_redirects: true,
+        ..get(format!("{}{at}", api.uri()))
+    };
+
+    let out = call(&post("/see-other")).await;
+    assert_eq!(out.http_status_code, Some(200), "{out:?}");
+    let result = request_at(&elsewhere, "/result").await;
+    assert_eq!(result.method.as_str(), "GET");
+    assert!(result.body.is_empty());
+    assert!(header_values(&result, "content-type").is_empty());
+    assert!(header_values(&result, "x-api-key").is_empty());
+
+    let out = call(&post("/temporary")).await;
+    assert_eq!(out.http_status_code, Some(201), "{out:?}");
+    let moved = request_at(&elsewhere, "/moved").await;
+    assert_eq!(moved.method.as_str(), "POST");
+    assert_eq!(moved.body, br#"{"order":1}"#);
+    assert_eq!(header_values(&moved, "content-type"), ["application/json"]);
+    assert!(header_values(&moved, "x-api-key").is_empty());
+}
+
+#[tokio::test]
+async fn credentials_dropped_on_the_way_out_do_not_come_back_on_the_way_home() {
+    let api = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    redirect_at(&api, "/out", 302, &format!("{}/bounce", elsewhere.uri())).await;
+    redirect_at(&elsewhere, "/bounce", 302, &format!("{}/home", api.uri())).await;
+    ok_at(&api, "/home").await;
+
+    let out = call(&HttpInput {
+        bearer_token: Some(SecretString::new(TOKEN)),
+        headers: Some(json!({"X-Api-Key": "api-key-s3cret"})),
+        follow_redirects: true,
+        ..get(format!("{}/out", api.uri()))
+    })
+    .await;
+
+    assert_eq!(out.http_status_code, Some(200), "{out:?}");
+    let home = request_at(&api, "/home").await;
+    assert!(header_values(&home, "authorization").is_empty());
+    assert!(header_values(&home, "x-api-key").is_empty());
+}
+
+#[tokio::test]
+async fn a_redirect_loop_ends_with_too_many_redirects() {
+    let api = MockServer::start().await;
+    redirect_at(&api, "/loop", 302, "/loop").await;
+
+    let out = call(&HttpInput {
+        follow_redirects: true,
+        ..get(format!("{}/loop", api.uri()))
+    })
+    .await;
+
+    assert_failed(&out, HttpStatus::Unknown, "too_many_redirects");
+    assert_eq!(
+        api.received_requests().await.unwrap().len(),
+        tokenflow_connectors::http_action::MAX_REDIRECTS + 1
+    );
+}

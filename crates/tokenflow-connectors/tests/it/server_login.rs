@@ -219,3 +219,75 @@ async fn scope_the_client_may_not_have_is_a_provider_error() {
     assert_eq!(out.status, ServerLoginStatus::Unknown);
     assert_eq!(out.error.as_deref(), Some("invalid_scope"));
 }
+
+#[tokio::test]
+async fn raw_basic_encoding_works_with_a_provider_that_does_not_decode_and_the_default_says_why_it_fails()
+ {
+    let idp = Idp::start().await;
+    // A provider that compares Basic credentials as sent (`basic_raw` in the test IdP), with a
+    // secret that the RFC 6749 §2.3.1 encoding changes.
+    let id = unique("cc-raw");
+    let secret = "s3cr+t %:x";
+    idp.register(
+        json!({
+            "client_id": id,
+            "client_secret": secret,
+            "grant_types": ["client_credentials"],
+            "response_types": [],
+            "redirect_uris": [],
+            "scope": "api:read api:write",
+        }),
+        json!({ "basic_raw": true }),
+    )
+    .await;
+
+    let encoded = server("idp", cc_fields(&idp, &id, secret, "basic_header"));
+    let out = connectors()
+        .server_login("idp", Some(&encoded), &Input::Unassigned)
+        .await;
+    assert_eq!(out.status, ServerLoginStatus::Unknown, "{out:?}");
+    assert_eq!(out.error.as_deref(), Some("invalid_client"));
+    let description = out.error_description.clone().unwrap();
+    assert!(
+        description.contains("URL-encoded in HTTP Basic (RFC 6749 §2.3.1)")
+            && description.contains("basic_auth_encoding = \"raw\""),
+        "{description}"
+    );
+    assert_no_secrets(&format!("{out:?}"), &[secret, "s3cr%2Bt"]);
+
+    let mut fields = cc_fields(&idp, &id, secret, "basic_header");
+    fields["basic_auth_encoding"] = json!("raw");
+    let raw = server("idp", fields);
+    let out = connectors()
+        .server_login("idp", Some(&raw), &Input::Unassigned)
+        .await;
+    assert_eq!(out.status, ServerLoginStatus::Successful, "{out:?}");
+    let requests = idp.token_requests(&id).await;
+    assert_eq!(
+        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [401, 200]
+    );
+    assert!(requests.iter().all(|r| r.auth_method == "basic"));
+}
+
+#[tokio::test]
+async fn a_refused_basic_login_with_plain_credentials_gets_no_encoding_hint() {
+    let idp = Idp::start().await;
+    let client = idp
+        .client_credentials_client(&unique("cc-plain"), "plain-secret")
+        .await;
+    let server = server(
+        "idp",
+        cc_fields(&idp, &client.id, "wrong-secret", "basic_header"),
+    );
+    let out = connectors()
+        .server_login("idp", Some(&server), &Input::Unassigned)
+        .await;
+    assert_eq!(out.error.as_deref(), Some("invalid_client"), "{out:?}");
+    assert!(
+        !out.error_description
+            .unwrap()
+            .contains("basic_auth_encoding"),
+        "the hint only appears when the encoding changed something"
+    );
+}

@@ -272,3 +272,103 @@ async fn unknown_server_at_start_is_unknown() {
     assert_eq!(err.status, UserLoginStatus::Unknown);
     assert!(err.error_description.unwrap().contains("`ghost`"));
 }
+
+#[tokio::test]
+async fn a_forged_tenantid_issuer_in_the_callback_is_refused_before_the_exchange() {
+    let (idp, server) = idp_with_web_client(json!({})).await;
+    let c = connectors();
+    let request = start_login(&c, &server, &UserLoginInput::default()).await;
+    let params = callback(&request.url, Decision::Allow).await;
+
+    // Entra's discovery template must not act as a wildcard for the response's `iss`.
+    for forged in [
+        "http://{tenantid}",
+        "http://{tenantid}/",
+        "https://login.microsoftonline.com/{tenantid}/v2.0",
+    ] {
+        let mut mixed_up = params.clone();
+        mixed_up.iss = Some(forged.into());
+        let out = c
+            .finish_user_login(Some(&server), &request.pending, &mixed_up)
+            .await;
+        assert_eq!(out.status, UserLoginStatus::Unknown, "{forged}: {out:?}");
+        assert_eq!(out.status.code(), -1);
+        assert_eq!(out.error.as_deref(), Some("invalid_issuer"), "{forged}");
+    }
+    assert!(
+        idp.token_requests(&server.client_id).await.is_empty(),
+        "no code was sent anywhere"
+    );
+
+    let out = c
+        .finish_user_login(Some(&server), &request.pending, &params)
+        .await;
+    assert_eq!(out.status, UserLoginStatus::Successful, "{out:?}");
+}
+
+/// A server configured with only its issuer: the endpoints and the RFC 9207 flag come from the
+/// test IdP's discovery document.
+async fn idp_with_discovered_web_client() -> (Idp, tokenflow_core::OAuthServer) {
+    let idp = Idp::start().await;
+    let id = unique("web-disc");
+    idp.web_client(&id, "web-secret-2", REDIRECT_URI, json!({}))
+        .await;
+    let server = server(
+        "idp",
+        json!({ "client_id": id, "client_secret": "web-secret-2", "issuer": idp.issuer(), "scope": "openid profile" }),
+    );
+    (idp, server)
+}
+
+#[tokio::test]
+async fn callback_without_iss_is_refused_when_the_provider_advertises_it() {
+    let (idp, server) = idp_with_discovered_web_client().await;
+    let c = connectors();
+    let request = start_login(&c, &server, &UserLoginInput::default()).await;
+    assert!(
+        request.pending.iss_required,
+        "the test IdP advertises authorization_response_iss_parameter_supported"
+    );
+    assert_eq!(
+        request.pending.issuer.as_deref(),
+        Some(idp.issuer().as_str())
+    );
+    let params = callback(&request.url, Decision::Allow).await;
+
+    let mut stripped = params.clone();
+    stripped.iss = None;
+    let out = c
+        .finish_user_login(Some(&server), &request.pending, &stripped)
+        .await;
+    assert_eq!(out.status.code(), -1, "{out:?}");
+    assert_eq!(out.error.as_deref(), Some("invalid_issuer"));
+    let description = out.error_description.unwrap();
+    assert!(
+        description.contains("no `iss`")
+            && description.contains("authorization_response_iss_parameter_supported"),
+        "{description}"
+    );
+    assert!(idp.token_requests(&server.client_id).await.is_empty());
+
+    // The genuine response, with the IdP's own `iss`, goes through.
+    assert_eq!(params.iss.as_deref(), Some(idp.issuer().as_str()));
+    let out = c
+        .finish_user_login(Some(&server), &request.pending, &params)
+        .await;
+    assert_eq!(out.status, UserLoginStatus::Successful, "{out:?}");
+}
+
+#[tokio::test]
+async fn an_error_response_with_a_foreign_issuer_is_refused_too() {
+    let (_idp, server) = idp_with_discovered_web_client().await;
+    let c = connectors();
+    let request = start_login(&c, &server, &UserLoginInput::default()).await;
+    let mut params = callback(&request.url, Decision::Deny).await;
+    assert_eq!(params.error.as_deref(), Some("access_denied"));
+    params.iss = Some("http://{tenantid}".into());
+    let out = c
+        .finish_user_login(Some(&server), &request.pending, &params)
+        .await;
+    assert_eq!(out.error.as_deref(), Some("invalid_issuer"), "{out:?}");
+    assert_eq!(out.status.code(), -1);
+}

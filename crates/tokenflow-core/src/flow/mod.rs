@@ -16,7 +16,13 @@ mod validate;
 
 pub use catalog::{ActionSpec, Param, ParamType, action_spec};
 pub use error::{FlowError, FlowProblems};
-pub use expr::Expression;
-pub use model::{Action, Binding, Condition, Flow, START, STOP, Step, Template, VariableDecl};
+pub use expr::{
+    Expression, MAX_EXPRESSION_BYTES, MAX_EXPRESSION_NESTING, MAX_EXPRESSION_OPERATORS,
+    check_bounds,
+};
+pub use model::{
+    Action, Binding, Condition, Flow, MAX_FLOW_ID_CHARS, START, STOP, Step, Template, VariableDecl,
+    check_flow_id,
+};
 pub use parse::{ParseOptions, parse_flow};
 pub use schedule::Schedule;

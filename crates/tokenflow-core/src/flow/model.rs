@@ -117,7 +117,9 @@ pub struct Template {
 }
 
 impl Template {
-    /// Splits `text` into parts; `None` when it has no placeholder (then it is a constant).
+    /// Splits `text` into parts; `None` when it has no placeholder (then it is a constant). One
+    /// pass: after a `{` only the identifier that may follow is looked at, so text full of braces
+    /// (JSON, or a hostile flow) costs linear time.
     pub fn parse(text: &str) -> Option<Template> {
         let mut parts = Vec::new();
         let mut literal = String::new();
@@ -131,9 +133,11 @@ impl Template {
                 rest = &tail[2..];
                 continue;
             }
-            if tail.starts_with('{')
-                && let Some(end) = tail.find('}')
-                && is_identifier(&tail[1..end])
+            let name_len = tail[1..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len() - 1);
+            let end = 1 + name_len;
+            if tail.starts_with('{') && tail[end..].starts_with('}') && is_identifier(&tail[1..end])
             {
                 if !literal.is_empty() {
                     parts.push(Part::Text(std::mem::take(&mut literal)));
@@ -174,6 +178,60 @@ impl Template {
         }
         out
     }
+}
+
+/// Longest template (a string input with `{name}` placeholders) accepted, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+/// Most placeholders in one template.
+pub const MAX_TEMPLATE_PLACEHOLDERS: usize = 256;
+
+impl Template {
+    /// The template limits; the error names the limit.
+    pub fn check_bounds(&self, text: &str) -> Result<(), String> {
+        if text.len() > MAX_TEMPLATE_BYTES {
+            return Err(format!(
+                "the template is {} bytes long; at most {MAX_TEMPLATE_BYTES} bytes are allowed",
+                text.len()
+            ));
+        }
+        let placeholders = self.variables().len();
+        if placeholders > MAX_TEMPLATE_PLACEHOLDERS {
+            return Err(format!(
+                "the template has {placeholders} placeholders; at most {MAX_TEMPLATE_PLACEHOLDERS} are allowed"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Longest flow id accepted, in characters.
+pub const MAX_FLOW_ID_CHARS: usize = 128;
+
+/// The one check of a flow id, wherever one is accepted (a flow file's `id:`, the API's URL):
+/// 1–128 letters, digits, `-`, `_` and `.`, and not `.` or `..`, which name no flow but a
+/// directory in paths and URLs.
+pub fn check_flow_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("the flow id is empty".to_owned());
+    }
+    let chars = id.chars().count();
+    if chars > MAX_FLOW_ID_CHARS {
+        return Err(format!(
+            "the flow id is {chars} characters long; at most {MAX_FLOW_ID_CHARS} are allowed"
+        ));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err("the flow id must use only letters, digits, `-`, `_` and `.`".to_owned());
+    }
+    if id == "." || id == ".." {
+        return Err(format!(
+            "the flow id cannot be `{id}` (it names a directory, not a flow)"
+        ));
+    }
+    Ok(())
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: variable and action names, usable in placeholders and expressions.
@@ -236,6 +294,37 @@ mod tests {
         assert!(Template::parse("plain").is_none());
         let t = Template::parse(r#"{"user":"{name}"}"#).unwrap();
         assert_eq!(t.render(|_| "bob".into()), r#"{"user":"bob"}"#);
+    }
+
+    #[test]
+    fn templates_of_braces_parse_in_one_pass() {
+        let text = "{".repeat(200_000);
+        assert!(Template::parse(&text).is_none());
+        let t = Template::parse("{a}{{b}}{c").unwrap();
+        assert_eq!(t.variables(), ["a"]);
+        assert_eq!(t.render(|_| "x".into()), "x{b}{c");
+        assert_eq!(Template::parse("{a-b}{ok}").unwrap().variables(), ["ok"]);
+    }
+
+    #[test]
+    fn flow_ids_are_bounded_and_dot_names_are_refused() {
+        assert!(check_flow_id("graph_me.v2").is_ok());
+        assert!(check_flow_id(&"a".repeat(MAX_FLOW_ID_CHARS)).is_ok());
+        let long = check_flow_id(&"a".repeat(MAX_FLOW_ID_CHARS + 1)).unwrap_err();
+        assert!(long.contains("at most 128"), "{long}");
+        for dots in [".", ".."] {
+            assert!(
+                check_flow_id(dots)
+                    .unwrap_err()
+                    .contains("names a directory")
+            );
+        }
+        assert!(check_flow_id("").is_err());
+        assert!(check_flow_id("a/b").is_err());
+        assert!(
+            check_flow_id("...").is_ok(),
+            "only `.` and `..` are special"
+        );
     }
 
     #[test]

@@ -14,10 +14,10 @@ use serde_saphyr::{Location, Spanned};
 
 use super::catalog::{ActionSpec, ParamType, action_spec, kinds};
 use super::error::{FlowError, FlowProblems};
-use super::expr::Expression;
+use super::expr::{Expression, check_bounds};
 use super::model::{
     Action, Binding, Condition, DEFAULT_MAX_STEPS, Flow, START, STOP, Step, Template, VariableDecl,
-    is_identifier,
+    check_flow_id, is_identifier,
 };
 use super::validate::check_graph;
 
@@ -157,15 +157,8 @@ fn first_line(message: &str) -> String {
 
 fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseOptions) -> Flow {
     let id = raw.id.value.clone();
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        problems.error(
-            raw.id.referenced,
-            "the flow id must use only letters, digits, `-`, `_` and `.`",
-        );
+    if let Err(message) = check_flow_id(&id) {
+        problems.error(raw.id.referenced, message);
     }
 
     let mut variables = IndexMap::new();
@@ -382,6 +375,16 @@ fn check_action(
             );
             continue;
         };
+        // A JSONPath written in the flow is bounded like a condition (the connector checks one
+        // that comes from a variable when the action runs).
+        if spec.kind == "extract_json"
+            && param.name == "path"
+            && let Value::String(path) = &value.value
+            && let Err(message) = check_bounds("the JSONPath", path, false)
+        {
+            problems.error(value.referenced, message);
+            continue;
+        }
         if let Some(binding) = binding(param.ty, value, variables, problems) {
             inputs.insert(param.name, binding);
         }
@@ -460,6 +463,10 @@ fn binding(
         },
         Value::String(text) => match Template::parse(&text) {
             Some(template) if ty != ParamType::Bool && ty != ParamType::Int => {
+                if let Err(message) = template.check_bounds(&text) {
+                    problems.error(at, message);
+                    return None;
+                }
                 for name in template.variables() {
                     check_var(name, problems);
                 }

@@ -284,6 +284,61 @@ async fn a_revoked_grant_is_minus_four_and_the_example_flow_signs_in_again() {
     assert!(!shown.contains(out.access_token.unwrap().expose()));
 }
 
+/// A provider that answers a used or revoked refresh token with 400 and an empty body (no
+/// `error` member, against RFC 6749 §5.2): a real IdP in the suite cannot be made to do that.
+#[tokio::test]
+async fn a_refresh_refused_with_an_empty_400_marks_the_entry_needs_login_and_returns_minus_four() {
+    use wiremock::matchers::{method, path};
+    let mock = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(wiremock::ResponseTemplate::new(400))
+        .mount(&mock)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), &key).await.unwrap());
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let server = server(
+        "bent",
+        json!({ "client_id": "app", "client_secret": "bent-secret", "token_url": format!("{}/token", mock.uri()), "scope": "api:read" }),
+    );
+    let engine = engine_with_clock(vec![server], clock).with_vault(store.clone());
+    let vault = engine.vault().unwrap();
+    let stored = vault
+        .store_tokens(StoreInput {
+            name: "carol".into(),
+            server_id: Some("bent".into()),
+            access_token: Some(SecretString::new("old-access-token")),
+            refresh_token: Some(SecretString::new("used-refresh-token")),
+            expires_in: Some(0),
+            granted_scopes: None,
+        })
+        .await;
+    assert_eq!(stored.status.code(), 0, "{stored:?}");
+
+    let out = vault.get_token("carol").await;
+    assert_eq!(out.status, VaultGetStatus::GrantGone, "{out:?}");
+    assert_eq!(out.status.code(), -4);
+    assert_eq!(out.error.as_deref(), Some("invalid_grant"));
+    assert!(
+        out.warnings.iter().any(|w| w.code == "error_missing"
+            && w.message
+                == "the provider answered 400 without an error code; treated as invalid_grant (RFC 6749 §5.2 requires `error`)"),
+        "{:?}",
+        out.warnings
+    );
+    let entry = store.get_vault_entry("carol").await.unwrap().unwrap();
+    assert_eq!(entry.state, "needs_login");
+    assert_eq!(entry.last_refresh_outcome.as_deref(), Some("invalid_grant"));
+    assert_eq!(vault.get_token("carol").await.status.code(), -4);
+    assert_eq!(
+        mock.received_requests().await.unwrap().len(),
+        1,
+        "a gone grant is not refreshed again"
+    );
+}
+
 #[tokio::test]
 async fn missing_entries_and_servers_have_their_own_codes() {
     let w = world().await;

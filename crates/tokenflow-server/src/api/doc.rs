@@ -131,6 +131,9 @@ pub struct OAuthServerInput {
     pub client_secret: Option<String>,
     /// `body` or `basic_header`.
     pub client_credentials_delivery: Option<String>,
+    /// With `basic_header`: `form_urlencoded` (default, RFC 6749 §2.3.1) or `raw` (for providers
+    /// that do not decode the credentials).
+    pub basic_auth_encoding: Option<String>,
     pub authorization_url: Option<String>,
     pub token_url: Option<String>,
     pub issuer: Option<String>,

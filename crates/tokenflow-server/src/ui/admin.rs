@@ -97,6 +97,7 @@ fn spec_from_form(form: &HashMap<String, String>) -> (Value, OAuthServerSpec, Ve
         "token_url",
         "scope",
         "client_credentials_delivery",
+        "basic_auth_encoding",
         "prompt",
         "redirect_uri",
     ] {

@@ -643,3 +643,115 @@ async fn a_server_of_the_configuration_file_cannot_be_replaced_and_keeps_its_sec
     );
     assert!(capture.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_flow_with_a_ten_thousand_term_condition_is_refused_and_the_server_keeps_answering() {
+    let app = spawn_app(Options::default()).await;
+    let condition = vec!["x == 1"; 10_000].join(" || ");
+    let yaml = format!(
+        "id: long\nvariables:\n  x: {{}}\nsteps:\n  - {{ from: start, to: stop, when: \"{condition}\" }}\n"
+    );
+    let response = app
+        .request(Method::PUT, "/api/flows/long")
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_flow");
+    assert_eq!(
+        body["problems"][0],
+        "long.yaml:5:36: invalid condition: the condition is 99996 bytes long; at most 4096 bytes are allowed"
+    );
+    assert_eq!(
+        app.get_json("/api/flows/long").await.0,
+        404,
+        "nothing stored"
+    );
+
+    // Still serving, and a flow within the limits is accepted.
+    let healthy = app
+        .http
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthy.status(), 200);
+    let created = app
+        .request(Method::PUT, "/api/flows/pure")
+        .header("content-type", "application/yaml")
+        .body(PURE_FLOW)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+}
+
+/// Sends `PUT <path>` as written, byte for byte: HTTP clients normalise `..` and `%2E%2E` away.
+async fn raw_put(app: &crate::support::TestApp, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: application/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[tokio::test]
+async fn flow_ids_in_the_url_are_bounded_and_dot_names_are_refused() {
+    let app = spawn_app(Options::default()).await;
+    for (path, id) in [("/api/flows/%2E%2E", ".."), ("/api/flows/.", ".")] {
+        let yaml = format!("id: \"{id}\"\nsteps:\n  - {{ from: start, to: stop }}\n");
+        let (status, answer) = raw_put(&app, path, &yaml).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer.contains(&format!(
+                "the flow id cannot be `{id}` (it names a directory, not a flow)"
+            )),
+            "{answer}"
+        );
+    }
+    let long = "f".repeat(129);
+    let response = app
+        .request(Method::PUT, &format!("/api/flows/{long}"))
+        .header("content-type", "application/yaml")
+        .body(format!(
+            "id: {long}\nsteps:\n  - {{ from: start, to: stop }}\n"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_input");
+    assert_eq!(
+        body["message"],
+        "the flow id is 129 characters long; at most 128 are allowed"
+    );
+    let (_, list) = app.get_json("/api/flows").await;
+    assert_eq!(list["flows"], json!([]), "nothing stored");
+
+    let fine = "f".repeat(128);
+    let created = app
+        .request(Method::PUT, &format!("/api/flows/{fine}"))
+        .header("content-type", "application/yaml")
+        .body(format!(
+            "id: {fine}\nsteps:\n  - {{ from: start, to: stop }}\n"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+}

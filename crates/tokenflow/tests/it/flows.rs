@@ -76,3 +76,42 @@ fn malformed_yaml_is_an_error_with_a_position() {
     assert!(!ok);
     assert!(text.contains("broken.yml:2:"), "{text}");
 }
+
+#[test]
+fn validate_refuses_huge_conditions_with_the_limit_and_exits_instead_of_crashing() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = |condition: &str| {
+        format!(
+            "id: big\nvariables:\n  x: {{}}\nsteps:\n  - {{ from: start, to: stop, when: \"{condition}\" }}\n"
+        )
+    };
+    for (name, condition, size) in [
+        ("terms.yaml", vec!["x == 1"; 100_000].join(" || "), 999_996),
+        ("parens.yaml", "(".repeat(100_000), 100_000),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, flow(&condition)).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_tokenflow"))
+            .args(["flows", "validate", file.to_str().unwrap()])
+            .env_remove("TOKENFLOW_CONFIG")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{name}: an exit code, not a signal: {text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{name}:5:36: invalid condition: the condition is {size} bytes long; at most 4096 bytes are allowed"
+            )),
+            "{name}: {text}"
+        );
+    }
+}

@@ -111,8 +111,9 @@ async fn a_user_login_flow_completes_through_the_loopback_listener() {
     );
     let url = cli.authorization_url().await;
     let redirect = redirect_uri_of(&url);
+    // RFC 8252 §7.3/§8.3: the loopback IP literal the listener is bound to, not `localhost`.
     assert!(
-        redirect.starts_with("http://localhost:") && redirect.ends_with("/oauth-callback"),
+        redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/oauth-callback"),
         "{redirect}"
     );
     w.idp
@@ -269,4 +270,135 @@ async fn a_failing_run_exits_non_zero_with_the_reason_and_text_output_shows_mean
         stderr.contains("the run ended failed: no step from `t` holds (status code -3"),
         "{stderr}"
     );
+}
+
+/// Runs `user_profile.yaml` with `args` to its authorization URL, signs alice in through
+/// `redirect`, and checks the run completed.
+async fn sign_in_through(w: &World, cli: Cli, url: &str, redirect: &str) {
+    w.idp
+        .web_client(&w.web, WEB_SECRET, redirect, serde_json::json!({}))
+        .await;
+    let landed = sign_in(url, redirect, "alice", "alice-password", Decision::Allow).await;
+    let http = reqwest::Client::builder().build().unwrap();
+    let page = http.get(landed.as_str()).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let (ok, stdout, stderr) = cli.finish().await;
+    assert!(ok, "{stderr}\n{stdout}");
+    let run = json(&stdout);
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["variables"]["name"], "Alice Example");
+}
+
+#[tokio::test]
+async fn callback_host_ipv6_uses_the_bracketed_ip_literal_and_completes() {
+    let w = world().await;
+    let userinfo = format!("userinfo_url={}", w.idp.url("/me"));
+    let flow = example("user_profile.yaml").display().to_string();
+    let mut cli = Cli::spawn(
+        &[
+            "run",
+            &flow,
+            "--config",
+            &w.config,
+            "--input",
+            &userinfo,
+            "--format",
+            "json",
+            "--callback-port",
+            "0",
+            "--callback-host",
+            "::1",
+        ],
+        SECRETS_ENV,
+    );
+    let url = cli.authorization_url().await;
+    let redirect = redirect_uri_of(&url);
+    assert!(
+        redirect.starts_with("http://[::1]:") && redirect.ends_with("/oauth-callback"),
+        "{redirect}"
+    );
+    sign_in_through(&w, cli, &url, &redirect).await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The demo configuration with `redirect_uri` set on the user-login server.
+fn with_redirect_uri(w: &World, redirect: &str) -> String {
+    let text = std::fs::read_to_string(&w.config).unwrap().replace(
+        "request_refresh_token = true\n",
+        &format!("request_refresh_token = true\nredirect_uri = \"{redirect}\"\n"),
+    );
+    assert!(text.contains(redirect));
+    let path = std::path::Path::new(&w.config).with_file_name("configured.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn a_configured_localhost_redirect_uri_is_sent_unchanged_and_the_run_completes_through_it() {
+    let w = world().await;
+    let configured = format!("http://localhost:{}/oauth-callback", free_port());
+    let config = with_redirect_uri(&w, &configured);
+    let userinfo = format!("userinfo_url={}", w.idp.url("/me"));
+    let flow = example("user_profile.yaml").display().to_string();
+    let mut cli = Cli::spawn(
+        &[
+            "run", &flow, "--config", &config, "--input", &userinfo, "--format", "json",
+        ],
+        SECRETS_ENV,
+    );
+    let url = cli.authorization_url().await;
+    assert_eq!(
+        redirect_uri_of(&url),
+        configured,
+        "sent exactly as configured"
+    );
+    sign_in_through(&w, cli, &url, &configured).await;
+}
+
+#[tokio::test]
+async fn a_busy_callback_port_is_reported_with_the_address_and_the_reason() {
+    let w = world().await;
+    let flow = example("user_profile.yaml").display().to_string();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let cli = Cli::spawn(
+        &[
+            "run",
+            &flow,
+            "--config",
+            &w.config,
+            "--callback-port",
+            &port,
+        ],
+        SECRETS_ENV,
+    );
+    let (ok, _, stderr) = cli.finish().await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "error: cannot listen on 127.0.0.1:{port} for the sign-in redirect: Address already in use"
+        )) && stderr.contains("--callback-port"),
+        "{stderr}"
+    );
+
+    // The same for a configured redirect URI, which is where the IdP will send the person.
+    let configured = format!("http://localhost:{port}/oauth-callback");
+    let config = with_redirect_uri(&w, &configured);
+    let cli = Cli::spawn(&["run", &flow, "--config", &config], SECRETS_ENV);
+    let (ok, _, stderr) = cli.finish().await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "error: cannot listen on 127.0.0.1:{port} for the sign-in redirect: Address already in use"
+        )) && stderr.contains(&format!("the redirect URI {configured} names this address")),
+        "{stderr}"
+    );
+    drop(busy);
 }
