@@ -216,6 +216,7 @@ fn oauth_actions_need_a_server_and_others_refuse_one() {
 fn an_unconfigured_server_is_a_warning_not_an_error() {
     let options = ParseOptions {
         known_servers: Some(BTreeSet::from(["other".to_owned()])),
+        ..ParseOptions::default()
     };
     let parsed = parse_flow("f.yaml", SPEC_EXAMPLE, &options).unwrap();
     assert_eq!(parsed.warnings.len(), 1);
@@ -255,4 +256,40 @@ fn every_problem_is_reported_not_just_the_first() {
         "id: f\nactions:\n  a: { type: nope }\n  b: { type: http_connector, input: { urll: x } }\nsteps:\n  - { from: start, to: b }\n  - { from: b, to: zzz }\n",
     );
     assert!(errs.len() >= 3, "{errs:#?}");
+}
+
+#[test]
+fn max_steps_above_the_limit_is_refused_naming_the_limit() {
+    let yaml = "id: f\nmax_steps: 4294967295\nsteps:\n  - { from: start, to: stop }\n";
+    let e = one_error(yaml);
+    assert_eq!(
+        e,
+        "bad.yaml:2:12: max_steps 4294967295 is above the limit of 10000 (the server's `max_steps_limit`)"
+    );
+    let at_limit = "id: f\nmax_steps: 10000\nsteps:\n  - { from: start, to: stop }\n";
+    assert_eq!(
+        parse_flow("f.yaml", at_limit, &ParseOptions::default())
+            .unwrap()
+            .flow
+            .max_steps,
+        10_000
+    );
+    let lower = ParseOptions {
+        max_steps_limit: 50,
+        ..ParseOptions::default()
+    };
+    let e = parse_flow("f.yaml", at_limit, &lower)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("above the limit of 50"), "{e}");
+    let default = parse_flow(
+        "f.yaml",
+        "id: f\nsteps:\n  - { from: start, to: stop }\n",
+        &lower,
+    )
+    .unwrap();
+    assert_eq!(
+        default.flow.max_steps, 50,
+        "the default max_steps is lowered to the limit"
+    );
 }

@@ -47,6 +47,10 @@ struct StoredState {
     executed: u32,
     waiting: Option<StoredWaiting>,
     reason: Option<String>,
+    /// The bytes of the run's monitor records so far (`run_data_limit`); absent in runs stored
+    /// before it was counted.
+    #[serde(default)]
+    record_bytes: u64,
 }
 
 /// The state could not be read back.
@@ -95,11 +99,13 @@ impl Run {
             executed: self.executed,
             waiting,
             reason: self.reason.clone(),
+            record_bytes: self.record_bytes,
         };
         SecretString::new(serde_json::to_string(&state).unwrap_or_default())
     }
 
-    /// Rebuilds a run from its stored parts.
+    /// Rebuilds a run from its stored parts: `records` are the last of its monitor records (or
+    /// none), the first of them with sequence number `first_record`.
     #[allow(clippy::too_many_arguments)]
     pub fn from_stored(
         id: String,
@@ -107,6 +113,7 @@ impl Run {
         status: RunStatus,
         state: &SecretString,
         records: Vec<ActionRecord>,
+        first_record: u64,
         started_at: OffsetDateTime,
         ended_at: Option<OffsetDateTime>,
     ) -> Result<Run, StateError> {
@@ -147,6 +154,8 @@ impl Run {
             next: stored.next,
             executed: stored.executed,
             records,
+            first_record,
+            record_bytes: stored.record_bytes,
             waiting,
             reason: stored.reason,
             started_at,

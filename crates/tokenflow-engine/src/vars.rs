@@ -47,12 +47,24 @@ impl Val {
     pub fn is_secret(&self) -> bool {
         matches!(self, Val::Secret(_))
     }
+
+    /// The bytes this value counts for in the run's `run_data_limit`: its text (a string's
+    /// bytes, any other value's compact JSON).
+    pub fn data_len(&self) -> u64 {
+        match self {
+            Val::Plain(value) => crate::monitor::text_len(value),
+            Val::Secret(secret) => secret.expose().len() as u64,
+        }
+    }
 }
 
 /// The variables of one run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Variables {
     values: BTreeMap<String, Val>,
+    /// Each variable's [`Val::data_len`], and their sum, kept up to date by [`Variables::set`].
+    sizes: BTreeMap<String, u64>,
+    bytes: u64,
 }
 
 impl Variables {
@@ -61,7 +73,18 @@ impl Variables {
     }
 
     pub fn set(&mut self, name: impl Into<String>, value: Val) {
-        self.values.insert(name.into(), value);
+        let name = name.into();
+        let size = value.data_len() + name.len() as u64;
+        if let Some(old) = self.sizes.insert(name.clone(), size) {
+            self.bytes -= old;
+        }
+        self.bytes += size;
+        self.values.insert(name, value);
+    }
+
+    /// The bytes all variables hold (names and values), for `run_data_limit`.
+    pub fn data_bytes(&self) -> u64 {
+        self.bytes
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Val)> {
@@ -86,6 +109,28 @@ impl Variables {
         for (name, value) in &self.values {
             if !out.contains_key(name) {
                 out.insert(name.clone(), value.masked());
+            }
+        }
+        out
+    }
+
+    /// [`Variables::masked`] with values over `limit` bytes summarized as in the monitor
+    /// ([`crate::monitor::compact`]), for the run's JSON.
+    pub fn shown(&self, flow: &Flow, limit: usize) -> Map<String, Value> {
+        let shown = |val: &Val| match val {
+            Val::Plain(value) => crate::monitor::compact(value, limit),
+            Val::Secret(secret) => Value::String(secret.fingerprint()),
+        };
+        let mut out = Map::new();
+        for name in flow.variables.keys() {
+            out.insert(
+                name.clone(),
+                self.values.get(name).map_or(Value::Null, shown),
+            );
+        }
+        for (name, value) in &self.values {
+            if !out.contains_key(name) {
+                out.insert(name.clone(), shown(value));
             }
         }
         out
