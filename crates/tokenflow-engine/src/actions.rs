@@ -194,13 +194,15 @@ pub async fn execute(
                     .copied()
                     .unwrap_or(false),
             };
-            let out = engine.http().call(&input).await;
+            let mut out = engine.http().call(&input).await;
+            // Moved, not copied: the body may be up to 16 MiB.
+            let content = out.content.take().map_or(Value::Null, Value::String);
             Execution::Done(Outcome {
                 status_code: out.status.code(),
                 outputs: vec![
                     ("http_status_code", opt(&out.http_status_code)),
                     ("headers", opt(&out.headers)),
-                    ("content", opt(&out.content)),
+                    ("content", content),
                     ("status_code", Value::from(out.status.code())),
                     ("error", opt(&out.error)),
                     ("error_description", opt(&out.error_description)),

@@ -448,6 +448,9 @@ impl Engine {
     }
 
     fn finish(&self, run: &mut Run, status: RunStatus, reason: Option<String>) {
+        // Nothing reads an ended run's variables but the monitor, which shows large values as
+        // summaries: keeping only those bounds what every ended run stores.
+        run.variables.compact(self.limits.monitor_value);
         run.status = status;
         run.next = None;
         run.waiting = None;

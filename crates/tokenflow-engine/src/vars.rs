@@ -87,6 +87,25 @@ impl Variables {
         self.bytes
     }
 
+    /// Replaces every plain value over `limit` bytes by its summary
+    /// ([`crate::monitor::compact`]), which is all the monitor ever shows of it: for a run that
+    /// has ended, so its stored state stays small. Secret values stay (they are small, and
+    /// encrypted at rest).
+    pub fn compact(&mut self, limit: usize) {
+        let large: Vec<String> = self
+            .values
+            .iter()
+            .filter(|(_, val)| matches!(val, Val::Plain(_)) && val.data_len() > limit as u64)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in large {
+            if let Some(Val::Plain(value)) = self.values.get(&name) {
+                let summary = crate::monitor::compact(value, limit);
+                self.set(name, Val::Plain(summary));
+            }
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Val)> {
         self.values.iter()
     }
