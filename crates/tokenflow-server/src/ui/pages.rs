@@ -361,12 +361,12 @@ pub async fn runs(
     render(&state, "runs.html", Some(&session), "runs", ctx)
 }
 
-/// The template context of one run: its last monitor records, or with `from` the page of
-/// records starting there.
+/// The template context of one run: its last monitor records, or with `before` the page of
+/// (at most 100) records just before that one.
 async fn run_context(
     state: &AppState,
     id: &str,
-    from: Option<u64>,
+    before: Option<u64>,
 ) -> Result<Option<(Value, bool)>, ApiError> {
     let Some(view) = state.runner.load(id).await? else {
         return Ok(None);
@@ -374,11 +374,13 @@ async fn run_context(
     let mut json = view.to_json(state.runner.engine().limits().monitor_value);
     let total = view.run.record_count();
     let shown = crate::runner::SHOWN_RECORDS as u64;
-    // Pages of earlier records end where the latest ones begin, so no record shows twice.
+    // Earlier pages are counted back from where the latest records begin, so no record shows
+    // on two pages.
     let latest = view.run.first_record;
-    let offset = match from {
-        Some(from) if from < latest => {
-            let limit = u32::try_from((latest - from).min(shown)).unwrap_or(1);
+    let offset = match before {
+        Some(before) if before > 0 && before <= latest => {
+            let from = before.saturating_sub(shown);
+            let limit = u32::try_from(before - from).unwrap_or(1);
             let page = state
                 .runner
                 .records_page(id, from, limit)
@@ -391,13 +393,13 @@ async fn run_context(
         _ => latest,
     };
     let end = offset + json["actions"].as_array().map_or(0, |a| a.len() as u64);
-    let link = |from: u64| format!("/runs/{id}?from={from}");
+    // `earlier` and `later_before` are the `before` of the neighbouring pages; the page after
+    // the last earlier one is the latest (no `before`).
     let paging = json!({
         "first": offset + 1, "last": end, "total": total,
-        "earlier": (offset > 0).then(|| link(offset.saturating_sub(shown))),
-        "later": (end < total).then(|| {
-            if end >= latest { format!("/runs/{id}") } else { link(end) }
-        }),
+        "earlier": (offset > 0).then_some(offset),
+        "later": end < total,
+        "later_before": (end < latest).then(|| (end + shown).min(latest)),
     });
     let actions: Vec<Value> =
         json["actions"]
@@ -428,9 +430,9 @@ async fn run_context(
     Ok(Some((ctx, live)))
 }
 
-/// `?from=N` on a run page: the page of monitor records starting at record N.
-fn from_query(query: &HashMap<String, String>) -> Option<u64> {
-    query.get("from").and_then(|from| from.parse().ok())
+/// `?before=N` on a run page: the page of monitor records before record N.
+fn before_query(query: &HashMap<String, String>) -> Option<u64> {
+    query.get("before").and_then(|before| before.parse().ok())
 }
 
 pub async fn run(
@@ -439,7 +441,7 @@ pub async fn run(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    match run_context(&state, &id, from_query(&query)).await {
+    match run_context(&state, &id, before_query(&query)).await {
         Ok(Some((ctx, _))) => render(&state, "run.html", Some(&session), "runs", ctx),
         Ok(None) => ApiError::NotFound(format!("run `{id}`")).into_response(),
         Err(err) => err.into_response(),
@@ -452,7 +454,7 @@ pub async fn run_fragment(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    match run_context(&state, &id, from_query(&query)).await {
+    match run_context(&state, &id, before_query(&query)).await {
         Ok(Some((ctx, _))) => render(&state, "run_detail.html", Some(&session), "runs", ctx),
         Ok(None) => ApiError::NotFound(format!("run `{id}`")).into_response(),
         Err(err) => err.into_response(),

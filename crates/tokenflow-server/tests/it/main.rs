@@ -5,5 +5,6 @@
 mod api;
 mod browser;
 mod callback;
+mod limits;
 mod support;
 mod ui;

@@ -5,7 +5,7 @@ use reqwest::redirect::Policy;
 use crate::support::{API_KEY, TestApp, world};
 
 /// Signs in like the browser does and returns (session cookie, CSRF token of a page).
-async fn signed_in(app: &TestApp) -> (String, String) {
+pub(crate) async fn signed_in(app: &TestApp) -> (String, String) {
     let http = reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
