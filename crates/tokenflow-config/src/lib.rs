@@ -12,7 +12,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use tokenflow_core::{OAuthServer, OAuthServerSpec, SecretString};
+use tokenflow_core::limits::{
+    MAX_STEPS_LIMIT_MAX, MONITOR_VALUE_LIMIT_MAX, MONITOR_VALUE_LIMIT_MIN, RUN_DATA_LIMIT_MAX,
+    RUN_DATA_LIMIT_MIN,
+};
+use tokenflow_core::{OAuthServer, OAuthServerSpec, RunLimits, SecretString};
 use toml::{Table, Value};
 use url::Url;
 
@@ -52,6 +56,9 @@ pub struct Config {
     pub body_read_timeout: std::time::Duration,
     /// How many client connections are served at once; further ones wait to be accepted.
     pub max_connections: usize,
+    /// What one run may hold: `max_steps_limit`, `run_data_limit`, `monitor_value_limit`
+    /// (docs/security.md, "Runs").
+    pub run_limits: RunLimits,
 }
 
 /// Default and bounds of `header_read_timeout` (seconds).
@@ -133,6 +140,9 @@ struct RawConfig {
     header_read_timeout: Option<i64>,
     body_read_timeout: Option<i64>,
     max_connections: Option<i64>,
+    max_steps_limit: Option<u64>,
+    run_data_limit: Option<u64>,
+    monitor_value_limit: Option<u64>,
     #[serde(default)]
     oauth_servers: BTreeMap<String, OAuthServerSpec<SecretSource>>,
 }
@@ -255,6 +265,14 @@ fn build(
             )
         })
         .collect();
+    let run_limits = run_limits(
+        [
+            raw.max_steps_limit,
+            raw.run_data_limit,
+            raw.monitor_value_limit,
+        ],
+        &mut errors,
+    );
     let mut oauth_servers = BTreeMap::new();
     for (id, spec) in raw.oauth_servers {
         let key = format!("oauth_servers.{id}.client_secret");
@@ -299,8 +317,52 @@ fn build(
         header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
         body_read_timeout: std::time::Duration::from_secs(body_read_timeout),
         max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        run_limits,
         oauth_servers,
     })
+}
+
+/// The run limits, each within its safe range (a value outside it is an error naming the key).
+/// `[max_steps_limit, run_data_limit, monitor_value_limit]` as written.
+fn run_limits(written: [Option<u64>; 3], errors: &mut Vec<String>) -> RunLimits {
+    let [max_steps_limit, run_data_limit, monitor_value_limit] = written;
+    let defaults = RunLimits::default();
+    let mut within = |key: &str, value: Option<u64>, min: u64, max: u64, default: u64| match value {
+        None => default,
+        Some(value) if (min..=max).contains(&value) => value,
+        Some(value) => {
+            errors.push(format!(
+                "`{key}`: {value} is outside the allowed range {min}..={max}"
+            ));
+            default
+        }
+    };
+    let max_steps = within(
+        "max_steps_limit",
+        max_steps_limit,
+        1,
+        u64::from(MAX_STEPS_LIMIT_MAX),
+        u64::from(defaults.max_steps),
+    );
+    let run_data = within(
+        "run_data_limit",
+        run_data_limit,
+        RUN_DATA_LIMIT_MIN,
+        RUN_DATA_LIMIT_MAX,
+        defaults.run_data,
+    );
+    let monitor_value = within(
+        "monitor_value_limit",
+        monitor_value_limit,
+        MONITOR_VALUE_LIMIT_MIN as u64,
+        MONITOR_VALUE_LIMIT_MAX as u64,
+        defaults.monitor_value as u64,
+    );
+    RunLimits {
+        max_steps: u32::try_from(max_steps).unwrap_or(defaults.max_steps),
+        run_data,
+        monitor_value: usize::try_from(monitor_value).unwrap_or(defaults.monitor_value),
+    }
 }
 
 fn parse_url(key: &str, text: &str, errors: &mut Vec<String>) -> Option<Url> {
@@ -364,7 +426,7 @@ fn env_value(key: &str, value: &str) -> Result<Value, String> {
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("`{value}` is not a whole number of seconds")),
-        "max_connections" => value
+        "max_connections" | "max_steps_limit" | "run_data_limit" | "monitor_value_limit" => value
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("`{value}` is not a whole number")),
@@ -415,6 +477,9 @@ fn apply_env(table: &mut Table, var: &str, value: &str) -> Result<(), ConfigErro
         "header_read_timeout",
         "body_read_timeout",
         "max_connections",
+        "max_steps_limit",
+        "run_data_limit",
+        "monitor_value_limit",
         "oauth_servers",
     ];
     if !known_top.contains(&path[0].as_str()) {

@@ -401,3 +401,64 @@ fn basic_auth_encoding_comes_from_the_file_or_the_environment_and_is_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn run_limits_default_and_are_set_by_file_or_environment() {
+    let defaults = load(&Sources::default()).unwrap().run_limits;
+    assert_eq!(defaults, tokenflow_core::RunLimits::default());
+    assert_eq!(defaults.max_steps, 10_000);
+    assert_eq!(defaults.run_data, 32 * 1024 * 1024);
+    assert_eq!(defaults.monitor_value, 8 * 1024);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "tokenflow.toml",
+        "max_steps_limit = 500\nrun_data_limit = 2097152\n",
+    );
+    let limits = load_with(&file, &[("TOKENFLOW_MONITOR_VALUE_LIMIT", "2048")])
+        .unwrap()
+        .run_limits;
+    assert_eq!(limits.max_steps, 500);
+    assert_eq!(limits.run_data, 2 * 1024 * 1024);
+    assert_eq!(limits.monitor_value, 2048);
+    let limits = load_with(&file, &[("TOKENFLOW_MAX_STEPS_LIMIT", "20000")])
+        .unwrap()
+        .run_limits;
+    assert_eq!(limits.max_steps, 20_000, "the environment wins");
+}
+
+#[test]
+fn run_limits_outside_their_safe_range_are_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "tokenflow.toml",
+        "max_steps_limit = 4294967295\nrun_data_limit = 1099511627776\nmonitor_value_limit = 10\n",
+    );
+    let ConfigError::Invalid(problems) = load_with(&file, &[]).unwrap_err() else {
+        panic!()
+    };
+    let text = problems.join("\n");
+    assert!(
+        text.contains("`max_steps_limit`: 4294967295 is outside the allowed range 1..=100000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`run_data_limit`: 1099511627776 is outside the allowed range"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`monitor_value_limit`: 10 is outside the allowed range"),
+        "{text}"
+    );
+    let err = load(&Sources {
+        file: None,
+        env: vec![("TOKENFLOW_RUN_DATA_LIMIT".into(), "lots".into())],
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Env { var, .. } if var == "TOKENFLOW_RUN_DATA_LIMIT"),
+        "{err}"
+    );
+}

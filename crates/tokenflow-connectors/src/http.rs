@@ -49,7 +49,9 @@ pub async fn read_body_limited(
     {
         return Err(ReadBodyError::TooLarge { limit });
     }
-    let mut body = Vec::new();
+    // Sized once from Content-Length (already checked against the limit) rather than doubled.
+    let announced = response.content_length().unwrap_or(0);
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0).min(limit));
     while let Some(chunk) = response.chunk().await.map_err(ReadBodyError::Transport)? {
         if body.len() + chunk.len() > limit {
             return Err(ReadBodyError::TooLarge { limit });

@@ -15,6 +15,10 @@
 //!   learn that before a path problem.
 //! - A match whose value is JSON `null` is found (`0`) with `value` `Some(Null)`; "nothing matched"
 //!   is status `1` with no value. Not found is not a failure, so it carries no `error`.
+//! - **The result is bounded** ([`extract_json_limited`]): the matches are references into the
+//!   document, and their size as JSON text is counted (stopping at the limit) before any is
+//!   copied. A path such as `$..*` repeats every nested value once per ancestor, so a 1 MB
+//!   document can match hundreds of MB; that ends with `-3` (`too_large`) instead.
 
 use serde_json::Value;
 use serde_json_path::JsonPath;
@@ -54,8 +58,21 @@ impl JsonOutputs {
     }
 }
 
-/// Runs `extract_json`. Never panics; every outcome is a [`JsonOutputs`].
+/// The default bound on a result, as JSON text (the default `run_data_limit`, 32 MiB).
+pub const DEFAULT_MAX_RESULT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Runs `extract_json` with the default bound on the result. Never panics; every outcome is a
+/// [`JsonOutputs`].
 pub fn extract_json(json: Option<&Value>, path: Option<&str>) -> JsonOutputs {
+    extract_json_limited(json, path, DEFAULT_MAX_RESULT_BYTES)
+}
+
+/// Runs `extract_json`; a result larger than `max_bytes` as JSON text ends with `-3`.
+pub fn extract_json_limited(
+    json: Option<&Value>,
+    path: Option<&str>,
+    max_bytes: u64,
+) -> JsonOutputs {
     let parsed;
     let document = match json {
         None => {
@@ -103,6 +120,15 @@ pub fn extract_json(json: Option<&Value>, path: Option<&str>) -> JsonOutputs {
     };
 
     let mut nodes = path.query(document).all();
+    if !nodes.is_empty() && !fits(&nodes, max_bytes) {
+        return JsonOutputs::failure(
+            ExtractJsonStatus::TooLarge,
+            "too_large",
+            format!(
+                "the matched values are larger than {max_bytes} bytes as JSON text (the run's run_data_limit)"
+            ),
+        );
+    }
     match nodes.len() {
         0 => JsonOutputs::matched(ExtractJsonStatus::NotFound, None),
         1 => JsonOutputs::matched(ExtractJsonStatus::Found, nodes.pop().cloned()),
@@ -110,6 +136,49 @@ pub fn extract_json(json: Option<&Value>, path: Option<&str>) -> JsonOutputs {
             ExtractJsonStatus::Found,
             Some(Value::Array(nodes.into_iter().cloned().collect())),
         ),
+    }
+}
+
+/// Whether the result (the one match, or the array of all) is at most `max_bytes` as JSON text.
+/// Counts without allocating and stops as soon as the bound is passed.
+fn fits(nodes: &[&Value], max_bytes: u64) -> bool {
+    let mut budget = Budget { left: max_bytes };
+    let brackets_and_commas = if nodes.len() == 1 {
+        0
+    } else {
+        nodes.len() as u64 + 1
+    };
+    if budget.take(brackets_and_commas).is_err() {
+        return false;
+    }
+    nodes
+        .iter()
+        .all(|node| serde_json::to_writer(&mut budget, node).is_ok())
+}
+
+/// A writer that only counts, and fails once more than `left` bytes were written.
+struct Budget {
+    left: u64,
+}
+
+impl Budget {
+    fn take(&mut self, bytes: u64) -> std::io::Result<()> {
+        self.left = self
+            .left
+            .checked_sub(bytes)
+            .ok_or_else(|| std::io::Error::other("over the bound"))?;
+        Ok(())
+    }
+}
+
+impl std::io::Write for Budget {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.take(buf.len() as u64)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -153,6 +222,26 @@ mod tests {
         let out = extract_json(Some(&json!([1, 2])), Some(&at_limit));
         assert_eq!(out.status, ExtractJsonStatus::Found, "{out:?}");
         assert_eq!(out.value, Some(json!(1)));
+    }
+
+    #[test]
+    fn a_result_exactly_at_the_bound_fits_and_one_byte_more_does_not() {
+        let doc = json!({"a": "xyz", "b": 1});
+        // `"xyz"` is 5 bytes; both matches as an array `["xyz",1]` are 9.
+        assert_eq!(
+            extract_json_limited(Some(&doc), Some("$.a"), 5).status,
+            ExtractJsonStatus::Found
+        );
+        assert_eq!(
+            extract_json_limited(Some(&doc), Some("$.a"), 4).status,
+            ExtractJsonStatus::TooLarge
+        );
+        let both = extract_json_limited(Some(&doc), Some("$.*"), 9);
+        assert_eq!(both.value, Some(json!(["xyz", 1])));
+        let out = extract_json_limited(Some(&doc), Some("$.*"), 8);
+        assert_eq!(out.status, ExtractJsonStatus::TooLarge);
+        assert_eq!(out.value, None);
+        assert_eq!(out.error.as_deref(), Some("too_large"));
     }
 
     #[test]

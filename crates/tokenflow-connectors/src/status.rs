@@ -100,6 +100,8 @@ status_enum!(
     NotFound = 1 => "Not found",
     InvalidJson = -1 => "Invalid JSON",
     InvalidPath = -2 => "Invalid path",
+    /// The matches together are larger than the run may hold (`run_data_limit`).
+    TooLarge = -3 => "Result too large",
 });
 
 status_enum!(

@@ -5,15 +5,18 @@
 //! - [`oauth_server`]: the OAuth server configuration of SPEC §3, its defaults and validation.
 //! - [`clock`]: injected time, so tests control expiry.
 //! - [`flow`]: process flows: the action catalogue, the YAML format, validation with file/line/column.
+//! - [`limits`]: the bounds on what one run may hold.
 
 pub mod clock;
 pub mod flow;
 pub mod input;
+pub mod limits;
 pub mod oauth_server;
 pub mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use input::Input;
+pub use limits::RunLimits;
 pub use oauth_server::{
     BasicAuthEncoding, ConfigError, CredentialsDelivery, DiscoveredIssuer, OAuthServer,
     OAuthServerSpec, Prompt,

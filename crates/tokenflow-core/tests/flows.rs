@@ -373,3 +373,39 @@ fn flow_ids_are_at_most_128_characters_and_never_dot_or_dot_dot() {
     );
     parse_flow("ok.yaml", &flow(&"f".repeat(128)), &ParseOptions::default()).unwrap();
 }
+
+#[test]
+fn max_steps_above_the_limit_is_refused_naming_the_limit() {
+    let yaml = "id: f\nmax_steps: 4294967295\nsteps:\n  - { from: start, to: stop }\n";
+    let e = one_error(yaml);
+    assert_eq!(
+        e,
+        "bad.yaml:2:12: max_steps 4294967295 is above the limit of 10000 (the server's `max_steps_limit`)"
+    );
+    let at_limit = "id: f\nmax_steps: 10000\nsteps:\n  - { from: start, to: stop }\n";
+    assert_eq!(
+        parse_flow("f.yaml", at_limit, &ParseOptions::default())
+            .unwrap()
+            .flow
+            .max_steps,
+        10_000
+    );
+    let lower = ParseOptions {
+        max_steps_limit: 50,
+        ..ParseOptions::default()
+    };
+    let e = parse_flow("f.yaml", at_limit, &lower)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("above the limit of 50"), "{e}");
+    let default = parse_flow(
+        "f.yaml",
+        "id: f\nsteps:\n  - { from: start, to: stop }\n",
+        &lower,
+    )
+    .unwrap();
+    assert_eq!(
+        default.flow.max_steps, 50,
+        "the default max_steps is lowered to the limit"
+    );
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 use tokenflow_connectors::http_action::HttpInput;
-use tokenflow_connectors::json::extract_json;
+use tokenflow_connectors::json::extract_json_limited;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
 use tokenflow_connectors::oauth::{AuthorizationRequest, ConnectorStatus, TokenOutputs};
 use tokenflow_core::flow::Action;
@@ -35,15 +35,24 @@ impl Outcome {
             .map_or(Value::Null, |(_, v)| v.clone())
     }
 
-    /// The monitor's view of the outputs: secret ones as fingerprints.
-    pub fn masked(&self, action: &Action) -> Map<String, Value> {
+    /// Moves an output out (leaving `null`), so a large value is not copied.
+    pub fn take_output(&mut self, name: &str) -> Value {
+        self.outputs
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .map_or(Value::Null, |(_, v)| std::mem::take(v))
+    }
+
+    /// The monitor's view of the outputs: secret ones as fingerprints, values over `limit`
+    /// bytes summarized ([`crate::monitor::compact`]).
+    pub fn masked(&self, action: &Action, limit: usize) -> Map<String, Value> {
         self.outputs
             .iter()
             .map(|(name, value)| {
                 let secret = action.spec.output(name).is_some_and(|p| p.secret);
                 let shown = match value {
                     Value::String(text) if secret => Value::String(fingerprint(text)),
-                    other => other.clone(),
+                    other => crate::monitor::compact(other, limit),
                 };
                 ((*name).to_owned(), shown)
             })
@@ -122,7 +131,8 @@ pub async fn execute(
     action: &Action,
     vars: &Variables,
 ) -> Result<(Execution, Map<String, Value>), InputError> {
-    let inputs = Resolved::new(action, vars);
+    let inputs = Resolved::with_limits(action, vars, engine.limits());
+    inputs.check()?;
     let masked = inputs.masked();
     let server_id = action.oauth_server.as_deref().unwrap_or("");
     let server = action
@@ -184,13 +194,15 @@ pub async fn execute(
                     .copied()
                     .unwrap_or(false),
             };
-            let out = engine.http().call(&input).await;
+            let mut out = engine.http().call(&input).await;
+            // Moved, not copied: the body may be up to 16 MiB.
+            let content = out.content.take().map_or(Value::Null, Value::String);
             Execution::Done(Outcome {
                 status_code: out.status.code(),
                 outputs: vec![
                     ("http_status_code", opt(&out.http_status_code)),
                     ("headers", opt(&out.headers)),
-                    ("content", opt(&out.content)),
+                    ("content", content),
                     ("status_code", Value::from(out.status.code())),
                     ("error", opt(&out.error)),
                     ("error_description", opt(&out.error_description)),
@@ -239,7 +251,11 @@ pub async fn execute(
         "extract_json" => {
             let json = inputs.json("json");
             let path = inputs.text("path");
-            let out = extract_json(json.as_ref(), path.assigned().map(String::as_str));
+            let out = extract_json_limited(
+                json.as_ref(),
+                path.assigned().map(String::as_str),
+                engine.limits().run_data,
+            );
             Execution::Done(Outcome {
                 status_code: out.status.code(),
                 outputs: vec![

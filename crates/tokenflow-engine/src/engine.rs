@@ -4,6 +4,11 @@
 //! Routing (SPEC §7): after an action, the steps leaving it are tried in file order and the first
 //! whose condition holds is taken; when none holds the run fails with the action, its status code
 //! and the conditions tried. `max_steps` bounds the executed actions so a loop cannot run forever.
+//!
+//! What a run holds is bounded by [`RunLimits`] (docs/security.md, "Runs"): at most
+//! `max_steps_limit` actions whatever the flow declares; its variables and monitor records together
+//! at most `run_data_limit` bytes (checked after every action, the run fails naming the limit);
+//! monitor values over `monitor_value_limit` bytes are kept as summaries ([`crate::monitor`]).
 
 use std::sync::Arc;
 
@@ -12,8 +17,8 @@ use time::OffsetDateTime;
 use tokenflow_connectors::http_action::HttpConnector;
 use tokenflow_connectors::oauth::connectors::RedirectSettings;
 use tokenflow_connectors::oauth::{CallbackParams, OAuthConnectors};
-use tokenflow_core::Clock;
 use tokenflow_core::flow::{Action, Condition, Flow, START, STOP};
+use tokenflow_core::{Clock, RunLimits};
 
 use crate::actions::{Execution, Outcome, execute, token_outcome};
 use crate::run::{ActionRecord, Run, RunStatus, Waiting};
@@ -29,6 +34,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     redirect: RedirectSettings,
     vault: Option<Arc<crate::vault::StoreVault>>,
+    limits: RunLimits,
 }
 
 /// What one call to [`Engine::step`] did.
@@ -66,7 +72,18 @@ impl Engine {
             clock,
             redirect,
             vault: None,
+            limits: RunLimits::default(),
         }
+    }
+
+    /// Sets what a run may hold (`max_steps_limit`, `run_data_limit`, `monitor_value_limit`).
+    pub fn with_limits(mut self, limits: RunLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &RunLimits {
+        &self.limits
     }
 
     /// Adds the token vault (`vault_store`, `vault_get_token`), kept in `store`.
@@ -139,6 +156,8 @@ impl Engine {
             next: None,
             executed: 0,
             records: Vec::new(),
+            first_record: 0,
+            record_bytes: 0,
             waiting: None,
             reason: None,
             started_at: self.clock.now(),
@@ -169,14 +188,16 @@ impl Engine {
             self.fail(run, format!("the flow has no action `{next}`"));
             return Progress::Finished;
         };
-        if run.executed >= flow.max_steps {
+        // A flow stored before `max_steps_limit` was lowered may declare more.
+        let max_steps = flow.max_steps.min(self.limits.max_steps);
+        if run.executed >= max_steps {
             self.fail(
                 run,
-                format!(
-                    "max_steps ({}) reached before `{next}`: the flow may loop",
-                    flow.max_steps
-                ),
+                format!("max_steps ({max_steps}) reached before `{next}`: the flow may loop"),
             );
+            return Progress::Finished;
+        }
+        if self.over_budget(run, &format!("before `{next}`")) {
             return Progress::Finished;
         }
         run.executed += 1;
@@ -188,7 +209,9 @@ impl Engine {
                 ..Outcome::default()
             };
             self.record(run, action, started, Map::new(), &outcome);
-            self.finish(run, RunStatus::Completed, None);
+            if !self.over_budget(run, &format!("after `{}`", action.id)) {
+                self.finish(run, RunStatus::Completed, None);
+            }
             return Progress::Finished;
         }
         match execute(self, action, &run.variables).await {
@@ -207,7 +230,7 @@ impl Engine {
                 Progress::Suspended
             }
             Ok((Execution::Done(outcome), inputs)) => {
-                self.complete(flow, run, action, started, inputs, &outcome);
+                self.complete(flow, run, action, started, inputs, outcome);
                 if run.status == RunStatus::Running {
                     Progress::Continued
                 } else {
@@ -289,8 +312,9 @@ impl Engine {
         outcome: Outcome,
     ) -> Progress {
         run.status = RunStatus::Running;
-        let inputs = crate::inputs::Resolved::new(action, &run.variables).masked();
-        self.complete(flow, run, action, waiting.since, inputs, &outcome);
+        let inputs =
+            crate::inputs::Resolved::with_limits(action, &run.variables, &self.limits).masked();
+        self.complete(flow, run, action, waiting.since, inputs, outcome);
         if run.status == RunStatus::Running {
             Progress::Continued
         } else {
@@ -298,7 +322,8 @@ impl Engine {
         }
     }
 
-    /// Records the action, writes its mapped outputs and routes on its status code.
+    /// Records the action, writes its mapped outputs and routes on its status code — unless
+    /// the run now holds more than `run_data_limit`, which fails it.
     fn complete(
         &self,
         flow: &Flow,
@@ -306,15 +331,36 @@ impl Engine {
         action: &Action,
         started: OffsetDateTime,
         inputs: Map<String, Value>,
-        outcome: &Outcome,
+        mut outcome: Outcome,
     ) {
-        self.record(run, action, started, inputs, outcome);
+        self.record(run, action, started, inputs, &outcome);
+        // Each output is moved into its variable: a large body is held once, not copied.
         for (output, variable) in &action.outputs {
             let secret = action.spec.output(output).is_some_and(|p| p.secret);
-            let value = Val::for_variable(flow, variable, outcome.output(output), secret);
+            let value = Val::for_variable(flow, variable, outcome.take_output(output), secret);
             run.variables.set(variable.clone(), value);
         }
+        if self.over_budget(run, &format!("after `{}`", action.id)) {
+            return;
+        }
         self.route(flow, run, &action.id, outcome.status_code);
+    }
+
+    /// Fails the run when its variables and monitor records hold more than `run_data_limit`
+    /// bytes; `when` says where the run is (``after `fetch` ``).
+    fn over_budget(&self, run: &mut Run, when: &str) -> bool {
+        let held = run.variables.data_bytes() + run.record_bytes;
+        if held <= self.limits.run_data {
+            return false;
+        }
+        self.fail(
+            run,
+            format!(
+                "run_data_limit exceeded {when}: the run's variables and monitor records hold {held} bytes, the limit is {} bytes",
+                self.limits.run_data
+            ),
+        );
+        true
     }
 
     fn record(
@@ -327,42 +373,58 @@ impl Engine {
     ) {
         let ended = self.clock.now();
         let duration = (ended - started).whole_milliseconds().max(0);
-        run.records.push(ActionRecord {
+        let limit = self.limits.monitor_value;
+        let record = ActionRecord {
             action: action.id.clone(),
             kind: action.spec.kind.to_owned(),
             status_code: Some(outcome.status_code),
             started_at: started,
             duration_ms: u64::try_from(duration).unwrap_or(u64::MAX),
-            inputs,
-            outputs: outcome.masked(action),
+            inputs: inputs
+                .into_iter()
+                .map(|(name, value)| {
+                    let shown = crate::monitor::compact(&value, limit);
+                    (name, shown)
+                })
+                .collect(),
+            outputs: outcome.masked(action, limit),
             error: outcome.error.clone(),
             warnings: outcome.warnings.clone(),
-            response: outcome.response.clone(),
-        });
+            response: outcome
+                .response
+                .iter()
+                .map(|(name, value)| (name.clone(), crate::monitor::compact(value, limit)))
+                .collect(),
+        };
+        run.record_bytes += crate::monitor::json_len(&record);
+        run.records.push(record);
     }
 
     /// Chooses the next node: the first step from `from` whose condition holds.
     fn route(&self, flow: &Flow, run: &mut Run, from: &str, status_code: i32) {
-        let variables = run.variables.exposed();
+        // Copied only when a condition needs them: the variables may hold large values.
+        let mut variables = None;
         let mut tried = Vec::new();
         for step in flow.steps_from(from) {
             let holds = match &step.when {
                 Condition::Always => true,
                 Condition::Successful => status_code >= 0,
                 Condition::NotSuccessful => status_code < 0,
-                Condition::Expr(expr) => match expr.evaluate(&variables) {
-                    Ok(holds) => holds,
-                    Err(message) => {
-                        self.fail(
-                            run,
-                            format!(
-                                "condition on the step from `{from}` to `{}`: {message}",
-                                step.to
-                            ),
-                        );
-                        return;
+                Condition::Expr(expr) => {
+                    match expr.evaluate(variables.get_or_insert_with(|| run.variables.exposed())) {
+                        Ok(holds) => holds,
+                        Err(message) => {
+                            self.fail(
+                                run,
+                                format!(
+                                    "condition on the step from `{from}` to `{}`: {message}",
+                                    step.to
+                                ),
+                            );
+                            return;
+                        }
                     }
-                },
+                }
             };
             if holds {
                 run.next = Some(step.to.clone());
@@ -386,6 +448,9 @@ impl Engine {
     }
 
     fn finish(&self, run: &mut Run, status: RunStatus, reason: Option<String>) {
+        // Nothing reads an ended run's variables but the monitor, which shows large values as
+        // summaries: keeping only those bounds what every ended run stores.
+        run.variables.compact(self.limits.monitor_value);
         run.status = status;
         run.next = None;
         run.waiting = None;

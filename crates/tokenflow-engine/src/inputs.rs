@@ -1,14 +1,17 @@
 //! From bindings to action inputs. An input the flow does not mention stays unassigned
 //! ([`Input::Unassigned`]); an assigned one is resolved against the run's variables and converted to
 //! the type the action expects. A value of the wrong type (e.g. `"yes"` for a boolean input) is an
-//! error of the flow, which fails the run with a message naming the action and input.
+//! error of the flow, which fails the run with a message naming the action and input. So is a
+//! template whose text would be larger than `run_data_limit`: its length is added up before it is
+//! rendered, so `{big}{big}{big}…` cannot allocate without bound.
 
 use serde_json::Value;
+use tokenflow_core::flow::model::Part;
 use tokenflow_core::flow::{Action, Binding};
 use tokenflow_core::secret::fingerprint;
-use tokenflow_core::{Input, SecretString};
+use tokenflow_core::{Input, RunLimits, SecretString};
 
-use crate::vars::Variables;
+use crate::vars::{Val, Variables};
 
 /// An input value could not be converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,21 +27,54 @@ pub struct InputError {
 pub struct Resolved<'a> {
     action: &'a Action,
     values: Vec<(&'static str, Value, bool)>,
+    /// An input that could not be resolved within the limits.
+    problem: Option<InputError>,
+    monitor_value_limit: usize,
 }
 
 impl<'a> Resolved<'a> {
-    /// Resolves every assigned input of `action`.
+    /// Resolves every assigned input of `action` under the default limits.
     pub fn new(action: &'a Action, vars: &Variables) -> Self {
+        Self::with_limits(action, vars, &RunLimits::default())
+    }
+
+    /// Resolves every assigned input of `action`; a template longer than `run_data_limit` is
+    /// not rendered but reported by [`Resolved::check`].
+    pub fn with_limits(action: &'a Action, vars: &Variables, limits: &RunLimits) -> Self {
+        let mut problem = None;
         let values = action
             .inputs
             .iter()
             .map(|(name, binding)| {
-                let (value, from_secret) = resolve(binding, vars);
+                let (value, from_secret) = match resolve(binding, vars, limits.run_data) {
+                    Ok(resolved) => resolved,
+                    Err(length) => {
+                        problem.get_or_insert_with(|| InputError {
+                            action: action.id.clone(),
+                            input: (*name).to_owned(),
+                            problem: format!(
+                                "the template's text would be {length} bytes, more than the run_data_limit of {} bytes",
+                                limits.run_data
+                            ),
+                        });
+                        (Value::Null, false)
+                    }
+                };
                 let secret = from_secret || action.spec.input(name).is_some_and(|p| p.secret);
                 (*name, value, secret)
             })
             .collect();
-        Self { action, values }
+        Self {
+            action,
+            values,
+            problem,
+            monitor_value_limit: limits.monitor_value,
+        }
+    }
+
+    /// Fails when an input could not be resolved within the limits.
+    pub fn check(&self) -> Result<(), InputError> {
+        self.problem.clone().map_or(Ok(()), Err)
     }
 
     fn raw(&self, name: &str) -> Option<&Value> {
@@ -104,7 +140,8 @@ impl<'a> Resolved<'a> {
         self.raw(name).cloned()
     }
 
-    /// The monitor's view of the inputs: secrets as fingerprints.
+    /// The monitor's view of the inputs: secrets as fingerprints, values over
+    /// `monitor_value_limit` bytes summarized ([`crate::monitor::compact`]).
     pub fn masked(&self) -> serde_json::Map<String, Value> {
         self.values
             .iter()
@@ -112,7 +149,7 @@ impl<'a> Resolved<'a> {
                 let shown = if *secret && !value.is_null() {
                     Value::String(fingerprint(&as_text(value)))
                 } else {
-                    value.clone()
+                    crate::monitor::compact(value, self.monitor_value_limit)
                 };
                 ((*name).to_owned(), shown)
             })
@@ -120,15 +157,27 @@ impl<'a> Resolved<'a> {
     }
 }
 
-/// The value of a binding, and whether it came from a secret variable.
-fn resolve(binding: &Binding, vars: &Variables) -> (Value, bool) {
-    match binding {
+/// The value of a binding, and whether it came from a secret variable; a template whose text
+/// would be longer than `max_bytes` gives its length instead.
+fn resolve(binding: &Binding, vars: &Variables, max_bytes: u64) -> Result<(Value, bool), u64> {
+    Ok(match binding {
         Binding::Const(value) => (value.clone(), false),
         Binding::Var(name) => match vars.get(name) {
             Some(val) => (val.expose(), val.is_secret()),
             None => (Value::Null, false),
         },
         Binding::Template(template) => {
+            let length: u64 = template
+                .parts
+                .iter()
+                .map(|part| match part {
+                    Part::Text(text) => text.len() as u64,
+                    Part::Var(name) => vars.get(name).map_or(0, text_len),
+                })
+                .sum();
+            if length > max_bytes {
+                return Err(length);
+            }
             let mut secret = false;
             let text = template.render(|name| match vars.get(name) {
                 Some(val) => {
@@ -139,6 +188,14 @@ fn resolve(binding: &Binding, vars: &Variables) -> (Value, bool) {
             });
             (Value::String(text), secret)
         }
+    })
+}
+
+/// The length of a variable's text in a template (as [`as_text`] gives it).
+fn text_len(val: &Val) -> u64 {
+    match val {
+        Val::Plain(Value::Null) => 0,
+        other => other.data_len(),
     }
 }
 

@@ -6,6 +6,7 @@
 //!   tests (and the server's durable runner) control every transition.
 //! - [`run`]: the run state machine and its JSON form (SPEC §12).
 //! - [`vars`]: run variables, with secret values kept as `SecretString`.
+//! - [`monitor`]: monitor values over `monitor_value_limit` kept as summaries.
 //! - [`inputs`]: bindings → action inputs (unassigned stays unassigned).
 //! - [`actions`]: one action executed against its connector, outputs collected by name.
 //! - [`servers`]: where the engine looks OAuth servers up.
@@ -17,6 +18,7 @@
 pub mod actions;
 pub mod engine;
 pub mod inputs;
+pub mod monitor;
 pub mod run;
 pub mod servers;
 pub mod state;

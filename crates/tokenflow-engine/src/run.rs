@@ -87,7 +87,14 @@ pub struct Run {
     pub next: Option<String>,
     /// Actions executed so far (for `max_steps`).
     pub executed: u32,
+    /// Monitor records, oldest first: those the caller has not stored yet, after at most the
+    /// last few it has (see [`Run::forget_records`]); all of them when nothing is stored.
     pub records: Vec<ActionRecord>,
+    /// The sequence number (0, 1, 2… in execution order) of `records[0]`: how many records
+    /// came before the ones held here.
+    pub first_record: u64,
+    /// The bytes of every monitor record of the run so far (as JSON), for `run_data_limit`.
+    pub record_bytes: u64,
     pub waiting: Option<Waiting>,
     /// Why the run failed or was cancelled.
     pub reason: Option<String>,
@@ -96,8 +103,32 @@ pub struct Run {
 }
 
 impl Run {
+    /// How many monitor records the run has, held here or not.
+    pub fn record_count(&self) -> u64 {
+        self.first_record + self.records.len() as u64
+    }
+
+    /// Drops the records before sequence number `stored` (the caller has them in its store),
+    /// except the last `keep` records of the run, so a long run holds a bounded window.
+    pub fn forget_records(&mut self, stored: u64, keep: usize) {
+        let stored_here = usize::try_from(stored.saturating_sub(self.first_record))
+            .unwrap_or(usize::MAX)
+            .min(self.records.len());
+        let drop = stored_here.min(self.records.len().saturating_sub(keep));
+        self.records.drain(..drop);
+        self.first_record += drop as u64;
+    }
+
     /// The run as JSON (SPEC §12), secrets masked; the same for the API and `tokenflow run`.
+    /// Variable values over the default `monitor_value_limit` are summarized.
     pub fn to_json(&self, flow: &Flow) -> Value {
+        self.to_json_limited(flow, tokenflow_core::limits::DEFAULT_MONITOR_VALUE_LIMIT)
+    }
+
+    /// [`Run::to_json`] with variable values over `monitor_value_limit` bytes summarized as in
+    /// the monitor. `actions` holds the records held here (see [`Run::records`]),
+    /// `actions_offset` the sequence number of the first and `actions_total` how many the run has.
+    pub fn to_json_limited(&self, flow: &Flow, monitor_value_limit: usize) -> Value {
         let format = |t: OffsetDateTime| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default()
@@ -109,7 +140,9 @@ impl Run {
             "started_at": format(self.started_at),
             "ended_at": self.ended_at.map(format),
             "actions": self.records,
-            "variables": self.variables.masked(flow),
+            "actions_total": self.record_count(),
+            "actions_offset": self.first_record,
+            "variables": self.variables.shown(flow, monitor_value_limit),
         });
         if let Some(object) = run.as_object_mut() {
             if let Some(waiting) = &self.waiting {

@@ -11,10 +11,24 @@ use tokenflow_core::SecretString;
 use crate::run::{ActionRecord, Run, RunStatus, Waiting};
 use crate::vars::{Val, Variables};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct StoredVar {
     value: Value,
     secret: bool,
+}
+
+/// [`StoredVar`] borrowed from the run, so writing the state copies no variable.
+#[derive(Serialize)]
+struct StoredVarRef<'a> {
+    value: ValueRef<'a>,
+    secret: bool,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ValueRef<'a> {
+    Plain(&'a Value),
+    Secret(&'a str),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -47,12 +61,16 @@ struct StoredWaiting {
 }
 
 #[derive(Serialize, Deserialize)]
-struct StoredState {
-    variables: std::collections::BTreeMap<String, StoredVar>,
+struct StoredState<V> {
+    variables: std::collections::BTreeMap<String, V>,
     next: Option<String>,
     executed: u32,
     waiting: Option<StoredWaiting>,
     reason: Option<String>,
+    /// The bytes of the run's monitor records so far (`run_data_limit`); absent in runs stored
+    /// before it was counted.
+    #[serde(default)]
+    record_bytes: u64,
 }
 
 /// The state could not be read back.
@@ -67,13 +85,12 @@ impl Run {
             .variables
             .iter()
             .map(|(name, val)| {
-                (
-                    name.clone(),
-                    StoredVar {
-                        value: val.expose(),
-                        secret: val.is_secret(),
-                    },
-                )
+                let value = match val {
+                    Val::Plain(value) => ValueRef::Plain(value),
+                    Val::Secret(secret) => ValueRef::Secret(secret.expose()),
+                };
+                let secret = val.is_secret();
+                (name.clone(), StoredVarRef { value, secret })
             })
             .collect();
         let waiting = self.waiting.as_ref().map(|w| StoredWaiting {
@@ -103,11 +120,19 @@ impl Run {
             executed: self.executed,
             waiting,
             reason: self.reason.clone(),
+            record_bytes: self.record_bytes,
         };
-        SecretString::new(serde_json::to_string(&state).unwrap_or_default())
+        // Sized for the variables up front, so a large state is not built by doubling.
+        let size = self.variables.data_bytes();
+        let mut json = Vec::with_capacity(usize::try_from(size + size / 8 + 4096).unwrap_or(0));
+        if serde_json::to_writer(&mut json, &state).is_err() {
+            json.clear();
+        }
+        SecretString::new(String::from_utf8(json).unwrap_or_default())
     }
 
-    /// Rebuilds a run from its stored parts.
+    /// Rebuilds a run from its stored parts: `records` are the last of its monitor records (or
+    /// none), the first of them with sequence number `first_record`.
     #[allow(clippy::too_many_arguments)]
     pub fn from_stored(
         id: String,
@@ -115,10 +140,11 @@ impl Run {
         status: RunStatus,
         state: &SecretString,
         records: Vec<ActionRecord>,
+        first_record: u64,
         started_at: OffsetDateTime,
         ended_at: Option<OffsetDateTime>,
     ) -> Result<Run, StateError> {
-        let stored: StoredState =
+        let stored: StoredState<StoredVar> =
             serde_json::from_str(state.expose()).map_err(|err| StateError(err.to_string()))?;
         let mut variables = Variables::default();
         for (name, var) in stored.variables {
@@ -157,6 +183,8 @@ impl Run {
             next: stored.next,
             executed: stored.executed,
             records,
+            first_record,
+            record_bytes: stored.record_bytes,
             waiting,
             reason: stored.reason,
             started_at,

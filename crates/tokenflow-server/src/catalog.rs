@@ -17,6 +17,8 @@ use crate::error::ApiError;
 pub struct FlowCatalog {
     store: Arc<dyn Store>,
     parsed: RwLock<HashMap<(String, i64), Arc<Flow>>>,
+    /// The largest `max_steps` a new flow may declare (`max_steps_limit`).
+    max_steps_limit: u32,
 }
 
 /// A flow accepted by [`FlowCatalog::put`].
@@ -33,7 +35,14 @@ impl FlowCatalog {
         Self {
             store,
             parsed: RwLock::new(HashMap::new()),
+            max_steps_limit: tokenflow_core::limits::DEFAULT_MAX_STEPS_LIMIT,
         }
+    }
+
+    /// Sets the largest `max_steps` a flow may declare to be accepted.
+    pub fn with_max_steps_limit(mut self, limit: u32) -> Self {
+        self.max_steps_limit = limit;
+        self
     }
 
     /// Validates `yaml` (its `id` must be `id`) and stores it as the flow's newest version.
@@ -49,6 +58,7 @@ impl FlowCatalog {
         check_flow_id(id).map_err(ApiError::InvalidInput)?;
         let options = ParseOptions {
             known_servers: Some(known_servers),
+            max_steps_limit: self.max_steps_limit,
         };
         let parsed = parse_flow(file, yaml, &options).map_err(ApiError::InvalidFlow)?;
         if parsed.flow.id != id {
@@ -107,6 +117,7 @@ impl FlowCatalog {
             };
             let options = ParseOptions {
                 known_servers: Some(known_servers.clone()),
+                max_steps_limit: self.max_steps_limit,
             };
             let id = match parse_flow(&name, &text, &options) {
                 Ok(parsed) => parsed.flow.id,
@@ -163,13 +174,14 @@ impl FlowCatalog {
             return Ok(flow);
         }
         // Stored flows were valid when stored; servers may have changed since, which is only a
-        // warning, so parse without the server check.
-        let parsed = parse_flow(
-            &format!("{}@{}", row.id, row.version),
-            &row.yaml,
-            &ParseOptions::default(),
-        )
-        .map_err(ApiError::internal)?;
+        // warning, so parse without the server check. `max_steps_limit` may have been lowered
+        // since too: such a flow still loads, and the engine never executes more than the limit.
+        let options = ParseOptions {
+            max_steps_limit: u32::MAX,
+            ..ParseOptions::default()
+        };
+        let parsed = parse_flow(&format!("{}@{}", row.id, row.version), &row.yaml, &options)
+            .map_err(ApiError::internal)?;
         let flow = Arc::new(parsed.flow);
         self.remember(&row.id, row.version, flow.clone());
         Ok(flow)

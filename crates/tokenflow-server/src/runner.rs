@@ -6,6 +6,10 @@
 //! Within one process, operations on one run (callback, cancel, expiry) are serialized by a
 //! per-run lock. Runs found `running` at start-up were interrupted mid-action; they are marked
 //! failed, not retried, because an action (an HTTP call) may not be idempotent.
+//!
+//! A run's history is never held whole: once its monitor records are stored, the run keeps only
+//! the last [`SHOWN_RECORDS`] of them in memory (for its JSON), loading a run reads only those,
+//! and continuing or recovering one reads none. The API and the UI page through the rest.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,14 +37,44 @@ pub struct RunView {
 }
 
 impl RunView {
-    /// The run as JSON (SPEC §12) plus the flow version.
-    pub fn to_json(&self) -> Value {
-        let mut json = self.run.to_json(&self.flow);
+    /// The run as JSON (SPEC §12) plus the flow version, with the monitor records held (at most
+    /// the last [`SHOWN_RECORDS`]) and, when there are earlier ones, where to read them; values
+    /// over `monitor_value_limit` bytes summarized.
+    pub fn to_json(&self, monitor_value_limit: usize) -> Value {
+        let mut json = self.run.to_json_limited(&self.flow, monitor_value_limit);
         if let Some(object) = json.as_object_mut() {
             object.insert("flow_version".into(), self.version.into());
+            let offset = self.run.first_record;
+            if offset > 0 {
+                let page = offset.min(SHOWN_RECORDS as u64);
+                object.insert(
+                    "earlier_actions".into(),
+                    format!(
+                        "/api/runs/{}/actions?offset={}&limit={page}",
+                        self.run.id,
+                        offset - page
+                    )
+                    .into(),
+                );
+            }
         }
         json
     }
+}
+
+/// How many of a run's latest monitor records its JSON shows (and a run keeps in memory once
+/// they are stored); earlier ones are read a page at a time.
+pub const SHOWN_RECORDS: usize = 100;
+
+/// A page of a run's monitor records.
+#[derive(Debug)]
+pub struct RecordsPage {
+    /// How many records the run has.
+    pub total: u64,
+    /// The sequence number of the first record of the page.
+    pub offset: u64,
+    /// The records as stored (secrets masked, large values summarized).
+    pub records: Vec<Value>,
 }
 
 /// What `/oauth-callback` did.
@@ -157,8 +191,45 @@ impl Runner {
         Ok(view)
     }
 
-    /// Loads a run with its flow version and monitor records.
+    /// Loads a run with its flow version and its last [`SHOWN_RECORDS`] monitor records.
     pub async fn load(&self, run_id: &str) -> Result<Option<RunView>, ApiError> {
+        self.load_with(run_id, SHOWN_RECORDS).await
+    }
+
+    /// Loads a run with its flow version but no monitor record, to continue or end it: however
+    /// long its history, only its state is read.
+    pub async fn load_state(&self, run_id: &str) -> Result<Option<RunView>, ApiError> {
+        self.load_with(run_id, 0).await
+    }
+
+    /// Reads a page of a run's monitor records; `None` when there is no such run.
+    pub async fn records_page(
+        &self,
+        run_id: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Option<RecordsPage>, ApiError> {
+        let total = self.store.action_record_count(run_id).await?;
+        // Only a run without records needs the (larger) run row to tell it from no run.
+        if total == 0 && self.store.get_run(run_id).await?.is_none() {
+            return Ok(None);
+        }
+        let mut records = Vec::new();
+        for row in self
+            .store
+            .action_records_page(run_id, offset, limit)
+            .await?
+        {
+            records.push(serde_json::from_str(&row.json).map_err(ApiError::internal)?);
+        }
+        Ok(Some(RecordsPage {
+            total,
+            offset,
+            records,
+        }))
+    }
+
+    async fn load_with(&self, run_id: &str, shown: usize) -> Result<Option<RunView>, ApiError> {
         let Some(row) = self.store.get_run(run_id).await? else {
             return Ok(None);
         };
@@ -167,11 +238,20 @@ impl Runner {
                 format!("run {} refers to a missing flow version", row.id),
             )));
         };
+        let total = self.store.action_record_count(run_id).await?;
+        let first_record = total.saturating_sub(shown as u64);
         let mut records = Vec::new();
-        for record in self.store.action_records(run_id).await? {
-            let record: ActionRecord =
-                serde_json::from_str(&record.json).map_err(ApiError::internal)?;
-            records.push(record);
+        if shown > 0 {
+            let page = u32::try_from(shown).unwrap_or(u32::MAX);
+            for record in self
+                .store
+                .action_records_page(run_id, first_record, page)
+                .await?
+            {
+                let record: ActionRecord =
+                    serde_json::from_str(&record.json).map_err(ApiError::internal)?;
+                records.push(record);
+            }
         }
         let status = RunStatus::parse(&row.status).ok_or_else(|| {
             ApiError::internal(tokenflow_store::StoreError::Corrupt(format!(
@@ -185,6 +265,7 @@ impl Runner {
             status,
             &row.state,
             records,
+            first_record,
             row.started_at,
             row.ended_at,
         )
@@ -213,7 +294,7 @@ impl Runner {
         self.store.discard_pending_for_run(run_id).await?;
         self.engine
             .cancel(&mut view.run, "cancelled through the API");
-        self.persist(&view, view.run.records.len()).await?;
+        self.persist(&view, view.run.record_count()).await?;
         Ok(view)
     }
 
@@ -257,13 +338,13 @@ impl Runner {
                 None => Ok(CallbackResult::UnknownState),
             },
             TakePending::Taken(row) => {
-                let Some(mut view) = self.load(&row.run_id).await? else {
+                let Some(mut view) = self.load_state(&row.run_id).await? else {
                     return Ok(CallbackResult::UnknownState);
                 };
                 if view.run.status != RunStatus::Waiting {
                     return Ok(CallbackResult::UnknownState);
                 }
-                let before = view.run.records.len();
+                let before = view.run.record_count();
                 let progress = self.engine.resume(&view.flow, &mut view.run, params).await;
                 self.persist(&view, before).await?;
                 if progress == Progress::Continued {
@@ -375,7 +456,7 @@ impl Runner {
         for id in ids {
             let lock = self.lock(&id);
             let _guard = lock.lock().await;
-            let Some(mut view) = self.load(&id).await? else {
+            let Some(mut view) = self.load_state(&id).await? else {
                 continue;
             };
             if view.run.status != RunStatus::Running {
@@ -409,7 +490,7 @@ impl Runner {
     }
 
     async fn expire_pending(&self, row: &PendingRow) -> Result<Option<RunView>, ApiError> {
-        let Some(mut view) = self.load(&row.run_id).await? else {
+        let Some(mut view) = self.load_state(&row.run_id).await? else {
             return Ok(None);
         };
         // A run waits on one login at a time; the sweeper's rows carry no raw state to compare.
@@ -421,7 +502,7 @@ impl Runner {
         if view.run.status != RunStatus::Waiting || !belongs {
             return Ok(None);
         }
-        let before = view.run.records.len();
+        let before = view.run.record_count();
         let progress = self.engine.expire(&view.flow, &mut view.run);
         self.persist(&view, before).await?;
         if progress == Progress::Continued {
@@ -435,9 +516,12 @@ impl Runner {
     /// ends; the records of actions without effects (`extract_json`, `stop`) are written with the
     /// next of those, in the same transaction. A crash therefore never loses the record of an
     /// action with effects, and the run is failed as interrupted at the step it had reached.
+    /// Stored records are dropped from memory but for the last [`SHOWN_RECORDS`], and a long
+    /// stretch of actions without effects is written every [`SHOWN_RECORDS`] records.
     async fn drive(&self, view: &mut RunView) -> Result<(), ApiError> {
-        // Everything before `saved` is in the store (the caller persisted it).
-        let mut saved = view.run.records.len();
+        // Every record before sequence number `saved` is in the store (the caller persisted it).
+        let mut saved = view.run.record_count();
+        view.run.forget_records(saved, SHOWN_RECORDS);
         let mut written = std::time::Instant::now();
         loop {
             let effects = view
@@ -447,9 +531,10 @@ impl Runner {
                 .and_then(|next| view.flow.actions.get(next))
                 .is_none_or(|action| action.spec.has_effects());
             if effects {
-                if saved < view.run.records.len() {
+                if saved < view.run.record_count() {
                     self.persist(view, saved).await?;
-                    saved = view.run.records.len();
+                    saved = view.run.record_count();
+                    view.run.forget_records(saved, SHOWN_RECORDS);
                     written = std::time::Instant::now();
                 }
                 // Every write of the run counts as a renewal of its lease (the store's
@@ -474,9 +559,11 @@ impl Runner {
                 self.engine.step(&view.flow, &mut view.run).await
             };
             let ended = progress != Progress::Continued;
-            if effects || ended {
+            let unsaved = view.run.record_count() - saved;
+            if effects || ended || unsaved >= SHOWN_RECORDS as u64 {
                 self.persist(view, saved).await?;
-                saved = view.run.records.len();
+                saved = view.run.record_count();
+                view.run.forget_records(saved, SHOWN_RECORDS);
                 written = std::time::Instant::now();
             }
             if ended {
@@ -495,15 +582,20 @@ impl Runner {
         }
     }
 
-    /// Writes the run's state and the records added since `before`.
-    async fn persist(&self, view: &RunView, before: usize) -> Result<(), ApiError> {
+    /// Writes the run's state and its records from sequence number `stored` on.
+    async fn persist(&self, view: &RunView, stored: u64) -> Result<(), ApiError> {
         let row = self.row(view);
-        let new_records = &view.run.records[before.min(view.run.records.len())..];
+        let run = &view.run;
+        let skip = usize::try_from(stored.saturating_sub(run.first_record))
+            .unwrap_or(usize::MAX)
+            .min(run.records.len());
+        let new_records = &run.records[skip..];
         let mut rows = Vec::with_capacity(new_records.len());
         for (offset, record) in new_records.iter().enumerate() {
+            let seq = run.first_record + (skip + offset) as u64;
             rows.push(ActionRecordRow {
-                run_id: view.run.id.clone(),
-                seq: i64::try_from(before + offset).unwrap_or(i64::MAX),
+                run_id: run.id.clone(),
+                seq: i64::try_from(seq).unwrap_or(i64::MAX),
                 json: serde_json::to_string(record).map_err(ApiError::internal)?,
             });
         }

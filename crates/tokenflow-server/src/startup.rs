@@ -85,7 +85,8 @@ pub async fn build(
     warnings.extend(registry_warnings);
     let registry = Arc::new(registry);
 
-    let catalog = Arc::new(FlowCatalog::new(store.clone()));
+    let catalog =
+        Arc::new(FlowCatalog::new(store.clone()).with_max_steps_limit(config.run_limits.max_steps));
     match catalog
         .load_dir(&config.flows_dir, &registry.ids(), clock.now())
         .await
@@ -111,7 +112,9 @@ pub async fn build(
             pending_ttl: timing.pending_ttl,
         },
     );
-    let engine = engine.with_vault(store.clone());
+    let engine = engine
+        .with_vault(store.clone())
+        .with_limits(config.run_limits);
     let runner = Arc::new(
         Runner::new(
             store.clone(),

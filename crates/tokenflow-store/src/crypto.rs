@@ -16,7 +16,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
@@ -215,20 +215,18 @@ impl Cipher {
         getrandom::fill(&mut nonce).map_err(|_| {
             StoreError::Corrupt("cannot encrypt: the OS random number generator failed".into())
         })?;
-        let ciphertext = self
-            .aead
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            .map_err(|_| StoreError::Corrupt("cannot encrypt the value".into()))?;
-        let mut sealed = Vec::with_capacity(PREFIX.len() + NONCE_LEN + ciphertext.len());
+        // Encrypted in place in the sealed value's own buffer: a large value (a run's state can
+        // hold MBs) is copied once, not twice. The layout is that of `encrypt`: ciphertext, tag.
+        let start = PREFIX.len() + NONCE_LEN;
+        let mut sealed = Vec::with_capacity(start + plaintext.len() + TAG_LEN);
         sealed.extend_from_slice(PREFIX);
         sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
+        sealed.extend_from_slice(plaintext);
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut sealed[start..])
+            .map_err(|_| StoreError::Corrupt("cannot encrypt the value".into()))?;
+        sealed.extend_from_slice(&tag);
         Ok(sealed)
     }
 

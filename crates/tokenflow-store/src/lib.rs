@@ -102,8 +102,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_run(&self, id: &str) -> Result<Option<RunRow>>;
     /// Newest first.
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>>;
-    /// A run's monitor records in execution order.
+    /// A run's monitor records in execution order (all of them: for tests and tools; the
+    /// server reads them a page at a time with [`Store::action_records_page`]).
     async fn action_records(&self, run_id: &str) -> Result<Vec<ActionRecordRow>>;
+    /// At most `limit` of a run's monitor records (0 means 100; capped at 1000), in execution
+    /// order, starting at sequence number `offset`.
+    async fn action_records_page(
+        &self,
+        run_id: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<ActionRecordRow>>;
+    /// How many monitor records a run has (0 for an unknown run).
+    async fn action_record_count(&self, run_id: &str) -> Result<u64>;
     /// Extends the lease of a running run held by `owner` (the executing instance) to `until`.
     async fn renew_run_lease(&self, run_id: &str, owner: &str, until: OffsetDateTime)
     -> Result<()>;

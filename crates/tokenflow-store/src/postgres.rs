@@ -40,6 +40,8 @@ use crate::{
 /// list matches `migrations/postgres/`.
 #[path = "postgres_admin.rs"]
 mod admin;
+#[path = "postgres_records.rs"]
+mod records;
 
 const MIGRATIONS: MigrationList = &[
     (
@@ -505,6 +507,19 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn action_records_page(
+        &self,
+        run_id: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<ActionRecordRow>> {
+        self.sql_action_records_page(run_id, offset, limit).await
+    }
+
+    async fn action_record_count(&self, run_id: &str) -> Result<u64> {
+        self.sql_action_record_count(run_id).await
     }
 
     async fn action_records(&self, run_id: &str) -> Result<Vec<ActionRecordRow>> {

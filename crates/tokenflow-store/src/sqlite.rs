@@ -44,6 +44,8 @@ pub const DB_FILE_NAME: &str = "tokenflow.db";
 /// list matches `migrations/sqlite/`.
 #[path = "sqlite_admin.rs"]
 mod admin;
+#[path = "sqlite_records.rs"]
+mod records;
 
 const MIGRATIONS: MigrationList = &[
     (
@@ -605,6 +607,19 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn action_records_page(
+        &self,
+        run_id: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<ActionRecordRow>> {
+        self.sql_action_records_page(run_id, offset, limit).await
+    }
+
+    async fn action_record_count(&self, run_id: &str) -> Result<u64> {
+        self.sql_action_record_count(run_id).await
     }
 
     async fn action_records(&self, run_id: &str) -> Result<Vec<ActionRecordRow>> {

@@ -136,6 +136,7 @@ macro_rules! for_each_contract_test {
             list_runs_pages_with_limit_and_offset_and_a_zero_limit_means_a_hundred,
             list_runs_caps_the_limit_at_a_thousand,
             record_action_outcome_saves_the_run_and_appends_records_in_order,
+            monitor_records_are_read_a_page_at_a_time_and_counted,
             a_duplicate_monitor_record_is_a_conflict_and_leaves_the_run_unchanged,
             record_action_outcome_for_an_unknown_run_is_not_found_and_stores_no_record,
             runs_with_status_returns_exactly_the_runs_in_that_status,

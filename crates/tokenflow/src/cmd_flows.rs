@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use tokenflow_core::flow::{ParseOptions, parse_flow};
+use tokenflow_core::limits::DEFAULT_MAX_STEPS_LIMIT;
 
 #[derive(Debug, Subcommand)]
 pub enum FlowsCommand {
@@ -20,6 +21,9 @@ pub fn run(command: FlowsCommand, config: Option<PathBuf>) -> anyhow::Result<Exi
     let FlowsCommand::Validate { path } = command;
     let config = crate::load_config_if_any(config)?;
     let options = ParseOptions {
+        max_steps_limit: config
+            .as_ref()
+            .map_or(DEFAULT_MAX_STEPS_LIMIT, |c| c.run_limits.max_steps),
         known_servers: config.map(|c| c.oauth_servers.keys().cloned().collect()),
     };
     let files = flow_files(&path)?;

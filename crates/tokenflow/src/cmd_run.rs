@@ -125,6 +125,7 @@ pub async fn run(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.flow.display()))?;
     let options = ParseOptions {
         known_servers: Some(config.oauth_servers.keys().cloned().collect()),
+        max_steps_limit: config.run_limits.max_steps,
     };
     let parsed = parse_flow(&args.flow.display().to_string(), &text, &options)
         .map_err(|problems| anyhow::anyhow!("the flow is invalid:\n{problems}"))?;
@@ -172,7 +173,8 @@ pub async fn run(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
             default: default_redirect,
             pending_ttl: args.login_timeout,
         },
-    );
+    )
+    .with_limits(config.run_limits);
 
     let mut run = engine
         .start(&flow, inputs)
@@ -182,7 +184,12 @@ pub async fn run(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     }
 
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&run.to_json(&flow))?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &run.to_json_limited(&flow, config.run_limits.monitor_value)
+            )?
+        ),
         Format::Text => print_text(&run, &flow),
     }
     if run.status == RunStatus::Completed {

@@ -25,11 +25,23 @@ use super::validate::check_graph;
 pub const MAX_FLOW_BYTES: usize = 1024 * 1024;
 
 /// What validation may know about its surroundings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ParseOptions {
     /// The configured OAuth servers; `None` skips the check. An unknown server is a warning
     /// (SPEC §6: the action then ends `-2` at run time).
     pub known_servers: Option<BTreeSet<String>>,
+    /// The largest `max_steps` a flow may declare (the `max_steps_limit` setting); a flow without
+    /// `max_steps` gets the default, lowered to this limit when it is smaller.
+    pub max_steps_limit: u32,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        Self {
+            known_servers: None,
+            max_steps_limit: crate::limits::DEFAULT_MAX_STEPS_LIMIT,
+        }
+    }
 }
 
 /// A flow that parsed, with warnings that do not stop it.
@@ -181,13 +193,24 @@ fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseO
         variables.insert(name.value, decl);
     }
 
+    let default_max_steps = DEFAULT_MAX_STEPS.min(options.max_steps_limit.max(1));
     let max_steps = match raw.max_steps {
         Some(spanned) if spanned.value == 0 => {
             problems.error(spanned.referenced, "max_steps must be at least 1");
-            DEFAULT_MAX_STEPS
+            default_max_steps
+        }
+        Some(spanned) if spanned.value > options.max_steps_limit => {
+            problems.error(
+                spanned.referenced,
+                format!(
+                    "max_steps {} is above the limit of {} (the server's `max_steps_limit`)",
+                    spanned.value, options.max_steps_limit
+                ),
+            );
+            default_max_steps
         }
         Some(spanned) => spanned.value,
-        None => DEFAULT_MAX_STEPS,
+        None => default_max_steps,
     };
     let schedule = raw.schedule.inspect(|spanned| {
         if let Err(message) = spanned.value.parse::<super::schedule::Schedule>() {

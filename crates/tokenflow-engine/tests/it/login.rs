@@ -134,6 +134,7 @@ async fn a_user_login_suspends_and_the_callback_resumes_the_run_with_the_token()
         run.status,
         &run.state_json(),
         run.records.clone(),
+        0,
         run.started_at,
         run.ended_at,
     )

@@ -18,7 +18,10 @@ pub struct ErrorBody {
     pub problems: Option<Vec<String>>,
 }
 
-/// One executed action (the process flow monitor's record). Secrets are fingerprints.
+/// One executed action (the process flow monitor's record). Secrets are fingerprints. An input or
+/// output value larger than `monitor_value_limit` (default 8 KiB) is kept as
+/// `{ "truncated": true, "bytes": <size>, "sha256": "<hex of its text>", "preview": "<first 512 bytes>" }`
+/// (a string's text is itself, any other value's is its compact JSON).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct ActionRecordDoc {
@@ -48,7 +51,16 @@ pub struct RunDoc {
     pub status: String,
     pub started_at: String,
     pub ended_at: Option<String>,
+    /// The last (at most 100) executed actions.
     pub actions: Vec<ActionRecordDoc>,
+    /// How many actions the run has executed and recorded.
+    pub actions_total: u64,
+    /// The sequence number of `actions[0]` (0 is the run's first action).
+    pub actions_offset: u64,
+    /// When `actions` does not start at the first action: the page before it,
+    /// `/api/runs/{id}/actions?offset=…&limit=…`.
+    pub earlier_actions: Option<String>,
+    /// Values larger than `monitor_value_limit` are summarized as in the records.
     #[schema(value_type = Object)]
     pub variables: serde_json::Value,
     /// Only while waiting: where the person signs in.
@@ -57,6 +69,21 @@ pub struct RunDoc {
     pub expires_at: Option<String>,
     /// Why the run failed or was cancelled.
     pub error: Option<String>,
+}
+
+/// A page of a run's monitor records, in execution order.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ActionPageDoc {
+    pub run: String,
+    /// How many records the run has.
+    pub total: u64,
+    /// The sequence number of `actions[0]`.
+    pub offset: u64,
+    pub limit: u32,
+    pub actions: Vec<ActionRecordDoc>,
+    /// The next page, while there is one.
+    pub next: Option<String>,
 }
 
 /// A run in a list.

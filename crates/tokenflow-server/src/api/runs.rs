@@ -1,4 +1,6 @@
-//! Runs: start (`POST /api/flows/{id}/runs`), show, list, cancel.
+//! Runs: start (`POST /api/flows/{id}/runs`), show, list, cancel, and a run's monitor records a
+//! page at a time (`GET /api/runs/{id}/actions`): a run's JSON shows only its last records, so an
+//! answer stays small however long the run.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -11,9 +13,9 @@ use tokenflow_store::RunFilter;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::doc::{ErrorBody, RunDoc, RunListDoc};
+use super::doc::{ActionPageDoc, ErrorBody, RunDoc, RunListDoc};
 use crate::error::{ApiError, ApiJson};
-use crate::runner::RunView;
+use crate::runner::{RunView, SHOWN_RECORDS};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -21,11 +23,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start))
         .routes(routes!(list))
         .routes(routes!(show, cancel))
+        .routes(routes!(actions))
 }
 
 /// The response for a run: 201 + `Location` while it waits at a user login, else 200.
-pub fn run_response(view: &RunView) -> Response {
-    let body = Json(view.to_json());
+pub fn run_response(state: &AppState, view: &RunView) -> Response {
+    let body = Json(view.to_json(monitor_value_limit(state)));
     if view.run.status == RunStatus::Waiting {
         let location = format!("/api/runs/{}", view.run.id);
         (StatusCode::CREATED, [(header::LOCATION, location)], body).into_response()
@@ -71,10 +74,14 @@ async fn start(
         inputs
     };
     let view = state.runner.start(&id, inputs, None).await?;
-    Ok(run_response(&view))
+    Ok(run_response(&state, &view))
 }
 
-/// One run with its monitor records.
+fn monitor_value_limit(state: &AppState) -> usize {
+    state.runner.engine().limits().monitor_value
+}
+
+/// One run with its last monitor records (at most 100; `earlier_actions` reads the ones before).
 #[utoipa::path(get, path = "/api/runs/{id}", tag = "runs",
     params(("id" = String, Path, description = "The run id")),
     responses((status = 200, body = RunDoc), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
@@ -84,7 +91,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     match state.runner.load(&id).await? {
-        Some(view) => Ok(Json(view.to_json())),
+        Some(view) => Ok(Json(view.to_json(monitor_value_limit(&state)))),
         None => Err(ApiError::NotFound(format!("run `{id}`"))),
     }
 }
@@ -99,7 +106,59 @@ async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(state.runner.cancel(&id).await?.to_json()))
+    Ok(Json(
+        state
+            .runner
+            .cancel(&id)
+            .await?
+            .to_json(monitor_value_limit(&state)),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionsQuery {
+    offset: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// The most records one page holds.
+const MAX_PAGE: u32 = 1000;
+
+/// A run's monitor records in execution order, a page at a time.
+#[utoipa::path(get, path = "/api/runs/{id}/actions", tag = "runs",
+    params(
+        ("id" = String, Path, description = "The run id"),
+        ("offset" = Option<u64>, Query, description = "The first record's sequence number (0 is the run's first action; default 0)"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)")),
+    responses((status = 200, body = ActionPageDoc), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+async fn actions(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|err| ApiError::InvalidInput(err.body_text()))?;
+    let offset = query.offset.unwrap_or(0);
+    let limit = match query.limit {
+        None => SHOWN_RECORDS as u32,
+        Some(limit) => limit.clamp(1, MAX_PAGE),
+    };
+    let Some(page) = state.runner.records_page(&id, offset, limit).await? else {
+        return Err(ApiError::NotFound(format!("run `{id}`")));
+    };
+    let end = offset.saturating_add(page.records.len() as u64);
+    let next =
+        (end < page.total).then(|| format!("/api/runs/{id}/actions?offset={end}&limit={limit}"));
+    Ok(Json(json!({
+        "run": id,
+        "total": page.total,
+        "offset": page.offset,
+        "limit": limit,
+        "actions": page.records,
+        "next": next,
+    })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -362,8 +362,18 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// A JSON value as table text: strings as they are, the rest as compact JSON, bounded.
+/// A JSON value as table text: strings as they are, the rest as compact JSON, bounded; a value
+/// the monitor kept as a summary shows its preview, size and hash.
 fn shown(value: &Value) -> String {
+    if tokenflow_engine::monitor::is_summary(value) {
+        let sha256 = value["sha256"].as_str().unwrap_or_default();
+        return format!(
+            "{}… ({} bytes, sha256 {}…)",
+            value["preview"].as_str().unwrap_or_default(),
+            value["bytes"],
+            sha256.get(..16).unwrap_or(sha256)
+        );
+    }
     let text = match value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -446,12 +456,46 @@ pub async fn runs(
     render(&state, "runs.html", Some(&session), "runs", ctx)
 }
 
-/// The template context of one run.
-async fn run_context(state: &AppState, id: &str) -> Result<Option<(Value, bool)>, ApiError> {
+/// The template context of one run: its last monitor records, or with `before` the page of
+/// (at most 100) records just before that one.
+async fn run_context(
+    state: &AppState,
+    id: &str,
+    before: Option<u64>,
+) -> Result<Option<(Value, bool)>, ApiError> {
     let Some(view) = state.runner.load(id).await? else {
         return Ok(None);
     };
-    let json = view.to_json();
+    let mut json = view.to_json(state.runner.engine().limits().monitor_value);
+    let total = view.run.record_count();
+    let shown = crate::runner::SHOWN_RECORDS as u64;
+    // Earlier pages are counted back from where the latest records begin, so no record shows
+    // on two pages.
+    let latest = view.run.first_record;
+    let offset = match before {
+        Some(before) if before > 0 && before <= latest => {
+            let from = before.saturating_sub(shown);
+            let limit = u32::try_from(before - from).unwrap_or(1);
+            let page = state
+                .runner
+                .records_page(id, from, limit)
+                .await?
+                .map(|page| page.records)
+                .unwrap_or_default();
+            json["actions"] = Value::Array(page);
+            from
+        }
+        _ => latest,
+    };
+    let end = offset + json["actions"].as_array().map_or(0, |a| a.len() as u64);
+    // `earlier` and `later_before` are the `before` of the neighbouring pages; the page after
+    // the last earlier one is the latest (no `before`).
+    let paging = json!({
+        "first": offset + 1, "last": end, "total": total,
+        "earlier": (offset > 0).then_some(offset),
+        "later": end < total,
+        "later_before": (end < latest).then(|| (end + shown).min(latest)),
+    });
     let actions: Vec<Value> =
         json["actions"]
             .as_array()
@@ -475,17 +519,24 @@ async fn run_context(state: &AppState, id: &str) -> Result<Option<(Value, bool)>
                 .collect()
             })
             .unwrap_or_default();
-    let live = !view.run.status.is_final();
-    let ctx = json!({ "run": json, "actions": actions, "variables": pairs(&json["variables"]), "live": live });
+    // Live updates replace the page with the latest records, so a page of earlier ones is static.
+    let live = !view.run.status.is_final() && end >= total;
+    let ctx = json!({ "run": json, "actions": actions, "variables": pairs(&json["variables"]), "live": live, "paging": paging });
     Ok(Some((ctx, live)))
+}
+
+/// `?before=N` on a run page: the page of monitor records before record N.
+fn before_query(query: &HashMap<String, String>) -> Option<u64> {
+    query.get("before").and_then(|before| before.parse().ok())
 }
 
 pub async fn run(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    match run_context(&state, &id).await {
+    match run_context(&state, &id, before_query(&query)).await {
         Ok(Some((ctx, _))) => render(&state, "run.html", Some(&session), "runs", ctx),
         Ok(None) => ApiError::NotFound(format!("run `{id}`")).into_response(),
         Err(err) => err.into_response(),
@@ -496,8 +547,9 @@ pub async fn run_fragment(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    match run_context(&state, &id).await {
+    match run_context(&state, &id, before_query(&query)).await {
         Ok(Some((ctx, _))) => render(&state, "run_detail.html", Some(&session), "runs", ctx),
         Ok(None) => ApiError::NotFound(format!("run `{id}`")).into_response(),
         Err(err) => err.into_response(),

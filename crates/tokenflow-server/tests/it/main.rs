@@ -6,6 +6,7 @@ mod api;
 mod browser;
 mod callback;
 mod limits;
+mod run_limits;
 mod scheduler;
 mod support;
 mod ui;

@@ -294,6 +294,77 @@ pub(crate) async fn record_action_outcome_saves_the_run_and_appends_records_in_o
     assert!(store.action_records("other").await.unwrap().is_empty());
 }
 
+pub(crate) async fn monitor_records_are_read_a_page_at_a_time_and_counted(store: Arc<dyn Store>) {
+    for id in ["long", "short"] {
+        store.create_run(&run(id, "f", "running", 0)).await.unwrap();
+    }
+    let state = run("long", "f", "running", 0);
+    for batch in 0..6 {
+        let records: Vec<ActionRecordRow> = (batch * 201..(batch + 1) * 201)
+            .map(|seq| record("long", seq))
+            .collect();
+        store
+            .record_action_outcomes(&state, &records)
+            .await
+            .unwrap();
+    }
+    let short = run("short", "f", "running", 0);
+    let records: Vec<ActionRecordRow> = (0..3).map(|seq| record("short", seq)).collect();
+    store
+        .record_action_outcomes(&short, &records)
+        .await
+        .unwrap();
+
+    assert_eq!(store.action_record_count("long").await.unwrap(), 1206);
+    assert_eq!(store.action_record_count("short").await.unwrap(), 3);
+    assert_eq!(store.action_record_count("ghost").await.unwrap(), 0);
+
+    let seqs = |rows: Vec<ActionRecordRow>| -> Vec<i64> {
+        assert!(rows.iter().all(|row| row.run_id == rows[0].run_id));
+        rows.iter().map(|row| row.seq).collect()
+    };
+    let first = store.action_records_page("long", 0, 0).await.unwrap();
+    assert_eq!(first[7], record("long", 7), "rows read back whole");
+    assert_eq!(seqs(first), (0..100).collect::<Vec<_>>(), "0 means 100");
+    assert_eq!(
+        seqs(store.action_records_page("long", 1100, 100).await.unwrap()),
+        (1100..1200).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(store.action_records_page("long", 1200, 100).await.unwrap()),
+        (1200..1206).collect::<Vec<_>>(),
+        "the last page is short"
+    );
+    assert_eq!(
+        store
+            .action_records_page("long", 0, 5000)
+            .await
+            .unwrap()
+            .len(),
+        1000,
+        "at most a thousand at a time"
+    );
+    assert!(
+        store
+            .action_records_page("long", 1206, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .action_records_page("ghost", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        seqs(store.action_records_page("short", 1, 10).await.unwrap()),
+        [1, 2],
+        "only the run's own records"
+    );
+}
+
 pub(crate) async fn a_duplicate_monitor_record_is_a_conflict_and_leaves_the_run_unchanged(
     store: Arc<dyn Store>,
 ) {

@@ -115,3 +115,86 @@ fn validate_refuses_huge_conditions_with_the_limit_and_exits_instead_of_crashing
         );
     }
 }
+
+const LOOP: &str = "id: spin\nvariables:\n  v: {}\nactions:\n  again:\n    type: extract_json\n    input: { json: \"[1]\", path: \"$[0]\" }\n    output: { value: v }\nsteps:\n  - { from: start, to: again }\n  - { from: again, to: again, when: \"v == 1\" }\n  - { from: again, to: stop }\n";
+
+fn tokenflow(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tokenflow"))
+        .args(args)
+        .env_remove("TOKENFLOW_CONFIG")
+        .env_remove("TOKENFLOW_MAX_STEPS_LIMIT")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn validate_refuses_max_steps_above_max_steps_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spin.yaml");
+    std::fs::write(
+        &file,
+        LOOP.replace("id: spin\n", "id: spin\nmax_steps: 50000\n"),
+    )
+    .unwrap();
+    let (ok, text) = validate(file.to_str().unwrap());
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(
+            "spin.yaml:2:12: max_steps 50000 is above the limit of 10000 (the server's `max_steps_limit`)"
+        ),
+        "{text}"
+    );
+    // A configuration that raises the limit (within its safe maximum) accepts it.
+    let config = dir.path().join("tokenflow.toml");
+    std::fs::write(&config, "max_steps_limit = 50000\n").unwrap();
+    let (ok, text) = tokenflow(&[
+        "--config",
+        config.to_str().unwrap(),
+        "flows",
+        "validate",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn tokenflow_run_applies_max_steps_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tokenflow.toml");
+    std::fs::write(&config, "max_steps_limit = 3\n").unwrap();
+    let spin = dir.path().join("spin.yaml");
+    std::fs::write(&spin, LOOP).unwrap();
+    let (ok, text) = tokenflow(&[
+        "--config",
+        config.to_str().unwrap(),
+        "run",
+        spin.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("max_steps (3) reached"), "{text}");
+
+    let declared = dir.path().join("declared.yaml");
+    std::fs::write(
+        &declared,
+        LOOP.replace("id: spin\n", "id: spin\nmax_steps: 4\n"),
+    )
+    .unwrap();
+    let (ok, text) = tokenflow(&[
+        "--config",
+        config.to_str().unwrap(),
+        "run",
+        declared.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("max_steps 4 is above the limit of 3"),
+        "{text}"
+    );
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `tokenflow` binary against the real test IdP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bounded;
 mod flows;
 mod multi;
 mod run;

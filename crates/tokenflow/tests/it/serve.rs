@@ -13,18 +13,18 @@ use tokenflow_testkit::{Decision, Idp, sign_in, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const API_KEY: &str = "serve-test-api-key-42";
+pub(crate) const API_KEY: &str = "serve-test-api-key-42";
 const WEB_SECRET: &str = "serve-web-secret-value";
 const CC_SECRET: &str = "serve-cc-secret-value";
 
 /// A data directory with a configuration, reused across server processes.
-struct Site {
-    dir: tempfile::TempDir,
+pub(crate) struct Site {
+    pub(crate) dir: tempfile::TempDir,
     port: u16,
 }
 
 impl Site {
-    fn new(oauth_servers: &str, flows: &[(&str, String)]) -> Site {
+    pub(crate) fn new(oauth_servers: &str, flows: &[(&str, String)]) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -45,7 +45,7 @@ impl Site {
         Site { dir, port }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
@@ -54,7 +54,7 @@ impl Site {
     }
 
     /// Starts `tokenflow serve` and waits until it listens; stderr (trace logs) goes to server.log.
-    async fn start(&self) -> Child {
+    pub(crate) async fn start(&self) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -102,7 +102,7 @@ impl Site {
 }
 
 /// SIGTERM, then wait for the graceful exit.
-async fn terminate(mut child: Child) {
+pub(crate) async fn terminate(mut child: Child) {
     let pid = child.id().unwrap().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -120,7 +120,7 @@ async fn kill9(mut child: Child) {
     child.kill().await.unwrap();
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
