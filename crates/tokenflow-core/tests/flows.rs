@@ -216,6 +216,7 @@ fn oauth_actions_need_a_server_and_others_refuse_one() {
 fn an_unconfigured_server_is_a_warning_not_an_error() {
     let options = ParseOptions {
         known_servers: Some(BTreeSet::from(["other".to_owned()])),
+        ..ParseOptions::default()
     };
     let parsed = parse_flow("f.yaml", SPEC_EXAMPLE, &options).unwrap();
     assert_eq!(parsed.warnings.len(), 1);

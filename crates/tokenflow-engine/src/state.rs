@@ -226,6 +226,7 @@ mod tests {
             RunStatus::Waiting,
             &SecretString::new(old),
             Vec::new(),
+            0,
             at,
             None,
         )
@@ -244,6 +245,7 @@ mod tests {
             RunStatus::Waiting,
             &run.state_json(),
             Vec::new(),
+            0,
             at,
             None,
         )

@@ -484,7 +484,13 @@ async fn three_instances_sweeping_a_hundred_interrupted_runs_at_once_fail_each_e
 }
 
 async fn get_run_json(state: &tokenflow_server::AppState, id: &str) -> Value {
-    state.runner.load(id).await.unwrap().unwrap().to_json()
+    state
+        .runner
+        .load(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .to_json(state.runner.engine().limits().monitor_value)
 }
 
 #[tokio::test]
