@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Map;
 use tokenflow_connectors::oauth::CallbackParams;
+use tokenflow_core::flow::ActionKind;
 use tokenflow_engine::RunStatus;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -143,7 +144,7 @@ fn resumed_page(state: &AppState, view: &RunView) -> Response {
         .records
         .iter()
         .rev()
-        .find(|r| r.kind == "oauth_user_login");
+        .find(|r| r.kind == ActionKind::OauthUserLogin);
     let code = record.and_then(|r| r.status_code).unwrap_or(-1);
     let (title, text) = match code {
         0 => ("Signed in", "You are signed in; the flow continued."),

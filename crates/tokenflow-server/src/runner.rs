@@ -608,7 +608,7 @@ impl Runner {
         }
         for record in new_records {
             self.metrics
-                .action_executed(&record.kind, record.status_code);
+                .action_executed(record.kind.as_str(), record.status_code);
             tracing::info!(run = %view.run.id, action = %record.action, kind = %record.kind, status_code = ?record.status_code, "action executed");
         }
         if let Some(waiting) = waiting {

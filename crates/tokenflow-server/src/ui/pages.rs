@@ -11,6 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::{Map, Value, json};
 use tokenflow_connectors::status::meaning;
+use tokenflow_core::flow::ActionKind;
 
 use tokenflow_engine::RunStatus;
 use tokenflow_store::{RunFilter, UiSessionOwner, UiSessionRow};
@@ -508,7 +509,7 @@ async fn run_context(
                     let error = record["error"].as_str().map(str::to_owned);
                     json!({
                         "action": record["action"], "type": kind, "status_code": code,
-                        "meaning": code.and_then(|c| meaning(kind, c)).unwrap_or(""),
+                        "meaning": ActionKind::parse(kind).zip(code).and_then(|(kind, c)| meaning(kind, c)).unwrap_or(""),
                         "started_at": record["started_at"], "duration_ms": record["duration_ms"],
                         "inputs": pairs(&record["inputs"]), "outputs": pairs(&record["outputs"]),
                         "response": pairs(&record["response"]),
