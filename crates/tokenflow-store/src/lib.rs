@@ -28,7 +28,7 @@ pub use types::*;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use tokenflow_core::SecretString;
+use tokenflow_core::{RunStatus, SecretString};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +138,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         grace_ms: i64,
     ) -> Result<bool>;
     /// Runs whose status is `running` (left behind by a crash or kill).
-    async fn runs_with_status(&self, status: &str) -> Result<Vec<RunRow>>;
+    async fn runs_with_status(&self, status: RunStatus) -> Result<Vec<RunRow>>;
 
     // ---- pending authorizations ----
 

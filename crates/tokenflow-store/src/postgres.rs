@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
-use tokenflow_core::SecretString;
+use tokenflow_core::{RunStatus, SecretString, VaultEntryState};
 
 use crate::at_rest::{
     from_ms, list_limit, new_key_check, oauth_secret_aad, open_secret, pending_payload_aad,
@@ -179,7 +179,7 @@ impl PostgresStore {
         Ok(RunRow {
             flow_id: get(row, "flow_id")?,
             flow_version: get(row, "flow_version")?,
-            status: get(row, "status")?,
+            status: run_status(row)?,
             state,
             browser_binding: get(row, "browser_binding")?,
             started_at: from_ms(get(row, "started_at")?)?,
@@ -226,7 +226,7 @@ impl PostgresStore {
             "UPDATE runs SET status = $1, state = $2, browser_binding = $3, updated_at = $4, \
              ended_at = $5 WHERE id = $6",
         )
-        .bind(&run.status)
+        .bind(run.status.as_str())
         .bind(self.seal_secret(&run.state, &run_state_aad(&run.id))?)
         .bind(&run.browser_binding)
         .bind(to_ms(run.updated_at))
@@ -383,7 +383,7 @@ impl Store for PostgresStore {
         .bind(&run.id)
         .bind(&run.flow_id)
         .bind(run.flow_version)
-        .bind(&run.status)
+        .bind(run.status.as_str())
         .bind(self.seal_secret(&run.state, &run_state_aad(&run.id))?)
         .bind(&run.browser_binding)
         .bind(to_ms(run.started_at))
@@ -475,7 +475,7 @@ impl Store for PostgresStore {
             query.push(" AND flow_id = ").push_bind(flow_id.clone());
         }
         if let Some(status) = &filter.status {
-            query.push(" AND status = ").push_bind(status.clone());
+            query.push(" AND status = ").push_bind(status.as_str());
         }
         if let Some(after) = filter.started_after {
             query.push(" AND started_at >= ").push_bind(to_ms(after));
@@ -499,7 +499,7 @@ impl Store for PostgresStore {
                     id: get(row, "id")?,
                     flow_id: get(row, "flow_id")?,
                     flow_version: get(row, "flow_version")?,
-                    status: get(row, "status")?,
+                    status: run_status(row)?,
                     started_at: from_ms(get(row, "started_at")?)?,
                     ended_at: get::<Option<i64>>(row, "ended_at")?
                         .map(from_ms)
@@ -539,11 +539,11 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn runs_with_status(&self, status: &str) -> Result<Vec<RunRow>> {
+    async fn runs_with_status(&self, status: RunStatus) -> Result<Vec<RunRow>> {
         sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 ORDER BY started_at, id"
         ))
-        .bind(status)
+        .bind(status.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::Database)?
@@ -777,6 +777,20 @@ where
     T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
 {
     row.try_get(column).map_err(StoreError::Database)
+}
+
+/// The `runs.status` column, read: the one place this backend turns its text into a status.
+fn run_status(row: &PgRow) -> Result<RunStatus> {
+    let text: String = get(row, "status")?;
+    RunStatus::parse(&text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown run status `{text}`")))
+}
+
+/// The `vault_entries.state` column, read: the one place this backend turns its text into a state.
+pub(crate) fn vault_state(row: &PgRow) -> Result<VaultEntryState> {
+    let text: String = get(row, "state")?;
+    VaultEntryState::parse(&text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown vault entry state `{text}`")))
 }
 
 fn flow_from_row(row: &PgRow) -> Result<FlowRow> {

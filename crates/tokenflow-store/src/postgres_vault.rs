@@ -10,7 +10,7 @@
 use sqlx::postgres::PgRow;
 
 use crate::at_rest::{from_ms, to_ms, vault_token_aad as aad};
-use crate::postgres::{PostgresStore, get};
+use crate::postgres::{PostgresStore, get, vault_state};
 use crate::{Result, StoreError, VaultEntryRow};
 
 const COLUMNS: &str = "name, server_id, access_token, refresh_token, expires_at, granted_scopes, \
@@ -38,7 +38,7 @@ impl PostgresStore {
             server_id: get(row, "server_id")?,
             expires_at: ms("expires_at")?,
             granted_scopes: get(row, "granted_scopes")?,
-            state: get(row, "state")?,
+            state: vault_state(row)?,
             last_refresh_at: ms("last_refresh_at")?,
             last_refresh_outcome: get(row, "last_refresh_outcome")?,
             version: get(row, "version")?,
@@ -91,7 +91,7 @@ impl PostgresStore {
         .bind(refresh)
         .bind(entry.expires_at.map(to_ms))
         .bind(&entry.granted_scopes)
-        .bind(&entry.state)
+        .bind(entry.state.as_str())
         .bind(entry.last_refresh_at.map(to_ms))
         .bind(&entry.last_refresh_outcome)
         .bind(to_ms(entry.updated_at))
@@ -118,7 +118,7 @@ impl PostgresStore {
         .bind(refresh)
         .bind(entry.expires_at.map(to_ms))
         .bind(&entry.granted_scopes)
-        .bind(&entry.state)
+        .bind(entry.state.as_str())
         .bind(entry.last_refresh_at.map(to_ms))
         .bind(&entry.last_refresh_outcome)
         .bind(to_ms(entry.updated_at))

@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
-use tokenflow_core::SecretString;
+use tokenflow_core::{RunStatus, SecretString, VaultEntryState};
 
 use crate::at_rest::{
     from_ms, list_limit, new_key_check, oauth_secret_aad, open_secret, pending_payload_aad,
@@ -214,7 +214,7 @@ impl SqliteStore {
         Ok(RunRow {
             flow_id: get(row, "flow_id")?,
             flow_version: get(row, "flow_version")?,
-            status: get(row, "status")?,
+            status: run_status(row)?,
             state,
             browser_binding: get(row, "browser_binding")?,
             started_at: from_ms(get(row, "started_at")?)?,
@@ -308,7 +308,7 @@ const UPDATE_RUN: &str = "UPDATE runs SET status = ?, state = ?, browser_binding
 /// The values of [`UPDATE_RUN`]'s parameters.
 fn run_update_binds(run: &RunRow, sealed_state: Vec<u8>) -> Vec<Bind> {
     vec![
-        Bind::Text(run.status.clone()),
+        Bind::Text(run.status.as_str().to_owned()),
         Bind::Blob(sealed_state),
         Bind::OptText(run.browser_binding.clone()),
         Bind::Int(to_ms(run.updated_at)),
@@ -469,7 +469,7 @@ impl Store for SqliteStore {
                     Bind::Text(run.id.clone()),
                     Bind::Text(run.flow_id.clone()),
                     Bind::Int(run.flow_version),
-                    Bind::Text(run.status.clone()),
+                    Bind::Text(run.status.as_str().to_owned()),
                     Bind::Blob(self.seal_run_state(run)?),
                     Bind::OptText(run.browser_binding.clone()),
                     Bind::Int(to_ms(run.started_at)),
@@ -574,7 +574,7 @@ impl Store for SqliteStore {
             query.push(" AND flow_id = ").push_bind(flow_id.clone());
         }
         if let Some(status) = &filter.status {
-            query.push(" AND status = ").push_bind(status.clone());
+            query.push(" AND status = ").push_bind(status.as_str());
         }
         if let Some(after) = filter.started_after {
             query.push(" AND started_at >= ").push_bind(to_ms(after));
@@ -599,7 +599,7 @@ impl Store for SqliteStore {
                     id: get(row, "id")?,
                     flow_id: get(row, "flow_id")?,
                     flow_version: get(row, "flow_version")?,
-                    status: get(row, "status")?,
+                    status: run_status(row)?,
                     started_at: from_ms(get(row, "started_at")?)?,
                     ended_at: get::<Option<i64>>(row, "ended_at")?
                         .map(from_ms)
@@ -639,11 +639,11 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn runs_with_status(&self, status: &str) -> Result<Vec<RunRow>> {
+    async fn runs_with_status(&self, status: RunStatus) -> Result<Vec<RunRow>> {
         sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE status = ? ORDER BY started_at, id"
         ))
-        .bind(status)
+        .bind(status.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::Database)?
@@ -880,6 +880,20 @@ where
     T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
 {
     row.try_get(column).map_err(StoreError::Database)
+}
+
+/// The `runs.status` column, read: the one place this backend turns its text into a status.
+fn run_status(row: &SqliteRow) -> Result<RunStatus> {
+    let text: String = get(row, "status")?;
+    RunStatus::parse(&text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown run status `{text}`")))
+}
+
+/// The `vault_entries.state` column, read: the one place this backend turns its text into a state.
+pub(crate) fn vault_state(row: &SqliteRow) -> Result<VaultEntryState> {
+    let text: String = get(row, "state")?;
+    VaultEntryState::parse(&text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown vault entry state `{text}`")))
 }
 
 fn flow_from_row(row: &SqliteRow) -> Result<FlowRow> {

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::at_rest::{from_ms, to_ms, vault_token_aad as aad};
-use crate::sqlite::{SqliteStore, get};
+use crate::sqlite::{SqliteStore, get, vault_state};
 use crate::{Result, StoreError, VaultEntryRow};
 
 const COLUMNS: &str = "name, server_id, access_token, refresh_token, expires_at, granted_scopes, state, \
@@ -34,7 +34,7 @@ impl SqliteStore {
             server_id: get(row, "server_id")?,
             expires_at: ms("expires_at")?,
             granted_scopes: get(row, "granted_scopes")?,
-            state: get(row, "state")?,
+            state: vault_state(row)?,
             last_refresh_at: ms("last_refresh_at")?,
             last_refresh_outcome: get(row, "last_refresh_outcome")?,
             version: get(row, "version")?,
@@ -86,7 +86,7 @@ impl SqliteStore {
         .bind(refresh)
         .bind(entry.expires_at.map(to_ms))
         .bind(&entry.granted_scopes)
-        .bind(&entry.state)
+        .bind(entry.state.as_str())
         .bind(entry.last_refresh_at.map(to_ms))
         .bind(&entry.last_refresh_outcome)
         .bind(to_ms(entry.updated_at))
@@ -112,7 +112,7 @@ impl SqliteStore {
         .bind(refresh)
         .bind(entry.expires_at.map(to_ms))
         .bind(&entry.granted_scopes)
-        .bind(&entry.state)
+        .bind(entry.state.as_str())
         .bind(entry.last_refresh_at.map(to_ms))
         .bind(&entry.last_refresh_outcome)
         .bind(to_ms(entry.updated_at))

@@ -418,7 +418,7 @@ pub async fn runs(
     });
     let filter = RunFilter {
         flow_id: flow.clone(),
-        status: status.clone(),
+        status: status.as_deref().and_then(RunStatus::parse),
         started_after,
         limit: PAGE_SIZE + 1,
         offset: page * PAGE_SIZE,
@@ -595,19 +595,18 @@ pub async fn run_events(
                     .flatten()
                     .map(|r| (r.updated_at, r.status));
                 if current != last {
-                    let ended = current.as_ref().is_none_or(|(_, status)| {
-                        RunStatus::parse(status).is_none_or(RunStatus::is_final)
-                    });
+                    let ended = current.as_ref().is_none_or(|(_, status)| status.is_final());
                     let event = Event::default().event("update").data(
                         current
                             .as_ref()
-                            .map_or("gone".to_owned(), |(_, s)| s.clone()),
+                            .map_or("gone".to_owned(), |(_, s)| s.as_str().to_owned()),
                     );
                     return Some((Ok::<Event, Infallible>(event), (state, id, current, ended)));
                 }
-                if current.as_ref().is_some_and(|(_, status)| {
-                    RunStatus::parse(status).is_some_and(RunStatus::is_final)
-                }) {
+                if current
+                    .as_ref()
+                    .is_some_and(|(_, status)| status.is_final())
+                {
                     return Some((
                         Ok(Event::default().event("end").data("end")),
                         (state, id, current, true),

@@ -231,7 +231,7 @@ async fn a_run_killed_mid_flight_is_marked_failed_at_the_next_start() {
             id: "crashed-run".into(),
             flow_id: "f".into(),
             flow_version: 1,
-            status: "running".into(),
+            status: tokenflow_core::RunStatus::Running,
             state,
             browser_binding: None,
             started_at: now,
