@@ -85,14 +85,7 @@ async fn callback(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    // response_mode=form_post delivers the parameters as a form body (OAuth 2.0 Form Post).
-    let raw = if method == Method::POST {
-        body.to_vec()
-    } else {
-        query.unwrap_or_default().into_bytes()
-    };
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&raw).into_owned().collect();
-    let params = CallbackParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let params = CallbackParams::from_request(method == Method::POST, query.as_deref(), &body);
     let result = state
         .runner
         .callback(&params, |name| cookie(&headers, name))
