@@ -22,6 +22,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tokenflow_core::{RunStatus, SecretString, VaultEntryState};
 use tokenflow_store::postgres::PostgresStore;
+use tokenflow_store::prelude::*;
 use tokenflow_store::sqlite::{DB_FILE_NAME, SqliteStore};
 use tokenflow_store::{
     ActionRecordRow, ApiKeyRow, FiringRow, MasterKey, OAuthServerRow, PendingRow, RunFilter,

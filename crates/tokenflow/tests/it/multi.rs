@@ -256,7 +256,7 @@ async fn a_schedule_every_second_on_three_instances_fires_once_per_second() {
     )
     .await
     .unwrap();
-    use tokenflow_store::Store;
+    use tokenflow_store::prelude::*;
     let firings = store.firings("tick", 10_000).await.unwrap();
     let all_runs = store
         .list_runs(&tokenflow_store::RunFilter {

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokenflow_core::Clock;
+use tokenflow_store::MasterKey;
+use tokenflow_store::prelude::*;
 use tokenflow_store::sqlite::SqliteStore;
-use tokenflow_store::{MasterKey, Store};
 use tokenflow_testkit::{Decision, Idp, sign_in, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
