@@ -46,7 +46,6 @@ mod vault;
 
 /// The migrations, embedded in the binary (see [`crate::migrations`]); a test checks that the
 /// list matches `migrations/postgres/`.
-
 const MIGRATIONS: MigrationList = &[
     (
         1,

@@ -50,7 +50,6 @@ pub const DB_FILE_NAME: &str = "tokenflow.db";
 
 /// The migrations, embedded in the binary (see [`crate::migrations`]); a test checks that the
 /// list matches `migrations/sqlite/`.
-
 const MIGRATIONS: MigrationList = &[
     (
         1,
