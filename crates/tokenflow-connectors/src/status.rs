@@ -5,10 +5,12 @@
 
 use std::fmt;
 
+use tokenflow_core::flow::ActionKind;
+
 /// A connector's status: a number (≥ 0 success, < 0 failure) with a fixed meaning.
 pub trait ConnectorStatus: Copy + fmt::Debug + PartialEq + Eq + 'static {
-    /// The connector type name in flow files.
-    const ACTION: &'static str;
+    /// The connector's action type.
+    const ACTION: ActionKind;
     /// Every status of this connector, in table order.
     const ALL: &'static [Self];
     fn code(self) -> i32;
@@ -20,7 +22,7 @@ pub trait ConnectorStatus: Copy + fmt::Debug + PartialEq + Eq + 'static {
 }
 
 macro_rules! status_enum {
-    ($(#[$doc:meta])* $name:ident, $action:literal, { $($(#[$vdoc:meta])* $variant:ident = $code:literal => $meaning:literal,)+ }) => {
+    ($(#[$doc:meta])* $name:ident, $action:ident, { $($(#[$vdoc:meta])* $variant:ident = $code:literal => $meaning:literal,)+ }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
@@ -28,7 +30,7 @@ macro_rules! status_enum {
         }
 
         impl ConnectorStatus for $name {
-            const ACTION: &'static str = $action;
+            const ACTION: ActionKind = ActionKind::$action;
             const ALL: &'static [Self] = &[$($name::$variant,)+];
             fn code(self) -> i32 {
                 match self { $($name::$variant => $code,)+ }
@@ -48,7 +50,7 @@ macro_rules! status_enum {
 
 status_enum!(
     /// `oauth_server_login` (client credentials).
-    ServerLoginStatus, "oauth_server_login", {
+    ServerLoginStatus, OauthServerLogin, {
     Successful = 0 => "Successful",
     /// Transport error, provider error, unparseable response, non-bearer token type.
     Unknown = -1 => "Unsuccessful (unknown)",
@@ -60,7 +62,7 @@ status_enum!(
 
 status_enum!(
     /// `oauth_user_login` (authorization code). `-4` is not used, as in the seed.
-    UserLoginStatus, "oauth_user_login", {
+    UserLoginStatus, OauthUserLogin, {
     Successful = 0 => "Successful",
     Unknown = -1 => "Unsuccessful, cause unknown",
     /// The user cancelled or denied (`error=access_denied`), or never came back in time.
@@ -73,7 +75,7 @@ status_enum!(
 
 status_enum!(
     /// `oauth_refresh_token`.
-    RefreshStatus, "oauth_refresh_token", {
+    RefreshStatus, OauthRefreshToken, {
     Successful = 0 => "Successful",
     /// Including `invalid_grant` and a non-bearer token type.
     Unknown = -1 => "Unsuccessful, cause unknown",
@@ -83,7 +85,7 @@ status_enum!(
 
 status_enum!(
     /// `http_connector` (Thinkwise's HTTP connector codes; `-5` is not used).
-    HttpStatus, "http_connector", {
+    HttpStatus, HttpConnector, {
     /// A response was received, whatever its HTTP status.
     Successful = 0 => "Successful",
     Unknown = -1 => "Unsuccessful, cause unknown",
@@ -95,7 +97,7 @@ status_enum!(
 
 status_enum!(
     /// `extract_json` (RFC 9535 JSONPath).
-    ExtractJsonStatus, "extract_json", {
+    ExtractJsonStatus, ExtractJson, {
     Found = 0 => "Found",
     NotFound = 1 => "Not found",
     InvalidJson = -1 => "Invalid JSON",
@@ -106,7 +108,7 @@ status_enum!(
 
 status_enum!(
     /// `vault_store` (tokenflow's token vault, SPEC §9).
-    VaultStoreStatus, "vault_store", {
+    VaultStoreStatus, VaultStore, {
     Successful = 0 => "Successful",
     Unknown = -1 => "Unsuccessful, cause unknown",
     NoServer = -2 => "Unsuccessful, no OAuth server configured",
@@ -115,7 +117,7 @@ status_enum!(
 
 status_enum!(
     /// `vault_get_token` (tokenflow's token vault, SPEC §9).
-    VaultGetStatus, "vault_get_token", {
+    VaultGetStatus, VaultGetToken, {
     Successful = 0 => "Successful",
     /// Including a refresh that failed for another reason than a revoked grant.
     Unknown = -1 => "Unsuccessful, cause unknown",
@@ -127,7 +129,7 @@ status_enum!(
 
 /// The meaning of `code` for an action type, from the tables above (`None` for other types or
 /// codes).
-pub fn meaning(action_kind: &str, code: i32) -> Option<&'static str> {
+pub fn meaning(action_kind: ActionKind, code: i32) -> Option<&'static str> {
     fn find<S: ConnectorStatus>(code: i32) -> Option<&'static str> {
         S::ALL
             .iter()
@@ -135,14 +137,14 @@ pub fn meaning(action_kind: &str, code: i32) -> Option<&'static str> {
             .map(|s| s.meaning())
     }
     match action_kind {
-        "oauth_server_login" => find::<ServerLoginStatus>(code),
-        "oauth_user_login" => find::<UserLoginStatus>(code),
-        "oauth_refresh_token" => find::<RefreshStatus>(code),
-        "http_connector" => find::<HttpStatus>(code),
-        "extract_json" => find::<ExtractJsonStatus>(code),
-        "vault_store" => find::<VaultStoreStatus>(code),
-        "vault_get_token" => find::<VaultGetStatus>(code),
-        _ => None,
+        ActionKind::Start | ActionKind::Stop => None,
+        ActionKind::OauthServerLogin => find::<ServerLoginStatus>(code),
+        ActionKind::OauthUserLogin => find::<UserLoginStatus>(code),
+        ActionKind::OauthRefreshToken => find::<RefreshStatus>(code),
+        ActionKind::HttpConnector => find::<HttpStatus>(code),
+        ActionKind::ExtractJson => find::<ExtractJsonStatus>(code),
+        ActionKind::VaultStore => find::<VaultStoreStatus>(code),
+        ActionKind::VaultGetToken => find::<VaultGetStatus>(code),
     }
 }
 
@@ -192,12 +194,19 @@ mod tests {
     #[test]
     fn meanings_are_found_by_action_type() {
         assert_eq!(
-            meaning("oauth_user_login", -2),
+            meaning(ActionKind::OauthUserLogin, -2),
             Some("Unsuccessful, aborted")
         );
-        assert_eq!(meaning("http_connector", -6), Some("Unsuccessful, timeout"));
-        assert_eq!(meaning("oauth_user_login", -4), None, "-4 is not used");
-        assert_eq!(meaning("stop", 0), None);
+        assert_eq!(
+            meaning(ActionKind::HttpConnector, -6),
+            Some("Unsuccessful, timeout")
+        );
+        assert_eq!(
+            meaning(ActionKind::OauthUserLogin, -4),
+            None,
+            "-4 is not used"
+        );
+        assert_eq!(meaning(ActionKind::Stop, 0), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`clock`]: injected time, so tests control expiry.
 //! - [`flow`]: process flows: the action catalogue, the YAML format, validation with file/line/column.
 //! - [`limits`]: the bounds on what one run may hold.
+//! - [`status`]: the life states of a run and of a vault entry.
 
 pub mod clock;
 pub mod flow;
@@ -13,6 +14,7 @@ pub mod input;
 pub mod limits;
 pub mod oauth_server;
 pub mod secret;
+pub mod status;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use input::Input;
@@ -22,3 +24,4 @@ pub use oauth_server::{
     OAuthServerSpec, Prompt,
 };
 pub use secret::SecretString;
+pub use status::{RunStatus, VaultEntryState};

@@ -6,11 +6,11 @@ use tokenflow_connectors::http_action::HttpInput;
 use tokenflow_connectors::json::extract_json_limited;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
 use tokenflow_connectors::oauth::{AuthorizationRequest, ConnectorStatus, TokenOutputs};
-use tokenflow_core::flow::Action;
+use tokenflow_core::flow::{Action, ActionKind};
 use tokenflow_core::secret::fingerprint;
 use tokenflow_core::{Input, SecretString};
 
-use crate::engine::Engine;
+use crate::context::ActionContext;
 use crate::inputs::{InputError, Resolved};
 use crate::vars::Variables;
 
@@ -127,7 +127,7 @@ pub fn token_outcome<S: ConnectorStatus>(out: TokenOutputs<S>, full: bool) -> Ou
 
 /// Runs `action` (anything but `stop`) with the run's variables.
 pub async fn execute(
-    engine: &Engine,
+    engine: &ActionContext,
     action: &Action,
     vars: &Variables,
 ) -> Result<(Execution, Map<String, Value>), InputError> {
@@ -140,21 +140,21 @@ pub async fn execute(
         .as_deref()
         .and_then(|id| engine.servers().get(id));
     let execution = match action.spec.kind {
-        "oauth_server_login" => {
+        ActionKind::OauthServerLogin => {
             let out = engine
                 .oauth()
                 .server_login(server_id, server.as_ref(), &inputs.text("scope"))
                 .await;
             Execution::Done(token_outcome(out, false))
         }
-        "oauth_refresh_token" => {
+        ActionKind::OauthRefreshToken => {
             let out = engine
                 .oauth()
                 .refresh_token(server_id, server.as_ref(), &inputs.secret("refresh_token"))
                 .await;
             Execution::Done(token_outcome(out, true))
         }
-        "oauth_user_login" => {
+        ActionKind::OauthUserLogin => {
             let input = UserLoginInput {
                 scope: inputs.text("scope"),
                 use_prompt: inputs.boolean("use_prompt")?,
@@ -168,7 +168,7 @@ pub async fn execute(
                 Err(out) => Execution::Done(token_outcome(out, true)),
             }
         }
-        "http_connector" => {
+        ActionKind::HttpConnector => {
             let input = HttpInput {
                 url: inputs.text("url").assigned().cloned(),
                 method: inputs
@@ -212,7 +212,7 @@ pub async fn execute(
                 response: Map::new(),
             })
         }
-        "vault_store" => {
+        ActionKind::VaultStore => {
             let Some(vault) = engine.vault() else {
                 return Ok((Execution::Done(no_vault()), masked));
             };
@@ -241,14 +241,14 @@ pub async fn execute(
                 response: Map::new(),
             })
         }
-        "vault_get_token" => {
+        ActionKind::VaultGetToken => {
             let Some(vault) = engine.vault() else {
                 return Ok((Execution::Done(no_vault()), masked));
             };
             let name = inputs.text("name").assigned().cloned().unwrap_or_default();
             Execution::Done(token_outcome(vault.get_token(&name).await, false))
         }
-        "extract_json" => {
+        ActionKind::ExtractJson => {
             let json = inputs.json("json");
             let path = inputs.text("path");
             let out = extract_json_limited(
@@ -269,11 +269,8 @@ pub async fn execute(
                 response: Map::new(),
             })
         }
-        other => Execution::Done(Outcome {
-            status_code: -1,
-            error: Some(format!("action type `{other}` cannot be executed")),
-            ..Outcome::default()
-        }),
+        // The engine routes `stop` without executing it, and `start` is never an action.
+        ActionKind::Start | ActionKind::Stop => Execution::Done(Outcome::default()),
     };
     Ok((execution, masked))
 }

@@ -17,10 +17,11 @@ use time::OffsetDateTime;
 use tokenflow_connectors::http_action::HttpConnector;
 use tokenflow_connectors::oauth::connectors::RedirectSettings;
 use tokenflow_connectors::oauth::{CallbackParams, OAuthConnectors};
-use tokenflow_core::flow::{Action, Condition, Flow, START, STOP};
+use tokenflow_core::flow::{Action, ActionKind, Condition, Flow, START, STOP};
 use tokenflow_core::{Clock, RunLimits};
 
 use crate::actions::{Execution, Outcome, execute, token_outcome};
+use crate::context::ActionContext;
 use crate::run::{ActionRecord, Run, RunStatus, Waiting};
 use crate::servers::ServerDirectory;
 use crate::vars::{Val, Variables};
@@ -28,13 +29,8 @@ use crate::vars::{Val, Variables};
 /// Runs flows. Cheap to clone; holds the injected clients, clock and server directory.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    oauth: OAuthConnectors,
-    http: HttpConnector,
-    servers: Arc<dyn ServerDirectory>,
+    context: ActionContext,
     clock: Arc<dyn Clock>,
-    redirect: RedirectSettings,
-    vault: Option<Arc<crate::vault::StoreVault>>,
-    limits: RunLimits,
 }
 
 /// What one call to [`Engine::step`] did.
@@ -66,55 +62,57 @@ impl Engine {
         redirect: RedirectSettings,
     ) -> Self {
         Self {
-            oauth,
-            http,
-            servers,
+            context: ActionContext {
+                oauth,
+                http,
+                servers,
+                redirect,
+                vault: None,
+                limits: RunLimits::default(),
+            },
             clock,
-            redirect,
-            vault: None,
-            limits: RunLimits::default(),
         }
     }
 
     /// Sets what a run may hold (`max_steps_limit`, `run_data_limit`, `monitor_value_limit`).
     pub fn with_limits(mut self, limits: RunLimits) -> Self {
-        self.limits = limits;
+        self.context.limits = limits;
         self
     }
 
     pub fn limits(&self) -> &RunLimits {
-        &self.limits
+        self.context.limits()
     }
 
     /// Adds the token vault (`vault_store`, `vault_get_token`), kept in `store`.
     pub fn with_vault(mut self, store: Arc<dyn tokenflow_store::Store>) -> Self {
-        self.vault = Some(Arc::new(crate::vault::StoreVault::new(
+        self.context.vault = Some(Arc::new(crate::vault::StoreVault::new(
             store,
-            self.oauth.clone(),
-            self.servers.clone(),
+            self.context.oauth.clone(),
+            self.context.servers.clone(),
             self.clock.clone(),
         )));
         self
     }
 
     pub fn vault(&self) -> Option<&crate::vault::StoreVault> {
-        self.vault.as_deref()
+        self.context.vault()
     }
 
     pub fn oauth(&self) -> &OAuthConnectors {
-        &self.oauth
+        self.context.oauth()
     }
 
     pub fn http(&self) -> &HttpConnector {
-        &self.http
+        self.context.http()
     }
 
     pub fn servers(&self) -> &dyn ServerDirectory {
-        self.servers.as_ref()
+        self.context.servers()
     }
 
     pub fn redirect(&self) -> &RedirectSettings {
-        &self.redirect
+        self.context.redirect()
     }
 
     pub fn clock(&self) -> &dyn Clock {
@@ -189,7 +187,7 @@ impl Engine {
             return Progress::Finished;
         };
         // A flow stored before `max_steps_limit` was lowered may declare more.
-        let max_steps = flow.max_steps.min(self.limits.max_steps);
+        let max_steps = flow.max_steps.min(self.context.limits.max_steps);
         if run.executed >= max_steps {
             self.fail(
                 run,
@@ -202,7 +200,7 @@ impl Engine {
         }
         run.executed += 1;
         let started = self.clock.now();
-        if action.spec.kind == STOP {
+        if action.spec.kind == ActionKind::Stop {
             // A named end: recorded, so the monitor shows which end the run reached.
             let outcome = Outcome {
                 status_code: 0,
@@ -214,7 +212,7 @@ impl Engine {
             }
             return Progress::Finished;
         }
-        match execute(self, action, &run.variables).await {
+        match execute(&self.context, action, &run.variables).await {
             Err(err) => {
                 self.fail(run, err.to_string());
                 Progress::Finished
@@ -259,8 +257,9 @@ impl Engine {
         let server = action
             .oauth_server
             .as_deref()
-            .and_then(|id| self.servers.get(id));
+            .and_then(|id| self.context.servers.get(id));
         let out = self
+            .context
             .oauth
             .finish_user_login(server.as_ref(), &waiting.pending, callback)
             .await;
@@ -272,7 +271,7 @@ impl Engine {
         let Some((action, waiting)) = self.waiting_action(flow, run) else {
             return Progress::Finished;
         };
-        let outcome = token_outcome(self.oauth.expire_user_login(), true);
+        let outcome = token_outcome(self.context.oauth.expire_user_login(), true);
         self.after_wait(flow, run, action, waiting, outcome)
     }
 
@@ -313,7 +312,8 @@ impl Engine {
     ) -> Progress {
         run.status = RunStatus::Running;
         let inputs =
-            crate::inputs::Resolved::with_limits(action, &run.variables, &self.limits).masked();
+            crate::inputs::Resolved::with_limits(action, &run.variables, &self.context.limits)
+                .masked();
         self.complete(flow, run, action, waiting.since, inputs, outcome);
         if run.status == RunStatus::Running {
             Progress::Continued
@@ -350,14 +350,14 @@ impl Engine {
     /// bytes; `when` says where the run is (``after `fetch` ``).
     fn over_budget(&self, run: &mut Run, when: &str) -> bool {
         let held = run.variables.data_bytes() + run.record_bytes;
-        if held <= self.limits.run_data {
+        if held <= self.context.limits.run_data {
             return false;
         }
         self.fail(
             run,
             format!(
                 "run_data_limit exceeded {when}: the run's variables and monitor records hold {held} bytes, the limit is {} bytes",
-                self.limits.run_data
+                self.context.limits.run_data
             ),
         );
         true
@@ -373,10 +373,10 @@ impl Engine {
     ) {
         let ended = self.clock.now();
         let duration = (ended - started).whole_milliseconds().max(0);
-        let limit = self.limits.monitor_value;
+        let limit = self.context.limits.monitor_value;
         let record = ActionRecord {
             action: action.id.clone(),
-            kind: action.spec.kind.to_owned(),
+            kind: action.spec.kind,
             status_code: Some(outcome.status_code),
             started_at: started,
             duration_ms: u64::try_from(duration).unwrap_or(u64::MAX),
@@ -450,7 +450,7 @@ impl Engine {
     fn finish(&self, run: &mut Run, status: RunStatus, reason: Option<String>) {
         // Nothing reads an ended run's variables but the monitor, which shows large values as
         // summaries: keeping only those bounds what every ended run stores.
-        run.variables.compact(self.limits.monitor_value);
+        run.variables.compact(self.context.limits.monitor_value);
         run.status = status;
         run.next = None;
         run.waiting = None;

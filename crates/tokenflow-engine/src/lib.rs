@@ -9,6 +9,7 @@
 //! - [`monitor`]: monitor values over `monitor_value_limit` kept as summaries.
 //! - [`inputs`]: bindings → action inputs (unassigned stays unassigned).
 //! - [`actions`]: one action executed against its connector, outputs collected by name.
+//! - [`context`]: the connectors, servers, vault and limits that actions run against.
 //! - [`servers`]: where the engine looks OAuth servers up.
 //! - [`vault`]: the token vault with single-flight, rotation-safe refresh.
 //! - [`state`]: the durable (secret) JSON form of a run, for the store.
@@ -16,6 +17,7 @@
 //! The engine has no store: a [`Run`](run::Run) is a value the caller persists between steps.
 
 pub mod actions;
+pub mod context;
 pub mod engine;
 pub mod inputs;
 pub mod monitor;

@@ -11,39 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use tokenflow_connectors::oauth::PendingAuthorization;
-use tokenflow_core::flow::Flow;
+pub use tokenflow_core::RunStatus;
+use tokenflow_core::flow::{ActionKind, Flow};
 
 use crate::vars::Variables;
-
-/// Where a run is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Running,
-    Waiting,
-    Completed,
-    Failed,
-    Cancelled,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Waiting => "waiting",
-            RunStatus::Completed => "completed",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
-        )
-    }
-}
 
 /// A run suspended at a user login.
 #[derive(Debug, Clone)]
@@ -60,7 +31,7 @@ pub struct Waiting {
 pub struct ActionRecord {
     pub action: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ActionKind,
     pub status_code: Option<i32>,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,

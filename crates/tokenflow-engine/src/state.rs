@@ -193,20 +193,6 @@ impl Run {
     }
 }
 
-impl RunStatus {
-    /// Parses the stored spelling.
-    pub fn parse(text: &str) -> Option<RunStatus> {
-        Some(match text {
-            "running" => RunStatus::Running,
-            "waiting" => RunStatus::Waiting,
-            "completed" => RunStatus::Completed,
-            "failed" => RunStatus::Failed,
-            "cancelled" => RunStatus::Cancelled,
-            _ => return None,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors, TokenOutputs};
 use tokenflow_connectors::status::{VaultGetStatus, VaultStoreStatus};
-use tokenflow_core::{Clock, Input, SecretString};
+use tokenflow_core::{Clock, Input, SecretString, VaultEntryState};
 use tokenflow_store::{Store, VaultEntryRow};
 
 use crate::servers::ServerDirectory;
@@ -121,7 +121,7 @@ impl StoreVault {
                 .expires_in
                 .map(|secs| now + time::Duration::seconds(i64::try_from(secs).unwrap_or(0))),
             granted_scopes: input.granted_scopes,
-            state: "ok".to_owned(),
+            state: VaultEntryState::Ok,
             last_refresh_at: None,
             last_refresh_outcome: None,
             version: 0,
@@ -163,7 +163,10 @@ impl StoreVault {
             };
             let every = time::Duration::try_from(every).unwrap_or(time::Duration::hours(12));
             let last = entry.last_refresh_at.unwrap_or(entry.updated_at);
-            if entry.state != "ok" || entry.refresh_token.is_none() || last + every > now {
+            if entry.state != VaultEntryState::Ok
+                || entry.refresh_token.is_none()
+                || last + every > now
+            {
                 continue;
             }
             let out = self.token(&entry.name, true).await;
@@ -190,7 +193,7 @@ impl StoreVault {
             }
             Err(err) => return TokenOutputs::failure(S::Unknown, "store_error", err.to_string()),
         };
-        if entry.state == "needs_login" {
+        if entry.state == VaultEntryState::NeedsLogin {
             return TokenOutputs::failure(
                 S::GrantGone,
                 "needs_login",
@@ -310,7 +313,7 @@ impl StoreVault {
                 "no_entry",
                 format!("the vault has no entry `{name}`"),
             ),
-            Some(latest) if latest.state == "needs_login" => TokenOutputs::failure(
+            Some(latest) if latest.state == VaultEntryState::NeedsLogin => TokenOutputs::failure(
                 S::GrantGone,
                 "needs_login",
                 format!("the grant of `{name}` is gone: a person must sign in again"),
@@ -457,7 +460,7 @@ impl StoreVault {
         why: &str,
     ) -> TokenOutputs<VaultGetStatus> {
         let mut gone = entry.clone();
-        gone.state = "needs_login".to_owned();
+        gone.state = VaultEntryState::NeedsLogin;
         gone.last_refresh_at = Some(now);
         gone.last_refresh_outcome = Some("invalid_grant".to_owned());
         gone.updated_at = now;

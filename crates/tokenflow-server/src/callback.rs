@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Map;
 use tokenflow_connectors::oauth::CallbackParams;
+use tokenflow_core::flow::ActionKind;
 use tokenflow_engine::RunStatus;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -84,14 +85,7 @@ async fn callback(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    // response_mode=form_post delivers the parameters as a form body (OAuth 2.0 Form Post).
-    let raw = if method == Method::POST {
-        body.to_vec()
-    } else {
-        query.unwrap_or_default().into_bytes()
-    };
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&raw).into_owned().collect();
-    let params = CallbackParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let params = CallbackParams::from_request(method == Method::POST, query.as_deref(), &body);
     let result = state
         .runner
         .callback(&params, |name| cookie(&headers, name))
@@ -143,7 +137,7 @@ fn resumed_page(state: &AppState, view: &RunView) -> Response {
         .records
         .iter()
         .rev()
-        .find(|r| r.kind == "oauth_user_login");
+        .find(|r| r.kind == ActionKind::OauthUserLogin);
     let code = record.and_then(|r| r.status_code).unwrap_or(-1);
     let (title, text) = match code {
         0 => ("Signed in", "You are signed in; the flow continued."),

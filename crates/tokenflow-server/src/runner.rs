@@ -253,16 +253,10 @@ impl Runner {
                 records.push(record);
             }
         }
-        let status = RunStatus::parse(&row.status).ok_or_else(|| {
-            ApiError::internal(tokenflow_store::StoreError::Corrupt(format!(
-                "run status `{}`",
-                row.status
-            )))
-        })?;
         let run = Run::from_stored(
             row.id,
             row.flow_id,
-            status,
+            row.status,
             &row.state,
             records,
             first_record,
@@ -608,7 +602,7 @@ impl Runner {
         }
         for record in new_records {
             self.metrics
-                .action_executed(&record.kind, record.status_code);
+                .action_executed(record.kind.as_str(), record.status_code);
             tracing::info!(run = %view.run.id, action = %record.action, kind = %record.kind, status_code = ?record.status_code, "action executed");
         }
         if let Some(waiting) = waiting {
@@ -638,7 +632,7 @@ impl Runner {
             id: view.run.id.clone(),
             flow_id: view.run.flow_id.clone(),
             flow_version: view.version,
-            status: view.run.status.as_str().to_owned(),
+            status: view.run.status,
             state: view.run.state_json(),
             browser_binding: view.browser_binding.clone(),
             started_at: view.run.started_at,

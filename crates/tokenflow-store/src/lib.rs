@@ -1,12 +1,16 @@
 //! tokenflow's durable store (SPEC §2, §8, §11): flows (versioned), runs and their monitor records,
 //! pending authorizations, OAuth servers, API keys, schedule firings and web UI sessions.
 //!
-//! - [`Store`]: one trait with intent-named methods; every backend implements all of it with its
-//!   own SQL, and one contract test suite runs against each backend.
+//! - [`Store`]: one trait per concern ([`FlowStore`], [`RunStore`], [`PendingStore`],
+//!   [`OAuthServerStore`], [`ApiKeyStore`], [`ScheduleStore`], [`VaultStore`], [`SessionStore`],
+//!   [`Housekeeping`], [`Health`]) with intent-named methods, and [`Store`] which is all of them;
+//!   every backend implements each with its own SQL, one file per concern, and one contract test
+//!   suite runs against each backend.
 //! - [`crypto`]: XChaCha20-Poly1305 encryption at rest with the master key; every secret column is
 //!   sealed by the store itself, so no caller can forget to.
 //! - [`sqlite`]: the embedded default backend (one file under the data directory, WAL).
 //! - [`postgres`]: the PostgreSQL backend, for several instances sharing one database.
+//! - `StoreTesting` (feature `testing`): reads that only tests make.
 //!
 //! The backend is chosen once, at start-up ([`sqlite::SqliteStore::open`] or
 //! [`postgres::PostgresStore::connect`]); nothing else branches on it.
@@ -15,12 +19,7 @@ mod at_rest;
 pub mod crypto;
 mod migrations;
 pub mod postgres;
-mod postgres_sessions;
-mod postgres_vault;
 pub mod sqlite;
-mod sqlite_sessions;
-mod sqlite_vault;
-mod sqlite_writes;
 mod types;
 
 pub use crypto::{Cipher, MasterKey};
@@ -61,15 +60,16 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// The durable store. All methods are atomic; secrets given as [`SecretString`] are encrypted
-/// before they reach the database.
+/// Whether the database answers.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Health: Send + Sync {
     /// Checks that the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
+}
 
-    // ---- flows (versioned) ----
-
+/// Flows, versioned.
+#[async_trait]
+pub trait FlowStore: Send + Sync {
     /// Stores `yaml` as the newest version of flow `id` unless it equals the newest version;
     /// returns the version that is now current.
     async fn put_flow(&self, id: &str, yaml: &str, now: OffsetDateTime) -> Result<FlowRow>;
@@ -79,16 +79,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_flow_version(&self, id: &str, version: i64) -> Result<Option<FlowRow>>;
     /// The newest version of every flow, by id.
     async fn list_flows(&self) -> Result<Vec<FlowRow>>;
+}
 
-    // ---- runs and the monitor ----
-
+/// Runs, their monitor records and the leases of running runs.
+#[async_trait]
+pub trait RunStore: Send + Sync {
     /// Inserts a new run.
     async fn create_run(&self, run: &RunRow) -> Result<()>;
     /// Saves the run's new state and appends `records` (in order) — in one transaction, so a
     /// record never exists without the state that followed it.
     async fn record_action_outcomes(&self, run: &RunRow, records: &[ActionRecordRow])
     -> Result<()>;
-    /// [`Store::record_action_outcomes`] with one record or none.
+    /// [`RunStore::record_action_outcomes`] with one record or none.
     async fn record_action_outcome(
         &self,
         run: &RunRow,
@@ -102,9 +104,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_run(&self, id: &str) -> Result<Option<RunRow>>;
     /// Newest first.
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>>;
-    /// A run's monitor records in execution order (all of them: for tests and tools; the
-    /// server reads them a page at a time with [`Store::action_records_page`]).
-    async fn action_records(&self, run_id: &str) -> Result<Vec<ActionRecordRow>>;
     /// At most `limit` of a run's monitor records (0 means 100; capped at 1000), in execution
     /// order, starting at sequence number `offset`.
     async fn action_records_page(
@@ -129,7 +128,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Fails a run whose instance died, once across all instances: one conditional write that
     /// sets the status to `failed` with `failed`'s state, `updated_at` and `ended_at`, only while
     /// the run is still `running` and its lease expired at `now` by the rule of
-    /// [`Store::runs_with_expired_lease`]. True for the one caller whose write landed; false when
+    /// [`RunStore::runs_with_expired_lease`]. True for the one caller whose write landed; false when
     /// another instance failed it first, or its instance wrote it after all (it is alive).
     async fn fail_interrupted_run(
         &self,
@@ -137,11 +136,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: OffsetDateTime,
         grace_ms: i64,
     ) -> Result<bool>;
-    /// Runs whose status is `running` (left behind by a crash or kill).
-    async fn runs_with_status(&self, status: &str) -> Result<Vec<RunRow>>;
+}
 
-    // ---- pending authorizations ----
-
+/// Pending authorizations of user logins, each consumed once.
+#[async_trait]
+pub trait PendingStore: Send + Sync {
     /// The unconsumed pending authorization of `state`, without consuming it (expired or not), so
     /// a caller can check a request before it spends the single use.
     async fn find_pending_authorization(&self, state: &SecretString) -> Result<Option<PendingRow>>;
@@ -157,24 +156,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn take_expired_pending(&self, now: OffsetDateTime) -> Result<Vec<PendingRow>>;
     /// Removes a run's unconsumed pending authorization (cancel); returns whether one existed.
     async fn discard_pending_for_run(&self, run_id: &str) -> Result<bool>;
+}
 
-    // ---- OAuth servers (secret write-only) ----
-
+/// OAuth servers created through the API (the client secret is write-only).
+#[async_trait]
+pub trait OAuthServerStore: Send + Sync {
     async fn put_oauth_server(&self, server: &OAuthServerRow) -> Result<()>;
     async fn get_oauth_server(&self, id: &str) -> Result<Option<OAuthServerRow>>;
     async fn list_oauth_servers(&self) -> Result<Vec<OAuthServerRow>>;
     async fn delete_oauth_server(&self, id: &str) -> Result<bool>;
+}
 
-    // ---- API keys (stored hashed) ----
-
+/// API keys, stored hashed.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
     async fn put_api_key(&self, key: &ApiKeyRow) -> Result<()>;
     /// The key whose SHA-256 is `hash`, if any.
     async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRow>>;
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>>;
     async fn delete_api_key(&self, name: &str) -> Result<bool>;
+}
 
-    // ---- schedules ----
-
+/// Schedule firings, each claimed once across instances.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
     /// Claims the firing of `flow_id` at `due` (unix seconds): true for exactly one caller, ever.
     async fn claim_firing(
         &self,
@@ -185,13 +190,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<bool>;
     /// The claimed firings of a flow, oldest first (at most `limit`, newest ones kept).
     async fn firings(&self, flow_id: &str, limit: u32) -> Result<Vec<FiringRow>>;
+    /// The newest claimed firing of a flow.
+    async fn last_firing(&self, flow_id: &str) -> Result<Option<FiringRow>>;
+}
+
+/// Deleting what is no longer needed.
+#[async_trait]
+pub trait Housekeeping: Send + Sync {
     /// Housekeeping: deletes the pending authorizations consumed before `before` (until then a
     /// replayed `state` is answered "already used", afterwards "unknown") and the schedule firings
     /// claimed before `before`, except each flow's newest (where its schedule goes on from).
     /// Returns how many rows were deleted.
     async fn purge_consumed(&self, before: OffsetDateTime) -> Result<u64>;
-    // ---- the token vault (SPEC §9) ----
+}
 
+/// The token vault (SPEC §9).
+#[async_trait]
+pub trait VaultStore: Send + Sync {
     /// A vault entry, tokens decrypted.
     async fn get_vault_entry(&self, name: &str) -> Result<Option<VaultEntryRow>>;
     /// Creates or replaces an entry (a fresh grant): its version becomes the old one plus one.
@@ -217,12 +232,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<bool>;
     /// Gives a lease back (only the owner's).
     async fn release_vault_refresh(&self, name: &str, owner: &str) -> Result<()>;
+}
 
-    /// The newest claimed firing of a flow.
-    async fn last_firing(&self, flow_id: &str) -> Result<Option<FiringRow>>;
-
-    // ---- web UI sessions ----
-
+/// Web UI sessions.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
     /// Opens a session. `NotFound` when it belongs to a stored API key that does not exist (any
     /// more), `Conflict` when a session with that id hash exists.
     async fn create_ui_session(&self, session: &UiSessionRow) -> Result<()>;
@@ -238,4 +252,79 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Housekeeping: deletes at most `limit` sessions that expired at or before `now`; returns how
     /// many. Bounded so that one call never holds the database for long.
     async fn purge_expired_ui_sessions(&self, now: OffsetDateTime, limit: u32) -> Result<u64>;
+}
+
+/// The durable store: every concern's trait, implemented by each backend with its own SQL. All
+/// methods are atomic; secrets given as [`SecretString`] are encrypted before they reach the
+/// database. Callers hold an `Arc<dyn Store>` and bring the concern traits they call into scope
+/// (`use tokenflow_store::prelude::*`).
+pub trait Store:
+    Health
+    + FlowStore
+    + RunStore
+    + PendingStore
+    + OAuthServerStore
+    + ApiKeyStore
+    + ScheduleStore
+    + Housekeeping
+    + VaultStore
+    + SessionStore
+    + TestReads
+    + Send
+    + Sync
+    + std::fmt::Debug
+{
+}
+
+impl<T> Store for T where
+    T: Health
+        + FlowStore
+        + RunStore
+        + PendingStore
+        + OAuthServerStore
+        + ApiKeyStore
+        + ScheduleStore
+        + Housekeeping
+        + VaultStore
+        + SessionStore
+        + TestReads
+        + Send
+        + Sync
+        + std::fmt::Debug
+{
+}
+
+/// [`StoreTesting`] with the `testing` feature, nothing without it: so a [`Store`] offers the
+/// test-only reads exactly in test builds.
+#[cfg(feature = "testing")]
+pub trait TestReads: StoreTesting {}
+#[cfg(feature = "testing")]
+impl<T: StoreTesting> TestReads for T {}
+/// [`StoreTesting`] with the `testing` feature, nothing without it.
+#[cfg(not(feature = "testing"))]
+pub trait TestReads {}
+#[cfg(not(feature = "testing"))]
+impl<T> TestReads for T {}
+
+/// Reads that only tests make, so production code cannot come to depend on them: a run's whole
+/// monitor history (the server reads it a page at a time) and every run in one status. Behind the
+/// `testing` feature, which the store's own tests and other crates' dev-dependencies turn on.
+#[cfg(feature = "testing")]
+#[async_trait]
+pub trait StoreTesting: Send + Sync {
+    /// A run's monitor records in execution order (all of them: for tests and tools; the
+    /// server reads them a page at a time with [`Store::action_records_page`]).
+    async fn action_records(&self, run_id: &str) -> Result<Vec<ActionRecordRow>>;
+    /// Runs whose status is `running` (left behind by a crash or kill).
+    async fn runs_with_status(&self, status: tokenflow_core::RunStatus) -> Result<Vec<RunRow>>;
+}
+
+/// The store's traits, for callers of an `Arc<dyn Store>`: `use tokenflow_store::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "testing")]
+    pub use crate::StoreTesting;
+    pub use crate::{
+        ApiKeyStore, FlowStore, Health, Housekeeping, OAuthServerStore, PendingStore, RunStore,
+        ScheduleStore, SessionStore, Store, VaultStore,
+    };
 }

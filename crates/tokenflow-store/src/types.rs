@@ -2,7 +2,7 @@
 //! on the way in and decrypts them on the way out.
 
 use time::OffsetDateTime;
-use tokenflow_core::SecretString;
+use tokenflow_core::{RunStatus, SecretString, VaultEntryState};
 
 /// One version of a flow.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,8 +20,7 @@ pub struct RunRow {
     pub id: String,
     pub flow_id: String,
     pub flow_version: i64,
-    /// `running`, `waiting`, `completed`, `failed`, `cancelled`.
-    pub status: String,
+    pub status: RunStatus,
     pub state: SecretString,
     /// Set when the run was started from a browser: SHA-256 (hex) of the binding cookie value.
     pub browser_binding: Option<String>,
@@ -36,7 +35,7 @@ pub struct RunSummary {
     pub id: String,
     pub flow_id: String,
     pub flow_version: i64,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: OffsetDateTime,
     pub ended_at: Option<OffsetDateTime>,
 }
@@ -45,7 +44,7 @@ pub struct RunSummary {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunFilter {
     pub flow_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     /// Runs started at or after this instant (inclusive).
     pub started_after: Option<OffsetDateTime>,
     /// Runs started before this instant (exclusive).
@@ -127,7 +126,7 @@ pub struct VaultEntryRow {
     pub expires_at: Option<OffsetDateTime>,
     pub granted_scopes: Option<String>,
     /// `ok`, or `needs_login` once the grant is gone (`invalid_grant`).
-    pub state: String,
+    pub state: VaultEntryState,
     pub last_refresh_at: Option<OffsetDateTime>,
     /// `ok`, or the error of the last refresh.
     pub last_refresh_outcome: Option<String>,

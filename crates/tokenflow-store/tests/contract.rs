@@ -20,8 +20,9 @@ use std::sync::Arc;
 use base64::Engine as _;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use tokenflow_core::SecretString;
+use tokenflow_core::{RunStatus, SecretString, VaultEntryState};
 use tokenflow_store::postgres::PostgresStore;
+use tokenflow_store::prelude::*;
 use tokenflow_store::sqlite::{DB_FILE_NAME, SqliteStore};
 use tokenflow_store::{
     ActionRecordRow, ApiKeyRow, FiringRow, MasterKey, OAuthServerRow, PendingRow, RunFilter,
@@ -140,6 +141,7 @@ macro_rules! for_each_contract_test {
             a_duplicate_monitor_record_is_a_conflict_and_leaves_the_run_unchanged,
             record_action_outcome_for_an_unknown_run_is_not_found_and_stores_no_record,
             runs_with_status_returns_exactly_the_runs_in_that_status,
+            every_run_status_and_vault_entry_state_reads_back_as_itself,
             a_suspended_run_waits_and_its_pending_authorization_is_taken_only_once,
             an_unknown_state_is_reported_unknown,
             finding_a_pending_authorization_does_not_consume_it,
@@ -187,7 +189,7 @@ fn run(id: &str, flow_id: &str, status: &str, started: i64) -> RunRow {
         id: id.to_owned(),
         flow_id: flow_id.to_owned(),
         flow_version: 1,
-        status: status.to_owned(),
+        status: RunStatus::parse(status).unwrap(),
         state: SecretString::new(format!(
             r#"{{"run":"{id}","vars":{{"token":"secret-{id}"}}}}"#
         )),
@@ -247,7 +249,7 @@ fn vault_entry(name: &str, access: Option<&str>, refresh: Option<&str>) -> Vault
         refresh_token: refresh.map(SecretString::new),
         expires_at: Some(at(3600)),
         granted_scopes: Some("User.Read".into()),
-        state: "ok".into(),
+        state: VaultEntryState::Ok,
         last_refresh_at: None,
         last_refresh_outcome: None,
         version: 0,

@@ -295,7 +295,7 @@ fn print_text(run: &Run, flow: &Flow) {
             .map_or_else(|| "-".to_owned(), |c| c.to_string());
         let meaning = record
             .status_code
-            .and_then(|c| meaning(&record.kind, c))
+            .and_then(|c| meaning(record.kind, c))
             .unwrap_or("");
         println!(
             "  {:<20} {:<20} {:>3} {:<45} {:>6} ms",

@@ -110,14 +110,7 @@ async fn callback(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> (StatusCode, Html<String>) {
-    // response_mode=form_post delivers the parameters in the body (OAuth 2.0 Form Post).
-    let raw = if method == Method::POST {
-        body.to_vec()
-    } else {
-        query.unwrap_or_default().into_bytes()
-    };
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&raw).into_owned().collect();
-    let params = CallbackParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let params = CallbackParams::from_request(method == Method::POST, query.as_deref(), &body);
     let sender = {
         let Ok(mut slot) = expected.lock() else {
             return page(

@@ -245,10 +245,26 @@ impl CallbackParams {
         params
     }
 
+    /// From `application/x-www-form-urlencoded` text: a query string or a form body.
+    pub fn from_urlencoded(raw: &[u8]) -> Self {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw).into_owned().collect();
+        Self::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// From a request to a redirect URI: the query of a GET (RFC 6749 §4.1.2), or the form body
+    /// of a POST (`response_mode=form_post`, OAuth 2.0 Form Post Response Mode §2), whose query
+    /// is ignored so that parameters are never mixed from both places.
+    pub fn from_request(post: bool, query: Option<&str>, body: &[u8]) -> Self {
+        if post {
+            Self::from_urlencoded(body)
+        } else {
+            Self::from_urlencoded(query.unwrap_or_default().as_bytes())
+        }
+    }
+
     /// From a full callback URL (what a loopback listener or a test receives).
     pub fn from_url(url: &Url) -> Self {
-        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        Self::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        Self::from_urlencoded(url.query().unwrap_or_default().as_bytes())
     }
 }
 
@@ -256,6 +272,54 @@ impl CallbackParams {
 mod tests {
     use super::*;
     use tokenflow_core::{OAuthServerSpec, Prompt};
+
+    #[test]
+    fn callback_parameters_come_from_the_query_of_a_get_and_only_the_body_of_a_post() {
+        let get = CallbackParams::from_request(
+            false,
+            Some("state=s1&code=c1&iss=https%3A%2F%2Fidp"),
+            b"state=body",
+        );
+        assert_eq!(get.state.as_deref(), Some("s1"));
+        assert_eq!(get.code.as_ref().map(SecretString::expose), Some("c1"));
+        assert_eq!(get.iss.as_deref(), Some("https://idp"));
+
+        let post = CallbackParams::from_request(
+            true,
+            Some("state=query&code=query"),
+            b"state=s2&error=access_denied",
+        );
+        assert_eq!(post.state.as_deref(), Some("s2"));
+        assert!(post.code.is_none(), "the query of a POST is not read");
+        assert_eq!(post.error.as_deref(), Some("access_denied"));
+
+        let empty = CallbackParams::from_request(false, None, b"");
+        assert!(empty.state.is_none() && empty.code.is_none() && empty.error.is_none());
+    }
+
+    #[test]
+    fn callback_values_are_form_decoded_and_unknown_parameters_ignored() {
+        let params = CallbackParams::from_urlencoded(
+            b"error=invalid_request&error_description=Bad+scope%3A%20%C3%A9&session_state=x",
+        );
+        assert_eq!(params.error.as_deref(), Some("invalid_request"));
+        assert_eq!(
+            params.error_description.as_deref(),
+            Some("Bad scope: \u{e9}")
+        );
+        assert!(params.state.is_none() && params.code.is_none() && params.iss.is_none());
+    }
+
+    #[test]
+    fn a_repeated_state_or_code_in_a_callback_counts_as_missing() {
+        let params = CallbackParams::from_urlencoded(b"state=a&state=b&code=c&code=c");
+        assert!(params.state.is_none());
+        assert!(params.code.is_none());
+        let url = Url::parse("http://127.0.0.1:8400/cb?code=c&state=s&state=s").unwrap();
+        let params = CallbackParams::from_url(&url);
+        assert!(params.state.is_none());
+        assert_eq!(params.code.as_ref().map(SecretString::expose), Some("c"));
+    }
 
     fn server(extra: &str) -> OAuthServer {
         let json = format!(

@@ -3,6 +3,10 @@
 //! Names are the seed's in snake_case. An output marked `secret` makes the variable it writes
 //! secret automatically; an input marked `secret` is masked in the monitor.
 
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
 /// How an input's constant is checked, and how a value is handed to the action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamType {
@@ -39,10 +43,99 @@ const fn secret(name: &'static str) -> Param {
     }
 }
 
+/// The type of an action, as flow files name it (`type:`) in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Start,
+    Stop,
+    OauthServerLogin,
+    OauthUserLogin,
+    OauthRefreshToken,
+    HttpConnector,
+    VaultStore,
+    VaultGetToken,
+    ExtractJson,
+}
+
+impl ActionKind {
+    /// Every action type, in documentation order.
+    pub const ALL: &'static [ActionKind] = &[
+        ActionKind::Start,
+        ActionKind::Stop,
+        ActionKind::OauthServerLogin,
+        ActionKind::OauthUserLogin,
+        ActionKind::OauthRefreshToken,
+        ActionKind::HttpConnector,
+        ActionKind::VaultStore,
+        ActionKind::VaultGetToken,
+        ActionKind::ExtractJson,
+    ];
+
+    /// The name flow files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Start => "start",
+            ActionKind::Stop => "stop",
+            ActionKind::OauthServerLogin => "oauth_server_login",
+            ActionKind::OauthUserLogin => "oauth_user_login",
+            ActionKind::OauthRefreshToken => "oauth_refresh_token",
+            ActionKind::HttpConnector => "http_connector",
+            ActionKind::VaultStore => "vault_store",
+            ActionKind::VaultGetToken => "vault_get_token",
+            ActionKind::ExtractJson => "extract_json",
+        }
+    }
+
+    /// The action type a flow file calls `name`.
+    pub fn parse(name: &str) -> Option<ActionKind> {
+        ActionKind::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.as_str() == name)
+    }
+
+    /// Whether the action may do I/O or have effects outside the run (token requests, HTTP calls,
+    /// the vault, a user login). `start`, `stop` and `extract_json` only compute on the run's
+    /// variables, so a crash while they run loses nothing that cannot be recomputed.
+    pub fn has_effects(self) -> bool {
+        match self {
+            ActionKind::Start | ActionKind::Stop | ActionKind::ExtractJson => false,
+            ActionKind::OauthServerLogin
+            | ActionKind::OauthUserLogin
+            | ActionKind::OauthRefreshToken
+            | ActionKind::HttpConnector
+            | ActionKind::VaultStore
+            | ActionKind::VaultGetToken => true,
+        }
+    }
+
+    /// The action's specification in [`CATALOG`].
+    pub fn spec(self) -> &'static ActionSpec {
+        match self {
+            ActionKind::Start => &CATALOG[0],
+            ActionKind::Stop => &CATALOG[1],
+            ActionKind::OauthServerLogin => &CATALOG[2],
+            ActionKind::OauthUserLogin => &CATALOG[3],
+            ActionKind::OauthRefreshToken => &CATALOG[4],
+            ActionKind::HttpConnector => &CATALOG[5],
+            ActionKind::VaultStore => &CATALOG[6],
+            ActionKind::VaultGetToken => &CATALOG[7],
+            ActionKind::ExtractJson => &CATALOG[8],
+        }
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// An action type.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ActionSpec {
-    pub kind: &'static str,
+    pub kind: ActionKind,
     pub inputs: &'static [Param],
     pub outputs: &'static [Param],
     /// Takes the action-level `oauth_server` key.
@@ -56,7 +149,7 @@ impl ActionSpec {
     /// the vault, a user login). `start`, `stop` and `extract_json` only compute on the run's
     /// variables, so a crash while they run loses nothing that cannot be recomputed.
     pub fn has_effects(&self) -> bool {
-        !matches!(self.kind, "start" | "stop" | "extract_json")
+        self.kind.has_effects()
     }
 
     pub fn input(&self, name: &str) -> Option<&'static Param> {
@@ -84,21 +177,21 @@ const TOKEN_OUTPUTS: &[Param] = &[
 /// Every action type, in documentation order.
 pub const CATALOG: &[ActionSpec] = &[
     ActionSpec {
-        kind: "start",
+        kind: ActionKind::Start,
         inputs: &[],
         outputs: &[],
         needs_server: false,
         interactive: false,
     },
     ActionSpec {
-        kind: "stop",
+        kind: ActionKind::Stop,
         inputs: &[],
         outputs: &[],
         needs_server: false,
         interactive: false,
     },
     ActionSpec {
-        kind: "oauth_server_login",
+        kind: ActionKind::OauthServerLogin,
         inputs: &[p("scope", Text)],
         outputs: &[
             secret("access_token"),
@@ -112,21 +205,21 @@ pub const CATALOG: &[ActionSpec] = &[
         interactive: false,
     },
     ActionSpec {
-        kind: "oauth_user_login",
+        kind: ActionKind::OauthUserLogin,
         inputs: &[p("scope", Text), p("use_prompt", Bool)],
         outputs: TOKEN_OUTPUTS,
         needs_server: true,
         interactive: true,
     },
     ActionSpec {
-        kind: "oauth_refresh_token",
+        kind: ActionKind::OauthRefreshToken,
         inputs: &[secret("refresh_token")],
         outputs: TOKEN_OUTPUTS,
         needs_server: true,
         interactive: false,
     },
     ActionSpec {
-        kind: "http_connector",
+        kind: ActionKind::HttpConnector,
         inputs: &[
             p("url", Text),
             p("method", Text),
@@ -149,7 +242,7 @@ pub const CATALOG: &[ActionSpec] = &[
         interactive: false,
     },
     ActionSpec {
-        kind: "vault_store",
+        kind: ActionKind::VaultStore,
         inputs: &[
             p("name", Text),
             secret("access_token"),
@@ -166,7 +259,7 @@ pub const CATALOG: &[ActionSpec] = &[
         interactive: false,
     },
     ActionSpec {
-        kind: "vault_get_token",
+        kind: ActionKind::VaultGetToken,
         inputs: &[p("name", Text)],
         outputs: &[
             secret("access_token"),
@@ -180,7 +273,7 @@ pub const CATALOG: &[ActionSpec] = &[
         interactive: false,
     },
     ActionSpec {
-        kind: "extract_json",
+        kind: ActionKind::ExtractJson,
         inputs: &[p("json", Json), p("path", Text)],
         outputs: &[
             p("value", Json),
@@ -195,10 +288,39 @@ pub const CATALOG: &[ActionSpec] = &[
 
 /// The action type called `kind`.
 pub fn action_spec(kind: &str) -> Option<&'static ActionSpec> {
-    CATALOG.iter().find(|spec| spec.kind == kind)
+    ActionKind::parse(kind).map(ActionKind::spec)
 }
 
 /// The names of all action types, for error messages.
 pub fn kinds() -> Vec<&'static str> {
-    CATALOG.iter().map(|spec| spec.kind).collect()
+    ActionKind::ALL.iter().map(|kind| kind.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_kind_has_its_own_spec_and_name() {
+        for kind in ActionKind::ALL {
+            assert_eq!(kind.spec().kind, *kind, "{kind}");
+            assert_eq!(ActionKind::parse(kind.as_str()), Some(*kind));
+            assert_eq!(
+                serde_json::to_value(kind).ok(),
+                Some(serde_json::Value::from(kind.as_str()))
+            );
+        }
+        assert_eq!(CATALOG.len(), ActionKind::ALL.len());
+        assert_eq!(ActionKind::parse("oauth"), None);
+    }
+
+    #[test]
+    fn only_actions_that_compute_on_variables_have_no_effects() {
+        let without: Vec<_> = ActionKind::ALL
+            .iter()
+            .filter(|kind| !kind.has_effects())
+            .map(|kind| kind.as_str())
+            .collect();
+        assert_eq!(without, ["start", "stop", "extract_json"]);
+    }
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde_saphyr::Location;
+
 /// One problem in a flow file, at a line and column (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowError {
@@ -40,3 +42,37 @@ impl fmt::Display for FlowProblems {
 }
 
 impl std::error::Error for FlowProblems {}
+
+/// Collects problems while a flow is checked.
+pub(super) struct Problems<'a> {
+    file: &'a str,
+    pub(super) errors: Vec<FlowError>,
+    pub(super) warnings: Vec<FlowError>,
+}
+
+impl<'a> Problems<'a> {
+    pub(super) fn new(file: &'a str) -> Self {
+        Problems {
+            file,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub(super) fn error(&mut self, at: Location, message: impl Into<String>) {
+        self.errors.push(self.at(at, message));
+    }
+
+    pub(super) fn warning(&mut self, at: Location, message: impl Into<String>) {
+        self.warnings.push(self.at(at, message));
+    }
+
+    fn at(&self, at: Location, message: impl Into<String>) -> FlowError {
+        FlowError {
+            file: self.file.to_owned(),
+            line: at.line().max(1),
+            column: at.column().max(1),
+            message: message.into(),
+        }
+    }
+}

@@ -14,7 +14,7 @@ pub mod parse;
 pub mod schedule;
 mod validate;
 
-pub use catalog::{ActionSpec, Param, ParamType, action_spec};
+pub use catalog::{ActionKind, ActionSpec, Param, ParamType, action_spec};
 pub use error::{FlowError, FlowProblems};
 pub use expr::{
     Expression, MAX_EXPRESSION_BYTES, MAX_EXPRESSION_NESTING, MAX_EXPRESSION_OPERATORS,

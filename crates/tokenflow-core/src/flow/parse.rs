@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
 
-use super::catalog::{ActionSpec, ParamType, action_spec, kinds};
-use super::error::{FlowError, FlowProblems};
+use super::catalog::{ActionKind, ActionSpec, ParamType, action_spec, kinds};
+use super::error::{FlowError, FlowProblems, Problems};
 use super::expr::{Expression, check_bounds};
 use super::model::{
     Action, Binding, Condition, DEFAULT_MAX_STEPS, Flow, START, STOP, Step, Template, VariableDecl,
@@ -98,39 +98,9 @@ struct RawStep {
     when: Option<Spanned<String>>,
 }
 
-/// Collects problems while a flow is checked.
-pub(super) struct Problems<'a> {
-    file: &'a str,
-    pub(super) errors: Vec<FlowError>,
-    pub(super) warnings: Vec<FlowError>,
-}
-
-impl Problems<'_> {
-    pub(super) fn error(&mut self, at: Location, message: impl Into<String>) {
-        self.errors.push(self.at(at, message));
-    }
-
-    fn warning(&mut self, at: Location, message: impl Into<String>) {
-        self.warnings.push(self.at(at, message));
-    }
-
-    fn at(&self, at: Location, message: impl Into<String>) -> FlowError {
-        FlowError {
-            file: self.file.to_owned(),
-            line: at.line().max(1),
-            column: at.column().max(1),
-            message: message.into(),
-        }
-    }
-}
-
 /// Parses and validates one flow file. `file` names it in messages.
 pub fn parse_flow(file: &str, text: &str, options: &ParseOptions) -> Result<Parsed, FlowProblems> {
-    let mut problems = Problems {
-        file,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut problems = Problems::new(file);
     if text.len() > MAX_FLOW_BYTES {
         problems.error(
             Location::UNKNOWN,
@@ -350,7 +320,7 @@ fn check_action(
         );
         return None;
     };
-    if spec.kind == START {
+    if spec.kind == ActionKind::Start {
         problems.error(
             raw.kind.referenced,
             "only the implicit `start` has type start",
@@ -400,7 +370,7 @@ fn check_action(
         };
         // A JSONPath written in the flow is bounded like a condition (the connector checks one
         // that comes from a variable when the action runs).
-        if spec.kind == "extract_json"
+        if spec.kind == ActionKind::ExtractJson
             && param.name == "path"
             && let Value::String(path) = &value.value
             && let Err(message) = check_bounds("the JSONPath", path, false)

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_saphyr::Location;
 
+use super::catalog::ActionKind;
+use super::error::Problems;
 use super::model::{Flow, START, STOP};
-use super::parse::Problems;
 
 pub(super) fn check_graph(
     flow: &Flow,
@@ -21,7 +22,7 @@ pub(super) fn check_graph(
         .chain(
             flow.actions
                 .values()
-                .filter(|a| a.spec.kind == STOP)
+                .filter(|a| a.spec.kind == ActionKind::Stop)
                 .map(|a| a.id.as_str()),
         )
         .collect();
@@ -46,7 +47,7 @@ pub(super) fn check_graph(
             problems.error(at, format!("action `{id}` is unreachable from `start`"));
         } else if !backward.contains(id.as_str()) {
             problems.error(at, format!("no path from action `{id}` reaches `stop`"));
-        } else if action.spec.kind != STOP && flow.steps_from(id).next().is_none() {
+        } else if action.spec.kind != ActionKind::Stop && flow.steps_from(id).next().is_none() {
             problems.error(at, format!("no step leaves action `{id}`"));
         }
     }

@@ -7,7 +7,7 @@ use serde_json::json;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
 use tokenflow_connectors::oauth::{CallbackParams, ConnectorStatus};
 use tokenflow_connectors::status::VaultGetStatus;
-use tokenflow_core::{Clock, ManualClock, SecretString, SystemClock};
+use tokenflow_core::{Clock, ManualClock, SecretString, SystemClock, VaultEntryState};
 use tokenflow_engine::vault::{StoreInput, StoreVault};
 use tokenflow_engine::{Engine, Progress, RunStatus};
 use tokenflow_store::sqlite::SqliteStore;
@@ -154,7 +154,7 @@ async fn two_hundred_concurrent_callers_on_an_expired_entry_cause_exactly_one_re
     assert!(w.token_works(&tokens[0]).await);
     let entry = w.store.get_vault_entry("alice").await.unwrap().unwrap();
     assert_eq!(entry.last_refresh_outcome.as_deref(), Some("ok"));
-    assert_eq!(entry.state, "ok");
+    assert_eq!(entry.state, VaultEntryState::Ok);
 }
 
 #[tokio::test]
@@ -211,7 +211,7 @@ async fn a_revoked_grant_is_minus_four_and_the_example_flow_signs_in_again() {
             .unwrap()
             .unwrap()
             .state,
-        "needs_login"
+        VaultEntryState::NeedsLogin
     );
     assert_eq!(
         w.vault().get_token("alice").await.status.code(),
@@ -274,7 +274,8 @@ async fn a_revoked_grant_is_minus_four_and_the_example_flow_signs_in_again() {
     );
     let entry = w.store.get_vault_entry("alice").await.unwrap().unwrap();
     assert_eq!(
-        entry.state, "ok",
+        entry.state,
+        VaultEntryState::Ok,
         "a fresh grant makes the entry usable again"
     );
     let out = w.vault().get_token("alice").await;
@@ -329,7 +330,7 @@ async fn a_refresh_refused_with_an_empty_400_marks_the_entry_needs_login_and_ret
         out.warnings
     );
     let entry = store.get_vault_entry("carol").await.unwrap().unwrap();
-    assert_eq!(entry.state, "needs_login");
+    assert_eq!(entry.state, VaultEntryState::NeedsLogin);
     assert_eq!(entry.last_refresh_outcome.as_deref(), Some("invalid_grant"));
     assert_eq!(vault.get_token("carol").await.status.code(), -4);
     assert_eq!(
@@ -416,7 +417,8 @@ async fn keep_alive_refreshes_idle_entries_and_records_failures() {
     assert_eq!(w.vault().keep_alive_once().await, 0);
     let entry = w.store.get_vault_entry("alice").await.unwrap().unwrap();
     assert_eq!(
-        entry.state, "needs_login",
+        entry.state,
+        VaultEntryState::NeedsLogin,
         "the failure is recorded and visible"
     );
     assert_eq!(entry.last_refresh_outcome.as_deref(), Some("invalid_grant"));

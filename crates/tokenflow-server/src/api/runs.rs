@@ -193,7 +193,7 @@ async fn list(
     }
     let filter = RunFilter {
         flow_id: query.flow,
-        status: query.status,
+        status: query.status.as_deref().and_then(RunStatus::parse),
         limit: query.limit.unwrap_or(100).min(1000),
         offset: query.offset.unwrap_or(0),
         ..RunFilter::default()

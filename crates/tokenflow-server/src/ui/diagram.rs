@@ -49,7 +49,7 @@ pub fn render_svg(flow: &Flow) -> String {
     // `start` is drawn as a thin circle, `stop` and actions of type `stop` as bold ones.
     let mut nodes = vec![(START, START)];
     for (id, action) in &flow.actions {
-        nodes.push((id.as_str(), action.spec.kind));
+        nodes.push((id.as_str(), action.spec.kind.as_str()));
     }
     if flow.steps.iter().any(|step| step.to == STOP) {
         nodes.push((STOP, STOP));

@@ -11,6 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::{Map, Value, json};
 use tokenflow_connectors::status::meaning;
+use tokenflow_core::flow::ActionKind;
 
 use tokenflow_engine::RunStatus;
 use tokenflow_store::{RunFilter, UiSessionOwner, UiSessionRow};
@@ -417,7 +418,7 @@ pub async fn runs(
     });
     let filter = RunFilter {
         flow_id: flow.clone(),
-        status: status.clone(),
+        status: status.as_deref().and_then(RunStatus::parse),
         started_after,
         limit: PAGE_SIZE + 1,
         offset: page * PAGE_SIZE,
@@ -508,7 +509,7 @@ async fn run_context(
                     let error = record["error"].as_str().map(str::to_owned);
                     json!({
                         "action": record["action"], "type": kind, "status_code": code,
-                        "meaning": code.and_then(|c| meaning(kind, c)).unwrap_or(""),
+                        "meaning": ActionKind::parse(kind).zip(code).and_then(|(kind, c)| meaning(kind, c)).unwrap_or(""),
                         "started_at": record["started_at"], "duration_ms": record["duration_ms"],
                         "inputs": pairs(&record["inputs"]), "outputs": pairs(&record["outputs"]),
                         "response": pairs(&record["response"]),
@@ -594,19 +595,18 @@ pub async fn run_events(
                     .flatten()
                     .map(|r| (r.updated_at, r.status));
                 if current != last {
-                    let ended = current.as_ref().is_none_or(|(_, status)| {
-                        RunStatus::parse(status).is_none_or(RunStatus::is_final)
-                    });
+                    let ended = current.as_ref().is_none_or(|(_, status)| status.is_final());
                     let event = Event::default().event("update").data(
                         current
                             .as_ref()
-                            .map_or("gone".to_owned(), |(_, s)| s.clone()),
+                            .map_or("gone".to_owned(), |(_, s)| s.as_str().to_owned()),
                     );
                     return Some((Ok::<Event, Infallible>(event), (state, id, current, ended)));
                 }
-                if current.as_ref().is_some_and(|(_, status)| {
-                    RunStatus::parse(status).is_some_and(RunStatus::is_final)
-                }) {
+                if current
+                    .as_ref()
+                    .is_some_and(|(_, status)| status.is_final())
+                {
                     return Some((
                         Ok(Event::default().event("end").data("end")),
                         (state, id, current, true),

@@ -256,7 +256,7 @@ async fn the_event_stream_of_a_run_that_goes_on_ends_after_its_longest_life() {
             id: run.id.clone(),
             flow_id: run.flow_id.clone(),
             flow_version: version,
-            status: "running".to_owned(),
+            status: tokenflow_core::RunStatus::Running,
             state: run.state_json(),
             browser_binding: None,
             started_at: now,

@@ -238,7 +238,7 @@ async fn recovery_reads_no_monitor_record_of_an_interrupted_run() {
         id: "interrupted".into(),
         flow_id: "pure".into(),
         flow_version: 1,
-        status: "running".into(),
+        status: tokenflow_core::RunStatus::Running,
         state: SecretString::new(
             r#"{"variables":{},"next":"read","executed":5000,"waiting":null,"reason":null}"#,
         ),
@@ -265,7 +265,7 @@ async fn recovery_reads_no_monitor_record_of_an_interrupted_run() {
 
     assert_eq!(app.state.runner.recover_interrupted().await.unwrap(), 1);
     let stored = store.get_run("interrupted").await.unwrap().unwrap();
-    assert_eq!(stored.status, "failed");
+    assert_eq!(stored.status, tokenflow_core::RunStatus::Failed);
     assert!(
         stored
             .state

@@ -175,7 +175,7 @@ pub(crate) async fn list_runs_is_newest_first_and_filters_by_flow_status_and_sta
     );
 
     let by_status = RunFilter {
-        status: Some("running".into()),
+        status: Some(RunStatus::Running),
         ..RunFilter::default()
     };
     assert_eq!(
@@ -185,7 +185,7 @@ pub(crate) async fn list_runs_is_newest_first_and_filters_by_flow_status_and_sta
 
     let both = RunFilter {
         flow_id: Some("g".into()),
-        status: Some("running".into()),
+        status: Some(RunStatus::Running),
         ..RunFilter::default()
     };
     assert_eq!(ids(&store.list_runs(&both).await.unwrap()), ["r4"]);
@@ -280,7 +280,7 @@ pub(crate) async fn record_action_outcome_saves_the_run_and_appends_records_in_o
             .unwrap();
     }
     let mut finished = next.clone();
-    finished.status = "completed".into();
+    finished.status = RunStatus::Completed;
     finished.ended_at = Some(at(9));
     finished.updated_at = at(9);
     finished.browser_binding = Some("binding".into());
@@ -381,7 +381,7 @@ pub(crate) async fn a_duplicate_monitor_record_is_a_conflict_and_leaves_the_run_
         .unwrap();
 
     let mut clash = first.clone();
-    clash.status = "completed".into();
+    clash.status = RunStatus::Completed;
     clash.state = SecretString::new(r#"{"after":"clash"}"#);
     clash.updated_at = at(2);
     clash.ended_at = Some(at(2));
@@ -433,21 +433,21 @@ pub(crate) async fn runs_with_status_returns_exactly_the_runs_in_that_status(
         .await
         .unwrap();
 
-    let mut running = store.runs_with_status("running").await.unwrap();
+    let mut running = store.runs_with_status(RunStatus::Running).await.unwrap();
     running.sort_by(|x, y| x.id.cmp(&y.id));
     assert_eq!(
         running,
         vec![running_a, running_b],
         "full rows, state decrypted"
     );
-    let waiting = store.runs_with_status("waiting").await.unwrap();
+    let waiting = store.runs_with_status(RunStatus::Waiting).await.unwrap();
     assert_eq!(
         waiting.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         ["c"]
     );
     assert!(
         store
-            .runs_with_status("cancelled")
+            .runs_with_status(RunStatus::Cancelled)
             .await
             .unwrap()
             .is_empty()
@@ -522,4 +522,36 @@ pub(crate) async fn concurrent_run_writes_each_get_their_own_answer_when_one_of_
             .unwrap()
             .is_empty()
     );
+}
+
+/// The typed status and state are written as their column text and read back by each backend;
+/// every spelling must be one the column accepts.
+pub(crate) async fn every_run_status_and_vault_entry_state_reads_back_as_itself(
+    store: Arc<dyn Store>,
+) {
+    for (i, status) in RunStatus::ALL.iter().enumerate() {
+        let id = format!("run-{status}");
+        let mut row = run(&id, "f", "running", i as i64);
+        row.status = *status;
+        store.create_run(&row).await.unwrap();
+        assert_eq!(store.get_run(&id).await.unwrap().unwrap().status, *status);
+        let listed = store
+            .list_runs(&RunFilter {
+                status: Some(*status),
+                ..RunFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(&listed), [id.as_str()], "{status}");
+    }
+    for state in VaultEntryState::ALL {
+        let name = format!("entry-{state}");
+        let mut entry = vault_entry(&name, Some("a"), None);
+        entry.state = *state;
+        store.put_vault_entry(&entry).await.unwrap();
+        assert_eq!(
+            store.get_vault_entry(&name).await.unwrap().unwrap().state,
+            *state
+        );
+    }
 }

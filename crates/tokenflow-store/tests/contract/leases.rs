@@ -167,7 +167,7 @@ pub(crate) async fn an_interrupted_run_is_failed_by_exactly_one_of_twenty_concur
         .unwrap();
     // Claimant `i`'s failed form of the run.
     let failed = |i: i64| RunRow {
-        status: "failed".to_owned(),
+        status: RunStatus::Failed,
         state: SecretString::new(format!(r#"{{"failed_by":{i}}}"#)),
         updated_at: at(40 + i),
         ended_at: Some(at(40 + i)),
@@ -182,7 +182,7 @@ pub(crate) async fn an_interrupted_run_is_failed_by_exactly_one_of_twenty_concur
     );
     assert_eq!(
         store.get_run("orphan").await.unwrap().unwrap().status,
-        "running"
+        RunStatus::Running
     );
 
     let barrier = Arc::new(tokio::sync::Barrier::new(20));
@@ -246,7 +246,7 @@ pub(crate) async fn an_interrupted_run_is_failed_by_exactly_one_of_twenty_concur
     );
     assert_eq!(
         store.get_run("alive").await.unwrap().unwrap().status,
-        "running"
+        RunStatus::Running
     );
     let unknown = RunRow {
         id: "unknown".to_owned(),

@@ -232,7 +232,7 @@ pub(crate) async fn a_suspend_with_a_reused_state_is_a_conflict_and_leaves_the_r
     let before = run("r2", "f", "running", 0);
     store.create_run(&before).await.unwrap();
     let mut waiting = before.clone();
-    waiting.status = "waiting".into();
+    waiting.status = RunStatus::Waiting;
     waiting.updated_at = at(5);
     let err = store
         .suspend_run(&waiting, &pending("same-state", "r2", 5, 600))

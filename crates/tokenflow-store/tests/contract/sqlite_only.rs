@@ -197,7 +197,7 @@ async fn no_secret_reaches_the_database_files_in_clear() {
         r#"{{"vars":{{"access_token":"{RUN_SECRET}"}},"pending_state":"{RAW_STATE}"}}"#
     ));
     store.create_run(&hygiene).await.unwrap();
-    hygiene.status = "waiting".into();
+    hygiene.status = RunStatus::Waiting;
     store
         .suspend_run(
             &hygiene,

@@ -353,7 +353,7 @@ async fn no_secret_reaches_any_column_in_clear_and_state_only_as_its_hash() {
                 r#"{{"vars":{{"access_token":"{RUN_SECRET}"}},"pending_state":"{RAW_STATE}"}}"#
             ));
             store.create_run(&hygiene).await.unwrap();
-            hygiene.status = "waiting".into();
+            hygiene.status = RunStatus::Waiting;
             store
                 .suspend_run(
                     &hygiene,

@@ -256,7 +256,7 @@ async fn a_schedule_every_second_on_three_instances_fires_once_per_second() {
     )
     .await
     .unwrap();
-    use tokenflow_store::Store;
+    use tokenflow_store::prelude::*;
     let firings = store.firings("tick", 10_000).await.unwrap();
     let all_runs = store
         .list_runs(&tokenflow_store::RunFilter {
@@ -426,7 +426,7 @@ async fn three_instances_sweeping_a_hundred_interrupted_runs_at_once_fail_each_e
                 id: run.id.clone(),
                 flow_id: run.flow_id.clone(),
                 flow_version: version,
-                status: "running".to_owned(),
+                status: tokenflow_core::RunStatus::Running,
                 state: run.state_json(),
                 browser_binding: None,
                 started_at: clock.now(),
@@ -459,7 +459,7 @@ async fn three_instances_sweeping_a_hundred_interrupted_runs_at_once_fail_each_e
     let mut ended = Vec::new();
     for id in &ids {
         let run = states[1].store.get_run(id).await.unwrap().unwrap();
-        assert_eq!(run.status, "failed");
+        assert_eq!(run.status, tokenflow_core::RunStatus::Failed);
         ended.push(run.ended_at.unwrap());
     }
 

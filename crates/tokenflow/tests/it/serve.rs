@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokenflow_core::Clock;
+use tokenflow_store::MasterKey;
+use tokenflow_store::prelude::*;
 use tokenflow_store::sqlite::SqliteStore;
-use tokenflow_store::{MasterKey, Store};
 use tokenflow_testkit::{Decision, Idp, sign_in, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -231,7 +232,7 @@ async fn a_run_killed_mid_flight_is_marked_failed_at_the_next_start() {
             id: "crashed-run".into(),
             flow_id: "f".into(),
             flow_version: 1,
-            status: "running".into(),
+            status: tokenflow_core::RunStatus::Running,
             state,
             browser_binding: None,
             started_at: now,

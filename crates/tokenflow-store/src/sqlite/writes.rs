@@ -14,7 +14,6 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::{Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::sqlite::conflict_or_database;
 use crate::{Result, StoreError};
 
 /// At most this many writes share one transaction.
@@ -150,4 +149,15 @@ async fn run(
             ))),
         })
         .collect())
+}
+
+/// Unique and primary-key violations become `Conflict(message)`, anything else `Database`.
+pub(crate) fn conflict_or_database(
+    err: sqlx::Error,
+    message: impl FnOnce() -> String,
+) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Database(err),
+    }
 }

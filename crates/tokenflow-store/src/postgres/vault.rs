@@ -7,11 +7,13 @@
 //! CAS `UPDATE … WHERE version = $n` re-checks the version after waiting for a concurrent writer,
 //! so of many swaps of one version exactly one succeeds — across instances as well.
 
+use async_trait::async_trait;
 use sqlx::postgres::PgRow;
+use tokenflow_core::VaultEntryState;
 
+use super::{PostgresStore, get};
 use crate::at_rest::{from_ms, to_ms, vault_token_aad as aad};
-use crate::postgres::{PostgresStore, get};
-use crate::{Result, StoreError, VaultEntryRow};
+use crate::{Result, StoreError, VaultEntryRow, VaultStore};
 
 const COLUMNS: &str = "name, server_id, access_token, refresh_token, expires_at, granted_scopes, \
                        state, last_refresh_at, last_refresh_outcome, version, updated_at";
@@ -38,7 +40,7 @@ impl PostgresStore {
             server_id: get(row, "server_id")?,
             expires_at: ms("expires_at")?,
             granted_scopes: get(row, "granted_scopes")?,
-            state: get(row, "state")?,
+            state: vault_state(row)?,
             last_refresh_at: ms("last_refresh_at")?,
             last_refresh_outcome: get(row, "last_refresh_outcome")?,
             version: get(row, "version")?,
@@ -59,8 +61,11 @@ impl PostgresStore {
             seal(&entry.refresh_token, "refresh_token")?,
         ))
     }
+}
 
-    pub(crate) async fn vault_get(&self, name: &str) -> Result<Option<VaultEntryRow>> {
+#[async_trait]
+impl VaultStore for PostgresStore {
+    async fn get_vault_entry(&self, name: &str) -> Result<Option<VaultEntryRow>> {
         sqlx::query(&format!(
             "SELECT {COLUMNS} FROM vault_entries WHERE name = $1"
         ))
@@ -72,7 +77,7 @@ impl PostgresStore {
         .transpose()
     }
 
-    pub(crate) async fn vault_put(&self, entry: &VaultEntryRow) -> Result<VaultEntryRow> {
+    async fn put_vault_entry(&self, entry: &VaultEntryRow) -> Result<VaultEntryRow> {
         let (access, refresh) = self.seal_tokens(entry)?;
         let row = sqlx::query(&format!(
             "INSERT INTO vault_entries ({COLUMNS}) \
@@ -91,7 +96,7 @@ impl PostgresStore {
         .bind(refresh)
         .bind(entry.expires_at.map(to_ms))
         .bind(&entry.granted_scopes)
-        .bind(&entry.state)
+        .bind(entry.state.as_str())
         .bind(entry.last_refresh_at.map(to_ms))
         .bind(&entry.last_refresh_outcome)
         .bind(to_ms(entry.updated_at))
@@ -101,7 +106,7 @@ impl PostgresStore {
         self.vault_from_row(&row)
     }
 
-    pub(crate) async fn vault_update(
+    async fn update_vault_entry(
         &self,
         entry: &VaultEntryRow,
         expected_version: i64,
@@ -118,7 +123,7 @@ impl PostgresStore {
         .bind(refresh)
         .bind(entry.expires_at.map(to_ms))
         .bind(&entry.granted_scopes)
-        .bind(&entry.state)
+        .bind(entry.state.as_str())
         .bind(entry.last_refresh_at.map(to_ms))
         .bind(&entry.last_refresh_outcome)
         .bind(to_ms(entry.updated_at))
@@ -130,7 +135,7 @@ impl PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn vault_list(&self) -> Result<Vec<VaultEntryRow>> {
+    async fn list_vault_entries(&self) -> Result<Vec<VaultEntryRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM vault_entries ORDER BY name"
         ))
@@ -140,7 +145,7 @@ impl PostgresStore {
         rows.iter().map(|row| self.vault_from_row(row)).collect()
     }
 
-    pub(crate) async fn vault_delete(&self, name: &str) -> Result<bool> {
+    async fn delete_vault_entry(&self, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM vault_entries WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
@@ -149,7 +154,7 @@ impl PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn vault_claim(
+    async fn claim_vault_refresh(
         &self,
         name: &str,
         owner: &str,
@@ -170,7 +175,7 @@ impl PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn vault_release(&self, name: &str, owner: &str) -> Result<()> {
+    async fn release_vault_refresh(&self, name: &str, owner: &str) -> Result<()> {
         sqlx::query(
             "UPDATE vault_entries SET refresh_lease_owner = NULL, refresh_lease_until = NULL \
              WHERE name = $1 AND refresh_lease_owner = $2",
@@ -182,4 +187,11 @@ impl PostgresStore {
         .map_err(StoreError::Database)?;
         Ok(())
     }
+}
+
+/// The `vault_entries.state` column, read: the one place this backend turns its text into a state.
+fn vault_state(row: &PgRow) -> Result<VaultEntryState> {
+    let text: String = get(row, "state")?;
+    VaultEntryState::parse(&text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown vault entry state `{text}`")))
 }

@@ -2,12 +2,14 @@
 //! the compare-and-swap that keeps a rotated refresh token from ever being overwritten by a stale
 //! writer.
 
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use tokenflow_core::VaultEntryState;
 
+use super::{SqliteStore, get};
 use crate::at_rest::{from_ms, to_ms, vault_token_aad as aad};
-use crate::sqlite::{SqliteStore, get};
-use crate::{Result, StoreError, VaultEntryRow};
+use crate::{Result, StoreError, VaultEntryRow, VaultStore};
 
 const COLUMNS: &str = "name, server_id, access_token, refresh_token, expires_at, granted_scopes, state, \
                        last_refresh_at, last_refresh_outcome, version, updated_at";
@@ -34,7 +36,7 @@ impl SqliteStore {
             server_id: get(row, "server_id")?,
             expires_at: ms("expires_at")?,
             granted_scopes: get(row, "granted_scopes")?,
-            state: get(row, "state")?,
+            state: vault_state(row)?,
             last_refresh_at: ms("last_refresh_at")?,
             last_refresh_outcome: get(row, "last_refresh_outcome")?,
             version: get(row, "version")?,
@@ -55,8 +57,11 @@ impl SqliteStore {
             seal(&entry.refresh_token, "refresh_token")?,
         ))
     }
+}
 
-    pub(crate) async fn vault_get(&self, name: &str) -> Result<Option<VaultEntryRow>> {
+#[async_trait]
+impl VaultStore for SqliteStore {
+    async fn get_vault_entry(&self, name: &str) -> Result<Option<VaultEntryRow>> {
         sqlx::query(&format!(
             "SELECT {COLUMNS} FROM vault_entries WHERE name = ?"
         ))
@@ -68,7 +73,7 @@ impl SqliteStore {
         .transpose()
     }
 
-    pub(crate) async fn vault_put(&self, entry: &VaultEntryRow) -> Result<VaultEntryRow> {
+    async fn put_vault_entry(&self, entry: &VaultEntryRow) -> Result<VaultEntryRow> {
         let (access, refresh) = self.seal_tokens(entry)?;
         let row = sqlx::query(&format!(
             "INSERT INTO vault_entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?) \
@@ -86,7 +91,7 @@ impl SqliteStore {
         .bind(refresh)
         .bind(entry.expires_at.map(to_ms))
         .bind(&entry.granted_scopes)
-        .bind(&entry.state)
+        .bind(entry.state.as_str())
         .bind(entry.last_refresh_at.map(to_ms))
         .bind(&entry.last_refresh_outcome)
         .bind(to_ms(entry.updated_at))
@@ -96,7 +101,7 @@ impl SqliteStore {
         self.vault_from_row(&row)
     }
 
-    pub(crate) async fn vault_update(
+    async fn update_vault_entry(
         &self,
         entry: &VaultEntryRow,
         expected_version: i64,
@@ -112,7 +117,7 @@ impl SqliteStore {
         .bind(refresh)
         .bind(entry.expires_at.map(to_ms))
         .bind(&entry.granted_scopes)
-        .bind(&entry.state)
+        .bind(entry.state.as_str())
         .bind(entry.last_refresh_at.map(to_ms))
         .bind(&entry.last_refresh_outcome)
         .bind(to_ms(entry.updated_at))
@@ -124,7 +129,7 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn vault_list(&self) -> Result<Vec<VaultEntryRow>> {
+    async fn list_vault_entries(&self) -> Result<Vec<VaultEntryRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM vault_entries ORDER BY name"
         ))
@@ -134,7 +139,7 @@ impl SqliteStore {
         rows.iter().map(|row| self.vault_from_row(row)).collect()
     }
 
-    pub(crate) async fn vault_delete(&self, name: &str) -> Result<bool> {
+    async fn delete_vault_entry(&self, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM vault_entries WHERE name = ?")
             .bind(name)
             .execute(&self.writer)
@@ -143,7 +148,7 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn vault_claim(
+    async fn claim_vault_refresh(
         &self,
         name: &str,
         owner: &str,
@@ -165,7 +170,7 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn vault_release(&self, name: &str, owner: &str) -> Result<()> {
+    async fn release_vault_refresh(&self, name: &str, owner: &str) -> Result<()> {
         sqlx::query(
             "UPDATE vault_entries SET refresh_lease_owner = NULL, refresh_lease_until = NULL \
              WHERE name = ? AND refresh_lease_owner = ?",
@@ -177,4 +182,11 @@ impl SqliteStore {
         .map_err(StoreError::Database)?;
         Ok(())
     }
+}
+
+/// The `vault_entries.state` column, read: the one place this backend turns its text into a state.
+fn vault_state(row: &SqliteRow) -> Result<VaultEntryState> {
+    let text: String = get(row, "state")?;
+    VaultEntryState::parse(&text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown vault entry state `{text}`")))
 }

@@ -1,41 +1,42 @@
-//! The SQLite side of web UI sessions: one row per sign-in, found by the SHA-256 of its random id,
+//! The PostgreSQL side of web UI sessions: one row per sign-in, found by the SHA-256 of its random id,
 //! deleted at sign-out, with its stored API key (a foreign key with `ON DELETE CASCADE`), or by the
 //! housekeeping purge once expired.
 
-use sqlx::sqlite::SqliteRow;
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
 
+use super::{PostgresStore, get};
 use crate::at_rest::{from_ms, to_ms};
-use crate::sqlite::{SqliteStore, get};
-use crate::{Result, StoreError, UiSessionOwner, UiSessionRow};
+use crate::{Result, SessionStore, StoreError, UiSessionOwner, UiSessionRow};
 
 const COLUMNS: &str = "id_hash, api_key_name, config_key_ref, created_at, expires_at";
 
-impl SqliteStore {
-    pub(crate) async fn sessions_create(&self, session: &UiSessionRow) -> Result<()> {
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn create_ui_session(&self, session: &UiSessionRow) -> Result<()> {
         let (name, reference) = owner_columns(&session.owner);
         sqlx::query(&format!(
-            "INSERT INTO ui_sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO ui_sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
         ))
         .bind(&session.id_hash)
         .bind(name)
         .bind(reference)
         .bind(to_ms(session.created_at))
         .bind(to_ms(session.expires_at))
-        .execute(&self.writer)
+        .execute(&self.pool)
         .await
         .map_err(|err| create_error(err, &session.owner))?;
         Ok(())
     }
 
-    pub(crate) async fn sessions_find(
+    async fn find_ui_session(
         &self,
         id_hash: &str,
         now: time::OffsetDateTime,
     ) -> Result<Option<UiSessionRow>> {
-        // The key check repeats what the foreign key's cascade does, for a key deleted by a tool
-        // that did not enable foreign keys.
+        // The key check repeats what the foreign key's cascade does (it costs one index probe).
         sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM ui_sessions WHERE id_hash = ? AND expires_at > ? \
+            "SELECT {COLUMNS} FROM ui_sessions WHERE id_hash = $1 AND expires_at > $2 \
              AND (api_key_name IS NULL OR EXISTS \
                   (SELECT 1 FROM api_keys WHERE api_keys.name = ui_sessions.api_key_name))"
         ))
@@ -48,27 +49,27 @@ impl SqliteStore {
         .transpose()
     }
 
-    pub(crate) async fn sessions_delete(&self, id_hash: &str) -> Result<bool> {
-        let deleted = sqlx::query("DELETE FROM ui_sessions WHERE id_hash = ?")
+    async fn delete_ui_session(&self, id_hash: &str) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM ui_sessions WHERE id_hash = $1")
             .bind(id_hash)
-            .execute(&self.writer)
+            .execute(&self.pool)
             .await
             .map_err(StoreError::Database)?;
         Ok(deleted.rows_affected() > 0)
     }
 
-    pub(crate) async fn sessions_purge(
+    async fn purge_expired_ui_sessions(
         &self,
         now: time::OffsetDateTime,
         limit: u32,
     ) -> Result<u64> {
         let deleted = sqlx::query(
             "DELETE FROM ui_sessions WHERE id_hash IN \
-             (SELECT id_hash FROM ui_sessions WHERE expires_at <= ? LIMIT ?)",
+             (SELECT id_hash FROM ui_sessions WHERE expires_at <= $1 LIMIT $2)",
         )
         .bind(to_ms(now))
         .bind(i64::from(limit))
-        .execute(&self.writer)
+        .execute(&self.pool)
         .await
         .map_err(StoreError::Database)?;
         Ok(deleted.rows_affected())
@@ -97,7 +98,7 @@ fn create_error(err: sqlx::Error, owner: &UiSessionOwner) -> StoreError {
     }
 }
 
-fn session_from_row(row: &SqliteRow) -> Result<UiSessionRow> {
+fn session_from_row(row: &PgRow) -> Result<UiSessionRow> {
     let name: Option<String> = get(row, "api_key_name")?;
     let reference: Option<String> = get(row, "config_key_ref")?;
     let owner = match (name, reference) {
