@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokenflow_core::flow::FlowProblems;
+use tokenflow_runtime::RuntimeError;
+use tokenflow_store::StoreError;
 
 /// An API failure.
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +50,31 @@ impl ApiError {
     }
 }
 
-impl From<tokenflow_store::StoreError> for ApiError {
-    fn from(err: tokenflow_store::StoreError) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
         match err {
-            tokenflow_store::StoreError::NotFound(what) => ApiError::NotFound(what),
-            tokenflow_store::StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Conflict(what) => ApiError::Conflict(what),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The run lifecycle's failures as HTTP answers. A failure of the store answers as the store's
+/// own error does (above); everything that is not the caller's doing is internal.
+impl From<RuntimeError> for ApiError {
+    fn from(err: RuntimeError) -> Self {
+        match err {
+            RuntimeError::NotFound(what) => ApiError::NotFound(what),
+            RuntimeError::Conflict(what) => ApiError::Conflict(what),
+            RuntimeError::InvalidInput(what) => ApiError::InvalidInput(what),
+            RuntimeError::InvalidFlow(problems) => ApiError::InvalidFlow(problems),
+            RuntimeError::SecretRequired(what) => ApiError::SecretRequired(what),
+            RuntimeError::DefinedInConfiguration(what) => ApiError::DefinedInConfiguration(what),
+            RuntimeError::Store(err) => err.into(),
+            err @ (RuntimeError::InvalidFlowsDirectory { .. }
+            | RuntimeError::HttpClient(_)
+            | RuntimeError::Unreadable(_)) => ApiError::internal(err),
         }
     }
 }

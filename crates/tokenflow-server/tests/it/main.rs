@@ -8,5 +8,6 @@ mod callback;
 mod limits;
 mod run_limits;
 mod scheduler;
+mod shutdown;
 mod support;
 mod ui;
