@@ -9,5 +9,6 @@ mod limits;
 mod run_limits;
 mod scheduler;
 mod shutdown;
+mod startup;
 mod support;
 mod ui;
