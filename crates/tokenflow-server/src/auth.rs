@@ -5,16 +5,10 @@
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use sha2::{Digest, Sha256};
+pub use tokenflow_runtime::keys::hash_key;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Hex SHA-256 of an API key.
-pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Whether `key` is a configured or stored API key.
 pub async fn is_valid_key(state: &AppState, key: &str) -> Result<bool, ApiError> {

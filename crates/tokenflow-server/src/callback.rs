@@ -22,8 +22,8 @@ use utoipa_axum::routes;
 use crate::auth::{bearer, hash_key, is_valid_key};
 use crate::error::ApiError;
 use crate::pages;
-use crate::runner::{CallbackResult, RunView, binding_cookie_name};
 use crate::state::AppState;
+use tokenflow_runtime::runner::{CallbackResult, RunView, binding_cookie_name};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokenflow_core::flow::FlowProblems;
+use tokenflow_runtime::RuntimeError;
+use tokenflow_store::StoreError;
 
 /// An API failure.
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +50,31 @@ impl ApiError {
     }
 }
 
-impl From<tokenflow_store::StoreError> for ApiError {
-    fn from(err: tokenflow_store::StoreError) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
         match err {
-            tokenflow_store::StoreError::NotFound(what) => ApiError::NotFound(what),
-            tokenflow_store::StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Conflict(what) => ApiError::Conflict(what),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The run lifecycle's failures as HTTP answers. A failure of the store answers as the store's
+/// own error does (above); everything that is not the caller's doing is internal.
+impl From<RuntimeError> for ApiError {
+    fn from(err: RuntimeError) -> Self {
+        match err {
+            RuntimeError::NotFound(what) => ApiError::NotFound(what),
+            RuntimeError::Conflict(what) => ApiError::Conflict(what),
+            RuntimeError::InvalidInput(what) => ApiError::InvalidInput(what),
+            RuntimeError::InvalidFlow(problems) => ApiError::InvalidFlow(problems),
+            RuntimeError::SecretRequired(what) => ApiError::SecretRequired(what),
+            RuntimeError::DefinedInConfiguration(what) => ApiError::DefinedInConfiguration(what),
+            RuntimeError::Store(err) => err.into(),
+            err @ (RuntimeError::InvalidFlowsDirectory { .. }
+            | RuntimeError::HttpClient(_)
+            | RuntimeError::Unreadable(_)) => ApiError::internal(err),
         }
     }
 }
@@ -149,5 +170,110 @@ where
                 other => ApiError::InvalidJson(other.body_text()),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokenflow_core::flow::FlowError;
+
+    use super::*;
+
+    async fn answer(err: RuntimeError) -> (u16, serde_json::Value) {
+        let response = ApiError::from(err).into_response();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_run_lifecycle_s_failures_answer_with_the_documented_status_and_error_code() {
+        let problems = FlowProblems(vec![FlowError {
+            file: "f.yaml".into(),
+            line: 2,
+            column: 3,
+            message: "bad".into(),
+        }]);
+        let cases = [
+            (
+                RuntimeError::NotFound("run `r`".into()),
+                404,
+                "not_found",
+                "run `r` not found",
+            ),
+            (
+                RuntimeError::Conflict("ended".into()),
+                409,
+                "conflict",
+                "ended",
+            ),
+            (
+                RuntimeError::InvalidInput("no".into()),
+                400,
+                "invalid_input",
+                "no",
+            ),
+            (
+                RuntimeError::InvalidFlow(problems),
+                400,
+                "invalid_flow",
+                "the flow is invalid",
+            ),
+            (
+                RuntimeError::SecretRequired("again".into()),
+                400,
+                "secret_required",
+                "again",
+            ),
+            (
+                RuntimeError::DefinedInConfiguration("file".into()),
+                409,
+                "defined_in_configuration",
+                "file",
+            ),
+            // The store's own errors answer as they do when a handler meets them directly.
+            (
+                RuntimeError::Store(StoreError::NotFound("flow `f`".into())),
+                404,
+                "not_found",
+                "flow `f` not found",
+            ),
+            (
+                RuntimeError::Store(StoreError::Conflict("run r already exists".into())),
+                409,
+                "conflict",
+                "run r already exists",
+            ),
+            (
+                RuntimeError::Store(StoreError::Corrupt("secret detail".into())),
+                500,
+                "internal",
+                "internal error",
+            ),
+            (
+                RuntimeError::unreadable(StoreError::Corrupt("secret detail".into())),
+                500,
+                "internal",
+                "internal error",
+            ),
+        ];
+        for (err, status, code, message) in cases {
+            let (got_status, body) = answer(err).await;
+            assert_eq!(
+                (got_status, &body["error"], &body["message"]),
+                (status, &code.into(), &message.into()),
+                "{body}"
+            );
+        }
+        let (_, body) = answer(RuntimeError::InvalidFlow(FlowProblems(vec![FlowError {
+            file: "f.yaml".into(),
+            line: 2,
+            column: 3,
+            message: "bad".into(),
+        }])))
+        .await;
+        assert_eq!(body["problems"].as_array().map(Vec::len), Some(1), "{body}");
     }
 }

@@ -1,16 +1,14 @@
-//! `tokenflow serve` (SPEC §8): the process-flow API, `/oauth-callback`, browser-started runs,
-//! durable execution on the store, schedules and operations endpoints.
+//! `tokenflow serve` (SPEC §8), the HTTP side: the process-flow API, `/oauth-callback`,
+//! browser-started runs, the web UI and operations endpoints. The durable run lifecycle (runs,
+//! schedules, flows, OAuth servers, background tasks) is `tokenflow_runtime`'s.
 //!
-//! - [`state`]: `AppState`; [`startup`] builds it from the configuration (used by the binary and
-//!   the tests alike).
-//! - [`runner`]: drives runs and persists every transition (one store write per action).
-//! - [`catalog`]: flows (versioned in the store, parsed once per version).
-//! - [`registry`]: OAuth servers from the configuration and the store.
+//! - [`state`]: `AppState`, data only; [`startup`] builds it from the configuration (used by the
+//!   binary and the tests alike).
 //! - [`api`]: `/api/*` handlers, thin: extract, call the runner/catalog/registry, map to JSON.
 //! - [`callback`]: `/oauth-callback` and `/flows/{id}/start`.
 //! - [`error`]: the one place errors become HTTP responses.
 //! - [`ui`]: the web UI (the process flow monitor), server-rendered.
-//! - [`auth`], [`metrics`], [`scheduler`], [`ops`], [`pages`], [`body`].
+//! - [`auth`], [`ops`], [`pages`], [`body`].
 //!
 //! Handlers never write SQL and never touch secrets beyond passing them through.
 
@@ -18,14 +16,9 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod callback;
-pub mod catalog;
 pub mod error;
-pub mod metrics;
 pub mod ops;
 pub mod pages;
-pub mod registry;
-pub mod runner;
-pub mod scheduler;
 pub mod startup;
 pub mod state;
 pub mod ui;
@@ -71,7 +64,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     document
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves (graceful: in-flight requests finish).
+/// Serves `app` on `listener`, with the run lifecycle's background tasks, until `shutdown`
+/// resolves. Then no connection is accepted any more, requests in flight finish, and every
+/// background task is stopped ([`tokenflow_runtime::RuntimeHandle::shutdown`], which says what
+/// becomes of a run under way); this returns once all of them have ended.
 ///
 /// Served with hyper's HTTP/1 connection rather than `axum::serve`, which offers neither of the
 /// two limits a public listener needs (see docs/security.md, "Connections and requests"):
@@ -91,7 +87,7 @@ pub async fn serve(
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
 
-    let background = state.start_background_tasks();
+    let background = state.runtime.spawn();
     let settings = state.settings.clone();
     let service = TowerToHyperService::new(app(state));
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
@@ -128,10 +124,10 @@ pub async fn serve(
             drop(permit);
         });
     }
-    // No new connections; open ones finish their request in flight and close.
+    // No new connections; open ones finish their request in flight and close, while the
+    // background tasks stop.
     drop(listener);
-    graceful.shutdown().await;
-    background.abort();
+    tokio::join!(graceful.shutdown(), background.shutdown());
     Ok(())
 }
 

@@ -141,7 +141,7 @@ async fn schedules(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         schedules.push(json!({
             "flow": flow.id,
             "schedule": schedule,
-            "next_due": crate::scheduler::next_due(schedule, now).and_then(format),
+            "next_due": tokenflow_runtime::scheduler::next_due(schedule, now).and_then(format),
             "last_firing": last.as_ref().and_then(|f| format(f.due)),
             "last_run": last.map(|f| f.run_id),
         }));

@@ -15,8 +15,8 @@ use utoipa_axum::routes;
 
 use super::doc::{ActionPageDoc, ErrorBody, RunDoc, RunListDoc};
 use crate::error::{ApiError, ApiJson};
-use crate::runner::{RunView, SHOWN_RECORDS};
 use crate::state::AppState;
+use tokenflow_runtime::runner::{RunView, SHOWN_RECORDS};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

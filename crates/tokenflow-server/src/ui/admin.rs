@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value, json};
 use tokenflow_core::{Input, OAuthServerSpec};
 use tokenflow_engine::ServerDirectory;
+use tokenflow_runtime::RuntimeError;
 
 use super::aadsts_hint;
 use super::pages::{SignedIn, check_csrf, render};
@@ -136,14 +137,14 @@ async fn save_server(
             .await
         {
             Ok(_) => return Redirect::to("/servers").into_response(),
-            Err(ApiError::InvalidInput(message)) => {
+            Err(RuntimeError::InvalidInput(message)) => {
                 errors.extend(message.split("; ").map(str::to_owned))
             }
-            Err(ApiError::SecretRequired(message)) => errors.push(message),
-            Err(ApiError::DefinedInConfiguration(_)) => {
+            Err(RuntimeError::SecretRequired(message)) => errors.push(message),
+            Err(RuntimeError::DefinedInConfiguration(_)) => {
                 return configured_server_refused(state, session, id);
             }
-            Err(err) => return err.into_response(),
+            Err(err) => return ApiError::from(err).into_response(),
         }
     }
     let has_secret = state
@@ -210,7 +211,7 @@ pub async fn delete_server(
     }
     match state.registry.delete(state.store.as_ref(), &id).await {
         Ok(_) => Redirect::to("/servers").into_response(),
-        Err(err) => err.into_response(),
+        Err(err) => ApiError::from(err).into_response(),
     }
 }
 

@@ -14,7 +14,8 @@ use tokenflow_connectors::status::meaning;
 use tokenflow_core::flow::ActionKind;
 
 use tokenflow_engine::RunStatus;
-use tokenflow_store::{RunFilter, UiSessionOwner, UiSessionRow};
+use tokenflow_runtime::RuntimeError;
+use tokenflow_store::{RunFilter, StoreError, UiSessionOwner, UiSessionRow};
 
 use super::session::{COOKIE, LIFETIME_SECS, Session, csrf_matches};
 use super::{aadsts_hint, diagram};
@@ -469,7 +470,7 @@ async fn run_context(
     };
     let mut json = view.to_json(state.runner.engine().limits().monitor_value);
     let total = view.run.record_count();
-    let shown = crate::runner::SHOWN_RECORDS as u64;
+    let shown = tokenflow_runtime::runner::SHOWN_RECORDS as u64;
     // Earlier pages are counted back from where the latest records begin, so no record shows
     // on two pages.
     let latest = view.run.first_record;
@@ -630,8 +631,10 @@ pub async fn cancel_run(
         return *denied;
     }
     match state.runner.cancel(&id).await {
-        Ok(_) | Err(ApiError::Conflict(_)) => Redirect::to(&format!("/runs/{id}")).into_response(),
-        Err(err) => err.into_response(),
+        Ok(_) | Err(RuntimeError::Conflict(_) | RuntimeError::Store(StoreError::Conflict(_))) => {
+            Redirect::to(&format!("/runs/{id}")).into_response()
+        }
+        Err(err) => ApiError::from(err).into_response(),
     }
 }
 
@@ -657,7 +660,7 @@ pub async fn flows(State(state): State<AppState>, SignedIn(session): SignedIn) -
                 json!({ "flows": flows, "message": null }),
             )
         }
-        Err(err) => err.into_response(),
+        Err(err) => ApiError::from(err).into_response(),
     }
 }
 
@@ -669,7 +672,7 @@ pub async fn flow(
     let (flow, version) = match state.catalog.current(&id).await {
         Ok(Some(found)) => found,
         Ok(None) => return ApiError::NotFound(format!("flow `{id}`")).into_response(),
-        Err(err) => return err.into_response(),
+        Err(err) => return ApiError::from(err).into_response(),
     };
     let filter = RunFilter {
         flow_id: Some(id.clone()),
@@ -699,7 +702,7 @@ pub async fn start_system_flow(
     }
     match state.runner.start(&id, Map::new(), None).await {
         Ok(view) => Redirect::to(&format!("/runs/{}", view.run.id)).into_response(),
-        Err(err) => err.into_response(),
+        Err(err) => ApiError::from(err).into_response(),
     }
 }
 

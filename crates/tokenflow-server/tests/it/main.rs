@@ -8,5 +8,7 @@ mod callback;
 mod limits;
 mod run_limits;
 mod scheduler;
+mod shutdown;
+mod startup;
 mod support;
 mod ui;

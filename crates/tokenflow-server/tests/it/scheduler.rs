@@ -7,8 +7,8 @@ use std::sync::Arc;
 use reqwest::Method;
 use time::Duration;
 use tokenflow_core::{Clock, ManualClock};
+use tokenflow_runtime::scheduler::Scheduler;
 use tokenflow_server::AppState;
-use tokenflow_server::scheduler::Scheduler;
 
 use crate::support::{API_KEY, BuiltApp, Options, build_app};
 

@@ -10,7 +10,7 @@ use tokenflow_core::flow::{
 };
 use tokenflow_store::{FlowRow, Store};
 
-use crate::error::ApiError;
+use crate::error::RuntimeError;
 
 /// The parsed flows.
 #[derive(Debug)]
@@ -53,16 +53,16 @@ impl FlowCatalog {
         file: &str,
         known_servers: BTreeSet<String>,
         now: time::OffsetDateTime,
-    ) -> Result<Accepted, ApiError> {
+    ) -> Result<Accepted, RuntimeError> {
         // The id of the URL is checked like a flow file's `id:` before the YAML is read.
-        check_flow_id(id).map_err(ApiError::InvalidInput)?;
+        check_flow_id(id).map_err(RuntimeError::InvalidInput)?;
         let options = ParseOptions {
             known_servers: Some(known_servers),
             max_steps_limit: self.max_steps_limit,
         };
-        let parsed = parse_flow(file, yaml, &options).map_err(ApiError::InvalidFlow)?;
+        let parsed = parse_flow(file, yaml, &options).map_err(RuntimeError::InvalidFlow)?;
         if parsed.flow.id != id {
-            return Err(ApiError::InvalidFlow(FlowProblems(vec![FlowError {
+            return Err(RuntimeError::InvalidFlow(FlowProblems(vec![FlowError {
                 file: file.to_owned(),
                 line: 1,
                 column: 1,
@@ -142,7 +142,7 @@ impl FlowCatalog {
     }
 
     /// The newest version of a flow, parsed.
-    pub async fn current(&self, id: &str) -> Result<Option<(Arc<Flow>, i64)>, ApiError> {
+    pub async fn current(&self, id: &str) -> Result<Option<(Arc<Flow>, i64)>, RuntimeError> {
         let Some(row) = self.store.get_flow(id).await? else {
             return Ok(None);
         };
@@ -150,7 +150,7 @@ impl FlowCatalog {
     }
 
     /// One version of a flow, parsed.
-    pub async fn version(&self, id: &str, version: i64) -> Result<Option<Arc<Flow>>, ApiError> {
+    pub async fn version(&self, id: &str, version: i64) -> Result<Option<Arc<Flow>>, RuntimeError> {
         if let Some(flow) = self.cached(id, version) {
             return Ok(Some(flow));
         }
@@ -161,7 +161,7 @@ impl FlowCatalog {
     }
 
     /// The newest version of every flow, parsed.
-    pub async fn all(&self) -> Result<Vec<(Arc<Flow>, FlowRow)>, ApiError> {
+    pub async fn all(&self) -> Result<Vec<(Arc<Flow>, FlowRow)>, RuntimeError> {
         let mut flows = Vec::new();
         for row in self.store.list_flows().await? {
             flows.push((self.parse_row(&row)?, row));
@@ -169,7 +169,7 @@ impl FlowCatalog {
         Ok(flows)
     }
 
-    fn parse_row(&self, row: &FlowRow) -> Result<Arc<Flow>, ApiError> {
+    fn parse_row(&self, row: &FlowRow) -> Result<Arc<Flow>, RuntimeError> {
         if let Some(flow) = self.cached(&row.id, row.version) {
             return Ok(flow);
         }
@@ -181,7 +181,7 @@ impl FlowCatalog {
             ..ParseOptions::default()
         };
         let parsed = parse_flow(&format!("{}@{}", row.id, row.version), &row.yaml, &options)
-            .map_err(ApiError::internal)?;
+            .map_err(RuntimeError::unreadable)?;
         let flow = Arc::new(parsed.flow);
         self.remember(&row.id, row.version, flow.clone());
         Ok(flow)

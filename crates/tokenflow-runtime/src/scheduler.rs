@@ -17,21 +17,11 @@ use serde_json::Map;
 use time::OffsetDateTime;
 use tokenflow_core::flow::Schedule;
 use tokenflow_store::FlowRow;
+use tokio::task::JoinSet;
 
+use crate::error::RuntimeError;
 use crate::runner::RunView;
-use crate::state::AppState;
-
-/// Runs the scheduler until the task is aborted.
-pub async fn run_forever(state: AppState) {
-    let mut scheduler = Scheduler::new(state.clock.now());
-    let mut ticker = tokio::time::interval(state.settings.schedule_tick);
-    loop {
-        ticker.tick().await;
-        if let Err(err) = scheduler.tick(&state).await {
-            tracing::error!(error = %err, "the scheduler tick failed");
-        }
-    }
-}
+use crate::runtime::Runtime;
 
 /// One instance's scheduler: where each flow's schedule goes on from.
 #[derive(Debug)]
@@ -41,6 +31,8 @@ pub struct Scheduler {
     /// Per flow: the version last looked at, and the last due time handled (fired here, or
     /// claimed by another instance) or the anchor it goes on from.
     cursors: HashMap<String, Cursor>,
+    /// The runs this scheduler started that may still be running.
+    runs: JoinSet<()>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,12 +47,15 @@ impl Scheduler {
         Self {
             started: started.unix_timestamp(),
             cursors: HashMap::new(),
+            runs: JoinSet::new(),
         }
     }
 
     /// One pass: fires every due time in (cursor, now]. Returns how many runs this instance
     /// started.
-    pub async fn tick(&mut self, state: &AppState) -> Result<usize, crate::error::ApiError> {
+    pub async fn tick(&mut self, state: &Runtime) -> Result<usize, RuntimeError> {
+        // Forget the runs that have ended.
+        while self.runs.try_join_next().is_some() {}
         let now = state.clock.now().unix_timestamp();
         let mut fired = 0;
         for (flow, row) in state.catalog.all().await? {
@@ -101,7 +96,7 @@ impl Scheduler {
                     };
                     let runner = state.runner.clone();
                     let flow_id = flow.id.clone();
-                    tokio::spawn(async move {
+                    self.runs.spawn(async move {
                         if let Err(err) = runner.start_run(view).await {
                             tracing::error!(flow = %flow_id, error = %err, "a scheduled run failed to start");
                         }
@@ -121,15 +116,21 @@ impl Scheduler {
         Ok(fired)
     }
 
+    /// Stops the runs this scheduler started that still run, and waits until they have: such a
+    /// run stays `running` with its lease and is recovered as interrupted (see [`crate::tasks`]).
+    pub async fn stop(&mut self) {
+        self.runs.shutdown().await;
+    }
+
     /// Where the schedule of `row` (the flow's newest version) goes on from, on the first look at
     /// the flow or at a new version of it: the latest of this instance's start, the cursor so far,
     /// the last claimed firing and the creation of the version the current schedule began with.
     async fn anchor(
         &self,
-        state: &AppState,
+        state: &Runtime,
         row: &FlowRow,
         known: Option<i64>,
-    ) -> Result<i64, crate::error::ApiError> {
+    ) -> Result<i64, RuntimeError> {
         let last = state.store.last_firing(&row.id).await?.map(|f| f.due);
         let floor = self
             .started
@@ -143,11 +144,7 @@ impl Scheduler {
 /// the oldest version in the unbroken line of versions up to `row` with that same schedule.
 /// Versions created at or before `floor` do not matter (the caller takes the later of both), so
 /// the walk back stops there.
-async fn schedule_since(
-    state: &AppState,
-    row: &FlowRow,
-    floor: i64,
-) -> Result<i64, crate::error::ApiError> {
+async fn schedule_since(state: &Runtime, row: &FlowRow, floor: i64) -> Result<i64, RuntimeError> {
     let Some(current) = state.catalog.version(&row.id, row.version).await? else {
         return Ok(row.created_at.unix_timestamp());
     };

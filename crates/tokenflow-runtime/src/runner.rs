@@ -23,7 +23,7 @@ use tokenflow_engine::{ActionRecord, Engine, Progress, Run, RunStatus};
 use tokenflow_store::{ActionRecordRow, PendingRow, RunRow, Store, TakePending};
 
 use crate::catalog::FlowCatalog;
-use crate::error::ApiError;
+use crate::error::RuntimeError;
 use crate::metrics::Metrics;
 
 /// A run with the flow version it runs on.
@@ -164,14 +164,14 @@ impl Runner {
         flow_id: &str,
         inputs: Map<String, Value>,
         browser_binding: Option<String>,
-    ) -> Result<RunView, ApiError> {
+    ) -> Result<RunView, RuntimeError> {
         let Some((flow, version)) = self.catalog.current(flow_id).await? else {
-            return Err(ApiError::NotFound(format!("flow `{flow_id}`")));
+            return Err(RuntimeError::NotFound(format!("flow `{flow_id}`")));
         };
         let run = self
             .engine
             .start(&flow, inputs)
-            .map_err(|err| ApiError::InvalidInput(err.to_string()))?;
+            .map_err(|err| RuntimeError::InvalidInput(err.to_string()))?;
         self.start_run(RunView {
             run,
             flow,
@@ -182,7 +182,7 @@ impl Runner {
     }
 
     /// Persists a freshly started run and drives it.
-    pub async fn start_run(&self, mut view: RunView) -> Result<RunView, ApiError> {
+    pub async fn start_run(&self, mut view: RunView) -> Result<RunView, RuntimeError> {
         self.store.create_run(&self.row(&view)).await?;
         tracing::info!(run = %view.run.id, flow = %view.run.flow_id, version = view.version, "run started");
         let lock = self.lock(&view.run.id);
@@ -192,13 +192,13 @@ impl Runner {
     }
 
     /// Loads a run with its flow version and its last [`SHOWN_RECORDS`] monitor records.
-    pub async fn load(&self, run_id: &str) -> Result<Option<RunView>, ApiError> {
+    pub async fn load(&self, run_id: &str) -> Result<Option<RunView>, RuntimeError> {
         self.load_with(run_id, SHOWN_RECORDS).await
     }
 
     /// Loads a run with its flow version but no monitor record, to continue or end it: however
     /// long its history, only its state is read.
-    pub async fn load_state(&self, run_id: &str) -> Result<Option<RunView>, ApiError> {
+    pub async fn load_state(&self, run_id: &str) -> Result<Option<RunView>, RuntimeError> {
         self.load_with(run_id, 0).await
     }
 
@@ -208,7 +208,7 @@ impl Runner {
         run_id: &str,
         offset: u64,
         limit: u32,
-    ) -> Result<Option<RecordsPage>, ApiError> {
+    ) -> Result<Option<RecordsPage>, RuntimeError> {
         let total = self.store.action_record_count(run_id).await?;
         // Only a run without records needs the (larger) run row to tell it from no run.
         if total == 0 && self.store.get_run(run_id).await?.is_none() {
@@ -220,7 +220,7 @@ impl Runner {
             .action_records_page(run_id, offset, limit)
             .await?
         {
-            records.push(serde_json::from_str(&row.json).map_err(ApiError::internal)?);
+            records.push(serde_json::from_str(&row.json).map_err(RuntimeError::unreadable)?);
         }
         Ok(Some(RecordsPage {
             total,
@@ -229,12 +229,12 @@ impl Runner {
         }))
     }
 
-    async fn load_with(&self, run_id: &str, shown: usize) -> Result<Option<RunView>, ApiError> {
+    async fn load_with(&self, run_id: &str, shown: usize) -> Result<Option<RunView>, RuntimeError> {
         let Some(row) = self.store.get_run(run_id).await? else {
             return Ok(None);
         };
         let Some(flow) = self.catalog.version(&row.flow_id, row.flow_version).await? else {
-            return Err(ApiError::internal(tokenflow_store::StoreError::Corrupt(
+            return Err(RuntimeError::Store(tokenflow_store::StoreError::Corrupt(
                 format!("run {} refers to a missing flow version", row.id),
             )));
         };
@@ -249,7 +249,7 @@ impl Runner {
                 .await?
             {
                 let record: ActionRecord =
-                    serde_json::from_str(&record.json).map_err(ApiError::internal)?;
+                    serde_json::from_str(&record.json).map_err(RuntimeError::unreadable)?;
                 records.push(record);
             }
         }
@@ -263,7 +263,7 @@ impl Runner {
             row.started_at,
             row.ended_at,
         )
-        .map_err(ApiError::internal)?;
+        .map_err(RuntimeError::unreadable)?;
         Ok(Some(RunView {
             run,
             flow,
@@ -273,14 +273,14 @@ impl Runner {
     }
 
     /// Cancels a run that has not ended (SPEC §8.1 `DELETE /api/runs/{id}`).
-    pub async fn cancel(&self, run_id: &str) -> Result<RunView, ApiError> {
+    pub async fn cancel(&self, run_id: &str) -> Result<RunView, RuntimeError> {
         let lock = self.lock(run_id);
         let _guard = lock.lock().await;
         let Some(mut view) = self.load(run_id).await? else {
-            return Err(ApiError::NotFound(format!("run `{run_id}`")));
+            return Err(RuntimeError::NotFound(format!("run `{run_id}`")));
         };
         if view.run.status.is_final() {
-            return Err(ApiError::Conflict(format!(
+            return Err(RuntimeError::Conflict(format!(
                 "run `{run_id}` has already ended ({})",
                 view.run.status.as_str()
             )));
@@ -298,7 +298,7 @@ impl Runner {
         &self,
         params: &CallbackParams,
         cookie: impl Fn(&str) -> Option<String>,
-    ) -> Result<CallbackResult, ApiError> {
+    ) -> Result<CallbackResult, RuntimeError> {
         let Some(state) = params.state.as_deref().filter(|s| !s.is_empty()) else {
             return Ok(CallbackResult::MissingState);
         };
@@ -311,7 +311,7 @@ impl Runner {
         };
         if let Some(binding) = &row.browser_binding {
             let given =
-                cookie(&binding_cookie_name(&row.id)).map(|value| crate::auth::hash_key(&value));
+                cookie(&binding_cookie_name(&row.id)).map(|value| crate::keys::hash_key(&value));
             if given.as_deref() != Some(binding.as_str()) {
                 return Ok(CallbackResult::WrongBrowser);
             }
@@ -351,7 +351,7 @@ impl Runner {
 
     /// Ends every expired pending login with -2 and lets its run go on, and fails runs whose
     /// instance died; returns how many logins it ended.
-    pub async fn sweep_once(&self) -> Result<usize, ApiError> {
+    pub async fn sweep_once(&self) -> Result<usize, RuntimeError> {
         let interrupted = self.recover_interrupted().await?;
         if interrupted > 0 {
             tracing::warn!(
@@ -373,7 +373,7 @@ impl Runner {
     }
 
     /// Deletes consumed logins and old schedule firings (`KEEP_CONSUMED`), at most once per hour.
-    async fn purge_if_due(&self) -> Result<(), ApiError> {
+    async fn purge_if_due(&self) -> Result<(), RuntimeError> {
         let now = self.clock.now();
         let due = match self.purged.lock() {
             Ok(mut purged) if purged.is_none_or(|at| now - at >= PURGE_EVERY) => {
@@ -398,7 +398,7 @@ impl Runner {
     /// Deletes expired web UI sessions, in batches (each a short write) and at most
     /// `SESSION_PURGE_BATCHES` of them per purge; what is left goes at the next purge. An
     /// expired session is refused anyway: this only keeps the table small.
-    async fn purge_expired_sessions(&self, now: time::OffsetDateTime) -> Result<(), ApiError> {
+    async fn purge_expired_sessions(&self, now: time::OffsetDateTime) -> Result<(), RuntimeError> {
         let mut deleted = 0;
         for _ in 0..SESSION_PURGE_BATCHES {
             let batch = self
@@ -416,17 +416,6 @@ impl Runner {
         Ok(())
     }
 
-    /// Sweeps every `interval` until the task is aborted.
-    pub async fn sweep_forever(&self, interval: Duration) {
-        let mut ticker = tokio::time::interval(interval);
-        loop {
-            ticker.tick().await;
-            if let Err(err) = self.sweep_once().await {
-                tracing::error!(error = %err, "sweeping expired logins failed");
-            }
-        }
-    }
-
     async fn renew_lease(&self, run_id: &str) {
         let until = self.clock.now()
             + time::Duration::try_from(self.lease).unwrap_or(time::Duration::seconds(30));
@@ -440,7 +429,7 @@ impl Runner {
     /// lock only orders this process, so each run is claimed in the store with one conditional
     /// write (`fail_interrupted_run`), and only the instance whose write landed logs and counts
     /// it — a run ends once, with one `ended_at`, however many sweepers found it.
-    pub async fn recover_interrupted(&self) -> Result<usize, ApiError> {
+    pub async fn recover_interrupted(&self) -> Result<usize, RuntimeError> {
         let grace = i64::try_from(self.lease.as_millis()).unwrap_or(30_000);
         let ids = self
             .store
@@ -483,7 +472,7 @@ impl Runner {
         Ok(recovered)
     }
 
-    async fn expire_pending(&self, row: &PendingRow) -> Result<Option<RunView>, ApiError> {
+    async fn expire_pending(&self, row: &PendingRow) -> Result<Option<RunView>, RuntimeError> {
         let Some(mut view) = self.load_state(&row.run_id).await? else {
             return Ok(None);
         };
@@ -512,7 +501,7 @@ impl Runner {
     /// action with effects, and the run is failed as interrupted at the step it had reached.
     /// Stored records are dropped from memory but for the last [`SHOWN_RECORDS`], and a long
     /// stretch of actions without effects is written every [`SHOWN_RECORDS`] records.
-    async fn drive(&self, view: &mut RunView) -> Result<(), ApiError> {
+    async fn drive(&self, view: &mut RunView) -> Result<(), RuntimeError> {
         // Every record before sequence number `saved` is in the store (the caller persisted it).
         let mut saved = view.run.record_count();
         view.run.forget_records(saved, SHOWN_RECORDS);
@@ -577,7 +566,7 @@ impl Runner {
     }
 
     /// Writes the run's state and its records from sequence number `stored` on.
-    async fn persist(&self, view: &RunView, stored: u64) -> Result<(), ApiError> {
+    async fn persist(&self, view: &RunView, stored: u64) -> Result<(), RuntimeError> {
         let row = self.row(view);
         let run = &view.run;
         let skip = usize::try_from(stored.saturating_sub(run.first_record))
@@ -590,7 +579,7 @@ impl Runner {
             rows.push(ActionRecordRow {
                 run_id: run.id.clone(),
                 seq: i64::try_from(seq).unwrap_or(i64::MAX),
-                json: serde_json::to_string(record).map_err(ApiError::internal)?,
+                json: serde_json::to_string(record).map_err(RuntimeError::unreadable)?,
             });
         }
         let waiting = match (&view.run.waiting, view.run.status) {

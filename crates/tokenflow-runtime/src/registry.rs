@@ -12,7 +12,7 @@ use tokenflow_core::{OAuthServer, OAuthServerSpec};
 use tokenflow_engine::ServerDirectory;
 use tokenflow_store::{OAuthServerRow, Store};
 
-use crate::error::ApiError;
+use crate::error::RuntimeError;
 
 /// Where a server's configuration comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ impl ServerRegistry {
         config: BTreeMap<String, OAuthServer>,
         store: &dyn Store,
         http: Client,
-    ) -> Result<(Self, Vec<String>), ApiError> {
+    ) -> Result<(Self, Vec<String>), RuntimeError> {
         let registry = Self {
             entries: RwLock::new(BTreeMap::new()),
             config: config.clone(),
@@ -99,18 +99,18 @@ impl ServerRegistry {
     /// empty one removes it (a public client). The stored secret is write-only, so it may only
     /// be kept while it goes where, and how, it went before: a change of any field outside
     /// [`SECRET_NEUTRAL_FIELDS`] (the endpoints, the issuer, the client authentication) without
-    /// the secret is refused ([`ApiError::SecretRequired`]), or the caller could have it sent to
+    /// the secret is refused ([`RuntimeError::SecretRequired`]), or the caller could have it sent to
     /// an address of their choice. A server of the configuration file is changed there, not here
-    /// ([`ApiError::DefinedInConfiguration`]).
+    /// ([`RuntimeError::DefinedInConfiguration`]).
     pub async fn put(
         &self,
         store: &dyn Store,
         id: &str,
         mut spec: OAuthServerSpec,
         now: time::OffsetDateTime,
-    ) -> Result<(bool, Option<String>), ApiError> {
+    ) -> Result<(bool, Option<String>), RuntimeError> {
         if self.config.contains_key(id) {
-            return Err(ApiError::DefinedInConfiguration(format!(
+            return Err(RuntimeError::DefinedInConfiguration(format!(
                 "OAuth server `{id}` is defined in the configuration file: edit tokenflow.toml \
                  (and restart) to change it"
             )));
@@ -125,7 +125,7 @@ impl ServerRegistry {
         let spec_json = spec_view(&spec);
         spec.client_secret = secret.clone();
         let server = spec.validate(id).map_err(|errors| {
-            ApiError::InvalidInput(
+            RuntimeError::InvalidInput(
                 errors
                     .iter()
                     .map(ToString::to_string)
@@ -138,7 +138,7 @@ impl ServerRegistry {
         {
             let changed = secret_bound_changes(previous, &server);
             if !changed.is_empty() {
-                return Err(ApiError::SecretRequired(format!(
+                return Err(RuntimeError::SecretRequired(format!(
                     "changing {} of OAuth server `{id}` needs its client_secret again (or \
                      \"\" to remove it): a stored secret is never sent to a changed endpoint \
                      or in a changed way",
@@ -160,7 +160,7 @@ impl ServerRegistry {
     }
 
     /// Deletes a stored server; a server of the same id from the configuration comes back.
-    pub async fn delete(&self, store: &dyn Store, id: &str) -> Result<bool, ApiError> {
+    pub async fn delete(&self, store: &dyn Store, id: &str) -> Result<bool, RuntimeError> {
         let deleted = store.delete_oauth_server(id).await?;
         if deleted {
             let fallback = self.config.get(id).cloned();
