@@ -1,4 +1,4 @@
-//! Loads `tokenflow.toml` (SPEC §12): the file, then `TOKENFLOW_<KEY>` environment overrides
+//! Loads `tokenflow.toml` (docs/flows.md): the file, then `TOKENFLOW_<KEY>` environment overrides
 //! (`__` between levels), then secret sources (`{ env = "NAME" }`, `{ file = "path" }`), then
 //! validation that reports every problem, each naming its key.
 //!
@@ -108,7 +108,7 @@ impl Bounded {
 }
 
 impl Config {
-    /// `<public_url>/oauth-callback`, the server's default redirect URI (SPEC §8.3).
+    /// `<public_url>/oauth-callback`, the server's default redirect URI (docs/api.md).
     pub fn default_redirect_uri(&self) -> Url {
         let base = self.public_url.as_str().trim_end_matches('/');
         Url::parse(&format!("{base}/oauth-callback")).unwrap_or_else(|_| self.public_url.clone())

@@ -1,7 +1,7 @@
 //! The HTTP client used for token requests and the bounded reading of response bodies.
 //!
 //! One client is built at start-up and injected everywhere (connection pooling, one TLS config).
-//! It follows no redirects (SPEC §11: a token endpoint that redirects is misconfigured or hostile,
+//! It follows no redirects (docs/security.md: a token endpoint that redirects is misconfigured or hostile,
 //! and following it could post credentials elsewhere) and always has timeouts.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The `http_connector` action (SPEC §5): calls an HTTP API, typically with a token from an OAuth
+//! The `http_connector` action (docs/connectors.md): calls an HTTP API, typically with a token from an OAuth
 //! connector, and turns every outcome into outputs with Thinkwise's HTTP connector status codes.
 //!
 //! Key design decisions:

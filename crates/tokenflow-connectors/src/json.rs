@@ -1,4 +1,4 @@
-//! The `extract_json` action (SPEC §5): reads a value out of a JSON document with an RFC 9535
+//! The `extract_json` action (docs/connectors.md): reads a value out of a JSON document with an RFC 9535
 //! JSONPath, evaluated by the `serde_json_path` crate (a complete, conformance-tested RFC 9535
 //! implementation, so flows get the standard's semantics rather than one of the older dialects).
 //!

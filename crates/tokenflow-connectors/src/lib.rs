@@ -4,7 +4,7 @@
 //! - [`http_action`]: the `http_connector` action: any HTTP API call, with Thinkwise's status codes.
 //! - [`json`]: the `extract_json` action: RFC 9535 JSONPath over a JSON document or JSON text.
 //! - [`status`]: every connector's status codes, in one place.
-//! - [`oauth`]: the three OAuth connectors of the seed, their status codes, the token endpoint
+//! - [`oauth`]: the three OAuth connectors of Thinkwise's documentation, their status codes, the token endpoint
 //!   client, tolerant token-response parsing, the authorization request and the callback half.
 //!
 //! Connectors never touch the store: they take configuration and inputs, and return outputs with a

@@ -1,4 +1,4 @@
-//! Every connector's status codes, exactly as in the seed and Thinkwise's documentation.
+//! Every connector's status codes, exactly as in Thinkwise's documentation.
 //!
 //! This file is the only place the numbers are written. `docs/connectors.md` carries the same
 //! tables; a test renders them from here and fails when the docs drift.
@@ -14,7 +14,7 @@ pub trait ConnectorStatus: Copy + fmt::Debug + PartialEq + Eq + 'static {
     /// Every status of this connector, in table order.
     const ALL: &'static [Self];
     fn code(self) -> i32;
-    /// The seed's wording.
+    /// Thinkwise's wording.
     fn meaning(self) -> &'static str;
     fn is_success(self) -> bool {
         self.code() >= 0
@@ -61,7 +61,7 @@ status_enum!(
 });
 
 status_enum!(
-    /// `oauth_user_login` (authorization code). `-4` is not used, as in the seed.
+    /// `oauth_user_login` (authorization code). `-4` is not used, as in Thinkwise's documentation.
     UserLoginStatus, OauthUserLogin, {
     Successful = 0 => "Successful",
     Unknown = -1 => "Unsuccessful, cause unknown",
@@ -107,7 +107,7 @@ status_enum!(
 });
 
 status_enum!(
-    /// `vault_store` (tokenflow's token vault, SPEC §9).
+    /// `vault_store` (tokenflow's token vault, docs/connectors.md).
     VaultStoreStatus, VaultStore, {
     Successful = 0 => "Successful",
     Unknown = -1 => "Unsuccessful, cause unknown",
@@ -116,7 +116,7 @@ status_enum!(
 });
 
 status_enum!(
-    /// `vault_get_token` (tokenflow's token vault, SPEC §9).
+    /// `vault_get_token` (tokenflow's token vault, docs/connectors.md).
     VaultGetStatus, VaultGetToken, {
     Successful = 0 => "Successful",
     /// Including a refresh that failed for another reason than a revoked grant.

@@ -1,6 +1,6 @@
 //! Action inputs that remember whether the flow assigned them.
 //!
-//! SPEC §4.1 (Thinkwise's rule since Indicium 2024.1.11): an assigned `Scope` is used even when it
+//! docs/connectors.md (Thinkwise's rule since Indicium 2024.1.11): an assigned `Scope` is used even when it
 //! is empty; only an unassigned one falls back to the OAuth server's `scope`. `Option<String>`
 //! cannot say "assigned, and empty" apart from "assigned" without a convention, so the model says
 //! it in its own type.
@@ -29,7 +29,7 @@ impl<T> Input<T> {
 }
 
 impl Input<String> {
-    /// The effective scope of SPEC §4.1: the assigned value, even if empty; else the fallback.
+    /// The effective scope of docs/connectors.md: the assigned value, even if empty; else the fallback.
     pub fn or_fallback<'a>(&'a self, fallback: Option<&'a str>) -> &'a str {
         match self {
             Input::Assigned(value) => value.as_str(),

@@ -1,8 +1,8 @@
 //! tokenflow's domain model, shared by every other crate. No IO lives here.
 //!
 //! - [`secret`]: values that must never be printed, logged or returned (tokens, client secrets).
-//! - [`input`]: action inputs that keep *unassigned* apart from *assigned but empty* (SPEC §4.1).
-//! - [`oauth_server`]: the OAuth server configuration of SPEC §3, its defaults and validation.
+//! - [`input`]: action inputs that keep *unassigned* apart from *assigned but empty* (docs/connectors.md).
+//! - [`oauth_server`]: the OAuth server configuration of docs/connectors.md, its defaults and validation.
 //! - [`clock`]: injected time, so tests control expiry.
 //! - [`flow`]: process flows: the action catalogue, the YAML format, validation with file/line/column.
 //! - [`limits`]: the bounds on what one run may hold.

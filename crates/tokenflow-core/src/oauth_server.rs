@@ -1,4 +1,4 @@
-//! OAuth server configuration (SPEC §3): one client registration at one authorization server.
+//! OAuth server configuration (docs/connectors.md): one client registration at one authorization server.
 //!
 //! [`OAuthServerSpec`] is what a user writes (config file table or API body, unknown fields
 //! rejected); [`OAuthServerSpec::validate`] turns it into an [`OAuthServer`] with defaults applied,
@@ -162,9 +162,9 @@ pub struct DiscoveredIssuer {
     pub iss_parameter_supported: bool,
 }
 
-/// Default per-request timeout at the token endpoint (SPEC §3).
+/// Default per-request timeout at the token endpoint (docs/connectors.md).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default remaining lifetime below which a cached token is no longer served (SPEC §4.2).
+/// Default remaining lifetime below which a cached token is no longer served (docs/connectors.md).
 pub const DEFAULT_SKEW: Duration = Duration::from_secs(60);
 const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 

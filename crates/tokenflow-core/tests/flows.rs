@@ -18,7 +18,7 @@ fn one_error(yaml: &str) -> String {
     errors.into_iter().next().unwrap()
 }
 
-const SPEC_EXAMPLE: &str = r#"id: graph_me
+const FLOW_EXAMPLE: &str = r#"id: graph_me
 description: Sign the user in with Microsoft and read their profile.
 variables:
   token: { secret: true }
@@ -44,7 +44,7 @@ steps:
 
 #[test]
 fn the_spec_example_is_valid() {
-    let parsed = parse_flow("graph_me.yaml", SPEC_EXAMPLE, &ParseOptions::default()).unwrap();
+    let parsed = parse_flow("graph_me.yaml", FLOW_EXAMPLE, &ParseOptions::default()).unwrap();
     let flow = parsed.flow;
     assert_eq!(flow.id, "graph_me");
     assert_eq!(flow.actions.keys().collect::<Vec<_>>(), ["login", "me"]);
@@ -66,7 +66,7 @@ fn the_spec_example_is_valid() {
 
 #[test]
 fn token_outputs_make_their_variables_secret() {
-    let yaml = SPEC_EXAMPLE.replace("  token: { secret: true }", "  token: {}");
+    let yaml = FLOW_EXAMPLE.replace("  token: { secret: true }", "  token: {}");
     let flow = parse_flow("f.yaml", &yaml, &ParseOptions::default())
         .unwrap()
         .flow;
@@ -218,7 +218,7 @@ fn an_unconfigured_server_is_a_warning_not_an_error() {
         known_servers: Some(BTreeSet::from(["other".to_owned()])),
         ..ParseOptions::default()
     };
-    let parsed = parse_flow("f.yaml", SPEC_EXAMPLE, &options).unwrap();
+    let parsed = parse_flow("f.yaml", FLOW_EXAMPLE, &options).unwrap();
     assert_eq!(parsed.warnings.len(), 1);
     assert!(
         parsed.warnings[0]

@@ -1,7 +1,7 @@
 //! The engine: start a run, execute one action per [`Engine::step`], suspend at a user login,
 //! resume with the callback ([`Engine::resume`]) or its expiry ([`Engine::expire`]), cancel.
 //!
-//! Routing (SPEC §7): after an action, the steps leaving it are tried in file order and the first
+//! Routing (docs/flows.md): after an action, the steps leaving it are tried in file order and the first
 //! whose condition holds is taken; when none holds the run fails with the action, its status code
 //! and the conditions tried. `max_steps` bounds the executed actions so a loop cannot run forever.
 //!

@@ -1,10 +1,10 @@
-//! The flow engine (SPEC §7): runs a validated [`Flow`](tokenflow_core::flow::Flow) action by
+//! The flow engine (docs/flows.md): runs a validated [`Flow`](tokenflow_core::flow::Flow) action by
 //! action, routes on status codes and CEL conditions, suspends at a user login and resumes on its
 //! callback, and keeps a monitor record of every executed action with secrets masked.
 //!
 //! - [`engine`]: `start`, `step`, `resume`, `expire`, `cancel` — driven one action at a time so
 //!   tests (and the server's durable runner) control every transition.
-//! - [`run`]: the run state machine and its JSON form (SPEC §12).
+//! - [`run`]: the run state machine and its JSON form (docs/flows.md).
 //! - [`vars`]: run variables, with secret values kept as `SecretString`.
 //! - [`monitor`]: monitor values over `monitor_value_limit` kept as summaries.
 //! - [`inputs`]: bindings → action inputs (unassigned stays unassigned).

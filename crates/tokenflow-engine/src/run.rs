@@ -1,4 +1,4 @@
-//! The run state machine (SPEC §2, §7) and the JSON form of a run (SPEC §12).
+//! The run state machine (docs/flows.md) and the JSON form of a run (docs/flows.md).
 //!
 //! ```text
 //! running ──(user login)──> waiting ──(callback | expiry)──> running
@@ -26,7 +26,7 @@ pub struct Waiting {
     pub since: OffsetDateTime,
 }
 
-/// The monitor record of one executed action (SPEC §2).
+/// The monitor record of one executed action (docs/flows.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRecord {
     pub action: String,
@@ -90,7 +90,7 @@ impl Run {
         self.first_record += drop as u64;
     }
 
-    /// The run as JSON (SPEC §12), secrets masked; the same for the API and `tokenflow run`.
+    /// The run as JSON (docs/flows.md), secrets masked; the same for the API and `tokenflow run`.
     /// Variable values over the default `monitor_value_limit` are summarized.
     pub fn to_json(&self, flow: &Flow) -> Value {
         self.to_json_limited(flow, tokenflow_core::limits::DEFAULT_MONITOR_VALUE_LIMIT)

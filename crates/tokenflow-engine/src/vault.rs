@@ -1,4 +1,4 @@
-//! The token vault (SPEC §9): grants kept encrypted in the store under a name, and handed out as
+//! The token vault (docs/connectors.md): grants kept encrypted in the store under a name, and handed out as
 //! valid access tokens — refreshed before expiry, with the rotated refresh token committed to the
 //! store **before** the new access token leaves.
 //!

@@ -37,7 +37,7 @@ pub struct RunView {
 }
 
 impl RunView {
-    /// The run as JSON (SPEC §12) plus the flow version, with the monitor records held (at most
+    /// The run as JSON (docs/flows.md) plus the flow version, with the monitor records held (at most
     /// the last [`SHOWN_RECORDS`]) and, when there are earlier ones, where to read them; values
     /// over `monitor_value_limit` bytes summarized.
     pub fn to_json(&self, monitor_value_limit: usize) -> Value {
@@ -122,7 +122,7 @@ const SESSION_PURGE_BATCHES: u32 = 100;
 /// The default run lease (`run_lease` in the configuration).
 pub const DEFAULT_RUN_LEASE: Duration = Duration::from_secs(30);
 
-/// The cookie that binds a browser-started login to its browser (SPEC §8.2).
+/// The cookie that binds a browser-started login to its browser (docs/api.md).
 pub fn binding_cookie_name(run_id: &str) -> String {
     format!("tokenflow_login_{}", run_id.replace('-', ""))
 }
@@ -272,7 +272,7 @@ impl Runner {
         }))
     }
 
-    /// Cancels a run that has not ended (SPEC §8.1 `DELETE /api/runs/{id}`).
+    /// Cancels a run that has not ended (docs/api.md `DELETE /api/runs/{id}`).
     pub async fn cancel(&self, run_id: &str) -> Result<RunView, RuntimeError> {
         let lock = self.lock(run_id);
         let _guard = lock.lock().await;

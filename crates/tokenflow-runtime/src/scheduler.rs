@@ -1,4 +1,4 @@
-//! Schedules of system flows (SPEC §8.4). Every tick, each scheduled flow's due times up to now
+//! Schedules of system flows (docs/flows.md). Every tick, each scheduled flow's due times up to now
 //! are computed from its cron expression; each due time is claimed in the store
 //! (`claim_firing`, a unique row per flow and due time), and only the instance whose claim
 //! succeeds starts the run — so every firing runs exactly once, across restarts and instances.

@@ -1,4 +1,4 @@
-//! API authentication (SPEC §8.1): `Authorization: Bearer <api key>`. Keys are compared by their
+//! API authentication (docs/api.md): `Authorization: Bearer <api key>`. Keys are compared by their
 //! SHA-256, so neither the configuration's keys nor the store's are kept in plain text in memory or
 //! on disk.
 

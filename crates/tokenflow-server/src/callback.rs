@@ -1,5 +1,5 @@
-//! `/oauth-callback` (SPEC §8.3) and the browser start of user flows, `GET /flows/{id}/start`
-//! (SPEC §8.2).
+//! `/oauth-callback` (docs/api.md) and the browser start of user flows, `GET /flows/{id}/start`
+//! (docs/api.md).
 //!
 //! A browser-started run is bound to its browser: the start answers `303` to the identity provider
 //! and sets an `HttpOnly`, `SameSite=Lax` cookie with a random value whose SHA-256 the run keeps;

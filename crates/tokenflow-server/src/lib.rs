@@ -1,4 +1,4 @@
-//! `tokenflow serve` (SPEC §8), the HTTP side: the process-flow API, `/oauth-callback`,
+//! `tokenflow serve` (docs/api.md), the HTTP side: the process-flow API, `/oauth-callback`,
 //! browser-started runs, the web UI and operations endpoints. The durable run lifecycle (runs,
 //! schedules, flows, OAuth servers, background tasks) is `tokenflow_runtime`'s.
 //!

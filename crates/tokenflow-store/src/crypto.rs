@@ -1,4 +1,4 @@
-//! Encryption at rest (SPEC §11): the master key and the cipher every secret column goes through.
+//! Encryption at rest (docs/security.md): the master key and the cipher every secret column goes through.
 //!
 //! The one design decision: XChaCha20-Poly1305 with a fresh random 24-byte nonce per value and
 //! the value's *place* as associated data (`b"runs.state:<run id>"`). The 192-bit nonce makes

@@ -1,4 +1,4 @@
-//! tokenflow's durable store (SPEC §2, §8, §11): flows (versioned), runs and their monitor records,
+//! tokenflow's durable store (docs/flows.md, docs/api.md, docs/security.md): flows (versioned), runs and their monitor records,
 //! pending authorizations, OAuth servers, API keys, schedule firings and web UI sessions.
 //!
 //! - [`Store`]: one trait per concern ([`FlowStore`], [`RunStore`], [`PendingStore`],
@@ -204,7 +204,7 @@ pub trait Housekeeping: Send + Sync {
     async fn purge_consumed(&self, before: OffsetDateTime) -> Result<u64>;
 }
 
-/// The token vault (SPEC §9).
+/// The token vault (docs/connectors.md).
 #[async_trait]
 pub trait VaultStore: Send + Sync {
     /// A vault entry, tokens decrypted.

@@ -64,7 +64,7 @@ pub struct ActionRecordRow {
     pub json: String,
 }
 
-/// A pending authorization (SPEC §2). Looked up by the SHA-256 of its `state`: the raw state is
+/// A pending authorization (docs/flows.md). Looked up by the SHA-256 of its `state`: the raw state is
 /// never stored. `payload` (PKCE verifier, nonce, redirect URI, …) is encrypted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingRow {
@@ -116,7 +116,7 @@ pub struct FiringRow {
     pub claimed_at: OffsetDateTime,
 }
 
-/// A token vault entry (SPEC §9): a stored grant under a name chosen by the flow author.
+/// A token vault entry (docs/connectors.md): a stored grant under a name chosen by the flow author.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VaultEntryRow {
     pub name: String,

@@ -1,6 +1,6 @@
-//! `tokenflow run <flow.yaml>`: runs one flow locally — the seed's 2-tier mode. At a user login it
+//! `tokenflow run <flow.yaml>`: runs one flow locally — Thinkwise's 2-tier mode. At a user login it
 //! prints the authorization URL (and opens a browser with `--open`), receives the redirect on a
-//! loopback listener, and continues; `--format json` prints the run as one JSON document (SPEC §12,
+//! loopback listener, and continues; `--format json` prints the run as one JSON document (docs/flows.md,
 //! secrets masked). Exit code 0 only when the run completed.
 
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@ use url::Url;
 
 use super::random::{RandomError, random_token};
 
-/// How long a person has to come back from the identity provider (SPEC §4.3).
+/// How long a person has to come back from the identity provider (docs/connectors.md).
 pub const DEFAULT_PENDING_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// The path the identity provider redirects back to.
@@ -104,11 +104,11 @@ pub struct AuthorizationRequest {
 #[derive(Debug, Clone, Default)]
 pub struct UserLoginInput {
     pub scope: Input<String>,
-    /// `UsePrompt`; unassigned means true (the seed's default).
+    /// `UsePrompt`; unassigned means true (Thinkwise's default).
     pub use_prompt: Input<bool>,
 }
 
-/// The redirect URI of SPEC §8.3: the server's own, else the global `oauth_redirect_uri`, else the
+/// The redirect URI of docs/api.md: the server's own, else the global `oauth_redirect_uri`, else the
 /// caller's default (`<public_url>/oauth-callback` for the server, `http://127.0.0.1:<port>/…`
 /// for the CLI) — mirroring Thinkwise's `OAuthRedirectURI` with its `http://localhost/oauth-callback`.
 pub fn resolve_redirect_uri(server: &OAuthServer, global: Option<&Url>, default: &Url) -> Url {
@@ -119,7 +119,7 @@ pub fn resolve_redirect_uri(server: &OAuthServer, global: Option<&Url>, default:
         .unwrap_or_else(|| default.clone())
 }
 
-/// The effective scope of a user login: SPEC §4.1 precedence, then `offline_access` added when the
+/// The effective scope of a user login: docs/connectors.md precedence, then `offline_access` added when the
 /// server asks for refresh tokens and the scope lacks it.
 pub fn user_login_scope(server: &OAuthServer, scope: &Input<String>) -> String {
     let mut scope =

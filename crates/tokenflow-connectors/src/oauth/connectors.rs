@@ -1,7 +1,7 @@
-//! The three OAuth connectors as library functions, with the seed's inputs, outputs and status codes.
+//! The three OAuth connectors as library functions, with Thinkwise's inputs, outputs and status codes.
 //!
 //! Each function checks configuration, then inputs, then talks to the provider, and maps every
-//! failure to its connector's own code (SPEC §4.2–§4.4). The order of the checks is documented in
+//! failure to its connector's own code (docs/connectors.md). The order of the checks is documented in
 //! `docs/connectors.md` because it decides which code a doubly-broken call gets.
 
 use std::sync::Arc;
@@ -58,7 +58,7 @@ struct Cached {
     expires_at: time::OffsetDateTime,
 }
 
-/// The client-credentials cache (SPEC §4.2): one slot per server and scope, each behind an async
+/// The client-credentials cache (docs/connectors.md): one slot per server and scope, each behind an async
 /// mutex, so concurrent callers for one slot cause at most one token request (single-flight) and
 /// the rest get its result.
 #[derive(Debug, Default)]
@@ -204,7 +204,7 @@ impl OAuthConnectors {
             }
             Ok(response) => {
                 let mut outputs = TokenOutputs::success(S::Successful, response);
-                // The seed's server login has no `Granted scopes` or `Refresh token` outputs.
+                // Thinkwise's server login has no `Granted scopes` or `Refresh token` outputs.
                 outputs.granted_scopes = None;
                 outputs.refresh_token = None;
                 outputs
@@ -398,7 +398,7 @@ impl OAuthConnectors {
             Ok(response) => {
                 let mut outputs = TokenOutputs::success(S::Successful, response);
                 if outputs.refresh_token.is_none() {
-                    // No rotation: the input token stays valid and is passed on (SPEC §4.4).
+                    // No rotation: the input token stays valid and is passed on (docs/connectors.md).
                     outputs.refresh_token = Some(refresh_token.clone());
                 }
                 outputs

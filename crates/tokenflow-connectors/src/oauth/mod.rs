@@ -1,9 +1,9 @@
-//! The OAuth 2.0 connectors (SPEC §4, the seed's contracts).
+//! The OAuth 2.0 connectors (docs/connectors.md, Thinkwise's contracts).
 //!
 //! | file | owns |
 //! |---|---|
 //! | [`client_auth`] | client authentication at the token endpoint (RFC 6749 §2.3.1) |
-//! | [`token_response`] | tolerant parsing of token responses, with warnings (SPEC §4.5) |
+//! | [`token_response`] | tolerant parsing of token responses, with warnings (docs/connectors.md) |
 //! | [`token_endpoint`] | the three grant requests and their failure classes |
 //! | [`discovery`] | endpoints from `/.well-known/openid-configuration` |
 //! | [`authorize`] | the authorization request: `state`, PKCE, `nonce`, `prompt`, redirect URI |

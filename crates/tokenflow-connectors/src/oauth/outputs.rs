@@ -1,4 +1,4 @@
-//! The outputs every OAuth connector produces (SPEC §4, §12), typed by its status enum.
+//! The outputs every OAuth connector produces (docs/connectors.md, docs/flows.md), typed by its status enum.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use super::token_endpoint::TokenError;
 use super::token_response::{TokenResponse, Warning};
 use crate::status::ConnectorStatus;
 
-/// A connector's outputs. Which fields a connector fills follows the seed: `oauth_server_login`
+/// A connector's outputs. Which fields a connector fills follows Thinkwise's documentation: `oauth_server_login`
 /// has no `granted_scopes`/`refresh_token`; the others have all of them.
 #[derive(Debug, Clone)]
 pub struct TokenOutputs<S> {
@@ -22,7 +22,7 @@ pub struct TokenOutputs<S> {
     /// RFC 6749 §5.2 error code from the provider, or tokenflow's own reason code.
     pub error: Option<String>,
     pub error_description: Option<String>,
-    /// Tolerated deviations of the provider's response (SPEC §4.5).
+    /// Tolerated deviations of the provider's response (docs/connectors.md).
     pub warnings: Vec<Warning>,
     /// Unknown response members (`id_token`, `ext_expires_in`, Entra's `trace_id`, …); secret-looking
     /// values are fingerprints. For the monitor.

@@ -1,4 +1,4 @@
-//! Tolerant token-response parsing (SPEC §4.5).
+//! Tolerant token-response parsing (docs/connectors.md).
 //!
 //! Providers break RFC 6749 §5.1 in known, harmless ways; tokenflow accepts those and records a
 //! [`Warning`] so the monitor can show what was bent. What cannot be used (no `access_token`, an

@@ -1,4 +1,4 @@
-//! The client-credentials cache of `oauth_server_login` (SPEC §4.2), against the real IdP.
+//! The client-credentials cache of `oauth_server_login` (docs/connectors.md), against the real IdP.
 
 use std::sync::Arc;
 

@@ -162,7 +162,7 @@ async fn scope_precedence_assigned_empty_is_no_scope_unassigned_uses_the_server_
     let with_scope = server("idp", cc_fields(&idp, &client.id, "secret-s", "body"));
     let c = connectors();
 
-    // Assigned but empty: used as is, even though the server has a scope (SPEC §4.1).
+    // Assigned but empty: used as is, even though the server has a scope (docs/connectors.md).
     let out = c
         .server_login("idp", Some(&with_scope), &Input::Assigned(String::new()))
         .await;

@@ -19,7 +19,7 @@ pub fn connectors_with_clock(clock: Arc<dyn Clock>) -> OAuthConnectors {
     OAuthConnectors::new(build_client(Duration::from_secs(30)).unwrap(), clock)
 }
 
-/// A validated server from a JSON object of SPEC §3 fields.
+/// A validated server from a JSON object of docs/connectors.md fields.
 pub fn server(id: &str, fields: Value) -> OAuthServer {
     serde_json::from_value::<OAuthServerSpec>(fields)
         .unwrap()

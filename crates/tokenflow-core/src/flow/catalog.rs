@@ -1,6 +1,6 @@
-//! The action types a flow may use, with their inputs and outputs (SPEC §5, §12).
+//! The action types a flow may use, with their inputs and outputs (docs/connectors.md, docs/flows.md).
 //!
-//! Names are the seed's in snake_case. An output marked `secret` makes the variable it writes
+//! Names are Thinkwise's in snake_case. An output marked `secret` makes the variable it writes
 //! secret automatically; an input marked `secret` is masked in the monitor.
 
 use std::fmt;

@@ -1,9 +1,9 @@
-//! Process flows (SPEC §6–§7): the catalogue of action types, the flow model, the YAML format and
+//! Process flows (docs/flows.md): the catalogue of action types, the flow model, the YAML format and
 //! its validation.
 //!
 //! A flow is parsed and validated in one pass that collects *every* problem, each with the file,
 //! line and column it comes from (`tokenflow flows validate` prints them all). The model keeps an
-//! unassigned input apart from one assigned an empty value (SPEC §4.1): an input that is absent from
+//! unassigned input apart from one assigned an empty value (docs/connectors.md): an input that is absent from
 //! [`Action::inputs`] is unassigned.
 
 pub mod catalog;

@@ -29,11 +29,11 @@ pub struct Flow {
     pub source: String,
 }
 
-/// Default limit on executed actions per run (SPEC §7).
+/// Default limit on executed actions per run (docs/flows.md).
 pub const DEFAULT_MAX_STEPS: u32 = 1000;
 
 impl Flow {
-    /// Whether every action can run without a person (SPEC §2: a *system flow*).
+    /// Whether every action can run without a person (docs/flows.md: a *system flow*).
     pub fn is_system_flow(&self) -> bool {
         self.actions.values().all(|action| !action.spec.interactive)
     }
@@ -251,7 +251,7 @@ pub struct Step {
     pub when: Condition,
 }
 
-/// When a step is taken (SPEC §7).
+/// When a step is taken (docs/flows.md).
 #[derive(Debug, Clone)]
 pub enum Condition {
     /// The default.

@@ -1,4 +1,4 @@
-//! The YAML flow format (SPEC §6), parsed with `serde-saphyr` (YAML 1.2, maintained, with source
+//! The YAML flow format (docs/flows.md), parsed with `serde-saphyr` (YAML 1.2, maintained, with source
 //! locations) into raw structs that reject unknown fields, then checked into a [`Flow`].
 //!
 //! YAML syntax and shape errors stop at the first one (the parser cannot go on); every problem
@@ -28,7 +28,7 @@ pub const MAX_FLOW_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct ParseOptions {
     /// The configured OAuth servers; `None` skips the check. An unknown server is a warning
-    /// (SPEC §6: the action then ends `-2` at run time).
+    /// (docs/flows.md: the action then ends `-2` at run time).
     pub known_servers: Option<BTreeSet<String>>,
     /// The largest `max_steps` a flow may declare (the `max_steps_limit` setting); a flow without
     /// `max_steps` gets the default, lowered to this limit when it is smaller.
@@ -394,7 +394,7 @@ fn check_action(
         };
         match variables.get_mut(&variable.value) {
             Some(decl) => {
-                // SPEC §6: a variable that receives a token or a secret is secret automatically.
+                // docs/flows.md: a variable that receives a token or a secret is secret automatically.
                 decl.secret |= param.secret;
                 outputs.push((param.name, variable.value));
             }

@@ -1,4 +1,4 @@
-//! Cron schedules of system flows (SPEC §8.4), parsed with the maintained `croner` crate:
+//! Cron schedules of system flows (docs/flows.md), parsed with the maintained `croner` crate:
 //! five fields (minute precision) or six (with seconds first), evaluated in UTC.
 
 use std::fmt;

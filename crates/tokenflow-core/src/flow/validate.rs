@@ -1,4 +1,4 @@
-//! Graph checks of a flow (SPEC §6): every action reachable from `start`, and `stop` reachable from
+//! Graph checks of a flow (docs/flows.md): every action reachable from `start`, and `stop` reachable from
 //! every action, so that no run can get stuck by construction.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -40,7 +40,7 @@ pub struct ActionRecordDoc {
     pub warnings: Vec<String>,
 }
 
-/// A run (SPEC §12). Secret variables are fingerprints like `sha256:1a2b3c4d… (43 chars)`.
+/// A run (docs/flows.md). Secret variables are fingerprints like `sha256:1a2b3c4d… (43 chars)`.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct RunDoc {
@@ -147,7 +147,7 @@ pub struct ScheduleListDoc {
     pub schedules: Vec<ScheduleDoc>,
 }
 
-/// An OAuth server as written (SPEC §3), `client_secret` write-only: accepted, never returned.
+/// An OAuth server as written (docs/connectors.md), `client_secret` write-only: accepted, never returned.
 /// Omitting it on update keeps the stored secret; an empty string removes it.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]

@@ -1,4 +1,4 @@
-//! The process-flow API (SPEC §8.1), in the spirit of Thinkwise Indicium. Every route here needs
+//! The process-flow API (docs/api.md), in the spirit of Thinkwise Indicium. Every route here needs
 //! an API key; handlers are thin and sit beside their routes. The OpenAPI document is generated
 //! from the same routes ([`doc`]), so a route cannot exist without being documented.
 

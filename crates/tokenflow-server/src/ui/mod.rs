@@ -1,4 +1,4 @@
-//! The web UI (SPEC §8.2, §8.5): sign-in, the process flow monitor (runs, one run as a timeline
+//! The web UI (docs/api.md, README.md): sign-in, the process flow monitor (runs, one run as a timeline
 //! that updates live), flows with their diagram, and OAuth servers with a Test button.
 //!
 //! Server-rendered HTML (minijinja templates with auto-escaping, compiled into the binary with
