@@ -462,3 +462,54 @@ fn run_limits_outside_their_safe_range_are_refused_naming_the_key() {
         "{err}"
     );
 }
+
+/// docs/security.md repeats the settings' defaults and ranges in its tables: they match the code.
+#[test]
+fn the_limits_in_the_security_docs_match_the_settings() {
+    use tokenflow_config::{BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+    use tokenflow_core::limits::*;
+    let doc = include_str!("../../../docs/security.md");
+    let thousands = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let mut rows = vec![
+        format!(
+            "| `header_read_timeout` | {} s | {}–{} s |",
+            HEADER_READ_TIMEOUT.default, HEADER_READ_TIMEOUT.min, HEADER_READ_TIMEOUT.max
+        ),
+        format!(
+            "| `body_read_timeout` | {} s | {}–{} s |",
+            BODY_READ_TIMEOUT.default, BODY_READ_TIMEOUT.min, BODY_READ_TIMEOUT.max
+        ),
+        format!(
+            "| `max_connections` | {} | {}–{} |",
+            MAX_CONNECTIONS.default, MAX_CONNECTIONS.min, MAX_CONNECTIONS.max
+        ),
+    ];
+    rows.push(format!(
+        "`max_steps_limit`: {} (1 to {})",
+        thousands(u64::from(DEFAULT_MAX_STEPS_LIMIT)),
+        thousands(u64::from(MAX_STEPS_LIMIT_MAX))
+    ));
+    rows.push(format!(
+        "`run_data_limit`: {DEFAULT_RUN_DATA_LIMIT} bytes ({} MiB to {} MiB)",
+        RUN_DATA_LIMIT_MIN >> 20,
+        RUN_DATA_LIMIT_MAX >> 20
+    ));
+    rows.push(format!(
+        "`monitor_value_limit`: {DEFAULT_MONITOR_VALUE_LIMIT} bytes ({} KiB to {} KiB)",
+        MONITOR_VALUE_LIMIT_MIN >> 10,
+        MONITOR_VALUE_LIMIT_MAX >> 10
+    ));
+    for row in rows {
+        assert!(doc.contains(&row), "docs/security.md should say: {row}");
+    }
+}

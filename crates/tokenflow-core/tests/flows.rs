@@ -410,3 +410,49 @@ fn max_steps_above_the_limit_is_refused_naming_the_limit() {
         "the default max_steps is lowered to the limit"
     );
 }
+
+/// docs/flows.md repeats the catalogue's inputs and outputs in its "Actions" table: every action
+/// type has a row, and each row names exactly the catalogue's parameters.
+#[test]
+fn the_action_table_in_the_docs_matches_the_catalogue() {
+    use tokenflow_core::flow::ActionKind;
+    let doc = include_str!("../../../docs/flows.md");
+    let table = doc
+        .split("## Actions")
+        .nth(1)
+        .expect("docs/flows.md has an Actions section");
+    let names = |cell: &str| -> Vec<String> {
+        cell.split(',')
+            .filter_map(|part| part.split('`').nth(1))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut rows = std::collections::BTreeMap::new();
+    for line in table.lines().take_while(|l| !l.starts_with("## ")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 5 || !cells[1].starts_with('`') {
+            continue;
+        }
+        for kind in names(cells[1]) {
+            rows.insert(kind, (cells[2].to_owned(), cells[3].to_owned()));
+        }
+    }
+    let user_login = rows.get("oauth_user_login").cloned();
+    for kind in ActionKind::ALL {
+        let spec = kind.spec();
+        let (inputs, outputs) = rows
+            .get(kind.as_str())
+            .unwrap_or_else(|| panic!("docs/flows.md has no row for `{kind}`"))
+            .clone();
+        let expected_inputs: Vec<String> = spec.inputs.iter().map(|p| p.name.to_owned()).collect();
+        let expected_outputs: Vec<String> =
+            spec.outputs.iter().map(|p| p.name.to_owned()).collect();
+        assert_eq!(names(&inputs), expected_inputs, "inputs of `{kind}`");
+        let outputs = if outputs == "as `oauth_user_login`" {
+            user_login.clone().expect("an oauth_user_login row").1
+        } else {
+            outputs
+        };
+        assert_eq!(names(&outputs), expected_outputs, "outputs of `{kind}`");
+    }
+}
