@@ -1,157 +1,153 @@
-//! Web UI sessions and CSRF protection.
+//! Web UI sessions: kept in the store, found from the request's cookie ([`current`], the
+//! [`SignedIn`] extractor), opened by a sign-in with an API key ([`open`]) and ended by signing out
+//! ([`close`]).
 //!
 //! A session is a row in the store (`ui_sessions`), so signing out ends it on every instance at
-//! once. The cookie carries only the session id: 32 random bytes from the operating system,
-//! base64url. It is not signed: a signature adds nothing to an unguessable value that is looked up
-//! anyway, and the id says nothing about the API key. The store keeps the id's SHA-256, never the
-//! id, so reading the database gives no usable session. A session names its API key by a
-//! reference the store already has (a stored key's name, or for a key of the configuration file an
-//! HMAC made with this server's key), never by anything the key could be guessed from.
-//!
-//! Each session's CSRF token is `HMAC(key, "csrf" ‖ session id)`: forms carry it, and every
-//! state-changing request must present it (the synchronizer-token pattern, bound to the session;
-//! every instance derives the same token because the key comes from the shared master key). The
-//! cookie is `HttpOnly`, `SameSite=Lax` (so the identity provider's redirect back lands signed
-//! in), and `Secure` behind https.
+//! once. The cookie carries only the session id ([`super::tokens`]). It is not signed: a signature
+//! adds nothing to an unguessable value that is looked up anyway, and the id says nothing about
+//! the API key. A session names its API key by a reference the store already has (a stored key's
+//! name, or for a key of the configuration file an HMAC made with this server's key), never by
+//! anything the key could be guessed from. Every state-changing request of a session presents its
+//! CSRF token ([`super::csrf`]). The cookie is `HttpOnly`, `SameSite=Lax` (so the identity
+//! provider's redirect back lands signed in), and `Secure` behind https.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use tokenflow_core::SecretString;
+use tokenflow_store::{UiSessionOwner, UiSessionRow};
 
-type HmacSha256 = Hmac<Sha256>;
+pub use super::tokens::Session;
+use super::tokens::{ID_BYTES, id_hash, plausible_id};
+use super::{cookie, secure_attribute, set_cookie};
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "tokenflow_session";
 /// How long a sign-in lasts.
 pub const LIFETIME_SECS: i64 = 12 * 3600;
-/// Random bytes in a session id (256 bits).
-pub const ID_BYTES: usize = 32;
 
-/// Derives CSRF tokens and configured-key references with the server's key.
-#[derive(Clone)]
-pub struct SessionKeys {
-    key: [u8; 32],
-}
-
-impl std::fmt::Debug for SessionKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionKeys([redacted])")
+/// The session of a request, if it has a valid one: its cookie names a session in the store that
+/// was not signed out, has not expired, and whose API key still exists.
+pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<Session> {
+    let id = cookie(headers, COOKIE)?;
+    if !plausible_id(&id) {
+        return None;
     }
-}
-
-/// A valid session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub csrf: String,
-    /// SHA-256 (hex) of the session id: the session's key in the store.
-    pub id_hash: String,
-}
-
-impl SessionKeys {
-    pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
-    }
-
-    fn mac(&self, parts: &[&[u8]]) -> Vec<u8> {
-        // `new_from_slice` accepts any key length for HMAC; 32 bytes cannot fail.
-        let Ok(mut mac) = HmacSha256::new_from_slice(&self.key) else {
-            return Vec::new();
-        };
-        for part in parts {
-            mac.update(part);
+    let session = state.session_keys.session(&id);
+    let row = match state
+        .store
+        .find_ui_session(&session.id_hash, state.clock.now())
+        .await
+    {
+        Ok(row) => row?,
+        Err(err) => {
+            tracing::error!(error = %err, "a UI session could not be read");
+            return None;
         }
-        mac.finalize().into_bytes().to_vec()
+    };
+    // A session lives only as long as the API key it was opened with: a stored key's sessions
+    // go with it (the store sees to that), a configured key's when it leaves the configuration.
+    match row.owner {
+        UiSessionOwner::StoredKey(_) => Some(session),
+        UiSessionOwner::ConfiguredKey(reference) => state
+            .config_key_hashes
+            .iter()
+            .any(|hash| state.session_keys.configured_key_ref(hash) == reference)
+            .then_some(session),
     }
+}
 
-    /// The session of a cookie value (the session id), with its CSRF token.
-    pub fn session(&self, id: &str) -> Session {
-        Session {
-            csrf: URL_SAFE_NO_PAD.encode(self.mac(&[b"csrf", id.as_bytes()])),
-            id_hash: id_hash(id),
+/// A request from a signed-in browser; any other is redirected to the sign-in page (which comes
+/// back here afterwards).
+#[derive(Debug)]
+pub struct SignedIn(pub Session);
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match current(state, &parts.headers).await {
+            Some(session) => Ok(SignedIn(session)),
+            None => Err(sign_in_first(&parts.uri)),
         }
     }
+}
 
-    /// How a session refers to an API key of the configuration file (given as its SHA-256 hex):
-    /// an HMAC with the server's key, so the store learns nothing the key could be guessed from.
-    pub fn configured_key_ref(&self, key_hash: &str) -> String {
-        hex(&self.mac(&[b"configured api key", key_hash.as_bytes()]))
+/// A redirect to the sign-in page that comes back to `uri`.
+pub fn sign_in_first(uri: &Uri) -> Response {
+    let next = uri.path_and_query().map_or("/runs", |p| p.as_str());
+    sign_in_then(next)
+}
+
+/// A redirect to the sign-in page that goes on to `next` (a path of this site) afterwards.
+pub fn sign_in_then(next: &str) -> Response {
+    let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    Redirect::to(&format!("/login?next={next}")).into_response()
+}
+
+/// Who a sign-in with `key` belongs to, or `None` for a key that is not valid. A configured key is
+/// named by a keyed reference, a stored one by its name: never by the key's plain hash.
+pub async fn owner_of_key(state: &AppState, key: &str) -> Result<Option<UiSessionOwner>, ApiError> {
+    if key.is_empty() {
+        return Ok(None);
     }
-}
-
-/// SHA-256 (hex) of a session id.
-pub fn id_hash(id: &str) -> String {
-    hex(&Sha256::digest(id.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whether a cookie value has the shape of a session id (base64url of [`ID_BYTES`] bytes), so
-/// that garbage is refused without a store lookup.
-pub fn plausible_id(value: &str) -> bool {
-    value.len() == (ID_BYTES * 4).div_ceil(3)
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Constant-time comparison of two tokens (their lengths are not secret).
-pub fn tokens_match(a: &str, b: &str) -> bool {
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// Constant-time comparison of a submitted CSRF token with the session's.
-pub fn csrf_matches(session: &Session, submitted: &str) -> bool {
-    tokens_match(&session.csrf, submitted)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn keys(byte: u8) -> SessionKeys {
-        SessionKeys::new([byte; 32])
+    let hash = super::hash_key(key);
+    if state.config_key_hashes.contains(&hash) {
+        return Ok(Some(UiSessionOwner::ConfiguredKey(
+            state.session_keys.configured_key_ref(&hash),
+        )));
     }
+    Ok(state
+        .store
+        .find_api_key(&hash)
+        .await?
+        .map(|row| UiSessionOwner::StoredKey(row.name)))
+}
 
-    #[test]
-    fn a_session_has_a_stable_csrf_token_of_its_own() {
-        let id = "a".repeat(43);
-        let session = keys(1).session(&id);
-        assert_eq!(keys(1).session(&id), session);
-        assert!(csrf_matches(&session, &session.csrf));
-        assert!(!csrf_matches(&session, "forged"));
-        assert!(!csrf_matches(&session, ""));
-        let other = keys(1).session(&"b".repeat(43));
-        assert_ne!(other.csrf, session.csrf, "each session has its own token");
-        assert_ne!(
-            keys(2).session(&id).csrf,
-            session.csrf,
-            "the token needs the server's key"
-        );
-        assert_eq!(session.id_hash, id_hash(&id));
-        assert!(!session.id_hash.contains(&id));
-    }
+/// Stores a new session for `owner` and sets its cookie on `response`.
+pub async fn open(
+    state: &AppState,
+    owner: UiSessionOwner,
+    response: &mut Response,
+) -> Result<(), ApiError> {
+    let id: SecretString =
+        tokenflow_connectors::oauth::random::random_token(ID_BYTES).map_err(ApiError::internal)?;
+    let now = state.clock.now();
+    let row = UiSessionRow {
+        id_hash: id_hash(id.expose()),
+        owner,
+        created_at: now,
+        expires_at: now + time::Duration::seconds(LIFETIME_SECS),
+    };
+    state.store.create_ui_session(&row).await?;
+    set_cookie(
+        response,
+        &format!(
+            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={LIFETIME_SECS}{}",
+            id.expose(),
+            secure_attribute(state.settings.secure_cookies())
+        ),
+    );
+    Ok(())
+}
 
-    #[test]
-    fn only_values_shaped_like_a_session_id_are_looked_up() {
-        assert!(plausible_id(&"A-_9".repeat(11)[..43]));
-        assert!(!plausible_id(""));
-        assert!(!plausible_id(&"a".repeat(42)));
-        assert!(!plausible_id(&"a".repeat(44)));
-        assert!(!plausible_id(&format!("{}.", "a".repeat(42))));
-        assert!(!plausible_id("eyJleHAiOjk5OTk5OTk5OTl9.AAAA"));
-    }
-
-    #[test]
-    fn a_configured_key_reference_is_keyed_and_is_not_the_hash() {
-        let hash = "0123456789abcdef".repeat(4);
-        let reference = keys(1).configured_key_ref(&hash);
-        assert_eq!(reference, keys(1).configured_key_ref(&hash));
-        assert_ne!(reference, keys(2).configured_key_ref(&hash));
-        assert_ne!(reference, hash);
-        assert_eq!(reference.len(), 64);
-    }
+/// Ends `session` and clears its cookie on `response`. Deleted in the store, so the cookie stops
+/// working on every instance, not only here.
+pub async fn close(
+    state: &AppState,
+    session: &Session,
+    response: &mut Response,
+) -> Result<(), ApiError> {
+    state.store.delete_ui_session(&session.id_hash).await?;
+    set_cookie(
+        response,
+        &format!(
+            "{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+            secure_attribute(state.settings.secure_cookies())
+        ),
+    );
+    Ok(())
 }
