@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 use crate::error::ApiError;
-use crate::pages;
+use crate::html;
 use crate::state::AppState;
 
 /// The middleware: a deadline for the request body, `body_read_timeout` after its head.
@@ -41,7 +41,7 @@ pub async fn read_deadline(
     if api {
         ApiError::RequestTimeout.into_response()
     } else {
-        pages::message(
+        html::message(
             StatusCode::REQUEST_TIMEOUT,
             "Request too slow",
             "The request's body did not arrive in time. Nothing was changed; try again.",

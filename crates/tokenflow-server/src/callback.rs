@@ -1,34 +1,25 @@
-//! `/oauth-callback` (docs/api.md) and the browser start of user flows, `GET /flows/{id}/start`
-//! (docs/api.md).
-//!
-//! A browser-started run is bound to its browser: the start answers `303` to the identity provider
-//! and sets an `HttpOnly`, `SameSite=Lax` cookie with a random value whose SHA-256 the run keeps;
-//! the callback must carry it. `Lax` is what lets the cookie travel on the identity provider's
-//! top-level redirect back to us, while cross-site subrequests cannot use it. `form_post` callbacks
-//! (a cross-site POST) cannot carry a `Lax` cookie, so browser binding requires the query response
-//! mode; API-started runs accept both.
+//! `/oauth-callback` (docs/api.md): where the identity provider sends the person back. The run
+//! lifecycle resumes the waiting run; this answers with a small page (or, for a browser-started
+//! run, a redirect to its monitor page). A browser-started run resumes only in the browser that
+//! started it ([`crate::auth::binding`]).
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::Map;
 use tokenflow_connectors::oauth::CallbackParams;
 use tokenflow_core::flow::ActionKind;
 use tokenflow_engine::RunStatus;
+use tokenflow_runtime::runner::{CallbackResult, RunView};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{bearer, hash_key, is_valid_key};
-use crate::error::ApiError;
-use crate::pages;
+use crate::auth::binding;
+use crate::html;
 use crate::state::AppState;
-use tokenflow_runtime::runner::{CallbackResult, RunView, binding_cookie_name};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(callback_get, callback_post))
-        .routes(routes!(browser_start))
+    OpenApiRouter::new().routes(routes!(callback_get, callback_post))
 }
 
 /// Where the identity provider redirects the person back (`code`/`error` and `state` in the query).
@@ -56,7 +47,7 @@ async fn callback_post(state: State<AppState>, headers: HeaderMap, body: Bytes) 
         .and_then(|value| value.split(';').next())
         .map(|value| value.trim().to_ascii_lowercase());
     if essence.as_deref() != Some("application/x-www-form-urlencoded") {
-        return pages::message(
+        return html::message(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Sign-in not accepted",
             "A sign-in response sent with POST must be a form (Content-Type: application/x-www-form-urlencoded). Nothing was changed.",
@@ -64,18 +55,6 @@ async fn callback_post(state: State<AppState>, headers: HeaderMap, body: Bytes) 
         );
     }
     callback(state, Method::POST, headers, RawQuery(None), body).await
-}
-
-/// The value of cookie `name` in the request headers.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
 }
 
 async fn callback(
@@ -88,14 +67,14 @@ async fn callback(
     let params = CallbackParams::from_request(method == Method::POST, query.as_deref(), &body);
     let result = state
         .runner
-        .callback(&params, |name| cookie(&headers, name))
+        .callback(&params, binding::presented(&headers))
         .await;
     let bad =
-        |text: &str| pages::message(StatusCode::BAD_REQUEST, "Sign-in not accepted", text, None);
+        |text: &str| html::message(StatusCode::BAD_REQUEST, "Sign-in not accepted", text, None);
     match result {
         Err(err) => {
             tracing::error!(error = %err, "the callback failed");
-            pages::message(
+            html::message(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "tokenflow could not process this sign-in. Nothing was changed; try again or contact the administrator.",
@@ -116,7 +95,7 @@ async fn callback(
         ),
         Ok(CallbackResult::Expired(view)) => {
             let link = state.settings.link(&format!("/runs/{}", view.run.id));
-            pages::message(
+            html::message(
                 StatusCode::BAD_REQUEST,
                 "Sign-in expired",
                 "This sign-in took too long and expired; the flow went on without it (status -2).",
@@ -158,81 +137,10 @@ fn resumed_page(state: &AppState, view: &RunView) -> Response {
         RunStatus::Running => "The run is still running.",
     };
     let link = state.settings.link(&format!("/runs/{}", view.run.id));
-    pages::message(
+    html::message(
         StatusCode::OK,
         title,
         &format!("{text} {status}"),
         Some((&link, "Open the run")),
     )
-}
-
-/// Starts a user flow from a browser: `303` to the identity provider, with a cookie binding the
-/// sign-in to this browser.
-#[utoipa::path(get, path = "/flows/{id}/start", tag = "browser",
-    params(("id" = String, Path, description = "The flow id")),
-    responses((status = 303, description = "To the identity provider (or to the run when it needed no sign-in)",
-            headers(("location" = String), ("set-cookie" = String, description = "HttpOnly, SameSite=Lax binding cookie"))),
-        (status = 401, description = "Not signed in", body = crate::api::doc::ErrorBody),
-        (status = 404, body = crate::api::doc::ErrorBody)),
-    security(("api_key" = [])))]
-async fn browser_start(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    // A signed-in browser (with the session's CSRF token in the link), or an API key.
-    let allowed = match bearer(&request) {
-        Some(key) => is_valid_key(&state, key).await?,
-        None => {
-            crate::ui::pages::browser_start_allowed(
-                &state,
-                request.headers(),
-                request.uri().query(),
-            )
-            .await
-        }
-    };
-    if !allowed {
-        if bearer(&request).is_none()
-            && crate::ui::pages::session(&state, request.headers())
-                .await
-                .is_none()
-        {
-            let next: String =
-                url::form_urlencoded::byte_serialize(format!("/flows/{id}").as_bytes()).collect();
-            return Ok(Redirect::to(&format!("/login?next={next}")).into_response());
-        }
-        return Err(ApiError::Unauthorized);
-    }
-    let binding =
-        tokenflow_connectors::oauth::random::random_token(32).map_err(ApiError::internal)?;
-    let view = state
-        .runner
-        .start(&id, Map::new(), Some(hash_key(binding.expose())))
-        .await?;
-    match (&view.run.waiting, view.run.status) {
-        (Some(waiting), RunStatus::Waiting) => {
-            let max_age = (waiting.pending.expires_at - state.clock.now())
-                .whole_seconds()
-                .max(0);
-            let secure = if state.settings.secure_cookies() {
-                "; Secure"
-            } else {
-                ""
-            };
-            let cookie = format!(
-                "{}={}; Path=/oauth-callback; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-                binding_cookie_name(&view.run.id),
-                binding.expose()
-            );
-            let mut response = Redirect::to(&waiting.authorization_url).into_response();
-            if let Ok(value) = cookie.parse() {
-                response.headers_mut().insert(header::SET_COOKIE, value);
-            }
-            Ok(response)
-        }
-        _ => Ok(
-            Redirect::to(&state.settings.link(&format!("/runs/{}", view.run.id))).into_response(),
-        ),
-    }
 }

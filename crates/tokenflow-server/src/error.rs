@@ -55,7 +55,15 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict(what) => ApiError::Conflict(what),
-            other => ApiError::internal(other),
+            // The database, its migrations, the data directory, the master key or stored data:
+            // nothing the caller did, and nothing to tell them beyond "internal".
+            err @ (StoreError::Database(_)
+            | StoreError::Migration(_)
+            | StoreError::DataDir { .. }
+            | StoreError::WrongMasterKey
+            | StoreError::InvalidMasterKey(_)
+            | StoreError::Decrypt(_)
+            | StoreError::Corrupt(_)) => ApiError::internal(err),
         }
     }
 }
@@ -107,7 +115,16 @@ impl IntoResponse for ApiError {
             ApiError::Internal(source) => {
                 tracing::error!(error = %error_chain(source.as_ref()), "internal error");
             }
-            _ => {}
+            ApiError::Unauthorized
+            | ApiError::NotFound(_)
+            | ApiError::InvalidJson(_)
+            | ApiError::PayloadTooLarge
+            | ApiError::RequestTimeout
+            | ApiError::UnsupportedMediaType(_)
+            | ApiError::InvalidInput(_)
+            | ApiError::Conflict(_)
+            | ApiError::SecretRequired(_)
+            | ApiError::DefinedInConfiguration(_) => {}
         }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -186,6 +203,32 @@ mod tests {
             .await
             .unwrap();
         (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn every_store_failure_answers_with_its_status_and_only_the_caller_s_own_say_why() {
+        let internal = [
+            StoreError::DataDir {
+                path: "/secret/path".into(),
+                source: std::io::Error::other("secret detail"),
+            },
+            StoreError::WrongMasterKey,
+            StoreError::InvalidMasterKey("secret detail".into()),
+            StoreError::Decrypt("secret detail".into()),
+            StoreError::Corrupt("secret detail".into()),
+        ];
+        for err in internal {
+            let (status, body) = answer(RuntimeError::Store(err)).await;
+            assert_eq!(
+                (status, &body["error"], &body["message"]),
+                (500, &"internal".into(), &"internal error".into()),
+                "{body}"
+            );
+        }
+        let (status, body) = answer(RuntimeError::Store(StoreError::NotFound("x".into()))).await;
+        assert_eq!((status, &body["error"]), (404, &"not_found".into()));
+        let (status, body) = answer(RuntimeError::Store(StoreError::Conflict("x".into()))).await;
+        assert_eq!((status, &body["error"]), (409, &"conflict".into()));
     }
 
     #[tokio::test]

@@ -1,14 +1,19 @@
-//! `tokenflow serve` (docs/api.md), the HTTP side: the process-flow API, `/oauth-callback`,
-//! browser-started runs, the web UI and operations endpoints. The durable run lifecycle (runs,
-//! schedules, flows, OAuth servers, background tasks) is `tokenflow_runtime`'s.
+//! `tokenflow serve` (docs/api.md), the HTTP side: the process-flow API, `/oauth-callback`, the
+//! web UI and operations endpoints. The durable run lifecycle (runs, schedules, flows, OAuth
+//! servers, background tasks) is `tokenflow_runtime`'s; handlers extract, call it, and answer.
+//! Each area owns its `routes()`, beside its handlers:
 //!
+//! - [`api`]: `/api/*`, JSON behind an API key; [`api::doc`] is the OpenAPI document.
+//! - [`callback`]: `/oauth-callback`, where the identity provider sends the person back.
+//! - [`ui`]: the web UI (the process flow monitor), server-rendered, one file per area.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`auth`]: who may do what: API keys, UI sessions, CSRF, the browser binding of a run.
+//! - [`error`]: the one place errors become HTTP responses.
+//! - [`html`]: message pages outside the UI's templates, and the security headers of every page.
+//! - [`body`]: how long a client may take to send a request's body.
 //! - [`state`]: `AppState`, data only; [`startup`] builds it from the configuration (used by the
 //!   binary and the tests alike).
-//! - [`api`]: `/api/*` handlers, thin: extract, call the runner/catalog/registry, map to JSON.
-//! - [`callback`]: `/oauth-callback` and `/flows/{id}/start`.
-//! - [`error`]: the one place errors become HTTP responses.
-//! - [`ui`]: the web UI (the process flow monitor), server-rendered.
-//! - [`auth`], [`ops`], [`pages`], [`body`].
+//! - this file: [`app`], the whole router, and [`serve`], the listener with its limits.
 //!
 //! Handlers never write SQL and never touch secrets beyond passing them through.
 
@@ -17,8 +22,8 @@ pub mod auth;
 pub mod body;
 pub mod callback;
 pub mod error;
+pub mod html;
 pub mod ops;
-pub mod pages;
 pub mod startup;
 pub mod state;
 pub mod ui;
@@ -38,7 +43,6 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(public)
-        .merge(ui::routes())
         .route(
             "/api/openapi.json",
             axum::routing::get(|| async { axum::Json(openapi()) }),
@@ -48,12 +52,12 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             body::read_deadline,
         ))
-        .layer(axum::middleware::map_response(pages::security_headers))
+        .layer(axum::middleware::map_response(html::security_headers))
         .with_state(state)
 }
 
 fn public_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
-    callback::routes().merge(ops::routes())
+    callback::routes().merge(ops::routes()).merge(ui::routes())
 }
 
 /// The OpenAPI document of every route (also served at `/api/openapi.json`, no key needed).

@@ -11,7 +11,9 @@ use tokenflow_runtime::{Built, Intervals, Runtime, RuntimeError};
 use tokenflow_store::Store;
 
 use crate::auth::hash_key;
+use crate::auth::tokens::SessionKeys;
 use crate::state::{AppState, Settings};
+use crate::ui::templates::Templates;
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -100,8 +102,10 @@ pub async fn build(
             event_stream_max: timing.event_stream_max,
         }),
         config_key_hashes: Arc::new(config_key_hashes),
-        ui: crate::ui::Ui::new(crate::ui::session::SessionKeys::new(session_key))
-            .map_err(|err| StartupError::Templates(err.to_string()))?,
+        session_keys: SessionKeys::new(session_key),
+        templates: Arc::new(
+            Templates::new().map_err(|err| StartupError::Templates(err.to_string()))?,
+        ),
     };
     Ok(Startup {
         state,

@@ -10,6 +10,9 @@ use std::time::Duration;
 use tokenflow_runtime::Runtime;
 use url::Url;
 
+use crate::auth::tokens::SessionKeys;
+use crate::ui::templates::Templates;
+
 /// Settings of the server that handlers need.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -47,8 +50,10 @@ pub struct AppState {
     /// SHA-256 (hex) of the API keys from the configuration; keys created through the CLI live
     /// hashed in the store.
     pub config_key_hashes: Arc<BTreeSet<String>>,
-    /// Templates and session keys of the web UI.
-    pub ui: Arc<crate::ui::Ui>,
+    /// Derives the web UI sessions' CSRF tokens and key references.
+    pub session_keys: SessionKeys,
+    /// The web UI's page templates.
+    pub templates: Arc<Templates>,
 }
 
 /// Handlers use the lifecycle's parts as the state's own (`state.store`, `state.catalog`): the

@@ -27,7 +27,7 @@ pub fn routes(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::Op
     let router = match state {
         Some(state) => router.route_layer(middleware::from_fn_with_state(
             state,
-            crate::auth::require_api_key,
+            crate::auth::api_keys::require_api_key,
         )),
         None => router,
     };

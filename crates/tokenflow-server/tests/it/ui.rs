@@ -166,6 +166,143 @@ async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
     assert_eq!(logout.status(), 403);
 }
 
+/// Every state-changing route of the UI, one after the other: a form without the session's CSRF
+/// token, with a forged one, an empty one or another session's is refused with `403` and changes
+/// nothing; the same form with the session's token goes through.
+#[tokio::test]
+async fn every_state_changing_ui_route_refuses_a_missing_or_forged_csrf_token_and_changes_nothing()
+{
+    let w = world(false).await;
+    let (session, csrf) = signed_in(&w.app).await;
+    let (_, other_sessions_csrf) = signed_in(&w.app).await;
+    assert_ne!(csrf, other_sessions_csrf);
+    // Something for each form to change: an OAuth server, a waiting run, a vault entry.
+    let put = w
+        .app
+        .request(reqwest::Method::PUT, "/api/oauth-servers/kept")
+        .json(&serde_json::json!({ "client_id": "kept-client", "token_url": "http://127.0.0.1:9/token" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let (status, run, _) = w
+        .app
+        .post_json("/api/flows/profile/runs", serde_json::json!({}))
+        .await;
+    assert_eq!(status, 201);
+    let run_id = run["id"].as_str().unwrap().to_owned();
+    let now = w.app.state.clock.now();
+    w.app
+        .state
+        .store
+        .put_vault_entry(&tokenflow_store::VaultEntryRow {
+            name: "kept".into(),
+            server_id: "kept".into(),
+            access_token: None,
+            refresh_token: None,
+            expires_at: None,
+            granted_scopes: None,
+            state: tokenflow_core::VaultEntryState::Ok,
+            last_refresh_at: None,
+            last_refresh_outcome: None,
+            version: 0,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let server_fields = [
+        ("client_id", "changed"),
+        ("token_url", "http://127.0.0.1:9/token"),
+    ];
+    let routes: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (format!("/runs/{run_id}/cancel"), vec![]),
+        ("/flows/pure/run".into(), vec![]),
+        (
+            "/servers/create".into(),
+            [&[("id", "created")][..], &server_fields[..]].concat(),
+        ),
+        ("/servers/kept/update".into(), server_fields.to_vec()),
+        ("/servers/kept/test".into(), vec![]),
+        ("/vault/kept/delete".into(), vec![]),
+        ("/servers/kept/delete".into(), vec![]),
+        ("/logout".into(), vec![]),
+    ];
+    let nothing_changed = || async {
+        let (status, server) = w.app.get_json("/api/oauth-servers/kept").await;
+        assert_eq!((status, &server["client_id"]), (200, &"kept-client".into()));
+        assert_eq!(w.app.get_json("/api/oauth-servers/created").await.0, 404);
+        let (_, run) = w.app.get_json(&format!("/api/runs/{run_id}")).await;
+        assert_eq!(run["status"], "waiting");
+        let (_, pure) = w.app.get_json("/api/runs?flow=pure").await;
+        assert_eq!(pure["runs"].as_array().map(Vec::len), Some(0), "{pure}");
+        assert!(
+            w.app
+                .state
+                .store
+                .get_vault_entry("kept")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            get_page(&w.app, &session, "/runs").await.0,
+            200,
+            "still signed in"
+        );
+    };
+    for (path, fields) in &routes {
+        for token in [
+            None,
+            Some("forged"),
+            Some(""),
+            Some(other_sessions_csrf.as_str()),
+        ] {
+            let mut form = fields.clone();
+            if let Some(token) = token {
+                form.push(("csrf", token));
+            }
+            let (status, html) = post_form(&w.app, &session, path, &form).await;
+            assert_eq!(status, 403, "{path} with {token:?}: {html}");
+            assert!(html.contains("CSRF token"), "{path}: {html}");
+        }
+        nothing_changed().await;
+    }
+    // The browser start of a user flow needs the token in its link.
+    for query in ["", "?csrf=forged", "?csrf="] {
+        let (status, _, _) =
+            get_page(&w.app, &session, &format!("/flows/profile/start{query}")).await;
+        assert_eq!(status, 401, "{query}");
+    }
+    nothing_changed().await;
+    // With the session's token every one of these forms goes through.
+    for (path, fields) in &routes {
+        let mut form = fields.clone();
+        form.push(("csrf", csrf.as_str()));
+        let (status, html) = post_form(&w.app, &session, path, &form).await;
+        assert!(
+            status == 303 || status == 200,
+            "{path} with the session's token: {status} {html}"
+        );
+    }
+    let (_, run) = w.app.get_json(&format!("/api/runs/{run_id}")).await;
+    assert_eq!(run["status"], "cancelled");
+    assert_eq!(w.app.get_json("/api/oauth-servers/kept").await.0, 404);
+    assert!(
+        w.app
+            .state
+            .store
+            .get_vault_entry("kept")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        get_page(&w.app, &session, "/runs").await.0,
+        303,
+        "signed out"
+    );
+}
+
 #[tokio::test]
 async fn pages_carry_security_headers_and_no_secrets() {
     let w = world(false).await;
@@ -556,7 +693,7 @@ async fn signing_out_ends_the_session_on_every_instance() {
         w.app.get_json("/api/oauth-servers/afterlogout").await.0,
         404
     );
-    let id_hash = tokenflow_server::ui::session::id_hash(cookie_value(&session));
+    let id_hash = tokenflow_server::auth::tokens::id_hash(cookie_value(&session));
     assert_eq!(
         w.app
             .state
@@ -633,7 +770,7 @@ async fn the_session_cookie_carries_nothing_derived_from_the_api_key() {
     assert_eq!(decoded.len(), 32, "the cookie is a random session id");
 
     // The store names a configured key by a keyed reference, not by its hash either.
-    let id_hash = tokenflow_server::ui::session::id_hash(value);
+    let id_hash = tokenflow_server::auth::tokens::id_hash(value);
     let row = w
         .app
         .state
@@ -655,7 +792,7 @@ async fn the_session_cookie_carries_nothing_derived_from_the_api_key() {
 async fn an_expired_session_is_refused_and_the_sweeper_purges_it() {
     let w = world(true).await;
     let (session, _) = signed_in(&w.app).await;
-    let id_hash = tokenflow_server::ui::session::id_hash(cookie_value(&session));
+    let id_hash = tokenflow_server::auth::tokens::id_hash(cookie_value(&session));
     let signed_in_at = w.app.state.clock.now();
     w.app
         .clock

@@ -1,18 +1,9 @@
-//! Web UI sessions and CSRF protection.
-//!
-//! A session is a row in the store (`ui_sessions`), so signing out ends it on every instance at
-//! once. The cookie carries only the session id: 32 random bytes from the operating system,
-//! base64url. It is not signed: a signature adds nothing to an unguessable value that is looked up
-//! anyway, and the id says nothing about the API key. The store keeps the id's SHA-256, never the
-//! id, so reading the database gives no usable session. A session names its API key by a
-//! reference the store already has (a stored key's name, or for a key of the configuration file an
-//! HMAC made with this server's key), never by anything the key could be guessed from.
-//!
-//! Each session's CSRF token is `HMAC(key, "csrf" ‖ session id)`: forms carry it, and every
-//! state-changing request must present it (the synchronizer-token pattern, bound to the session;
-//! every instance derives the same token because the key comes from the shared master key). The
-//! cookie is `HttpOnly`, `SameSite=Lax` (so the identity provider's redirect back lands signed
-//! in), and `Secure` behind https.
+//! The secrets behind a web UI session, derived and compared without leaking them: the session id
+//! (32 random bytes from the operating system, base64url; the store keeps only its SHA-256, so
+//! reading the database gives no usable session), the session's CSRF token
+//! `HMAC(key, "csrf" ‖ session id)` (the synchronizer-token pattern, bound to the session; every
+//! instance derives the same token because the key comes from the shared master key), and the
+//! keyed reference by which a session names an API key of the configuration file.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,10 +13,6 @@ use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The session cookie's name.
-pub const COOKIE: &str = "tokenflow_session";
-/// How long a sign-in lasts.
-pub const LIFETIME_SECS: i64 = 12 * 3600;
 /// Random bytes in a session id (256 bits).
 pub const ID_BYTES: usize = 32;
 
@@ -103,11 +90,6 @@ pub fn tokens_match(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// Constant-time comparison of a submitted CSRF token with the session's.
-pub fn csrf_matches(session: &Session, submitted: &str) -> bool {
-    tokens_match(&session.csrf, submitted)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,9 +103,9 @@ mod tests {
         let id = "a".repeat(43);
         let session = keys(1).session(&id);
         assert_eq!(keys(1).session(&id), session);
-        assert!(csrf_matches(&session, &session.csrf));
-        assert!(!csrf_matches(&session, "forged"));
-        assert!(!csrf_matches(&session, ""));
+        assert!(tokens_match(&session.csrf, &session.csrf));
+        assert!(!tokens_match(&session.csrf, "forged"));
+        assert!(!tokens_match(&session.csrf, ""));
         let other = keys(1).session(&"b".repeat(43));
         assert_ne!(other.csrf, session.csrf, "each session has its own token");
         assert_ne!(

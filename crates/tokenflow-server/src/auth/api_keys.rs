@@ -1,6 +1,6 @@
-//! API authentication (docs/api.md): `Authorization: Bearer <api key>`. Keys are compared by their
-//! SHA-256, so neither the configuration's keys nor the store's are kept in plain text in memory or
-//! on disk.
+//! API keys (docs/api.md): `Authorization: Bearer <api key>` on `/api/*`, and the key a UI sign-in
+//! presents. Keys are compared by their SHA-256, so neither the configuration's keys nor the
+//! store's are kept in plain text in memory or on disk.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;

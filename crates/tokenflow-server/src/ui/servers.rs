@@ -1,5 +1,5 @@
-//! The administration pages of the UI: OAuth servers (list, create, edit with a write-only
-//! secret, delete, Test) and the token vault (metadata only, delete).
+//! OAuth servers in the web UI: list, create, edit with a write-only secret, delete, and the Test
+//! button (a client-credentials sign-in whose outcome the page shows, never the token).
 
 use std::collections::HashMap;
 
@@ -7,16 +7,30 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use tokenflow_core::{Input, OAuthServerSpec};
 use tokenflow_engine::ServerDirectory;
 use tokenflow_runtime::RuntimeError;
+use utoipa_axum::router::OpenApiRouter;
 
-use super::aadsts_hint;
-use super::pages::{SignedIn, check_csrf, render};
-use super::session::Session;
+use super::hints::aadsts_hint;
+use super::templates::render;
+use crate::auth::csrf::{CsrfForm, check_csrf};
+use crate::auth::session::{Session, SignedIn};
 use crate::error::ApiError;
 use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .route("/servers", get(servers))
+        .route("/servers/new", get(new_server))
+        .route("/servers/create", post(create_server))
+        .route("/servers/{id}/edit", get(edit_server))
+        .route("/servers/{id}/update", post(update_server))
+        .route("/servers/{id}/delete", post(delete_server))
+        .route("/servers/{id}/test", post(test_server))
+}
 
 fn server_views(state: &AppState) -> Vec<Value> {
     state
@@ -27,7 +41,7 @@ fn server_views(state: &AppState) -> Vec<Value> {
         .collect()
 }
 
-pub async fn servers(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
+async fn servers(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
     render(
         &state,
         "servers.html",
@@ -57,7 +71,7 @@ fn form_page(
     render(state, "server_form.html", Some(session), "servers", ctx)
 }
 
-pub async fn new_server(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
+async fn new_server(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
     form_page(
         &state,
         &session,
@@ -68,7 +82,7 @@ pub async fn new_server(State(state): State<AppState>, SignedIn(session): Signed
     )
 }
 
-pub async fn edit_server(
+async fn edit_server(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
@@ -173,14 +187,10 @@ fn configured_server_refused(state: &AppState, session: &Session, id: &str) -> R
     response
 }
 
-pub async fn create_server(
+async fn create_server(
     State(state): State<AppState>,
-    SignedIn(session): SignedIn,
-    Form(form): Form<HashMap<String, String>>,
+    CsrfForm { session, form }: CsrfForm<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = check_csrf(&session, &form) {
-        return *denied;
-    }
     let id = form
         .get("id")
         .map(|s| s.trim().to_owned())
@@ -188,34 +198,26 @@ pub async fn create_server(
     save_server(&state, &session, &id, &form, false).await
 }
 
-pub async fn update_server(
+async fn update_server(
     State(state): State<AppState>,
-    SignedIn(session): SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    CsrfForm { session, form }: CsrfForm<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = check_csrf(&session, &form) {
-        return *denied;
-    }
     save_server(&state, &session, &id, &form, true).await
 }
 
-pub async fn delete_server(
+async fn delete_server(
     State(state): State<AppState>,
-    SignedIn(session): SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    _: CsrfForm<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = check_csrf(&session, &form) {
-        return *denied;
-    }
     match state.registry.delete(state.store.as_ref(), &id).await {
         Ok(_) => Redirect::to("/servers").into_response(),
         Err(err) => ApiError::from(err).into_response(),
     }
 }
 
-pub async fn test_server(
+async fn test_server(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
@@ -248,35 +250,4 @@ pub async fn test_server(
         "servers",
         json!({ "servers": server_views(&state), "message": null, "test": test }),
     )
-}
-
-pub async fn vault(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
-    match state.store.list_vault_entries().await {
-        Ok(entries) => {
-            let entries: Vec<Value> = entries.iter().map(crate::api::vault::view).collect();
-            render(
-                &state,
-                "vault.html",
-                Some(&session),
-                "vault",
-                json!({ "entries": entries }),
-            )
-        }
-        Err(err) => ApiError::from(err).into_response(),
-    }
-}
-
-pub async fn delete_vault_entry(
-    State(state): State<AppState>,
-    SignedIn(session): SignedIn,
-    Path(name): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    if let Err(denied) = check_csrf(&session, &form) {
-        return *denied;
-    }
-    match state.store.delete_vault_entry(&name).await {
-        Ok(_) => Redirect::to("/vault").into_response(),
-        Err(err) => ApiError::from(err).into_response(),
-    }
 }

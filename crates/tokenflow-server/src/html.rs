@@ -1,6 +1,7 @@
-//! Small HTML pages (nothing loaded from elsewhere) for people who land on the server: the
-//! outcome of `/oauth-callback`. All dynamic text is escaped. Also the security headers that
-//! every HTML response of the server carries, whichever handler made it.
+//! HTML outside the UI's templates: small message pages (nothing loaded from elsewhere) for people
+//! who land on the server, such as the outcome of `/oauth-callback`, with all dynamic text
+//! escaped; and the security headers that every HTML response of the server carries, whichever
+//! handler made it.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
