@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use tokenflow_connectors::oauth::CallbackParams;
 use tokenflow_core::flow::Flow;
@@ -124,8 +124,7 @@ pub struct RunBody {
 /// output value larger than `monitor_value_limit` (default 8 KiB) is kept as
 /// `{ "truncated": true, "bytes": <size>, "sha256": "<hex of its text>", "preview": "<first 512 bytes>" }`
 /// (a string's text is itself, any other value's is its compact JSON).
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActionRecordBody {
     pub action: String,
     /// The action type.
@@ -142,7 +141,7 @@ pub struct ActionRecordBody {
     pub error: Option<String>,
     pub warnings: Vec<String>,
     /// Unknown members of a token response (masked), when there were any.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[serde(skip_serializing_if = "Map::is_empty")]
     #[schema(value_type = Object)]
     pub response: Map<String, Value>,
 }

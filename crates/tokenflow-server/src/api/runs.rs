@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokenflow_engine::RunStatus;
+use tokenflow_engine::{ActionRecord, RunStatus};
 use tokenflow_store::RunFilter;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -191,8 +191,10 @@ async fn actions(
     let actions = page
         .records
         .into_iter()
-        .map(serde_json::from_value)
-        .collect::<Result<Vec<ActionRecordBody>, _>>()
+        .map(|record| {
+            serde_json::from_value::<ActionRecord>(record).map(|r| ActionRecordBody::from(&r))
+        })
+        .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
     Ok(Json(ActionPage {
         run: id,
