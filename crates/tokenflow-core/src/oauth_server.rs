@@ -97,12 +97,27 @@ impl TimeoutSpec {
 
 /// An OAuth server as written by a user, before validation. The configuration loader reads the
 /// secret as a source (`{ env = … }`, `{ file = … }`) and resolves it with [`Self::map_secret`].
+/// The API accepts it as JSON (docs/connectors.md), the `client_secret` write-only.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = OAuthServerInput, bound = "")
+)]
 pub struct OAuthServerSpec<Secret = SecretString> {
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub client_id: Option<String>,
+    /// Write-only. Omitted: the stored secret is kept, unless an endpoint, the issuer or the
+    /// client authentication changes (then `secret_required`); `""` removes it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub client_secret: Option<Secret>,
+    /// `body` or `basic_header`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub client_credentials_delivery: Option<CredentialsDelivery>,
+    /// With `basic_header`: `form_urlencoded` (default, RFC 6749 §2.3.1) or `raw` (for providers
+    /// that do not decode the credentials).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub basic_auth_encoding: Option<BasicAuthEncoding>,
     pub authorization_url: Option<String>,
     pub token_url: Option<String>,
@@ -110,17 +125,22 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     pub scope: Option<String>,
     pub pkce: Option<bool>,
     pub request_refresh_token: Option<bool>,
+    /// `consent`, `login`, `select_account`, `none`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub prompt: Option<Prompt>,
     pub redirect_uri: Option<String>,
     #[serde(default)]
     pub extra_authorize_params: BTreeMap<String, String>,
     #[serde(default)]
     pub extra_token_params: BTreeMap<String, String>,
+    /// Seconds, or text such as `"30s"`, `"500ms"`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub timeout: Option<TimeoutSpec>,
     pub token_cache: Option<bool>,
     pub token_cache_skew: Option<u64>,
     /// Refresh vault entries of this server that were not refreshed for this long, so their
     /// refresh tokens do not lapse (e.g. `"12h"`). Off when absent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub vault_keep_alive: Option<TimeoutSpec>,
 }
 

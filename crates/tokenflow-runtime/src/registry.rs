@@ -8,26 +8,152 @@ use std::sync::RwLock;
 use serde::{Deserialize, Serialize};
 use tokenflow_connectors::http::Client;
 use tokenflow_connectors::oauth::discovery::resolve_endpoints;
-use tokenflow_core::{OAuthServer, OAuthServerSpec};
+use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors};
+use tokenflow_core::{Input, OAuthServer, OAuthServerSpec};
 use tokenflow_engine::ServerDirectory;
 use tokenflow_store::{OAuthServerRow, Store};
 
 use crate::error::RuntimeError;
 
 /// Where a server's configuration comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Config,
     Store,
 }
 
+/// An OAuth server as the API, the UI and the secret-change check see it: every field of the
+/// validated server (defaults applied, URLs normalised) without the secret, plus where it comes
+/// from, whether it has a secret and the endpoints discovery resolved. This is the one list of a
+/// server's fields outside the configuration's own parser; the store keeps a server as this view
+/// without the fields below `token_cache_skew` ([`VIEW_ONLY_FIELDS`]).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct OAuthServerView {
+    pub id: String,
+    pub client_id: String,
+    /// `body` or `basic_header`.
+    pub client_credentials_delivery: String,
+    /// With `basic_header`: `form_urlencoded` (RFC 6749 §2.3.1) or `raw`.
+    pub basic_auth_encoding: String,
+    pub authorization_url: Option<String>,
+    pub token_url: Option<String>,
+    pub issuer: Option<String>,
+    pub scope: Option<String>,
+    pub pkce: bool,
+    pub request_refresh_token: bool,
+    /// `consent`, `login`, `select_account`, `none`.
+    pub prompt: String,
+    pub redirect_uri: Option<String>,
+    pub extra_authorize_params: BTreeMap<String, String>,
+    pub extra_token_params: BTreeMap<String, String>,
+    /// e.g. `"30000ms"`.
+    pub timeout: String,
+    /// e.g. `"43200s"`; absent: no keep-alive.
+    pub vault_keep_alive: Option<String>,
+    pub token_cache: bool,
+    /// Seconds.
+    pub token_cache_skew: u64,
+    pub source: Source,
+    pub has_client_secret: bool,
+    pub resolved_token_url: Option<String>,
+    pub resolved_authorization_url: Option<String>,
+    /// `PUT` only: e.g. discovery failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<String>>,
+}
+
+/// The members of [`OAuthServerView`] that are not part of a server's configuration.
+const VIEW_ONLY_FIELDS: &[&str] = &[
+    "id",
+    "source",
+    "has_client_secret",
+    "resolved_token_url",
+    "resolved_authorization_url",
+    "warnings",
+];
+
+impl OAuthServerView {
+    /// The view of a validated server (its endpoints as configured, not yet resolved).
+    pub fn of(server: &OAuthServer, source: Source) -> Self {
+        fn url<T: ToString>(url: &Option<T>) -> Option<String> {
+            url.as_ref().map(ToString::to_string)
+        }
+        Self {
+            id: server.id.clone(),
+            client_id: server.client_id.clone(),
+            client_credentials_delivery: server.client_credentials_delivery.to_string(),
+            basic_auth_encoding: server.basic_auth_encoding.to_string(),
+            authorization_url: url(&server.authorization_url),
+            token_url: url(&server.token_url),
+            issuer: url(&server.issuer),
+            scope: server.scope.clone(),
+            pkce: server.pkce,
+            request_refresh_token: server.request_refresh_token,
+            prompt: server.prompt.as_str().to_owned(),
+            redirect_uri: url(&server.redirect_uri),
+            extra_authorize_params: server.extra_authorize_params.clone(),
+            extra_token_params: server.extra_token_params.clone(),
+            timeout: format!("{}ms", server.timeout.as_millis()),
+            vault_keep_alive: server.vault_keep_alive.map(|d| format!("{}s", d.as_secs())),
+            token_cache: server.token_cache,
+            token_cache_skew: server.token_cache_skew.as_secs(),
+            source,
+            has_client_secret: server.client_secret.is_some(),
+            resolved_token_url: url(&server.token_url),
+            resolved_authorization_url: url(&server.authorization_url),
+            warnings: None,
+        }
+    }
+
+    /// The configuration fields only, as a JSON object (what the store keeps, and what the
+    /// secret-change check compares).
+    fn configuration(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut object = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(object)) => object,
+            _ => serde_json::Map::new(),
+        };
+        object
+            .retain(|field, value| !VIEW_ONLY_FIELDS.contains(&field.as_str()) && !value.is_null());
+        object
+    }
+}
+
+/// The outcome of testing a server with client credentials (`oauth_server_login`): the connector's
+/// outputs, the token only as a fingerprint.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ServerTestOutcome {
+    pub oauth_server: String,
+    /// The connector's status code (docs/connectors.md).
+    pub status_code: i32,
+    pub meaning: String,
+    pub token_type: Option<String>,
+    pub expires_in: Option<u64>,
+    /// A fingerprint, never the token.
+    pub access_token: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// Tolerated deviations of the provider's response.
+    pub warnings: Vec<ServerTestWarning>,
+    /// Whether the connector's status is a success.
+    #[serde(skip)]
+    pub succeeded: bool,
+}
+
+/// A tolerated deviation of a token response.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ServerTestWarning {
+    /// Stable machine-readable code, e.g. `expires_in_string`.
+    pub code: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
+    /// Endpoints resolved.
     server: OAuthServer,
-    source: Source,
-    /// The spec as written, without the secret (for the API's view).
-    spec_json: serde_json::Value,
+    /// Endpoints as configured.
+    view: OAuthServerView,
 }
 
 /// The OAuth servers the engine can use.
@@ -39,29 +165,45 @@ pub struct ServerRegistry {
 }
 
 impl ServerRegistry {
+    /// The configuration's servers only, as configured: endpoints are not discovered here (the
+    /// connectors discover them when a server is used). For the command line, which has no store
+    /// and should not reach every issuer to use one server.
+    pub fn from_config(config: BTreeMap<String, OAuthServer>, http: Client) -> Self {
+        let entries = config
+            .iter()
+            .map(|(id, server)| {
+                let mut view = OAuthServerView::of(server, Source::Config);
+                view.id.clone_from(id);
+                let entry = Entry {
+                    server: server.clone(),
+                    view,
+                };
+                (id.clone(), entry)
+            })
+            .collect();
+        Self {
+            entries: RwLock::new(entries),
+            config,
+            http,
+        }
+    }
+
     /// Loads the configuration's servers, then the store's (which win), resolving endpoints.
     pub async fn load(
         config: BTreeMap<String, OAuthServer>,
         store: &dyn Store,
         http: Client,
     ) -> Result<(Self, Vec<String>), RuntimeError> {
-        let registry = Self {
-            entries: RwLock::new(BTreeMap::new()),
-            config: config.clone(),
-            http,
-        };
+        let registry = Self::from_config(config.clone(), http);
         let mut warnings = Vec::new();
         for (id, server) in config {
-            let spec_json = view_of_config(&server);
-            warnings.extend(registry.insert(id, server, Source::Config, spec_json).await);
+            warnings.extend(registry.insert(id, server, Source::Config).await);
         }
         for row in store.list_oauth_servers().await? {
             match server_from_row(&row) {
-                Ok((server, spec_json)) => warnings.extend(
-                    registry
-                        .insert(row.id.clone(), server, Source::Store, spec_json)
-                        .await,
-                ),
+                Ok(server) => {
+                    warnings.extend(registry.insert(row.id.clone(), server, Source::Store).await)
+                }
                 Err(message) => warnings.push(format!(
                     "stored OAuth server `{}` is invalid: {message}",
                     row.id
@@ -71,26 +213,18 @@ impl ServerRegistry {
         Ok((registry, warnings))
     }
 
-    async fn insert(
-        &self,
-        id: String,
-        server: OAuthServer,
-        source: Source,
-        spec_json: serde_json::Value,
-    ) -> Option<String> {
+    async fn insert(&self, id: String, server: OAuthServer, source: Source) -> Option<String> {
+        let mut view = OAuthServerView::of(&server, source);
+        view.id.clone_from(&id);
         let (server, warning) = match resolve_endpoints(&self.http, &server).await {
             Ok(resolved) => (resolved, None),
             Err(err) => (server, Some(format!("OAuth server `{id}`: {err}"))),
         };
+        view.resolved_token_url = server.token_url.as_ref().map(ToString::to_string);
+        view.resolved_authorization_url =
+            server.authorization_url.as_ref().map(ToString::to_string);
         if let Ok(mut entries) = self.entries.write() {
-            entries.insert(
-                id,
-                Entry {
-                    server,
-                    source,
-                    spec_json,
-                },
-            );
+            entries.insert(id, Entry { server, view });
         }
         warning
     }
@@ -122,7 +256,6 @@ impl ServerRegistry {
             Some(secret) => Some(secret),
             None => existing.as_ref().and_then(|row| row.client_secret.clone()),
         };
-        let spec_json = spec_view(&spec);
         spec.client_secret = secret.clone();
         let server = spec.validate(id).map_err(|errors| {
             RuntimeError::InvalidInput(
@@ -148,14 +281,15 @@ impl ServerRegistry {
         }
         let row = OAuthServerRow {
             id: id.to_owned(),
-            spec_json: spec_json.to_string(),
+            spec_json: serde_json::Value::Object(
+                OAuthServerView::of(&server, Source::Store).configuration(),
+            )
+            .to_string(),
             client_secret: secret,
             updated_at: now,
         };
         store.put_oauth_server(&row).await?;
-        let warning = self
-            .insert(id.to_owned(), server, Source::Store, spec_json)
-            .await;
+        let warning = self.insert(id.to_owned(), server, Source::Store).await;
         Ok((existing.is_none(), warning))
     }
 
@@ -168,50 +302,58 @@ impl ServerRegistry {
                 entries.remove(id);
             }
             if let Some(server) = fallback {
-                let spec_json = view_of_config(&server);
-                self.insert(id.to_owned(), server, Source::Config, spec_json)
-                    .await;
+                self.insert(id.to_owned(), server, Source::Config).await;
             }
         }
         Ok(deleted)
     }
 
-    /// The API's view of one server: its spec without the secret, whether it has one, its source
-    /// and its resolved endpoints.
-    pub fn view(&self, id: &str) -> Option<serde_json::Value> {
-        let entries = self.entries.read().ok()?;
-        let entry = entries.get(id)?;
-        let mut view = entry.spec_json.clone();
-        if let Some(object) = view.as_object_mut() {
-            object.insert("id".into(), id.into());
-            object.insert(
-                "source".into(),
-                serde_json::to_value(entry.source).unwrap_or_default(),
-            );
-            object.insert(
-                "has_client_secret".into(),
-                entry.server.client_secret.is_some().into(),
-            );
-            object.insert(
-                "resolved_token_url".into(),
-                entry
-                    .server
-                    .token_url
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .into(),
-            );
-            object.insert(
-                "resolved_authorization_url".into(),
-                entry
-                    .server
-                    .authorization_url
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .into(),
-            );
-        }
-        Some(view)
+    /// The view of one server (the API's and the UI's).
+    pub fn view(&self, id: &str) -> Option<OAuthServerView> {
+        Some(self.entries.read().ok()?.get(id)?.view.clone())
+    }
+
+    /// Every server's view, by id.
+    pub fn views(&self) -> Vec<OAuthServerView> {
+        self.entries
+            .read()
+            .map(|entries| entries.values().map(|entry| entry.view.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Tests a server with client credentials (`oauth_server_login`, docs/connectors.md): with
+    /// `scope`, or else the server's own. An unknown id is [`RuntimeError::NotFound`], for every
+    /// caller alike (API, UI and command line).
+    pub async fn test(
+        &self,
+        connectors: &OAuthConnectors,
+        id: &str,
+        scope: Option<String>,
+    ) -> Result<ServerTestOutcome, RuntimeError> {
+        let Some(server) = self.get(id) else {
+            return Err(RuntimeError::NotFound(format!("OAuth server `{id}`")));
+        };
+        let scope = scope.map_or(Input::Unassigned, Input::Assigned);
+        let out = connectors.server_login(id, Some(&server), &scope).await;
+        Ok(ServerTestOutcome {
+            oauth_server: id.to_owned(),
+            succeeded: out.status.is_success(),
+            status_code: out.status.code(),
+            meaning: out.status.meaning().to_owned(),
+            token_type: out.token_type,
+            expires_in: out.expires_in,
+            access_token: out.access_token.as_ref().map(|t| t.fingerprint()),
+            error: out.error,
+            error_description: out.error_description,
+            warnings: out
+                .warnings
+                .into_iter()
+                .map(|w| ServerTestWarning {
+                    code: w.code.to_owned(),
+                    message: w.message,
+                })
+                .collect(),
+        })
     }
 }
 
@@ -251,91 +393,47 @@ const SECRET_NEUTRAL_FIELDS: &[&str] = &[
     "token_cache_skew",
 ];
 
-/// The secret-bound fields in which `new` differs from the stored server, compared with defaults
-/// applied and URLs normalised. A stored server that no longer validates counts as all changed.
+/// The secret-bound fields in which `new` differs from the stored server, compared on their views
+/// (defaults applied, URLs normalised). A stored server that no longer validates counts as all
+/// changed.
 fn secret_bound_changes(stored: &OAuthServerRow, new: &OAuthServer) -> Vec<String> {
-    let new_view = view_of_config(new);
+    let new_view = OAuthServerView::of(new, Source::Store).configuration();
     let old_view = server_from_row(stored)
         .ok()
-        .map(|(old, _)| view_of_config(&old));
-    let Some(fields) = new_view.as_object() else {
-        return Vec::new();
-    };
+        .map(|old| OAuthServerView::of(&old, Source::Store).configuration());
+    let mut fields: BTreeSet<&String> = new_view.keys().collect();
+    if let Some(old) = &old_view {
+        fields.extend(old.keys());
+    }
     fields
-        .iter()
-        .filter(|(field, _)| !SECRET_NEUTRAL_FIELDS.contains(&field.as_str()))
-        .filter(|(field, value)| {
+        .into_iter()
+        .filter(|field| !SECRET_NEUTRAL_FIELDS.contains(&field.as_str()))
+        .filter(|field| {
             old_view
                 .as_ref()
-                .is_none_or(|old| old.get(field.as_str()) != Some(*value))
+                .is_none_or(|old| old.get(field.as_str()) != new_view.get(field.as_str()))
         })
-        .map(|(field, _)| field.clone())
+        .cloned()
         .collect()
 }
 
-fn spec_view(spec: &OAuthServerSpec) -> serde_json::Value {
-    // OAuthServerSpec is Deserialize-only (it can hold a secret); build the view field by field.
-    serde_json::json!({
-        "client_id": spec.client_id,
-        "client_credentials_delivery": spec.client_credentials_delivery.map(|d| d.to_string()),
-        "basic_auth_encoding": spec.basic_auth_encoding.map(|e| e.to_string()),
-        "authorization_url": spec.authorization_url,
-        "token_url": spec.token_url,
-        "issuer": spec.issuer,
-        "scope": spec.scope,
-        "pkce": spec.pkce,
-        "request_refresh_token": spec.request_refresh_token,
-        "prompt": spec.prompt.map(|p| p.as_str()),
-        "redirect_uri": spec.redirect_uri,
-        "extra_authorize_params": spec.extra_authorize_params,
-        "extra_token_params": spec.extra_token_params,
-        "timeout": spec.timeout,
-        "vault_keep_alive": spec.vault_keep_alive,
-        "token_cache": spec.token_cache,
-        "token_cache_skew": spec.token_cache_skew,
-    })
-}
-
-fn view_of_config(server: &OAuthServer) -> serde_json::Value {
-    serde_json::json!({
-        "client_id": server.client_id,
-        "client_credentials_delivery": server.client_credentials_delivery.to_string(),
-        "basic_auth_encoding": server.basic_auth_encoding.to_string(),
-        "authorization_url": server.authorization_url.as_ref().map(ToString::to_string),
-        "token_url": server.token_url.as_ref().map(ToString::to_string),
-        "issuer": server.issuer.as_ref().map(ToString::to_string),
-        "scope": server.scope,
-        "pkce": server.pkce,
-        "request_refresh_token": server.request_refresh_token,
-        "prompt": server.prompt.as_str(),
-        "redirect_uri": server.redirect_uri.as_ref().map(ToString::to_string),
-        "extra_authorize_params": server.extra_authorize_params,
-        "extra_token_params": server.extra_token_params,
-        "timeout": format!("{}ms", server.timeout.as_millis()),
-        "vault_keep_alive": server.vault_keep_alive.map(|d| format!("{}s", d.as_secs())),
-        "token_cache": server.token_cache,
-        "token_cache_skew": server.token_cache_skew.as_secs(),
-    })
-}
-
-/// A stored server back as a validated server and its view.
-fn server_from_row(row: &OAuthServerRow) -> Result<(OAuthServer, serde_json::Value), String> {
-    let view: serde_json::Value =
+/// A stored server back as a validated server. Rows hold the configuration part of the server's
+/// view; older rows hold the spec as written, with `null` for what was not.
+fn server_from_row(row: &OAuthServerRow) -> Result<OAuthServer, String> {
+    let mut clean: serde_json::Value =
         serde_json::from_str(&row.spec_json).map_err(|e| e.to_string())?;
-    let mut clean = view.clone();
     if let Some(object) = clean.as_object_mut() {
         object.retain(|_, v| !v.is_null());
     }
     let mut spec: OAuthServerSpec = serde_json::from_value(clean).map_err(|e| e.to_string())?;
     spec.client_secret = row.client_secret.clone();
-    let server = spec.validate(&row.id).map_err(|errors| {
+    spec.validate(&row.id).map_err(|errors| {
         errors
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ")
-    })?;
-    Ok((server, view))
+    })
 }
 
 #[cfg(test)]
@@ -346,11 +444,11 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
-    /// A stored row as `put` writes it, with a secret.
+    /// A stored row as earlier versions wrote it (the spec as written), with a secret.
     fn stored(json: serde_json::Value) -> OAuthServerRow {
         OAuthServerRow {
             id: "s".into(),
-            spec_json: spec_view(&spec(json)).to_string(),
+            spec_json: json.to_string(),
             client_secret: Some(tokenflow_core::SecretString::new("secret")),
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
         }
@@ -385,5 +483,68 @@ mod tests {
             new[field] = value.into();
             assert_eq!(changes(old.clone(), new), vec![field.to_owned()]);
         }
+    }
+
+    #[test]
+    fn a_stored_server_is_its_view_and_reads_back_as_the_same_server() {
+        let mut written = spec(
+            serde_json::json!({ "client_id": "c", "issuer": "https://IDP.example/",
+            "client_credentials_delivery": "basic_header", "basic_auth_encoding": "raw",
+            "scope": "a b", "prompt": "login", "redirect_uri": "https://app.example/cb",
+            "extra_authorize_params": { "audience": "x" }, "timeout": "5s",
+            "vault_keep_alive": "12h", "token_cache_skew": 30 }),
+        );
+        written.client_secret = Some(tokenflow_core::SecretString::new("secret"));
+        let server = written.validate("s").unwrap();
+        let view = OAuthServerView::of(&server, Source::Store);
+        let row = OAuthServerRow {
+            id: "s".into(),
+            spec_json: serde_json::Value::Object(view.configuration()).to_string(),
+            client_secret: Some(tokenflow_core::SecretString::new("secret")),
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        assert!(!row.spec_json.contains("secret\""), "{}", row.spec_json);
+        let back = server_from_row(&row).unwrap();
+        assert_eq!(OAuthServerView::of(&back, Source::Store), view);
+        assert!(secret_bound_changes(&row, &server).is_empty());
+        let mut moved = server.clone();
+        moved.token_url = Some("https://evil.example/token".parse().unwrap());
+        assert_eq!(
+            secret_bound_changes(&row, &moved),
+            vec!["token_url".to_owned()]
+        );
+    }
+
+    #[test]
+    fn the_view_shows_every_field_of_the_configuration_and_never_the_secret() {
+        let mut written =
+            spec(serde_json::json!({ "client_id": "c", "token_url": "https://idp.example/token" }));
+        written.client_secret = Some(tokenflow_core::SecretString::new("do-not-show-me"));
+        let server = written.validate("s").unwrap();
+        let json = serde_json::to_value(OAuthServerView::of(&server, Source::Config)).unwrap();
+        assert!(!json.to_string().contains("do-not-show-me"));
+        assert_eq!(json["has_client_secret"], true);
+        assert_eq!(json["source"], "config");
+        assert_eq!(json["resolved_token_url"], "https://idp.example/token");
+        assert!(
+            json.get("warnings").is_none(),
+            "only PUT adds warnings: {json}"
+        );
+    }
+
+    #[tokio::test]
+    async fn testing_an_unknown_server_is_not_found() {
+        let http =
+            tokenflow_connectors::http::build_client(std::time::Duration::from_secs(5)).unwrap();
+        let connectors = OAuthConnectors::new(
+            http.clone(),
+            std::sync::Arc::new(tokenflow_core::SystemClock),
+        );
+        let registry = ServerRegistry::from_config(BTreeMap::new(), http);
+        let err = registry.test(&connectors, "ghost", None).await.unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::NotFound(what) if what == "OAuth server `ghost`"),
+            "{err:?}"
+        );
     }
 }

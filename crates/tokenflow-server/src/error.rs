@@ -7,11 +7,24 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use tokenflow_core::flow::FlowProblems;
 use tokenflow_runtime::RuntimeError;
 use tokenflow_store::StoreError;
+
+/// Every error's body: a stable code and a message.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// `unauthorized`, `not_found`, `invalid_json`, `payload_too_large`, `request_timeout`,
+    /// `unsupported_media_type`, `invalid_flow`, `invalid_input`, `secret_required`, `conflict`,
+    /// `defined_in_configuration`, `internal`.
+    pub error: String,
+    pub message: String,
+    /// For `invalid_flow`: every problem as `file:line:column: message`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<String>>,
+}
 
 /// An API failure.
 #[derive(Debug, thiserror::Error)]
@@ -107,10 +120,14 @@ impl IntoResponse for ApiError {
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        let mut body = json!({ "error": code, "message": self.to_string() });
+        let mut body = ErrorBody {
+            error: code.to_owned(),
+            message: self.to_string(),
+            problems: None,
+        };
         match &self {
             ApiError::InvalidFlow(problems) => {
-                body["problems"] = problems.0.iter().map(ToString::to_string).collect();
+                body.problems = Some(problems.0.iter().map(ToString::to_string).collect());
             }
             ApiError::Internal(source) => {
                 tracing::error!(error = %error_chain(source.as_ref()), "internal error");

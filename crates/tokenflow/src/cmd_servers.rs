@@ -8,8 +8,10 @@ use anyhow::Context;
 use clap::Subcommand;
 use tokenflow_config::Config;
 use tokenflow_connectors::http::build_client;
-use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors};
-use tokenflow_core::{Input, SystemClock};
+use tokenflow_connectors::oauth::OAuthConnectors;
+use tokenflow_core::SystemClock;
+use tokenflow_runtime::RuntimeError;
+use tokenflow_runtime::registry::ServerRegistry;
 
 #[derive(Debug, Subcommand)]
 pub enum ServersCommand {
@@ -63,15 +65,18 @@ pub async fn run(command: ServersCommand, config: Config) -> anyhow::Result<Exit
         ServersCommand::Test { id, scope } => {
             let http =
                 build_client(Duration::from_secs(30)).context("cannot build the HTTP client")?;
-            let connectors = OAuthConnectors::new(http, Arc::new(SystemClock));
-            let scope = scope.map_or(Input::Unassigned, Input::Assigned);
-            let out = connectors
-                .server_login(&id, config.oauth_servers.get(&id), &scope)
-                .await;
+            let connectors = OAuthConnectors::new(http.clone(), Arc::new(SystemClock));
+            // The same operation as the server's API and UI, on the configuration file's servers.
+            let registry = ServerRegistry::from_config(config.oauth_servers.clone(), http);
+            let out = match registry.test(&connectors, &id, scope).await {
+                Ok(out) => out,
+                Err(RuntimeError::NotFound(_)) => anyhow::bail!("no OAuth server `{id}`"),
+                Err(err) => return Err(err.into()),
+            };
             println!("oauth_server_login on `{id}`");
-            println!("  status_code        {}", out.status);
+            println!("  status_code        {} ({})", out.status_code, out.meaning);
             if let Some(token) = &out.access_token {
-                println!("  access_token       {}", token.fingerprint());
+                println!("  access_token       {token}");
             }
             if let Some(kind) = &out.token_type {
                 println!("  token_type         {kind}");
@@ -88,7 +93,7 @@ pub async fn run(command: ServersCommand, config: Config) -> anyhow::Result<Exit
             for warning in &out.warnings {
                 println!("  warning            {}: {}", warning.code, warning.message);
             }
-            Ok(if out.status.is_success() {
+            Ok(if out.succeeded {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -4,16 +4,20 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
-use tokenflow_connectors::oauth::ConnectorStatus;
-use tokenflow_core::{Input, OAuthServerSpec};
-use tokenflow_engine::ServerDirectory;
+use serde::Serialize;
+use tokenflow_core::OAuthServerSpec;
+use tokenflow_runtime::registry::{OAuthServerView, ServerTestOutcome};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::doc::{ErrorBody, OAuthServerDoc, OAuthServerInput, OAuthServerListDoc, ServerTestDoc};
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthServerList {
+    pub oauth_servers: Vec<OAuthServerView>,
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -24,26 +28,22 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Every OAuth server (configuration file and API), without secrets.
 #[utoipa::path(get, path = "/api/oauth-servers", tag = "oauth-servers",
-    responses((status = 200, body = OAuthServerListDoc), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
-async fn list(State(state): State<AppState>) -> Json<Value> {
-    let servers: Vec<Value> = state
-        .registry
-        .ids()
-        .iter()
-        .filter_map(|id| state.registry.view(id))
-        .collect();
-    Json(json!({ "oauth_servers": servers }))
+    responses((status = 200, body = OAuthServerList), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
+async fn list(State(state): State<AppState>) -> Json<OAuthServerList> {
+    Json(OAuthServerList {
+        oauth_servers: state.registry.views(),
+    })
 }
 
 /// One OAuth server, without its secret.
 #[utoipa::path(get, path = "/api/oauth-servers/{id}", tag = "oauth-servers",
     params(("id" = String, Path, description = "The server id")),
-    responses((status = 200, body = OAuthServerDoc), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = OAuthServerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OAuthServerView>, ApiError> {
     state
         .registry
         .view(&id)
@@ -56,8 +56,8 @@ async fn show(
 /// (`secret_required`); a server of the configuration file is refused (`defined_in_configuration`).
 #[utoipa::path(put, path = "/api/oauth-servers/{id}", tag = "oauth-servers",
     params(("id" = String, Path, description = "The server id")),
-    request_body(content = OAuthServerInput, content_type = "application/json"),
-    responses((status = 201, description = "Created", body = OAuthServerDoc), (status = 200, description = "Replaced", body = OAuthServerDoc),
+    request_body(content = OAuthServerSpec, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = OAuthServerView), (status = 200, description = "Replaced", body = OAuthServerView),
         (status = 400, description = "Unknown fields or invalid values (each naming the field); `secret_required`: the change needs the client secret again (the message names the changed fields)", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 409, description = "`defined_in_configuration`: the server comes from tokenflow.toml; edit it there", body = ErrorBody),
@@ -67,13 +67,16 @@ async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(spec): ApiJson<OAuthServerSpec>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<OAuthServerView>), ApiError> {
     let (created, warning) = state
         .registry
         .put(state.store.as_ref(), &id, spec, state.clock.now())
         .await?;
-    let mut view = state.registry.view(&id).unwrap_or_default();
-    view["warnings"] = warning.into_iter().collect::<Vec<_>>().into();
+    let mut view = state
+        .registry
+        .view(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("OAuth server `{id}`")))?;
+    view.warnings = Some(warning.into_iter().collect());
     Ok((
         if created {
             StatusCode::CREATED
@@ -103,31 +106,17 @@ async fn delete(
 /// Tries client credentials (`oauth_server_login` with the server's scope).
 #[utoipa::path(post, path = "/api/oauth-servers/{id}/test", tag = "oauth-servers",
     params(("id" = String, Path, description = "The server id")),
-    responses((status = 200, description = "The connector's outputs; the token only as a fingerprint", body = ServerTestDoc),
+    responses((status = 200, description = "The connector's outputs; the token only as a fingerprint", body = ServerTestOutcome),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn test(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let Some(server) = state.registry.get(&id) else {
-        return Err(ApiError::NotFound(format!("OAuth server `{id}`")));
-    };
-    let out = state
-        .runner
-        .engine()
-        .oauth()
-        .server_login(&id, Some(&server), &Input::Unassigned)
-        .await;
-    Ok(Json(json!({
-        "oauth_server": id,
-        "status_code": out.status.code(),
-        "meaning": out.status.meaning(),
-        "token_type": out.token_type,
-        "expires_in": out.expires_in,
-        "access_token": out.access_token.as_ref().map(|t| t.fingerprint()),
-        "error": out.error,
-        "error_description": out.error_description,
-        "warnings": out.warnings,
-    })))
+) -> Result<Json<ServerTestOutcome>, ApiError> {
+    Ok(Json(
+        state
+            .registry
+            .test(state.runner.engine().oauth(), &id, None)
+            .await?,
+    ))
 }

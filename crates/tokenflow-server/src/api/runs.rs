@@ -6,17 +6,52 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use tokenflow_engine::RunStatus;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokenflow_engine::{ActionRecord, RunStatus};
 use tokenflow_store::RunFilter;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::doc::{ActionPageDoc, ErrorBody, RunDoc, RunListDoc};
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
-use tokenflow_runtime::runner::{RunView, SHOWN_RECORDS};
+use tokenflow_runtime::runner::{ActionRecordBody, RunBody, RunView, SHOWN_RECORDS};
+
+/// A page of a run's monitor records, in execution order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionPage {
+    pub run: String,
+    /// How many records the run has.
+    pub total: u64,
+    /// The sequence number of `actions[0]`.
+    pub offset: u64,
+    pub limit: u32,
+    pub actions: Vec<ActionRecordBody>,
+    /// The next page, while there is one.
+    pub next: Option<String>,
+}
+
+/// A run in a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunSummary {
+    pub id: String,
+    pub flow: String,
+    pub flow_version: i64,
+    /// `running`, `waiting`, `completed`, `failed`, `cancelled`.
+    #[schema(value_type = String)]
+    pub status: RunStatus,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunList {
+    pub runs: Vec<RunSummary>,
+    pub limit: u32,
+    pub offset: u32,
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -28,7 +63,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The response for a run: 201 + `Location` while it waits at a user login, else 200.
 pub fn run_response(state: &AppState, view: &RunView) -> Response {
-    let body = Json(view.to_json(monitor_value_limit(state)));
+    let body = Json(view.body(monitor_value_limit(state)));
     if view.run.status == RunStatus::Waiting {
         let location = format!("/api/runs/{}", view.run.id);
         (StatusCode::CREATED, [(header::LOCATION, location)], body).into_response()
@@ -42,8 +77,8 @@ pub fn run_response(state: &AppState, view: &RunView) -> Response {
     params(("id" = String, Path, description = "The flow id")),
     request_body(content = Object, description = "Input variables by name (optional)", content_type = "application/json"),
     responses(
-        (status = 200, description = "The run ended (completed, failed or cancelled)", body = RunDoc),
-        (status = 201, description = "The run waits at a user login: see `authorization_url`", body = RunDoc,
+        (status = 200, description = "The run ended (completed, failed or cancelled)", body = RunBody),
+        (status = 201, description = "The run waits at a user login: see `authorization_url`", body = RunBody,
             headers(("location" = String, description = "/api/runs/{run}"))),
         (status = 400, description = "Invalid JSON or unknown/missing input variables", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
@@ -84,14 +119,14 @@ fn monitor_value_limit(state: &AppState) -> usize {
 /// One run with its last monitor records (at most 100; `earlier_actions` reads the ones before).
 #[utoipa::path(get, path = "/api/runs/{id}", tag = "runs",
     params(("id" = String, Path, description = "The run id")),
-    responses((status = 200, body = RunDoc), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = RunBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunBody>, ApiError> {
     match state.runner.load(&id).await? {
-        Some(view) => Ok(Json(view.to_json(monitor_value_limit(&state)))),
+        Some(view) => Ok(Json(view.body(monitor_value_limit(&state)))),
         None => Err(ApiError::NotFound(format!("run `{id}`"))),
     }
 }
@@ -99,19 +134,19 @@ async fn show(
 /// Cancels a run that has not ended (a waiting run's pending login is discarded).
 #[utoipa::path(delete, path = "/api/runs/{id}", tag = "runs",
     params(("id" = String, Path, description = "The run id")),
-    responses((status = 200, description = "Cancelled", body = RunDoc), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "Cancelled", body = RunBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "The run has already ended", body = ErrorBody)),
     security(("api_key" = [])))]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunBody>, ApiError> {
     Ok(Json(
         state
             .runner
             .cancel(&id)
             .await?
-            .to_json(monitor_value_limit(&state)),
+            .body(monitor_value_limit(&state)),
     ))
 }
 
@@ -131,14 +166,14 @@ const MAX_PAGE: u32 = 1000;
         ("id" = String, Path, description = "The run id"),
         ("offset" = Option<u64>, Query, description = "The first record's sequence number (0 is the run's first action; default 0)"),
         ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)")),
-    responses((status = 200, body = ActionPageDoc), (status = 400, body = ErrorBody),
+    responses((status = 200, body = ActionPage), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn actions(
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ActionPage>, ApiError> {
     let Query(query) = query.map_err(|err| ApiError::InvalidInput(err.body_text()))?;
     let offset = query.offset.unwrap_or(0);
     let limit = match query.limit {
@@ -151,14 +186,24 @@ async fn actions(
     let end = offset.saturating_add(page.records.len() as u64);
     let next =
         (end < page.total).then(|| format!("/api/runs/{id}/actions?offset={end}&limit={limit}"));
-    Ok(Json(json!({
-        "run": id,
-        "total": page.total,
-        "offset": page.offset,
-        "limit": limit,
-        "actions": page.records,
-        "next": next,
-    })))
+    // The records as stored: a record that does not read as one is the store's fault, not the
+    // caller's.
+    let actions = page
+        .records
+        .into_iter()
+        .map(|record| {
+            serde_json::from_value::<ActionRecord>(record).map(|r| ActionRecordBody::from(&r))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(Json(ActionPage {
+        run: id,
+        total: page.total,
+        offset: page.offset,
+        limit,
+        actions,
+        next,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,12 +222,12 @@ struct ListQuery {
         ("status" = Option<String>, Query, description = "running, waiting, completed, failed or cancelled"),
         ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)"),
         ("offset" = Option<u32>, Query, description = "Skip this many")),
-    responses((status = 200, body = RunListDoc), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = RunList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunList>, ApiError> {
     let Query(query) = query.map_err(|err| ApiError::InvalidInput(err.body_text()))?;
     if let Some(status) = &query.status
         && RunStatus::parse(status).is_none()
@@ -203,20 +248,20 @@ async fn list(
         t.format(&time::format_description::well_known::Rfc3339)
             .ok()
     };
-    let runs: Vec<Value> = runs
+    let runs = runs
         .into_iter()
-        .map(|run| {
-            json!({
-                "id": run.id,
-                "flow": run.flow_id,
-                "flow_version": run.flow_version,
-                "status": run.status,
-                "started_at": format(run.started_at),
-                "ended_at": run.ended_at.and_then(format),
-            })
+        .map(|run| RunSummary {
+            id: run.id,
+            flow: run.flow_id,
+            flow_version: run.flow_version,
+            status: run.status,
+            started_at: format(run.started_at),
+            ended_at: run.ended_at.and_then(format),
         })
         .collect();
-    Ok(Json(
-        json!({ "runs": runs, "limit": filter.limit, "offset": filter.offset }),
-    ))
+    Ok(Json(RunList {
+        runs,
+        limit: filter.limit,
+        offset: filter.offset,
+    }))
 }

@@ -3,13 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokenflow_store::VaultEntryRow;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::doc::{ErrorBody, VaultListDoc};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -18,39 +19,70 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(delete))
 }
 
-/// The metadata of a vault entry.
+/// A vault entry's metadata; tokens are never returned.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VaultEntryBody {
+    pub name: String,
+    pub oauth_server: String,
+    /// `ok` or `needs_login`.
+    #[schema(value_type = String)]
+    pub state: tokenflow_core::VaultEntryState,
+    /// RFC 3339.
+    pub expires_at: Option<String>,
+    pub granted_scopes: Option<String>,
+    pub has_access_token: bool,
+    pub has_refresh_token: bool,
+    pub last_refresh_at: Option<String>,
+    /// `ok` or the last refresh's error.
+    pub last_refresh_outcome: Option<String>,
+    pub version: i64,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VaultList {
+    pub entries: Vec<VaultEntryBody>,
+}
+
+impl From<&VaultEntryRow> for VaultEntryBody {
+    fn from(entry: &VaultEntryRow) -> Self {
+        let format = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        };
+        Self {
+            name: entry.name.clone(),
+            oauth_server: entry.server_id.clone(),
+            state: entry.state,
+            expires_at: entry.expires_at.and_then(format),
+            granted_scopes: entry.granted_scopes.clone(),
+            has_access_token: entry.access_token.is_some(),
+            has_refresh_token: entry.refresh_token.is_some(),
+            last_refresh_at: entry.last_refresh_at.and_then(format),
+            last_refresh_outcome: entry.last_refresh_outcome.clone(),
+            version: entry.version,
+            updated_at: format(entry.updated_at),
+        }
+    }
+}
+
+/// The metadata of a vault entry as JSON (for the UI's page).
 pub fn view(entry: &VaultEntryRow) -> Value {
-    let format = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    };
-    json!({
-        "name": entry.name,
-        "oauth_server": entry.server_id,
-        "state": entry.state,
-        "expires_at": entry.expires_at.and_then(format),
-        "granted_scopes": entry.granted_scopes,
-        "has_access_token": entry.access_token.is_some(),
-        "has_refresh_token": entry.refresh_token.is_some(),
-        "last_refresh_at": entry.last_refresh_at.and_then(format),
-        "last_refresh_outcome": entry.last_refresh_outcome,
-        "version": entry.version,
-        "updated_at": format(entry.updated_at),
-    })
+    serde_json::to_value(VaultEntryBody::from(entry)).unwrap_or_default()
 }
 
 /// Every vault entry's metadata (never a token).
 #[utoipa::path(get, path = "/api/vault", tag = "vault",
-    responses((status = 200, body = VaultListDoc), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
-async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let entries: Vec<Value> = state
+    responses((status = 200, body = VaultList), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
+async fn list(State(state): State<AppState>) -> Result<Json<VaultList>, ApiError> {
+    let entries = state
         .store
         .list_vault_entries()
         .await?
         .iter()
-        .map(view)
+        .map(VaultEntryBody::from)
         .collect();
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(VaultList { entries }))
 }
 
 /// Deletes a vault entry (its tokens are gone; flows using it get -3).

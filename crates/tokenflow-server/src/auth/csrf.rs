@@ -10,8 +10,6 @@
 //!   `SameSite=Strict` cookie on `/login` (double submit): [`new_login_token`],
 //!   [`login_token_matches`].
 
-use std::collections::HashMap;
-
 use axum::Form;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -27,14 +25,6 @@ use crate::state::AppState;
 /// The answer to a form without the session's token: `403`, nothing changed.
 pub fn refused() -> Response {
     (StatusCode::FORBIDDEN, Html("<!doctype html><title>Forbidden</title><p id=\"message\">This form is missing its CSRF token or it is stale. Reload the page and try again.</p>")).into_response()
-}
-
-/// Checks the `csrf` field of an already read form against the session's token.
-pub fn check_csrf(session: &Session, form: &HashMap<String, String>) -> Result<(), Box<Response>> {
-    match form.get("csrf") {
-        Some(token) if tokens_match(&session.csrf, token) => Ok(()),
-        _ => Err(Box::new(refused())),
-    }
 }
 
 /// A urlencoded form posted by a signed-in browser with the session's CSRF token. Rejections, in

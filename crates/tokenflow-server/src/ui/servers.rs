@@ -3,20 +3,20 @@
 
 use std::collections::HashMap;
 
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
-use tokenflow_core::{Input, OAuthServerSpec};
+use tokenflow_core::OAuthServerSpec;
 use tokenflow_engine::ServerDirectory;
 use tokenflow_runtime::RuntimeError;
+use tokenflow_runtime::registry::{OAuthServerView, Source};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::hints::aadsts_hint;
 use super::templates::render;
-use crate::auth::csrf::{CsrfForm, check_csrf};
+use crate::auth::csrf::CsrfForm;
 use crate::auth::session::{Session, SignedIn};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -32,13 +32,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .route("/servers/{id}/test", post(test_server))
 }
 
-fn server_views(state: &AppState) -> Vec<Value> {
-    state
-        .registry
-        .ids()
-        .iter()
-        .filter_map(|id| state.registry.view(id))
-        .collect()
+fn server_views(state: &AppState) -> Vec<OAuthServerView> {
+    state.registry.views()
 }
 
 async fn servers(State(state): State<AppState>, SignedIn(session): SignedIn) -> Response {
@@ -90,11 +85,12 @@ async fn edit_server(
     let Some(view) = state.registry.view(&id) else {
         return ApiError::NotFound(format!("OAuth server `{id}`")).into_response();
     };
-    if view["source"] == "config" {
+    if view.source == Source::Config {
         return configured_server_refused(&state, &session, &id);
     }
-    let has_secret = view["has_client_secret"].as_bool().unwrap_or(false);
-    form_page(&state, &session, view, true, has_secret, Vec::new())
+    let has_secret = view.has_client_secret;
+    let form = serde_json::to_value(&view).unwrap_or_default();
+    form_page(&state, &session, form, true, has_secret, Vec::new())
 }
 
 /// The spec from the form's fields; empty fields are unset.
@@ -219,28 +215,36 @@ async fn delete_server(
 
 async fn test_server(
     State(state): State<AppState>,
-    SignedIn(session): SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    CsrfForm { session, .. }: CsrfForm<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = check_csrf(&session, &form) {
-        return *denied;
-    }
-    let server = state.registry.get(&id);
-    let out = state
-        .runner
-        .engine()
-        .oauth()
-        .server_login(&id, server.as_ref(), &Input::Unassigned)
-        .await;
-    use tokenflow_connectors::oauth::ConnectorStatus;
+    let out = match state
+        .registry
+        .test(state.runner.engine().oauth(), &id, None)
+        .await
+    {
+        Ok(out) => out,
+        // The same answer as the API's: no such server is a 404, shown on the servers page.
+        Err(RuntimeError::NotFound(_)) => {
+            let mut response = render(
+                &state,
+                "servers.html",
+                Some(&session),
+                "servers",
+                json!({ "servers": server_views(&state), "message": format!("No OAuth server `{id}`."), "test": null }),
+            );
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            return response;
+        }
+        Err(err) => return ApiError::from(err).into_response(),
+    };
     let error = out.error.as_ref().map(|e| match &out.error_description {
         Some(d) => format!("{e}: {d}"),
         None => e.clone(),
     });
     let test = json!({
-        "server": id, "status_code": out.status.code(), "meaning": out.status.meaning(),
-        "token": out.access_token.as_ref().map(|t| t.fingerprint()), "expires_in": out.expires_in,
+        "server": id, "status_code": out.status_code, "meaning": out.meaning,
+        "token": out.access_token, "expires_in": out.expires_in,
         "hint": error.as_deref().and_then(aadsts_hint), "error": error,
     });
     render(

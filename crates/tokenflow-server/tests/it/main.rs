@@ -5,6 +5,7 @@
 mod api;
 mod browser;
 mod callback;
+mod conformance;
 mod limits;
 mod run_limits;
 mod scheduler;

@@ -870,3 +870,22 @@ async fn control_characters_in_next_never_give_a_server_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn testing_an_unknown_server_in_the_ui_answers_not_found_like_the_api() {
+    let app = spawn_app(Options::default()).await;
+    let (session, csrf) = signed_in(&app).await;
+    let (status, html) = post_form(&app, &session, "/servers/ghost/test", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 404, "{html}");
+    assert!(html.contains("No OAuth server `ghost`."), "{html}");
+    assert!(
+        !html.contains("id=\"test-result\""),
+        "no test was run: {html}"
+    );
+    let api = app
+        .request(reqwest::Method::POST, "/api/oauth-servers/ghost/test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+}

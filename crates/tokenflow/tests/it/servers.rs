@@ -125,3 +125,22 @@ fn servers_list_shows_configuration_without_secrets() {
     assert!(out.contains("entra") && out.contains("app-1") && out.contains("client_secret  set"));
     assert!(!out.contains("inline-secret-xyz"));
 }
+
+#[test]
+fn servers_test_of_an_unknown_server_says_so_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenflow.toml");
+    std::fs::write(
+        &path,
+        "[oauth_servers.entra]\nclient_id = \"app-1\"\ntoken_url = \"https://login.example/token\"\n",
+    )
+    .unwrap();
+    let output = tokenflow(&path, &["servers", "test", "ghost"]);
+    let out = text(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(out.contains("no OAuth server `ghost`"), "{out}");
+    assert!(
+        !out.contains("status_code"),
+        "nothing was tried against any server: {out}"
+    );
+}
