@@ -348,6 +348,8 @@ fn n8n_env(folder: &Path, port: u16, setup: &N8nSetup) -> Vec<(String, String)> 
         ("N8N_PROTOCOL", "http"),
         ("N8N_ENCRYPTION_KEY", N8N_ENCRYPTION_KEY),
         ("N8N_LOG_LEVEL", "warn"),
+        // n8n writes its settings file itself; 0600 instead of a warning on every start.
+        ("N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS", "true"),
         ("N8N_DIAGNOSTICS_ENABLED", "false"),
         ("N8N_DIAGNOSTICS_CONFIG_FRONTEND", ""),
         ("N8N_DIAGNOSTICS_CONFIG_BACKEND", ""),
