@@ -1,6 +1,6 @@
 //! `tokenflow-bench`: tokenflow's benchmark suite (see BENCHMARKS.md). `bench/run` builds it and
-//! tokenflow, installs the Node-RED peer and runs it; the `stub` and `bare` subcommands are the
-//! servers it starts as its own subprocesses.
+//! tokenflow, installs the Node-RED and n8n peers and runs it; the `stub` and `bare` subcommands
+//! are the servers it starts as its own subprocesses.
 
 mod load;
 mod procs;
@@ -119,7 +119,7 @@ async fn suite(cli: Cli) -> anyhow::Result<()> {
         results.overhead = Some(suite::overhead::run(&ctx).await.context("benchmark 1")?);
     }
     if wanted(&cli, 2) {
-        eprintln!("==> 2. flow throughput (tokenflow, bare axum, Node-RED)");
+        eprintln!("==> 2. flow throughput (tokenflow, bare axum, Node-RED, n8n)");
         results.throughput = Some(suite::throughput::run(&ctx).await.context("benchmark 2")?);
     }
     if wanted(&cli, 3) {

@@ -219,6 +219,178 @@ impl NodeRed {
     }
 }
 
+/// The n8n peer from `bench/peers/n8n` (installed by `bench/run` with `npm ci`).
+#[derive(Debug)]
+pub struct N8n {
+    pub process: Process,
+    /// From `n8n start` to the first right answer of the webhook.
+    pub ready_after: Duration,
+    _dir: tempfile::TempDir,
+}
+
+/// The encryption key of every n8n user folder the suite creates (fresh ones, thrown away after
+/// the run): fixed so the credential can be imported before n8n first starts.
+const N8N_ENCRYPTION_KEY: &str = "tokenflow-bench-n8n-encryption-key";
+
+/// Where the n8n peer gets its token and calls the stub.
+#[derive(Debug)]
+pub struct N8nSetup {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: String,
+    pub stub_url: String,
+}
+
+impl N8n {
+    pub async fn start(peers: &Path, setup: &N8nSetup) -> anyhow::Result<N8n> {
+        let folder = peers.join("n8n");
+        let bin = folder.join("node_modules/n8n/bin/n8n");
+        if !bin.exists() {
+            bail!(
+                "n8n is not installed in {}: run `npm ci` there (bench/run does)",
+                folder.display()
+            );
+        }
+        let dir = tempfile::tempdir()?;
+        // The credential is written at run time (it holds the IdP's URL and the client secret)
+        // into the throw-away folder; `import:credentials` encrypts it with the key above.
+        let credentials = dir.path().join("credentials.json");
+        let credential = serde_json::json!([{
+            "id": "benchCredential1",
+            "name": "test IdP client credentials",
+            "type": "oAuth2Api",
+            "data": {
+                "grantType": "clientCredentials",
+                "accessTokenUrl": setup.token_url,
+                "clientId": setup.client_id,
+                "clientSecret": setup.client_secret,
+                "scope": setup.scope,
+                "authentication": "header",
+            },
+        }]);
+        std::fs::write(&credentials, serde_json::to_vec(&credential)?)?;
+        let port = free_port()?;
+        let env = n8n_env(dir.path(), port, setup);
+        let cli = |args: &[&str]| {
+            let mut command = Command::new("node");
+            command
+                .arg(&bin)
+                .args(args)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            command
+        };
+        let workflow = folder.join("workflow.json");
+        let credentials_arg = format!("--input={}", credentials.display());
+        let workflow_arg = format!("--input={}", workflow.display());
+        for args in [
+            &["import:credentials", credentials_arg.as_str()][..],
+            &["import:workflow", workflow_arg.as_str()][..],
+            &["update:workflow", "--id=benchWorkflow001", "--active=true"][..],
+        ] {
+            let out = cli(args)
+                .output()
+                .await
+                .context("cannot start n8n (node)")?;
+            if !out.status.success() {
+                bail!(
+                    "`n8n {}` failed ({}): {}{}",
+                    args[0],
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let begun = Instant::now();
+        let child = cli(&["start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start n8n (node)")?;
+        let url = format!("http://127.0.0.1:{port}");
+        // n8n answers `/healthz` before it has registered the webhooks of active workflows, so
+        // readiness is the webhook's first right answer.
+        let webhook = format!("{url}/webhook/run");
+        let http = reqwest::Client::builder().build()?;
+        loop {
+            if let Ok(response) = http.post(&webhook).send().await
+                && response.status().is_success()
+                && let Ok(body) = response.json::<serde_json::Value>().await
+                && body["name"] == crate::servers::EXPECTED_NAME
+            {
+                break;
+            }
+            if begun.elapsed() > Duration::from_secs(180) {
+                bail!("n8n's webhook {webhook} did not answer within 180 s");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(N8n {
+            process: Process { child, url },
+            ready_after: begun.elapsed(),
+            _dir: dir,
+        })
+    }
+}
+
+/// n8n's whole environment (nothing inherited): a fresh user folder with the default SQLite
+/// database, loopback only, and everything that would call out switched off; the endpoints of
+/// those features point at a closed loopback port too, so nothing can leave the machine.
+fn n8n_env(folder: &Path, port: u16, setup: &N8nSetup) -> Vec<(String, String)> {
+    let nowhere = "http://127.0.0.1:9/";
+    let mut env: Vec<(String, String)> = [
+        ("N8N_LISTEN_ADDRESS", "127.0.0.1"),
+        ("N8N_HOST", "127.0.0.1"),
+        ("N8N_PROTOCOL", "http"),
+        ("N8N_ENCRYPTION_KEY", N8N_ENCRYPTION_KEY),
+        ("N8N_LOG_LEVEL", "warn"),
+        // n8n writes its settings file itself; 0600 instead of a warning on every start.
+        ("N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS", "true"),
+        ("N8N_DIAGNOSTICS_ENABLED", "false"),
+        ("N8N_DIAGNOSTICS_CONFIG_FRONTEND", ""),
+        ("N8N_DIAGNOSTICS_CONFIG_BACKEND", ""),
+        ("N8N_DIAGNOSTICS_POSTHOG_API_HOST", nowhere),
+        ("N8N_VERSION_NOTIFICATIONS_ENABLED", "false"),
+        ("N8N_VERSION_NOTIFICATIONS_ENDPOINT", nowhere),
+        ("N8N_VERSION_NOTIFICATIONS_INFO_URL", nowhere),
+        ("N8N_TEMPLATES_ENABLED", "false"),
+        ("N8N_TEMPLATES_HOST", nowhere),
+        ("N8N_HIRING_BANNER_ENABLED", "false"),
+        ("N8N_PERSONALIZATION_ENABLED", "false"),
+        ("N8N_DYNAMIC_BANNERS_ENABLED", "false"),
+        ("N8N_DYNAMIC_BANNERS_ENDPOINT", nowhere),
+        ("N8N_COMMUNITY_PACKAGES_ENABLED", "false"),
+        ("N8N_COMMUNITY_PACKAGES_REGISTRY", nowhere),
+        ("N8N_LICENSE_AUTO_RENEW_ENABLED", "false"),
+        ("N8N_LICENSE_SERVER_URL", nowhere),
+        ("EXTERNAL_FRONTEND_HOOKS_URLS", ""),
+        ("N8N_PUBLIC_API_DISABLED", "true"),
+        ("N8N_AI_ENABLED", "false"),
+        ("N8N_RUNNERS_ENABLED", "false"),
+        // The workflow reads the stub's URL with `$env.STUB_URL`.
+        ("N8N_BLOCK_ENV_ACCESS_IN_NODE", "false"),
+        ("NO_PROXY", "*"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    env.push(("N8N_PORT".to_owned(), port.to_string()));
+    env.push(("N8N_USER_FOLDER".to_owned(), folder.display().to_string()));
+    env.push(("STUB_URL".to_owned(), setup.stub_url.clone()));
+    // Its home is the throw-away folder too, so nothing is written elsewhere.
+    env.push(("HOME".to_owned(), folder.display().to_string()));
+    for key in ["PATH", "LANG", "TZ"] {
+        if let Ok(value) = std::env::var(key) {
+            env.push((key.to_owned(), value));
+        }
+    }
+    env
+}
+
 /// Polls `url` every `every` until it answers a success, failing `limit_secs` after `begun`.
 async fn wait_until_ok(
     url: &str,
@@ -243,4 +415,52 @@ async fn wait_until_ok(
 /// The repository root (this crate sits in `bench/`).
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn n8n_gets_every_outside_call_switched_off_and_only_loopback_urls() {
+        let setup = N8nSetup {
+            token_url: "http://127.0.0.1:1/token".to_owned(),
+            client_id: "c".to_owned(),
+            client_secret: "the-client-secret".to_owned(),
+            scope: "api:read".to_owned(),
+            stub_url: "http://127.0.0.1:2".to_owned(),
+        };
+        let env = n8n_env(Path::new("/tmp/n8n-user"), 5678, &setup);
+        // The secret goes into the imported credential, never into n8n's environment.
+        assert!(
+            env.iter()
+                .all(|(_, value)| !value.contains("the-client-secret"))
+        );
+        let get = |key: &str| {
+            env.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{key} is not set"))
+        };
+        for key in [
+            "N8N_DIAGNOSTICS_ENABLED",
+            "N8N_VERSION_NOTIFICATIONS_ENABLED",
+            "N8N_TEMPLATES_ENABLED",
+            "N8N_HIRING_BANNER_ENABLED",
+            "N8N_PERSONALIZATION_ENABLED",
+            "N8N_DYNAMIC_BANNERS_ENABLED",
+            "N8N_COMMUNITY_PACKAGES_ENABLED",
+            "N8N_LICENSE_AUTO_RENEW_ENABLED",
+        ] {
+            assert_eq!(get(key), "false", "{key}");
+        }
+        assert_eq!(get("N8N_LISTEN_ADDRESS"), "127.0.0.1");
+        assert_eq!(get("N8N_USER_FOLDER"), "/tmp/n8n-user");
+        assert_eq!(get("HOME"), "/tmp/n8n-user");
+        for (key, value) in &env {
+            if value.contains("://") {
+                assert!(value.starts_with("http://127.0.0.1:"), "{key}={value}");
+            }
+        }
+    }
 }

@@ -165,7 +165,7 @@ fn throughput(out: &mut String, plan: &Plan, t: &Throughput) {
     let _ = writeln!(out, "\n### 2. Flow throughput\n");
     let _ = writeln!(
         out,
-        "`oauth_server_login` (cached) → `http_connector` (stub API) → `extract_json` → `stop`, {:.1} s per measurement after {:.1} s of warm-up; the three targets take turns.\n",
+        "`oauth_server_login` (cached) → `http_connector` (stub API) → `extract_json` → `stop`, {:.1} s per measurement after {:.1} s of warm-up; the targets take turns.\n",
         plan.measure.as_secs_f64(),
         plan.warmup.as_secs_f64()
     );
@@ -175,6 +175,13 @@ fn throughput(out: &mut String, plan: &Plan, t: &Throughput) {
     );
     for (concurrency, figures) in &t.levels {
         for (name, f) in TARGETS.iter().zip(figures) {
+            if f.throughput.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "| {concurrency} | {name} | not measured (see below) | – | – | – |"
+                );
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "| {concurrency} | {name} | {} | {} | {} | {} |",
@@ -187,15 +194,22 @@ fn throughput(out: &mut String, plan: &Plan, t: &Throughput) {
     }
     let _ = writeln!(
         out,
-        "\n| concurrency | tokenflow / bare axum (target ≥ 50 %) | tokenflow / Node-RED (target ≥ 10×) |\n|---|---|---|"
+        "\n| concurrency | tokenflow / bare axum (target ≥ 50 %) | tokenflow / Node-RED (target ≥ 10×) | tokenflow / n8n (target ≥ 10×) |\n|---|---|---|---|"
     );
     for (concurrency, figures) in &t.levels {
         let tf = median(&figures[0].throughput);
         let bare = tf / median(&figures[1].throughput);
         let red = tf / median(&figures[2].throughput);
+        let n8n = match figures.get(3) {
+            Some(f) if !f.throughput.is_empty() => {
+                let n8n = tf / median(&f.throughput);
+                format!("{n8n:.1}× — {}", at_least(n8n, 10.0))
+            }
+            _ => "not measured".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "| {concurrency} | {:.0} % — {} | {:.1}× — {} |",
+            "| {concurrency} | {:.0} % — {} | {:.1}× — {} | {n8n} |",
             bare * 100.0,
             at_least(bare, 0.5),
             red,
@@ -207,6 +221,21 @@ fn throughput(out: &mut String, plan: &Plan, t: &Throughput) {
         "\nNode-RED's `oauth2` node asked the IdP for {} tokens for {} runs.",
         t.node_red_token_requests, t.node_red_runs
     );
+    match (&t.n8n_missing, t.n8n_ready_after) {
+        (Some(why), _) => {
+            let _ = writeln!(out, "\nn8n was not measured: {}", why.replace('\n', " "));
+        }
+        (None, Some(ready)) => {
+            let _ = writeln!(
+                out,
+                "\nn8n's OAuth2 credential asked the IdP for {} tokens for {} runs; its webhook answered {:.1} s after `n8n start`.",
+                t.n8n_token_requests,
+                t.n8n_runs,
+                ready.as_secs_f64()
+            );
+        }
+        (None, None) => {}
+    }
 }
 
 fn waiting(out: &mut String, w: &Waiting) {
@@ -369,6 +398,59 @@ mod tests {
         assert!(growth_verdict(&[4.0, 4.5, 4.8], &[4.9, 5.6, 5.9]).starts_with("**grows**"));
         assert_eq!(growth_verdict(&[4.0], &[5.9]), "no growth beyond noise");
         assert!(growth_verdict(&[4.0], &[6.1]).starts_with("**grows**"));
+    }
+
+    fn figures(runs_per_s: f64) -> crate::suite::throughput::Figures {
+        crate::suite::throughput::Figures {
+            throughput: vec![runs_per_s],
+            p50_ms: vec![1.0],
+            p99_ms: vec![2.0],
+            ..Default::default()
+        }
+    }
+
+    fn throughput_report(n8n: Option<f64>, missing: Option<&str>) -> String {
+        let mut levels = vec![figures(1000.0), figures(2000.0), figures(500.0)];
+        levels.push(n8n.map_or_else(Default::default, figures));
+        let t = Throughput {
+            levels: vec![(16, levels)],
+            node_red_token_requests: 1,
+            node_red_runs: 10,
+            n8n_token_requests: 1,
+            n8n_runs: 10,
+            n8n_ready_after: n8n.map(|_| std::time::Duration::from_secs(3)),
+            n8n_missing: missing.map(str::to_owned),
+        };
+        let mut out = String::new();
+        throughput(&mut out, &Plan::quick(), &t);
+        out
+    }
+
+    #[test]
+    fn the_n8n_rows_show_its_figures_and_the_ten_times_target() {
+        let out = throughput_report(Some(50.0), None);
+        assert!(out.contains("| 16 | n8n | 50 | 1.00 | 2.00 | 0 |"), "{out}");
+        assert!(out.contains("| tokenflow / n8n (target ≥ 10×) |"), "{out}");
+        assert!(
+            out.contains("| 2.0× — **missed**: 20 % of the goal | 20.0× — met |"),
+            "{out}"
+        );
+        assert!(out.contains("n8n's OAuth2 credential asked the IdP for 1 tokens for 10 runs"));
+    }
+
+    #[test]
+    fn an_n8n_that_could_not_start_keeps_its_row_with_the_reason() {
+        let out = throughput_report(None, Some("n8n is not installed"));
+        assert!(
+            out.contains("| 16 | n8n | not measured (see below) |"),
+            "{out}"
+        );
+        assert!(out.contains("| not measured |"), "{out}");
+        assert!(
+            out.contains("n8n was not measured: n8n is not installed"),
+            "{out}"
+        );
+        assert!(out.contains("| 16 | Node-RED | 500 |"), "{out}");
     }
 
     #[test]

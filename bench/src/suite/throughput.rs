@@ -1,7 +1,7 @@
 //! Benchmark 2: the system flow `oauth_server_login` (cached) → `http_connector` (stub API) →
 //! `extract_json` → `stop`, started through `POST /api/flows/{id}/runs` with every monitor record
-//! persisted in SQLite, against the bare axum reference and the same flow in Node-RED, with the
-//! same load generator, in the same run. At each concurrency level the targets take turns, one
+//! persisted in SQLite, against the bare axum reference and the same flow in Node-RED and in n8n,
+//! with the same load generator, in the same run. At each concurrency level the targets take turns, one
 //! measurement each per repetition, so drift of the machine hits all of them alike.
 
 use std::sync::Arc;
@@ -11,11 +11,13 @@ use serde_json::Value;
 
 use super::{CC_CLIENT, CC_SCOPE, CC_SECRET, Ctx};
 use crate::load::{self, Check, Load, MakeRequest, Outcome};
-use crate::procs::{API_KEY, NodeRed, Tokenflow, TokenflowSetup, spawn_self};
+use crate::procs::{API_KEY, N8n, N8nSetup, NodeRed, Tokenflow, TokenflowSetup, spawn_self};
 use crate::servers::EXPECTED_NAME;
 use crate::stats;
 
-pub const TARGETS: [&str; 3] = ["tokenflow", "bare axum (limit)", "Node-RED"];
+pub const TARGETS: [&str; 4] = ["tokenflow", "bare axum (limit)", "Node-RED", "n8n"];
+/// The index of n8n in [`TARGETS`] (the last one: it may be missing).
+const N8N: usize = 3;
 
 /// The flow under test, calling the stub at `stub_url`.
 pub fn flow(stub_url: &str) -> String {
@@ -95,6 +97,13 @@ pub struct Throughput {
     /// Token requests the IdP saw from Node-RED's client during the benchmark, and its runs.
     pub node_red_token_requests: usize,
     pub node_red_runs: u64,
+    /// The same for n8n's OAuth2 credential, and how long n8n took from `n8n start` to its
+    /// webhook's first right answer.
+    pub n8n_token_requests: usize,
+    pub n8n_runs: u64,
+    pub n8n_ready_after: Option<std::time::Duration>,
+    /// Why n8n was not measured, when it could not be started.
+    pub n8n_missing: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
@@ -115,6 +124,29 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
         ],
     )
     .await?;
+    let n8n_client = "bench-n8n";
+    ctx.idp
+        .client_credentials_client(n8n_client, CC_SECRET)
+        .await;
+    // Counted from here: the token n8n fetches for its first (readiness) run is included.
+    let n8n_before = ctx.idp.token_requests(n8n_client).await.len();
+    let n8n_setup = N8nSetup {
+        token_url: ctx.idp.token_url(),
+        client_id: n8n_client.to_owned(),
+        client_secret: CC_SECRET.to_owned(),
+        scope: CC_SCOPE.to_owned(),
+        stub_url: ctx.stub.url.clone(),
+    };
+    eprintln!("    (importing the n8n workflow and starting n8n)");
+    // n8n is measured when it runs here; when it does not (not installed, a Node.js it refuses),
+    // the report says why instead of dropping the other targets' figures.
+    let (n8n, n8n_missing) = match N8n::start(&ctx.peers, &n8n_setup).await {
+        Ok(n8n) => (Some(n8n), None),
+        Err(err) => {
+            eprintln!("warning: n8n is not measured: {err:#}");
+            (None, Some(format!("{err:#}")))
+        }
+    };
 
     let tokenflow_url = tokenflow.url("/api/flows/bench_call/runs");
     let make_tokenflow: MakeRequest = Arc::new(move |client| {
@@ -138,18 +170,29 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
     let make_bare: MakeRequest = Arc::new(move |client| client.post(&bare_url));
     let red_url = format!("{}/run", node_red.process.url);
     let make_red: MakeRequest = Arc::new(move |client| client.post(&red_url));
-    let targets = [
+    let mut targets = vec![
         (make_tokenflow, check_tokenflow),
         (make_bare, check_name.clone()),
-        (make_red, check_name),
+        (make_red, check_name.clone()),
     ];
+    if let Some(n8n) = &n8n {
+        let n8n_url = format!("{}/webhook/run", n8n.process.url);
+        let make_n8n: MakeRequest = Arc::new(move |client| client.post(&n8n_url));
+        targets.push((make_n8n, check_name));
+    }
 
     let before = ctx.idp.token_requests(node_red_client).await.len();
     let mut red_runs = 0;
+    // The readiness check's run is one of n8n's runs.
+    let mut n8n_runs = u64::from(n8n.is_some());
     let mut result = Throughput {
         levels: Vec::new(),
         node_red_token_requests: 0,
         node_red_runs: 0,
+        n8n_token_requests: 0,
+        n8n_runs: 0,
+        n8n_ready_after: n8n.as_ref().map(|n8n| n8n.ready_after),
+        n8n_missing,
     };
     for &concurrency in &ctx.plan.levels {
         let client = load::client(concurrency)?;
@@ -158,7 +201,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
             for k in 0..TARGETS.len() {
                 // Rotate the order per repetition so no target always runs first.
                 let t = (k + repeat) % TARGETS.len();
-                let (make, check) = &targets[t];
+                let Some((make, check)) = targets.get(t) else {
+                    continue;
+                };
                 let warm = Load {
                     concurrency,
                     requests: u64::MAX,
@@ -178,6 +223,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
                 if t == 2 {
                     red_runs += warmed.latencies.len() as u64 + measured.latencies.len() as u64;
                 }
+                if t == N8N {
+                    n8n_runs += warmed.latencies.len() as u64 + measured.latencies.len() as u64;
+                }
                 if measured.latencies.is_empty() {
                     bail!(
                         "{} answered nothing right at concurrency {concurrency}: {}",
@@ -192,7 +240,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
     }
     result.node_red_token_requests = ctx.idp.token_requests(node_red_client).await.len() - before;
     result.node_red_runs = red_runs;
-    drop((tokenflow, bare, node_red));
+    result.n8n_token_requests = ctx.idp.token_requests(n8n_client).await.len() - n8n_before;
+    result.n8n_runs = n8n_runs;
+    drop((tokenflow, bare, node_red, n8n));
     Ok(result)
 }
 
