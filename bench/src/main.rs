@@ -39,6 +39,17 @@ struct Cli {
     /// Seconds per throughput measurement (overrides the plan; e.g. to profile with `perf`).
     #[arg(long)]
     measure: Option<f64>,
+    /// The PostgreSQL server of benchmark 2's PostgreSQL rows (a role that may create databases;
+    /// each measurement gets a database of its own, dropped afterwards).
+    #[arg(
+        long,
+        env = "TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres: String,
+    /// Leave out the PostgreSQL rows (`bench/run` passes it when no server answers, outside CI).
+    #[arg(long)]
+    no_postgres: bool,
     /// Write the report into this Markdown file, between the bench markers.
     #[arg(long)]
     write: Option<PathBuf>,
@@ -50,6 +61,8 @@ enum Command {
     Stub,
     /// The bare axum reference service (`POST /run`).
     Bare(servers::BareArgs),
+    /// The durable reference: the bare service plus one SQLite write per request.
+    Durable(servers::DurableArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +81,7 @@ fn main() -> ExitCode {
         match cli.command {
             Some(Command::Stub) => servers::stub().await,
             Some(Command::Bare(args)) => servers::bare(args).await,
+            Some(Command::Durable(args)) => servers::durable(args).await,
             None => suite(cli).await,
         }
     });
@@ -112,6 +126,7 @@ async fn suite(cli: Cli) -> anyhow::Result<()> {
         peers: procs::repo().join("bench/peers"),
         idp,
         stub,
+        postgres: (!cli.no_postgres).then(|| cli.postgres.clone()),
     };
     let mut results = report::Results::default();
     if wanted(&cli, 1) {
@@ -119,7 +134,14 @@ async fn suite(cli: Cli) -> anyhow::Result<()> {
         results.overhead = Some(suite::overhead::run(&ctx).await.context("benchmark 1")?);
     }
     if wanted(&cli, 2) {
-        eprintln!("==> 2. flow throughput (tokenflow, bare axum, Node-RED, n8n)");
+        eprintln!(
+            "==> 2. flow throughput (tokenflow on SQLite{}, bare axum, durable reference, Node-RED, n8n)",
+            if cli.no_postgres {
+                ""
+            } else {
+                " and PostgreSQL"
+            }
+        );
         results.throughput = Some(suite::throughput::run(&ctx).await.context("benchmark 2")?);
     }
     if wanted(&cli, 3) {

@@ -108,8 +108,11 @@ pub struct TokenflowSetup {
     pub servers: String,
     /// `(file name, YAML)` flows.
     pub flows: Vec<(String, String)>,
-    /// Environment variables (the client secrets).
+    /// Environment variables (the client secrets; `TOKENFLOW_MASTER_KEY` for instances that
+    /// share a database).
     pub env: Vec<(String, String)>,
+    /// `database_url`: PostgreSQL instead of SQLite in the data folder.
+    pub database_url: Option<String>,
 }
 
 impl Tokenflow {
@@ -122,10 +125,15 @@ impl Tokenflow {
         }
         let port = free_port()?;
         let config = dir.path().join("tokenflow.toml");
+        let database = setup
+            .database_url
+            .as_ref()
+            .map(|url| format!("database_url = \"{url}\"\n"))
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ndata_dir = \"data\"\nflows_dir = \"flows\"\napi_keys = [\"{API_KEY}\"]\n\n{}",
+                "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ndata_dir = \"data\"\n{database}flows_dir = \"flows\"\napi_keys = [\"{API_KEY}\"]\n\n{}",
                 setup.servers
             ),
         )?;
@@ -166,6 +174,11 @@ impl Tokenflow {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.process.url)
+    }
+
+    /// Its data folder (`tokenflow.db` on SQLite, `master.key`).
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
     }
 }
 

@@ -7,7 +7,9 @@ use crate::stats::{Spread, median, show};
 use crate::suite::Plan;
 use crate::suite::footprint::Footprint;
 use crate::suite::overhead::Overhead;
-use crate::suite::throughput::{TARGETS, Throughput};
+use crate::suite::throughput::{
+    BARE, DURABLE, N8N, NODE_RED, POSTGRES, POSTGRES_3, TARGETS, TOKENFLOW, Throughput,
+};
 use crate::suite::vault::Vault;
 use crate::suite::waiting::Waiting;
 
@@ -165,26 +167,40 @@ fn throughput(out: &mut String, plan: &Plan, t: &Throughput) {
     let _ = writeln!(out, "\n### 2. Flow throughput\n");
     let _ = writeln!(
         out,
-        "`oauth_server_login` (cached) → `http_connector` (stub API) → `extract_json` → `stop`, {:.1} s per measurement after {:.1} s of warm-up; the targets take turns.\n",
+        "`oauth_server_login` (cached) → `http_connector` (stub API) → `extract_json` → `stop`, {:.1} s per measurement after {:.1} s of warm-up; the targets take turns. The durable reference stores {} bytes per request, the size of this flow's encrypted run state in tokenflow's database.{}\n",
         plan.measure.as_secs_f64(),
-        plan.warmup.as_secs_f64()
+        plan.warmup.as_secs_f64(),
+        t.state_bytes,
+        if t.postgres {
+            " On PostgreSQL each measurement gets a fresh database; three instances share one, the load generator takes them in turn."
+        } else {
+            " PostgreSQL was not measured (no server answered)."
+        }
     );
     let _ = writeln!(
         out,
         "| concurrency | target | runs/s | p50 (ms) | p99 (ms) | errors |\n|---|---|---|---|---|---|"
     );
+    // Grouped for reading: tokenflow's stores, then the references, then the peer.
+    let order = [
+        TOKENFLOW, POSTGRES, POSTGRES_3, BARE, DURABLE, NODE_RED, N8N,
+    ];
     for (concurrency, figures) in &t.levels {
-        for (name, f) in TARGETS.iter().zip(figures) {
+        for &i in &order {
+            let Some(f) = figures.get(i) else { continue };
             if f.throughput.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "| {concurrency} | {name} | not measured (see below) | – | – | – |"
-                );
+                if i == N8N {
+                    let _ = writeln!(
+                        out,
+                        "| {concurrency} | n8n | not measured (see below) | – | – | – |"
+                    );
+                }
                 continue;
             }
             let _ = writeln!(
                 out,
-                "| {concurrency} | {name} | {} | {} | {} | {} |",
+                "| {concurrency} | {} | {} | {} | {} | {} |",
+                TARGETS[i],
                 show(&f.throughput, 0),
                 show(&f.p50_ms, 2),
                 show(&f.p99_ms, 2),
@@ -194,13 +210,14 @@ fn throughput(out: &mut String, plan: &Plan, t: &Throughput) {
     }
     let _ = writeln!(
         out,
-        "\n| concurrency | tokenflow / bare axum (target ≥ 50 %) | tokenflow / Node-RED (target ≥ 10×) | tokenflow / n8n (target ≥ 10×) |\n|---|---|---|---|"
+        "\n| concurrency | tokenflow vs bare (target ≥ 50 % at 16 and 64) | tokenflow vs durable (target ≥ 80 %) | tokenflow vs Node-RED (target ≥ 10×) | tokenflow vs n8n (target ≥ 10×) |\n|---|---|---|---|---|"
     );
     for (concurrency, figures) in &t.levels {
-        let tf = median(&figures[0].throughput);
-        let bare = tf / median(&figures[1].throughput);
-        let red = tf / median(&figures[2].throughput);
-        let n8n = match figures.get(3) {
+        let tf = median(&figures[TOKENFLOW].throughput);
+        let bare = tf / median(&figures[BARE].throughput);
+        let durable = tf / median(&figures[DURABLE].throughput);
+        let red = tf / median(&figures[NODE_RED].throughput);
+        let n8n = match figures.get(N8N) {
             Some(f) if !f.throughput.is_empty() => {
                 let n8n = tf / median(&f.throughput);
                 format!("{n8n:.1}× — {}", at_least(n8n, 10.0))
@@ -209,12 +226,41 @@ fn throughput(out: &mut String, plan: &Plan, t: &Throughput) {
         };
         let _ = writeln!(
             out,
-            "| {concurrency} | {:.0} % — {} | {:.1}× — {} | {n8n} |",
+            "| {concurrency} | {:.0} % — {} | {:.0} % — {} | {:.1}× — {} | {n8n} |",
             bare * 100.0,
-            at_least(bare, 0.5),
+            if *concurrency >= 16 {
+                at_least(bare, 0.5)
+            } else {
+                "no target".to_owned()
+            },
+            durable * 100.0,
+            at_least(durable, 0.8),
             red,
             at_least(red, 10.0)
         );
+    }
+    if t.postgres {
+        let _ = writeln!(
+            out,
+            "\n| concurrency | PostgreSQL vs SQLite (target ≥ 50 % at 16) | PostgreSQL, 3 instances vs SQLite | 3 instances vs 1 |\n|---|---|---|---|"
+        );
+        for (concurrency, figures) in &t.levels {
+            let sqlite = median(&figures[TOKENFLOW].throughput);
+            let one = median(&figures[POSTGRES].throughput);
+            let three = median(&figures[POSTGRES_3].throughput);
+            let _ = writeln!(
+                out,
+                "| {concurrency} | {:.0} % — {} | {:.0} % | {:.2}× |",
+                one / sqlite * 100.0,
+                if *concurrency == 16 {
+                    at_least(one / sqlite, 0.5)
+                } else {
+                    "no target".to_owned()
+                },
+                three / sqlite * 100.0,
+                three / one
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -410,12 +456,22 @@ mod tests {
     }
 
     fn throughput_report(n8n: Option<f64>, missing: Option<&str>) -> String {
-        let mut levels = vec![figures(1000.0), figures(2000.0), figures(500.0)];
+        // In TARGETS order: tokenflow, bare, Node-RED, durable, PostgreSQL ×1 and ×3, n8n.
+        let mut levels = vec![
+            figures(1000.0),
+            figures(2000.0),
+            figures(500.0),
+            figures(1250.0),
+            Default::default(),
+            Default::default(),
+        ];
         levels.push(n8n.map_or_else(Default::default, figures));
         let t = Throughput {
             levels: vec![(16, levels)],
             node_red_token_requests: 1,
             node_red_runs: 10,
+            state_bytes: 420,
+            postgres: false,
             n8n_token_requests: 1,
             n8n_runs: 10,
             n8n_ready_after: n8n.map(|_| std::time::Duration::from_secs(3)),
@@ -430,7 +486,7 @@ mod tests {
     fn the_n8n_rows_show_its_figures_and_the_ten_times_target() {
         let out = throughput_report(Some(50.0), None);
         assert!(out.contains("| 16 | n8n | 50 | 1.00 | 2.00 | 0 |"), "{out}");
-        assert!(out.contains("| tokenflow / n8n (target ≥ 10×) |"), "{out}");
+        assert!(out.contains("| tokenflow vs n8n (target ≥ 10×) |"), "{out}");
         assert!(
             out.contains("| 2.0× — **missed**: 20 % of the goal | 20.0× — met |"),
             "{out}"
@@ -451,6 +507,83 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("| 16 | Node-RED | 500 |"), "{out}");
+    }
+
+    fn throughput_at(levels: &[(usize, [f64; 6])], postgres: bool) -> Throughput {
+        use crate::suite::throughput::Figures;
+        Throughput {
+            levels: levels
+                .iter()
+                .map(|(concurrency, rates)| {
+                    let figures = rates
+                        .iter()
+                        .map(|&rate| Figures {
+                            throughput: if rate > 0.0 { vec![rate] } else { vec![] },
+                            ..Figures::default()
+                        })
+                        .collect();
+                    (*concurrency, figures)
+                })
+                .collect(),
+            node_red_token_requests: 1,
+            node_red_runs: 10,
+            state_bytes: 420,
+            postgres,
+            n8n_token_requests: 0,
+            n8n_runs: 0,
+            n8n_ready_after: None,
+            n8n_missing: None,
+        }
+    }
+
+    #[test]
+    fn throughput_compares_tokenflow_with_both_references_and_postgres_with_sqlite() {
+        // Order of TARGETS: tokenflow, bare, Node-RED, durable, PostgreSQL, PostgreSQL ×3.
+        let t = throughput_at(
+            &[
+                (1, [100.0, 1000.0, 50.0, 400.0, 10.0, 10.0]),
+                (16, [600.0, 1000.0, 50.0, 700.0, 300.0, 600.0]),
+                (64, [400.0, 1000.0, 40.0, 600.0, 100.0, 300.0]),
+            ],
+            true,
+        );
+        let mut out = String::new();
+        throughput(&mut out, &Plan::quick(), &t);
+        assert!(out.contains("420 bytes per request"), "{out}");
+        assert!(out.contains("| 16 | durable reference | 700 |"), "{out}");
+        assert!(
+            out.contains("| 16 | tokenflow, PostgreSQL, 3 instances | 600 |"),
+            "{out}"
+        );
+        // At 1 the bare ratio has no target; at 16 it is met, at 64 missed. 600/700 meets 80 %.
+        assert!(
+            out.contains("| 1 | 10 % — no target | 25 % — **missed**"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| 16 | 60 % — met | 86 % — met | 12.0× — met |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| 64 | 40 % — **missed**: 80 % of the goal | 67 % — **missed**"),
+            "{out}"
+        );
+        // PostgreSQL's target applies at 16 only.
+        assert!(out.contains("| 16 | 50 % — met | 100 % | 2.00× |"), "{out}");
+        assert!(
+            out.contains("| 64 | 25 % — no target | 75 % | 3.00× |"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn throughput_without_postgres_says_so_and_leaves_its_rows_out() {
+        let t = throughput_at(&[(16, [600.0, 1000.0, 50.0, 700.0, 0.0, 0.0])], false);
+        let mut out = String::new();
+        throughput(&mut out, &Plan::quick(), &t);
+        assert!(out.contains("PostgreSQL was not measured"), "{out}");
+        assert!(!out.contains("| tokenflow, PostgreSQL"), "{out}");
+        assert!(!out.contains("PostgreSQL vs SQLite"), "{out}");
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct Ctx {
     pub peers: PathBuf,
     pub idp: Idp,
     pub stub: Process,
+    /// The PostgreSQL server for benchmark 2's PostgreSQL rows; `None` leaves them out.
+    pub postgres: Option<String>,
 }
 
 /// The sizes of one suite run: the full run or `--quick`, which only shows that every benchmark

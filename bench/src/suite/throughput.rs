@@ -1,23 +1,44 @@
 //! Benchmark 2: the system flow `oauth_server_login` (cached) → `http_connector` (stub API) →
 //! `extract_json` → `stop`, started through `POST /api/flows/{id}/runs` with every monitor record
-//! persisted in SQLite, against the bare axum reference and the same flow in Node-RED and in n8n,
-//! with the same load generator, in the same run. At each concurrency level the targets take turns, one
-//! measurement each per repetition, so drift of the machine hits all of them alike.
+//! persisted in SQLite, against the bare axum reference, the durable reference (the bare one
+//! plus one SQLite write per request) and the same flow in Node-RED and in n8n, with the same load
+//! generator, in the same run; and tokenflow on PostgreSQL, one instance and three sharing one
+//! database (a fresh database per measurement). At each concurrency level the targets take
+//! turns, one measurement each per repetition, so drift of the machine hits all of them alike.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use serde_json::Value;
+use sqlx::Connection as _;
 
 use super::{CC_CLIENT, CC_SCOPE, CC_SECRET, Ctx};
 use crate::load::{self, Check, Load, MakeRequest, Outcome};
-use crate::procs::{API_KEY, N8n, N8nSetup, NodeRed, Tokenflow, TokenflowSetup, spawn_self};
+use crate::procs::{
+    API_KEY, N8n, N8nSetup, NodeRed, Process, Tokenflow, TokenflowSetup, spawn_self,
+};
 use crate::servers::EXPECTED_NAME;
 use crate::stats;
 
-pub const TARGETS: [&str; 4] = ["tokenflow", "bare axum (limit)", "Node-RED", "n8n"];
-/// The index of n8n in [`TARGETS`] (the last one: it may be missing).
-const N8N: usize = 3;
+pub const TARGETS: [&str; 7] = [
+    "tokenflow",
+    "bare axum (limit)",
+    "Node-RED",
+    "durable reference",
+    "tokenflow, PostgreSQL",
+    "tokenflow, PostgreSQL, 3 instances",
+    "n8n",
+];
+/// Indexes into [`TARGETS`].
+pub const TOKENFLOW: usize = 0;
+pub const BARE: usize = 1;
+pub const NODE_RED: usize = 2;
+pub const DURABLE: usize = 3;
+pub const POSTGRES: usize = 4;
+pub const POSTGRES_3: usize = 5;
+/// n8n, the last one: it may be missing.
+pub const N8N: usize = 6;
 
 /// The flow under test, calling the stub at `stub_url`.
 pub fn flow(stub_url: &str) -> String {
@@ -63,6 +84,7 @@ pub fn setup(ctx: &Ctx) -> TokenflowSetup {
         ),
         flows: vec![("bench_call.yaml".to_owned(), flow(&ctx.stub.url))],
         env: vec![("BENCH_SERVICE_SECRET".to_owned(), CC_SECRET.to_owned())],
+        database_url: None,
     }
 }
 
@@ -97,6 +119,11 @@ pub struct Throughput {
     /// Token requests the IdP saw from Node-RED's client during the benchmark, and its runs.
     pub node_red_token_requests: usize,
     pub node_red_runs: u64,
+    /// The size of the benchmark flow's encrypted run state in tokenflow's SQLite database
+    /// (bytes), measured after one run: the row size of the durable reference.
+    pub state_bytes: usize,
+    /// Whether the PostgreSQL rows were measured.
+    pub postgres: bool,
     /// The same for n8n's OAuth2 credential, and how long n8n took from `n8n start` to its
     /// webhook's first right answer.
     pub n8n_token_requests: usize,
@@ -108,7 +135,15 @@ pub struct Throughput {
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
     let tokenflow = Tokenflow::start(&ctx.tokenflow, &setup(ctx)).await?;
-    let bare = spawn_self_bare(ctx).await?;
+    let tokenflow_url = tokenflow.url("/api/flows/bench_call/runs");
+    let state_bytes = measure_state(&tokenflow, &tokenflow_url).await?;
+    let bare = spawn_self_bare(ctx, None).await?;
+    let durable_db = tempfile::tempdir()?;
+    let durable = spawn_self_bare(
+        ctx,
+        Some((&durable_db.path().join("durable.db"), state_bytes)),
+    )
+    .await?;
     let node_red_client = "bench-node-red";
     ctx.idp
         .client_credentials_client(node_red_client, CC_SECRET)
@@ -148,14 +183,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
         }
     };
 
-    let tokenflow_url = tokenflow.url("/api/flows/bench_call/runs");
-    let make_tokenflow: MakeRequest = Arc::new(move |client| {
-        client
-            .post(&tokenflow_url)
-            .bearer_auth(API_KEY)
-            .header("content-type", "application/json")
-            .body("{}")
-    });
+    let make_tokenflow = tokenflow_requests(vec![tokenflow_url]);
     let check_tokenflow: Check = Arc::new(|status, body| {
         status == 200
             && serde_json::from_slice::<Value>(body).is_ok_and(|run| {
@@ -168,18 +196,24 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
     });
     let bare_url = format!("{}/run", bare.url);
     let make_bare: MakeRequest = Arc::new(move |client| client.post(&bare_url));
+    let durable_url = format!("{}/run", durable.url);
+    let make_durable: MakeRequest = Arc::new(move |client| client.post(&durable_url));
     let red_url = format!("{}/run", node_red.process.url);
     let make_red: MakeRequest = Arc::new(move |client| client.post(&red_url));
     let mut targets = vec![
-        (make_tokenflow, check_tokenflow),
-        (make_bare, check_name.clone()),
-        (make_red, check_name.clone()),
+        Target::Running(make_tokenflow, check_tokenflow.clone()),
+        Target::Running(make_bare, check_name.clone()),
+        Target::Running(make_red, check_name.clone()),
+        Target::Running(make_durable, check_name.clone()),
+        Target::Postgres(1),
+        Target::Postgres(3),
     ];
     if let Some(n8n) = &n8n {
         let n8n_url = format!("{}/webhook/run", n8n.process.url);
         let make_n8n: MakeRequest = Arc::new(move |client| client.post(&n8n_url));
-        targets.push((make_n8n, check_name));
+        targets.push(Target::Running(make_n8n, check_name));
     }
+    let postgres = ctx.postgres.as_deref();
 
     let before = ctx.idp.token_requests(node_red_client).await.len();
     let mut red_runs = 0;
@@ -189,6 +223,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
         levels: Vec::new(),
         node_red_token_requests: 0,
         node_red_runs: 0,
+        state_bytes,
+        postgres: postgres.is_some(),
         n8n_token_requests: 0,
         n8n_runs: 0,
         n8n_ready_after: n8n.as_ref().map(|n8n| n8n.ready_after),
@@ -201,7 +237,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
             for k in 0..TARGETS.len() {
                 // Rotate the order per repetition so no target always runs first.
                 let t = (k + repeat) % TARGETS.len();
-                let Some((make, check)) = targets.get(t) else {
+                let Some(target) = targets.get(t) else {
                     continue;
                 };
                 let warm = Load {
@@ -209,18 +245,30 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
                     requests: u64::MAX,
                     duration: ctx.plan.warmup,
                 };
-                let warmed = load::run(&client, make, check, warm).await;
-                let measured = load::run(
-                    &client,
-                    make,
-                    check,
-                    Load {
-                        duration: ctx.plan.measure,
-                        ..warm
-                    },
-                )
-                .await;
-                if t == 2 {
+                let measure = Load {
+                    duration: ctx.plan.measure,
+                    ..warm
+                };
+                let (warmed, measured) = match target {
+                    Target::Running(make, check) => {
+                        let warmed = load::run(&client, make, check, warm).await;
+                        (warmed, load::run(&client, make, check, measure).await)
+                    }
+                    Target::Postgres(instances) => {
+                        let Some(server) = postgres else { continue };
+                        let cluster = PostgresCluster::start(ctx, server, *instances)
+                            .await
+                            .with_context(|| {
+                                format!("{} at concurrency {concurrency}", TARGETS[t])
+                            })?;
+                        let make = tokenflow_requests(cluster.urls());
+                        let warmed = load::run(&client, &make, &check_tokenflow, warm).await;
+                        let measured = load::run(&client, &make, &check_tokenflow, measure).await;
+                        cluster.stop().await?;
+                        (warmed, measured)
+                    }
+                };
+                if t == NODE_RED {
                     red_runs += warmed.latencies.len() as u64 + measured.latencies.len() as u64;
                 }
                 if t == N8N {
@@ -242,28 +290,177 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
     result.node_red_runs = red_runs;
     result.n8n_token_requests = ctx.idp.token_requests(n8n_client).await.len() - n8n_before;
     result.n8n_runs = n8n_runs;
-    drop((tokenflow, bare, node_red, n8n));
+    drop((tokenflow, bare, durable, node_red, durable_db, n8n));
     Ok(result)
 }
 
-async fn spawn_self_bare(ctx: &Ctx) -> anyhow::Result<crate::procs::Process> {
+/// A target the suite keeps running, or tokenflow on PostgreSQL with this many instances,
+/// started on a fresh database for each measurement.
+enum Target {
+    Running(MakeRequest, Check),
+    Postgres(usize),
+}
+
+/// Starts of the benchmark flow, round-robin over `urls` (one per instance).
+fn tokenflow_requests(urls: Vec<String>) -> MakeRequest {
+    let next = AtomicUsize::new(0);
+    Arc::new(move |client| {
+        let url = &urls[next.fetch_add(1, Ordering::Relaxed) % urls.len()];
+        client
+            .post(url)
+            .bearer_auth(API_KEY)
+            .header("content-type", "application/json")
+            .body("{}")
+    })
+}
+
+/// Runs the flow once and reads the size of its stored (encrypted) state from tokenflow's SQLite
+/// database: the durable reference writes rows of this size.
+async fn measure_state(tokenflow: &Tokenflow, url: &str) -> anyhow::Result<usize> {
+    let answer: Value = load::client(1)?
+        .post(url)
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = answer["id"]
+        .as_str()
+        .context("the run's answer has no id")?
+        .to_owned();
+    let db = tokenflow.data_dir().join("tokenflow.db");
+    let mut connection =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
+            .await
+            .with_context(|| format!("cannot open {}", db.display()))?;
+    let bytes: i64 = sqlx::query_scalar("SELECT length(state) FROM runs WHERE id = ?")
+        .bind(&id)
+        .fetch_one(&mut connection)
+        .await
+        .context("cannot read the run's state size")?;
+    connection.close().await?;
+    Ok(usize::try_from(bytes)?)
+}
+
+/// A fresh PostgreSQL database and `tokenflow serve` instances on it sharing one master key.
+struct PostgresCluster {
+    instances: Vec<Tokenflow>,
+    server: String,
+    database: String,
+}
+
+static DATABASES: AtomicU64 = AtomicU64::new(0);
+
+impl PostgresCluster {
+    async fn start(ctx: &Ctx, server: &str, instances: usize) -> anyhow::Result<PostgresCluster> {
+        let database = format!(
+            "tokenflow_bench_{}_{}",
+            std::process::id(),
+            DATABASES.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = sqlx::PgConnection::connect(server)
+            .await
+            .context("PostgreSQL does not answer at --postgres (TEST_POSTGRES_URL)")?;
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("cannot create the database {database}"))?;
+        admin.close().await?;
+        let mut cluster = PostgresCluster {
+            instances: Vec::new(),
+            server: server.to_owned(),
+            database,
+        };
+        let mut url = url::Url::parse(server)?;
+        url.set_path(&cluster.database);
+        let mut setup = setup(ctx);
+        setup.database_url = Some(url.to_string());
+        // One after the other: the first migrates the database and creates the master key, the
+        // others share that key (it encrypts what they all read).
+        for _ in 0..instances {
+            let started = Tokenflow::start(&ctx.tokenflow, &setup).await;
+            let instance = match started {
+                Ok(instance) => instance,
+                Err(err) => {
+                    cluster.stop().await?;
+                    return Err(err);
+                }
+            };
+            if cluster.instances.is_empty() {
+                let key = std::fs::read_to_string(instance.data_dir().join("master.key"))
+                    .context("cannot read the first instance's master key")?;
+                setup
+                    .env
+                    .push(("TOKENFLOW_MASTER_KEY".to_owned(), key.trim().to_owned()));
+            }
+            cluster.instances.push(instance);
+        }
+        Ok(cluster)
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.instances
+            .iter()
+            .map(|instance| instance.url("/api/flows/bench_call/runs"))
+            .collect()
+    }
+
+    /// Stops the instances and drops the database.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        for mut instance in self.instances.drain(..) {
+            let _ = instance.process.child.kill().await;
+        }
+        let mut admin = sqlx::PgConnection::connect(&self.server).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.database
+        ))
+        .execute(&mut admin)
+        .await
+        .with_context(|| format!("cannot drop the database {}", self.database))?;
+        admin.close().await?;
+        Ok(())
+    }
+}
+
+/// The bare reference, or with `durable` (its database, the row size) the durable one.
+async fn spawn_self_bare(
+    ctx: &Ctx,
+    durable: Option<(&std::path::Path, usize)>,
+) -> anyhow::Result<Process> {
     // The secret travels in the child's environment, never on its command line.
     let token_url = ctx.idp.token_url();
     let stub = ctx.stub.url.clone();
+    let mut args = vec![
+        if durable.is_some() { "durable" } else { "bare" }.to_owned(),
+        "--token-url".to_owned(),
+        token_url,
+        "--client-id".to_owned(),
+        CC_CLIENT.to_owned(),
+        "--scope".to_owned(),
+        CC_SCOPE.to_owned(),
+        "--stub-url".to_owned(),
+        stub,
+    ];
+    if let Some((db, state_bytes)) = durable {
+        args.extend([
+            "--db".to_owned(),
+            db.display().to_string(),
+            "--state-bytes".to_owned(),
+            state_bytes.to_string(),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     spawn_self(
-        &[
-            "bare",
-            "--token-url",
-            &token_url,
-            "--client-id",
-            CC_CLIENT,
-            "--scope",
-            CC_SCOPE,
-            "--stub-url",
-            &stub,
-        ],
+        &args,
         &[("BENCH_CLIENT_SECRET", CC_SECRET)],
-        "the bare reference",
+        if durable.is_some() {
+            "the durable reference"
+        } else {
+            "the bare reference"
+        },
     )
     .await
 }

@@ -74,6 +74,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vault> {
             ("use.yaml".to_owned(), USE.to_owned()),
         ],
         env: vec![("BENCH_VAULT_SECRET".to_owned(), secret.to_owned())],
+        database_url: None,
     };
     let tokenflow = Tokenflow::start(&ctx.tokenflow, &setup).await?;
     let callback = tokenflow.url("/oauth-callback");

@@ -144,6 +144,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Waiting> {
         ),
         flows: vec![("bench_wait.yaml".to_owned(), FLOW.to_owned())],
         env: vec![("BENCH_WEB_SECRET".to_owned(), "bench-web-secret".to_owned())],
+        database_url: None,
     };
     let tokenflow = Tokenflow::start(&ctx.tokenflow, &setup).await?;
     let server = Server {
