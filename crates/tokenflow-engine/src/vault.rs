@@ -5,7 +5,7 @@
 //! Concurrency: callers for one entry in this process queue on one async mutex (single-flight),
 //! re-read the entry once they hold it, and so find the token the first caller refreshed. Writes
 //! are a compare-and-swap on the entry's version, so a stale writer can never overwrite a rotated
-//! refresh token; across several instances the PostgreSQL backend adds a row lock (issue 7).
+//! refresh token; across several instances the PostgreSQL backend adds a row lock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

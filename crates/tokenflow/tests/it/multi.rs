@@ -1,4 +1,4 @@
-//! Several `tokenflow serve` processes on one PostgreSQL database (issue 7): a callback may land
+//! Several `tokenflow serve` processes on one PostgreSQL database: a callback may land
 //! on any instance, and schedules still fire once.
 
 use std::process::Stdio;
