@@ -13,3 +13,5 @@ mod shutdown;
 mod startup;
 mod support;
 mod ui;
+mod ui_servers;
+mod ui_sessions;
