@@ -195,7 +195,7 @@ impl Engine {
             );
             return Progress::Finished;
         }
-        if self.over_budget(run, &format!("before `{next}`")) {
+        if self.over_budget(run, format_args!("before `{next}`")) {
             return Progress::Finished;
         }
         run.executed += 1;
@@ -207,7 +207,7 @@ impl Engine {
                 ..Outcome::default()
             };
             self.record(run, action, started, Map::new(), &outcome);
-            if !self.over_budget(run, &format!("after `{}`", action.id)) {
+            if !self.over_budget(run, format_args!("after `{}`", action.id)) {
                 self.finish(run, RunStatus::Completed, None);
             }
             return Progress::Finished;
@@ -340,15 +340,15 @@ impl Engine {
             let value = Val::for_variable(flow, variable, outcome.take_output(output), secret);
             run.variables.set(variable.clone(), value);
         }
-        if self.over_budget(run, &format!("after `{}`", action.id)) {
+        if self.over_budget(run, format_args!("after `{}`", action.id)) {
             return;
         }
         self.route(flow, run, &action.id, outcome.status_code);
     }
 
     /// Fails the run when its variables and monitor records hold more than `run_data_limit`
-    /// bytes; `when` says where the run is (``after `fetch` ``).
-    fn over_budget(&self, run: &mut Run, when: &str) -> bool {
+    /// bytes; `when` says where the run is (``after `fetch` ``), formatted only then.
+    fn over_budget(&self, run: &mut Run, when: std::fmt::Arguments<'_>) -> bool {
         let held = run.variables.data_bytes() + run.record_bytes;
         if held <= self.context.limits.run_data {
             return false;
