@@ -10,18 +10,7 @@ use crate::support::{API_KEY, World, world};
 async fn sign_in_to_ui(client: &Client, base: &str) {
     client.goto(&format!("{base}/runs")).await.unwrap();
     wait_for_url(client, &format!("{base}/login"), 10).await;
-    wait_for(client, "#api_key", 10)
-        .await
-        .send_keys(API_KEY)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_sign_in(client, base).await;
     wait_for_url(client, &format!("{base}/runs"), 10).await;
 }
 
