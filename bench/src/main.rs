@@ -4,6 +4,7 @@
 
 mod load;
 mod procs;
+mod profile;
 mod report;
 mod servers;
 mod stats;

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::profile::{self, Profile};
 use crate::stats::{Spread, median, show};
 use crate::suite::Plan;
 use crate::suite::footprint::Footprint;
@@ -282,6 +283,102 @@ fn throughput(out: &mut String, plan: &Plan, t: &Throughput) {
         }
         (None, None) => {}
     }
+    profiles(out, &t.profiles);
+}
+
+/// A function's name for a table cell: at most 100 characters, no backquotes or bars.
+fn short_symbol(symbol: &str) -> String {
+    let clean = symbol.replace('`', "'").replace('|', "/");
+    if clean.chars().count() <= 100 {
+        return clean;
+    }
+    clean.chars().take(99).collect::<String>() + "…"
+}
+
+/// The CPU profiles of tokenflow (SQLite) during benchmark 2: the categories' shares side by side
+/// per concurrency level, then each level's busiest functions.
+fn profiles(out: &mut String, profiles: &[(usize, Result<Profile, String>)]) {
+    if profiles.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n#### Where tokenflow's time goes\n");
+    let failed: Vec<_> = profiles
+        .iter()
+        .filter_map(|(c, p)| p.as_ref().err().map(|why| (*c, why)))
+        .collect();
+    if failed.len() == profiles.len() && failed.iter().all(|(_, why)| *why == failed[0].1) {
+        let _ = writeln!(
+            out,
+            "No profile was taken: {}",
+            failed[0].1.replace('\n', " ")
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "`perf record -F {} -g` sampled the tokenflow server (SQLite) during its measurement in the first repetition at each level, on the `cpu-clock` event: the CPU time of all its threads, in user space and in the kernel. A kernel sample counts for the first function of its kernel call chain that a category recognises, a user-space sample for its own function (`bench/src/profile.rs` holds the rules).\n",
+        profile::FREQUENCY
+    );
+    let measured: Vec<(usize, &Profile)> = profiles
+        .iter()
+        .filter_map(|(c, p)| p.as_ref().ok().map(|p| (*c, p)))
+        .collect();
+    // Categories in the order of their summed shares over the levels.
+    let mut categories: Vec<(&str, f64)> = Vec::new();
+    for (_, p) in &measured {
+        for &(category, n) in &p.categories {
+            match categories.iter_mut().find(|(c, _)| *c == category) {
+                Some((_, total)) => *total += p.share(n),
+                None => categories.push((category, p.share(n))),
+            }
+        }
+    }
+    categories.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    let _ = write!(out, "| |");
+    for (c, _) in &measured {
+        let _ = write!(out, " concurrency {c} |");
+    }
+    let _ = writeln!(out, "\n|---|{}", "---|".repeat(measured.len()));
+    let row = |out: &mut String, label: &str, cell: &dyn Fn(&Profile) -> String| {
+        let _ = write!(out, "| {label} |");
+        for (_, p) in &measured {
+            let _ = write!(out, " {} |", cell(p));
+        }
+        let _ = writeln!(out);
+    };
+    row(out, "CPU used (cores)", &|p| format!("{:.2}", p.cores()));
+    row(out, "samples", &|p| p.samples.to_string());
+    for (category, _) in &categories {
+        row(out, category, &|p| {
+            let n = p
+                .categories
+                .iter()
+                .find(|(c, _)| c == category)
+                .map_or(0, |(_, n)| *n);
+            format!("{:.1} %", p.share(n))
+        });
+    }
+    let _ = writeln!(
+        out,
+        "\n| concurrency | function (where the sample was taken) | category | share |\n|---|---|---|---|"
+    );
+    for (c, p) in &measured {
+        for (symbol, category, n) in &p.top {
+            let _ = writeln!(
+                out,
+                "| {c} | `{}` | {category} | {:.1} % |",
+                short_symbol(symbol),
+                p.share(*n)
+            );
+        }
+    }
+    for (c, why) in failed {
+        let _ = writeln!(
+            out,
+            "\nNo profile at concurrency {c}: {}",
+            why.replace('\n', " ")
+        );
+    }
 }
 
 fn waiting(out: &mut String, w: &Waiting) {
@@ -476,6 +573,7 @@ mod tests {
             n8n_runs: 10,
             n8n_ready_after: n8n.map(|_| std::time::Duration::from_secs(3)),
             n8n_missing: missing.map(str::to_owned),
+            profiles: Vec::new(),
         };
         let mut out = String::new();
         throughput(&mut out, &Plan::quick(), &t);
@@ -533,6 +631,7 @@ mod tests {
             n8n_runs: 0,
             n8n_ready_after: None,
             n8n_missing: None,
+            profiles: Vec::new(),
         }
     }
 
@@ -584,6 +683,43 @@ mod tests {
         assert!(out.contains("PostgreSQL was not measured"), "{out}");
         assert!(!out.contains("| tokenflow, PostgreSQL"), "{out}");
         assert!(!out.contains("PostgreSQL vs SQLite"), "{out}");
+    }
+
+    #[test]
+    fn profiles_show_each_level_side_by_side_and_say_why_one_is_missing() {
+        let p = Profile {
+            samples: 1998,
+            seconds: 1.0,
+            categories: vec![("SQLite (sqlite3, sqlx)", 1500), ("other", 498)],
+            top: vec![(format!("very::long::{}", "x".repeat(120)), "other", 498)],
+        };
+        let mut out = String::new();
+        profiles(
+            &mut out,
+            &[
+                (1, Ok(p)),
+                (16, Err("`perf record` failed: refused".to_owned())),
+            ],
+        );
+        assert!(out.contains("| | concurrency 1 |\n|---|---|\n"), "{out}");
+        assert!(out.contains("| CPU used (cores) | 2.00 |"), "{out}");
+        assert!(out.contains("| samples | 1998 |"), "{out}");
+        assert!(out.contains("| SQLite (sqlite3, sqlx) | 75.1 % |"), "{out}");
+        assert!(out.contains("| 1 | `very::long::xxx"), "{out}");
+        assert!(out.contains("…` | other | 24.9 % |"), "{out}");
+        assert!(
+            out.contains("No profile at concurrency 16: `perf record` failed: refused"),
+            "{out}"
+        );
+
+        let mut out = String::new();
+        let missing = || Err("`perf` cannot be started".to_owned());
+        profiles(&mut out, &[(1, missing()), (16, missing())]);
+        assert!(
+            out.ends_with("\nNo profile was taken: `perf` cannot be started\n"),
+            "{out}"
+        );
+        assert!(!out.contains("| |"), "{out}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! generator, in the same run; and tokenflow on PostgreSQL, one instance and three sharing one
 //! database (a fresh database per measurement). At each concurrency level the targets take
 //! turns, one measurement each per repetition, so drift of the machine hits all of them alike.
+//! In the first repetition `perf` profiles tokenflow's (SQLite) server during its measurement.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -18,6 +19,7 @@ use crate::load::{self, Check, Load, MakeRequest, Outcome};
 use crate::procs::{
     API_KEY, N8n, N8nSetup, NodeRed, Process, Tokenflow, TokenflowSetup, spawn_self,
 };
+use crate::profile::{self, Profile};
 use crate::servers::EXPECTED_NAME;
 use crate::stats;
 
@@ -131,6 +133,9 @@ pub struct Throughput {
     pub n8n_ready_after: Option<std::time::Duration>,
     /// Why n8n was not measured, when it could not be started.
     pub n8n_missing: Option<String>,
+    /// Per concurrency level: a CPU profile of the tokenflow (SQLite) server during its
+    /// measurement in the first repetition, or why there is none.
+    pub profiles: Vec<(usize, Result<Profile, String>)>,
 }
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
@@ -229,6 +234,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
         n8n_runs: 0,
         n8n_ready_after: n8n.as_ref().map(|n8n| n8n.ready_after),
         n8n_missing,
+        profiles: Vec::new(),
     };
     for &concurrency in &ctx.plan.levels {
         let client = load::client(concurrency)?;
@@ -250,6 +256,22 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Throughput> {
                     ..warm
                 };
                 let (warmed, measured) = match target {
+                    Target::Running(make, check) if t == TOKENFLOW && repeat == 0 => {
+                        let warmed = load::run(&client, make, check, warm).await;
+                        // The profile covers this measurement only: it ends before the next
+                        // target's turn.
+                        let recording = profile::record(tokenflow.process.pid()?, measure.duration);
+                        let measured = load::run(&client, make, check, measure).await;
+                        let profile = match recording {
+                            Ok(recording) => recording.finish().await,
+                            Err(why) => Err(why),
+                        };
+                        if let Err(why) = &profile {
+                            eprintln!("warning: no profile at concurrency {concurrency}: {why}");
+                        }
+                        result.profiles.push((concurrency, profile));
+                        (warmed, measured)
+                    }
                     Target::Running(make, check) => {
                         let warmed = load::run(&client, make, check, warm).await;
                         (warmed, load::run(&client, make, check, measure).await)
