@@ -3,20 +3,32 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokenflow_core::flow::{
     Flow, FlowError, FlowProblems, ParseOptions, check_flow_id, parse_flow,
 };
-use tokenflow_store::{FlowRow, Store};
+use tokenflow_store::{FlowChange, FlowRow, Store};
 
 use crate::error::RuntimeError;
 
 /// The parsed flows.
+///
+/// Each flow's newest version is kept in memory too, so that starting a run reads nothing
+/// (ARCHITECTURE.md, "Flows in memory"): when no other process writes the store's flows (SQLite),
+/// always; when others may (PostgreSQL), only while the store's change feed is listening
+/// ([`FlowCatalog::apply`], fed by the runtime's flow watch). A change drops the flow's entry; a
+/// lost feed drops them all and the newest version is read from the store until it listens
+/// again. `generation` counts those drops, so that a read that raced with one is not kept.
 #[derive(Debug)]
 pub struct FlowCatalog {
     store: Arc<dyn Store>,
     parsed: RwLock<HashMap<(String, i64), Arc<Flow>>>,
+    newest: RwLock<HashMap<String, (Arc<Flow>, i64)>>,
+    /// Whether `newest` may be served.
+    trusted: AtomicBool,
+    generation: AtomicU64,
     /// The largest `max_steps` a new flow may declare (`max_steps_limit`).
     max_steps_limit: u32,
 }
@@ -32,9 +44,14 @@ pub struct Accepted {
 
 impl FlowCatalog {
     pub fn new(store: Arc<dyn Store>) -> Self {
+        // Without a change feed nobody else writes the flows: what this catalogue stores is all.
+        let local = store.flow_changes().is_none();
         Self {
             store,
             parsed: RwLock::new(HashMap::new()),
+            newest: RwLock::new(HashMap::new()),
+            trusted: AtomicBool::new(local),
+            generation: AtomicU64::new(0),
             max_steps_limit: tokenflow_core::limits::DEFAULT_MAX_STEPS_LIMIT,
         }
     }
@@ -73,9 +90,11 @@ impl FlowCatalog {
             }])));
         }
         let before = self.store.get_flow(id).await?;
+        let generation = self.generation.load(Ordering::Acquire);
         let row = self.store.put_flow(id, yaml, now).await?;
         let flow = Arc::new(parsed.flow);
         self.remember(id, row.version, flow.clone());
+        self.keep_newest(id, generation, &flow, row.version);
         let created = before.as_ref().is_none_or(|old| old.version != row.version);
         Ok(Accepted {
             row,
@@ -143,10 +162,56 @@ impl FlowCatalog {
 
     /// The newest version of a flow, parsed.
     pub async fn current(&self, id: &str) -> Result<Option<(Arc<Flow>, i64)>, RuntimeError> {
+        if self.trusted.load(Ordering::Acquire)
+            && let Some(newest) = self.newest.read().ok().and_then(|n| n.get(id).cloned())
+        {
+            return Ok(Some(newest));
+        }
+        let generation = self.generation.load(Ordering::Acquire);
         let Some(row) = self.store.get_flow(id).await? else {
             return Ok(None);
         };
-        Ok(Some((self.parse_row(&row)?, row.version)))
+        let flow = self.parse_row(&row)?;
+        self.keep_newest(id, generation, &flow, row.version);
+        Ok(Some((flow, row.version)))
+    }
+
+    /// Takes a change told by the store's feed ([`FlowStore::flow_changes`]).
+    pub fn apply(&self, change: &FlowChange) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        match change {
+            FlowChange::Changed(id) => {
+                if let Ok(mut newest) = self.newest.write() {
+                    newest.remove(id);
+                }
+            }
+            FlowChange::Listening | FlowChange::Lost => {
+                if let Ok(mut newest) = self.newest.write() {
+                    newest.clear();
+                }
+                self.trusted
+                    .store(*change == FlowChange::Listening, Ordering::Release);
+            }
+        }
+    }
+
+    /// Keeps `flow` as the newest version of `id` unless a change was told since `generation`
+    /// was read (the version read may be older than that change) or an equal or newer version
+    /// is kept already.
+    fn keep_newest(&self, id: &str, generation: u64, flow: &Arc<Flow>, version: i64) {
+        if !self.trusted.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut newest) = self.newest.write() else {
+            return;
+        };
+        // Checked under the lock `apply` takes, so no change slips in between.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if newest.get(id).is_none_or(|(_, kept)| *kept < version) {
+            newest.insert(id.to_owned(), (flow.clone(), version));
+        }
     }
 
     /// One version of a flow, parsed.

@@ -282,13 +282,13 @@ impl Runner {
         .await
     }
 
-    /// Persists a freshly started run and drives it.
+    /// Drives a freshly started run; it is first written with its first records, before the
+    /// first action that is not repeatable or when it waits or ends ([`Self::drive`]).
     pub async fn start_run(&self, mut view: RunView) -> Result<RunView, RuntimeError> {
-        self.store.create_run(&self.row(&view)).await?;
         tracing::info!(run = %view.run.id, flow = %view.run.flow_id, version = view.version, "run started");
         let lock = self.lock(&view.run.id);
         let _guard = lock.lock().await;
-        self.drive(&mut view).await?;
+        self.drive(&mut view, false).await?;
         Ok(view)
     }
 
@@ -389,7 +389,7 @@ impl Runner {
         self.store.discard_pending_for_run(run_id).await?;
         self.engine
             .cancel(&mut view.run, "cancelled through the API");
-        self.persist(&view, view.run.record_count()).await?;
+        self.persist(&view, view.run.record_count(), true).await?;
         Ok(view)
     }
 
@@ -441,9 +441,9 @@ impl Runner {
                 }
                 let before = view.run.record_count();
                 let progress = self.engine.resume(&view.flow, &mut view.run, params).await;
-                self.persist(&view, before).await?;
+                self.persist(&view, before, true).await?;
                 if progress == Progress::Continued {
-                    self.drive(&mut view).await?;
+                    self.drive(&mut view, true).await?;
                 }
                 Ok(CallbackResult::Resumed(view))
             }
@@ -588,9 +588,9 @@ impl Runner {
         }
         let before = view.run.record_count();
         let progress = self.engine.expire(&view.flow, &mut view.run);
-        self.persist(&view, before).await?;
+        self.persist(&view, before, true).await?;
         if progress == Progress::Continued {
-            self.drive(&mut view).await?;
+            self.drive(&mut view, true).await?;
         }
         Ok(Some(view))
     }
@@ -602,21 +602,29 @@ impl Runner {
     /// action with effects, and the run is failed as interrupted at the step it had reached.
     /// Stored records are dropped from memory but for the last [`SHOWN_RECORDS`], and a long
     /// stretch of actions without effects is written every [`SHOWN_RECORDS`] records.
-    async fn drive(&self, view: &mut RunView) -> Result<(), RuntimeError> {
+    ///
+    /// A new run (`stored` false) is not written before its first action when that action is
+    /// repeatable (a client-credentials token: `ActionKind::is_repeatable`): it is created
+    /// together with that action's record, before the next action starts. One write less per
+    /// run; a crash during such an action leaves no run, and nothing outside it to account for
+    /// (ARCHITECTURE.md, "Durable runs").
+    async fn drive(&self, view: &mut RunView, mut stored: bool) -> Result<(), RuntimeError> {
         // Every record before sequence number `saved` is in the store (the caller persisted it).
         let mut saved = view.run.record_count();
         view.run.forget_records(saved, SHOWN_RECORDS);
         let mut written = std::time::Instant::now();
         loop {
-            let effects = view
+            let next = view
                 .run
                 .next
                 .as_ref()
-                .and_then(|next| view.flow.actions.get(next))
-                .is_none_or(|action| action.spec.has_effects());
+                .and_then(|next| view.flow.actions.get(next));
+            let effects = next.is_none_or(|action| action.spec.has_effects());
+            let repeatable = next.is_some_and(|action| action.spec.kind.is_repeatable());
             if effects {
-                if saved < view.run.record_count() {
-                    self.persist(view, saved).await?;
+                if saved < view.run.record_count() || (!stored && !repeatable) {
+                    self.persist(view, saved, stored).await?;
+                    stored = true;
                     saved = view.run.record_count();
                     view.run.forget_records(saved, SHOWN_RECORDS);
                     written = std::time::Instant::now();
@@ -625,11 +633,11 @@ impl Runner {
                 // `runs_with_expired_lease`), and the run was written at most a moment ago.
                 // Between actions the lease is renewed only when a third of it passed since the
                 // last write.
-                if written.elapsed() >= self.lease / 3 {
+                if stored && written.elapsed() >= self.lease / 3 {
                     self.renew_lease(&view.run.id).await;
                 }
             }
-            let progress = if effects {
+            let progress = if effects && stored {
                 // A heartbeat renews the lease while the action runs, so a long HTTP call is not
                 // taken for a dead instance. It runs in this task (no spawn: one wake-up less
                 // per action) and stops with the action.
@@ -645,7 +653,8 @@ impl Runner {
             let ended = progress != Progress::Continued;
             let unsaved = view.run.record_count() - saved;
             if effects || ended || unsaved >= SHOWN_RECORDS as u64 {
-                self.persist(view, saved).await?;
+                self.persist(view, saved, stored).await?;
+                stored = true;
                 saved = view.run.record_count();
                 view.run.forget_records(saved, SHOWN_RECORDS);
                 written = std::time::Instant::now();
@@ -666,8 +675,9 @@ impl Runner {
         }
     }
 
-    /// Writes the run's state and its records from sequence number `stored` on.
-    async fn persist(&self, view: &RunView, stored: u64) -> Result<(), RuntimeError> {
+    /// Writes the run's state and its records from sequence number `stored` on; `exists` false
+    /// creates the run with them.
+    async fn persist(&self, view: &RunView, stored: u64, exists: bool) -> Result<(), RuntimeError> {
         let row = self.row(view);
         let run = &view.run;
         let skip = usize::try_from(stored.saturating_sub(run.first_record))
@@ -687,7 +697,9 @@ impl Runner {
             (Some(waiting), RunStatus::Waiting) => Some(waiting),
             _ => None,
         };
-        if !rows.is_empty() || waiting.is_none() {
+        if !exists {
+            self.store.create_run_with_records(&row, &rows).await?;
+        } else if !rows.is_empty() || waiting.is_none() {
             self.store.record_action_outcomes(&row, &rows).await?;
         }
         for record in new_records {

@@ -1,7 +1,9 @@
 //! The background tasks of a serving instance, owned together by one [`RuntimeHandle`]:
 //! - the sweeper: expired pending logins, runs whose instance stopped, housekeeping purges;
 //! - the scheduler, with the runs it starts;
-//! - the vault keep-alive.
+//! - the vault keep-alive;
+//! - the flow watch, when other processes may store flows (PostgreSQL): it keeps the flow
+//!   catalogue's newest versions current ([`crate::catalog::FlowCatalog::apply`]).
 //!
 //! Shutdown invariant: once [`RuntimeHandle::shutdown`] returns, none of these tasks, and no run
 //! the scheduler started, runs any more; dropping the handle without it aborts them too (without
@@ -26,13 +28,16 @@ pub struct RuntimeHandle {
 }
 
 impl Runtime {
-    /// Starts the sweeper, the scheduler and the vault keep-alive.
+    /// Starts the sweeper, the scheduler, the vault keep-alive and the flow watch.
     pub fn spawn(&self) -> RuntimeHandle {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(sweep(self.clone(), stopped.clone()));
         tasks.spawn(schedule(self.clone(), stopped.clone()));
-        tasks.spawn(keep_alive(self.clone(), stopped));
+        tasks.spawn(keep_alive(self.clone(), stopped.clone()));
+        if let Some(changes) = self.store.flow_changes() {
+            tasks.spawn(watch_flows(self.clone(), changes, stopped));
+        }
         RuntimeHandle { stop, tasks }
     }
 }
@@ -106,6 +111,27 @@ async fn keep_alive(runtime: Runtime, mut stop: watch::Receiver<bool>) {
             if let Some(vault) = runtime.runner.engine().vault() {
                 vault.keep_alive_once().await;
             }
+        };
+        if !until_stopped(&mut stop, pass).await {
+            return;
+        }
+    }
+}
+
+async fn watch_flows(
+    runtime: Runtime,
+    mut changes: Box<dyn tokenflow_store::FlowChanges>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let pass = async {
+            let change = changes.next().await;
+            if change == tokenflow_store::FlowChange::Lost {
+                tracing::warn!(
+                    "flow changes may have been missed; flows are read from the database until the feed listens again"
+                );
+            }
+            runtime.catalog.apply(&change);
         };
         if !until_stopped(&mut stop, pass).await {
             return;

@@ -71,6 +71,8 @@ impl From<StoreError> for ApiError {
             // The database, its migrations, the data directory, the master key or stored data:
             // nothing the caller did, and nothing to tell them beyond "internal".
             err @ (StoreError::Database(_)
+            | StoreError::Sqlite(_)
+            | StoreError::Closed
             | StoreError::Migration(_)
             | StoreError::DataDir { .. }
             | StoreError::WrongMasterKey

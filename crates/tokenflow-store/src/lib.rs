@@ -34,6 +34,12 @@ use tokenflow_core::SecretString;
 pub enum StoreError {
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// A failure of the SQLite store's writer connection (shared by the writes of one commit).
+    #[error("database error")]
+    Sqlite(#[source] std::sync::Arc<rusqlite::Error>),
+    /// The store was closed (the process is stopping).
+    #[error("the store is closed")]
+    Closed,
     #[error("cannot apply migrations")]
     Migration(#[source] sqlx::migrate::MigrateError),
     #[error("cannot prepare the data directory {path}")]
@@ -79,13 +85,47 @@ pub trait FlowStore: Send + Sync {
     async fn get_flow_version(&self, id: &str, version: i64) -> Result<Option<FlowRow>>;
     /// The newest version of every flow, by id.
     async fn list_flows(&self) -> Result<Vec<FlowRow>>;
+    /// Where this process learns of flow versions other processes store, so that it can keep
+    /// each flow's newest version in memory: `None` when no other process writes this database's
+    /// flows (SQLite), a feed of changes otherwise (PostgreSQL: `LISTEN`/`NOTIFY`).
+    fn flow_changes(&self) -> Option<Box<dyn FlowChanges>> {
+        None
+    }
+}
+
+/// What [`FlowChanges::next`] tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowChange {
+    /// The feed is listening: every flow version stored from now on will be told.
+    Listening,
+    /// Another process (or this one) stored a new version of flow `id`.
+    Changed(String),
+    /// Changes may have been missed (the connection was lost); the feed reconnects and says
+    /// [`FlowChange::Listening`] again.
+    Lost,
+}
+
+/// A feed of flow changes ([`FlowStore::flow_changes`]).
+#[async_trait]
+pub trait FlowChanges: Send {
+    /// Waits for the next change.
+    async fn next(&mut self) -> FlowChange;
 }
 
 /// Runs, their monitor records and the leases of running runs.
 #[async_trait]
 pub trait RunStore: Send + Sync {
     /// Inserts a new run.
-    async fn create_run(&self, run: &RunRow) -> Result<()>;
+    async fn create_run(&self, run: &RunRow) -> Result<()> {
+        self.create_run_with_records(run, &[]).await
+    }
+    /// Inserts a new run with its first monitor records (in order), in one transaction: a run
+    /// whose first actions ran before it was first written (ARCHITECTURE.md, "Durable runs").
+    async fn create_run_with_records(
+        &self,
+        run: &RunRow,
+        records: &[ActionRecordRow],
+    ) -> Result<()>;
     /// Saves the run's new state and appends `records` (in order) — in one transaction, so a
     /// record never exists without the state that followed it.
     async fn record_action_outcomes(&self, run: &RunRow, records: &[ActionRecordRow])

@@ -155,3 +155,38 @@ pub struct UiSessionRow {
     /// The session ends at this instant (it is valid strictly before it).
     pub expires_at: OffsetDateTime,
 }
+
+/// Refuses monitor records of another run (both backends, before writing).
+pub(crate) fn check_records_of(run: &RunRow, records: &[ActionRecordRow]) -> crate::Result<()> {
+    match records.iter().find(|record| record.run_id != run.id) {
+        Some(record) => Err(crate::StoreError::Conflict(format!(
+            "monitor record of run {} saved with run {}",
+            record.run_id, run.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The conflict message of creating `run` with `records`.
+pub(crate) fn create_conflict(run: &RunRow, records: &[ActionRecordRow]) -> String {
+    if records.is_empty() {
+        format!("run {} already exists", run.id)
+    } else {
+        format!(
+            "run {} already exists or has one of these monitor records",
+            run.id
+        )
+    }
+}
+
+/// The conflict message of appending `records` to `run`.
+pub(crate) fn records_conflict(run: &RunRow, records: &[ActionRecordRow]) -> String {
+    match records {
+        [] => format!("run {}", run.id),
+        [record] => format!("run {} already has monitor record {}", run.id, record.seq),
+        [first, .., last] => format!(
+            "run {} already has one of monitor records {}–{}",
+            run.id, first.seq, last.seq
+        ),
+    }
+}

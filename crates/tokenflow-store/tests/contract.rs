@@ -25,8 +25,8 @@ use tokenflow_store::postgres::PostgresStore;
 use tokenflow_store::prelude::*;
 use tokenflow_store::sqlite::{DB_FILE_NAME, SqliteStore};
 use tokenflow_store::{
-    ActionRecordRow, ApiKeyRow, FiringRow, MasterKey, OAuthServerRow, PendingRow, RunFilter,
-    RunRow, Store, StoreError, TakePending, UiSessionOwner, UiSessionRow, VaultEntryRow,
+    ActionRecordRow, ApiKeyRow, FiringRow, FlowChange, MasterKey, OAuthServerRow, PendingRow,
+    RunFilter, RunRow, Store, StoreError, TakePending, UiSessionOwner, UiSessionRow, VaultEntryRow,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -133,6 +133,7 @@ macro_rules! for_each_contract_test {
             going_back_to_an_older_yaml_is_still_a_new_version,
             list_flows_gives_the_newest_version_of_each_flow_ordered_by_id,
             a_created_run_reads_back_equal_and_a_second_run_with_its_id_is_a_conflict,
+            a_run_created_with_its_first_records_has_them_and_a_conflict_adds_none,
             list_runs_is_newest_first_and_filters_by_flow_status_and_start_time,
             list_runs_pages_with_limit_and_offset_and_a_zero_limit_means_a_hundred,
             list_runs_caps_the_limit_at_a_thousand,

@@ -110,6 +110,25 @@ impl ActionKind {
         }
     }
 
+    /// Whether running the action again, or dying while it runs, does no harm and leaves
+    /// nothing outside the run to account for: the actions without effects, and
+    /// `oauth_server_login` (a client-credentials token request changes no resource, RFC 6749
+    /// §4.4; a token left unused expires). A new run is first written before its first action
+    /// that is not repeatable (docs/flows.md, "Durability").
+    pub fn is_repeatable(self) -> bool {
+        match self {
+            ActionKind::Start
+            | ActionKind::Stop
+            | ActionKind::ExtractJson
+            | ActionKind::OauthServerLogin => true,
+            ActionKind::OauthUserLogin
+            | ActionKind::OauthRefreshToken
+            | ActionKind::HttpConnector
+            | ActionKind::VaultStore
+            | ActionKind::VaultGetToken => false,
+        }
+    }
+
     /// The action's specification in [`CATALOG`].
     pub fn spec(self) -> &'static ActionSpec {
         match self {

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{PUT_FLOW_ATTEMPTS, PostgresStore, get};
 use crate::at_rest::{from_ms, to_ms};
-use crate::{FlowRow, FlowStore, Result, StoreError};
+use crate::{FlowChange, FlowChanges, FlowRow, FlowStore, Result, StoreError};
 
 #[async_trait]
 impl FlowStore for PostgresStore {
@@ -22,9 +22,13 @@ impl FlowStore for PostgresStore {
             if let Some(newest) = newest.as_ref().filter(|newest| newest.yaml == yaml) {
                 return Ok(newest.clone());
             }
+            // The notification goes out with the commit, to every instance's flow feed.
             let inserted = sqlx::query(
-                "INSERT INTO flows (id, version, yaml, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (id, version) DO NOTHING RETURNING id, version, yaml, created_at",
+                "WITH ins AS (INSERT INTO flows (id, version, yaml, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (id, version) DO NOTHING \
+                 RETURNING id, version, yaml, created_at) \
+                 SELECT ins.id, ins.version, ins.yaml, ins.created_at FROM ins, \
+                 LATERAL (SELECT pg_notify('tokenflow_flows', ins.id)) AS notified",
             )
             .bind(id)
             .bind(newest.map_or(1, |newest| newest.version + 1))
@@ -68,6 +72,13 @@ impl FlowStore for PostgresStore {
         .transpose()
     }
 
+    fn flow_changes(&self) -> Option<Box<dyn FlowChanges>> {
+        Some(Box::new(PgFlowChanges {
+            pool: self.pool.clone(),
+            listener: None,
+        }))
+    }
+
     async fn list_flows(&self) -> Result<Vec<FlowRow>> {
         sqlx::query(
             "SELECT DISTINCT ON (id) id, version, yaml, created_at FROM flows \
@@ -89,4 +100,53 @@ fn flow_from_row(row: &PgRow) -> Result<FlowRow> {
         yaml: get(row, "yaml")?,
         created_at: from_ms(get(row, "created_at")?)?,
     })
+}
+
+/// The notification channel of new flow versions.
+const FLOWS_CHANNEL: &str = "tokenflow_flows";
+
+/// Flow changes from PostgreSQL's `NOTIFY`, on a connection of its own.
+struct PgFlowChanges {
+    pool: sqlx::PgPool,
+    listener: Option<sqlx::postgres::PgListener>,
+}
+
+#[async_trait]
+impl FlowChanges for PgFlowChanges {
+    async fn next(&mut self) -> FlowChange {
+        loop {
+            let Some(listener) = self.listener.as_mut() else {
+                match listen(&self.pool).await {
+                    Ok(listener) => {
+                        self.listener = Some(listener);
+                        return FlowChange::Listening;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot listen for flow changes; retrying in 1 s");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            };
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    return FlowChange::Changed(notification.payload().to_owned());
+                }
+                // The connection was lost: what was sent meanwhile is gone. A new connection
+                // is made at the next call.
+                Ok(None) | Err(_) => {
+                    self.listener = None;
+                    return FlowChange::Lost;
+                }
+            }
+        }
+    }
+}
+
+async fn listen(
+    pool: &sqlx::PgPool,
+) -> std::result::Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(FLOWS_CHANNEL).await?;
+    Ok(listener)
 }

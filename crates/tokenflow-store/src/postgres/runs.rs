@@ -14,9 +14,20 @@ use crate::{
 
 #[async_trait]
 impl RunStore for PostgresStore {
-    async fn create_run(&self, run: &RunRow) -> Result<()> {
+    async fn create_run_with_records(
+        &self,
+        run: &RunRow,
+        records: &[ActionRecordRow],
+    ) -> Result<()> {
+        crate::types::check_records_of(run, records)?;
+        let (seqs, jsons) = record_columns(records);
+        // One statement, one round trip and one commit: the run and its records (the foreign
+        // key is checked at the end of the statement, when the run exists).
         sqlx::query(&format!(
-            "INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "WITH r AS (INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING id) \
+             INSERT INTO action_records (run_id, seq, json) \
+             SELECT r.id, t.seq, t.json FROM r, unnest($10::bigint[], $11::text[]) AS t(seq, json)"
         ))
         .bind(&run.id)
         .bind(&run.flow_id)
@@ -27,9 +38,13 @@ impl RunStore for PostgresStore {
         .bind(to_ms(run.started_at))
         .bind(to_ms(run.updated_at))
         .bind(run.ended_at.map(to_ms))
+        .bind(seqs)
+        .bind(jsons)
         .execute(&self.pool)
         .await
-        .map_err(|err| conflict_or_database(err, || format!("run {} already exists", run.id)))?;
+        .map_err(|err| {
+            conflict_or_database(err, || crate::types::create_conflict(run, records))
+        })?;
         Ok(())
     }
 
@@ -38,29 +53,34 @@ impl RunStore for PostgresStore {
         run: &RunRow,
         records: &[ActionRecordRow],
     ) -> Result<()> {
-        if let Some(record) = records.iter().find(|record| record.run_id != run.id) {
-            return Err(StoreError::Conflict(format!(
-                "monitor record of run {} saved with run {}",
-                record.run_id, run.id
-            )));
+        crate::types::check_records_of(run, records)?;
+        let (seqs, jsons) = record_columns(records);
+        // One statement (one round trip, one commit): the records are inserted only for the run
+        // the update found, and the count tells whether it found one.
+        let updated: i64 = sqlx::query_scalar(
+            "WITH u AS (UPDATE runs SET status = $1, state = $2, browser_binding = $3, \
+             updated_at = $4, ended_at = $5 WHERE id = $6 RETURNING id), \
+             i AS (INSERT INTO action_records (run_id, seq, json) \
+             SELECT u.id, t.seq, t.json FROM u, unnest($7::bigint[], $8::text[]) AS t(seq, json)) \
+             SELECT count(*) FROM u",
+        )
+        .bind(run.status.as_str())
+        .bind(self.seal_secret(&run.state, &run_state_aad(&run.id))?)
+        .bind(&run.browser_binding)
+        .bind(to_ms(run.updated_at))
+        .bind(run.ended_at.map(to_ms))
+        .bind(&run.id)
+        .bind(seqs)
+        .bind(jsons)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| {
+            conflict_or_database(err, || crate::types::records_conflict(run, records))
+        })?;
+        if updated == 0 {
+            return Err(StoreError::NotFound(format!("run {}", run.id)));
         }
-        let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
-        self.update_run(&mut tx, run).await?;
-        for record in records {
-            sqlx::query("INSERT INTO action_records (run_id, seq, json) VALUES ($1, $2, $3)")
-                .bind(&record.run_id)
-                .bind(record.seq)
-                .bind(&record.json)
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| {
-                    conflict_or_database(err, || {
-                        format!("run {} already has monitor record {}", run.id, record.seq)
-                    })
-                })?;
-        }
-        // An early return above drops `tx`, which rolls the run update back.
-        tx.commit().await.map_err(StoreError::Database)
+        Ok(())
     }
 
     async fn suspend_run(&self, run: &RunRow, pending: &PendingRow) -> Result<()> {
@@ -238,4 +258,12 @@ impl RunStore for PostgresStore {
         .map_err(StoreError::Database)?;
         Ok(failed_it.rows_affected() == 1)
     }
+}
+
+/// The records' `seq` and `json` columns, as arrays for `unnest`.
+fn record_columns(records: &[ActionRecordRow]) -> (Vec<i64>, Vec<&str>) {
+    records
+        .iter()
+        .map(|record| (record.seq, record.json.as_str()))
+        .unzip()
 }

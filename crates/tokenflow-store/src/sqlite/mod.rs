@@ -13,7 +13,6 @@
 //! Timestamps are INTEGER unix milliseconds.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
@@ -91,7 +90,7 @@ pub struct SqliteStore {
     /// lock avoids SQLite's busy-wait sleeps, which made latency under concurrency jump by tens
     /// of milliseconds (measured by bench/run, benchmark 2).
     pub(crate) writer: SqlitePool,
-    /// The group commit of the hot writes ([`writes`]), through `writer`.
+    /// The hot writes on their own thread and connection, and the checkpointer ([`writes`]).
     writes: Writes,
     cipher: Cipher,
     path: PathBuf,
@@ -128,7 +127,10 @@ impl SqliteStore {
             // commits, which WAL + NORMAL trades for not syncing on every commit.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(writes::BUSY_TIMEOUT)
+            // Checkpoints are the checkpointer thread's (`writes.rs`), never a commit's.
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", writes::WAL_LIMIT_BYTES.to_string());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -139,17 +141,26 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(StoreError::Database)?;
+        if let Err(err) = prepare(&writer, &pool, &Cipher::new(key)).await {
+            writer.close().await;
+            pool.close().await;
+            return Err(err);
+        }
+        let writes = match Writes::start(path) {
+            Ok(writes) => writes,
+            Err(err) => {
+                writer.close().await;
+                pool.close().await;
+                return Err(err);
+            }
+        };
         let store = Self {
             pool,
-            writes: Writes::start(writer.clone()),
+            writes,
             writer,
             cipher: Cipher::new(key),
             path: path.to_path_buf(),
         };
-        if let Err(err) = store.prepare().await {
-            store.close().await;
-            return Err(err);
-        }
         // SQLite creates the WAL and shared-memory files with the database file's mode; files
         // left by a version that did not restrict the database are tightened here.
         for suffix in ["-wal", "-shm"] {
@@ -160,33 +171,6 @@ impl SqliteStore {
         Ok(store)
     }
 
-    async fn prepare(&self) -> Result<()> {
-        migrator(MIGRATIONS)
-            .await?
-            .run(&self.writer)
-            .await
-            .map_err(StoreError::Migration)?;
-        self.check_key().await
-    }
-
-    /// Writes the key check when absent (first start), then verifies whatever is there: the
-    /// insert-if-absent makes two processes opening a new database at once agree on one value.
-    async fn check_key(&self) -> Result<()> {
-        let sealed = new_key_check(&self.cipher)?;
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ('key_check', ?) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(sealed)
-        .execute(&self.writer)
-        .await
-        .map_err(StoreError::Database)?;
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_check'")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::Database)?;
-        verify_key_check(&self.cipher, &stored)
-    }
-
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -194,6 +178,7 @@ impl SqliteStore {
 
     /// Closes every connection (waiting for queries in flight); later calls fail.
     pub async fn close(&self) {
+        self.writes.close().await;
         self.writer.close().await;
         self.pool.close().await;
     }
@@ -256,6 +241,30 @@ impl SqliteStore {
             id,
         })
     }
+}
+
+/// Applies the migrations and checks the master key: writes the key check when absent (first
+/// start), then verifies whatever is there; the insert-if-absent makes two processes opening a
+/// new database at once agree on one value.
+async fn prepare(writer: &SqlitePool, pool: &SqlitePool, cipher: &Cipher) -> Result<()> {
+    migrator(MIGRATIONS)
+        .await?
+        .run(writer)
+        .await
+        .map_err(StoreError::Migration)?;
+    let sealed = new_key_check(cipher)?;
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ('key_check', ?) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(sealed)
+    .execute(writer)
+    .await
+    .map_err(StoreError::Database)?;
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_check'")
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::Database)?;
+    verify_key_check(cipher, &stored)
 }
 
 /// Creates the database file with mode 0600 before SQLite opens it (SQLite would create it with

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
-use super::writes::{Bind, Write};
+use super::writes::{Bind, Statement, Write};
 use super::{RUN_COLUMNS, SqliteStore, UPDATE_RUN, get, run_status, run_update_binds};
 use crate::at_rest::{from_ms, list_limit, pending_payload_aad, state_hash, to_ms};
 use crate::{
@@ -15,26 +15,34 @@ use crate::{
 
 #[async_trait]
 impl RunStore for SqliteStore {
-    async fn create_run(&self, run: &RunRow) -> Result<()> {
+    async fn create_run_with_records(
+        &self,
+        run: &RunRow,
+        records: &[ActionRecordRow],
+    ) -> Result<()> {
+        crate::types::check_records_of(run, records)?;
+        let mut statements = vec![Statement::new(
+            "INSERT INTO runs (id, flow_id, flow_version, status, state, browser_binding, \
+             started_at, updated_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                Bind::Text(run.id.clone()),
+                Bind::Text(run.flow_id.clone()),
+                Bind::Int(run.flow_version),
+                Bind::Text(run.status.as_str().to_owned()),
+                Bind::Blob(self.seal_run_state(run)?),
+                Bind::OptText(run.browser_binding.clone()),
+                Bind::Int(to_ms(run.started_at)),
+                Bind::Int(to_ms(run.updated_at)),
+                Bind::OptInt(run.ended_at.map(to_ms)),
+            ],
+        )];
+        statements.extend(records.iter().map(insert_record));
+        let conflict = crate::types::create_conflict(run, records);
         self.writes
             .write(Write {
-                sql:
-                    "INSERT INTO runs (id, flow_id, flow_version, status, state, browser_binding, \
-                      started_at, updated_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                        .to_owned(),
-                binds: vec![
-                    Bind::Text(run.id.clone()),
-                    Bind::Text(run.flow_id.clone()),
-                    Bind::Int(run.flow_version),
-                    Bind::Text(run.status.as_str().to_owned()),
-                    Bind::Blob(self.seal_run_state(run)?),
-                    Bind::OptText(run.browser_binding.clone()),
-                    Bind::Int(to_ms(run.started_at)),
-                    Bind::Int(to_ms(run.updated_at)),
-                    Bind::OptInt(run.ended_at.map(to_ms)),
-                ],
+                statements,
                 run_id: run.id.clone(),
-                conflict: format!("run {} already exists", run.id),
+                conflict,
             })
             .await
     }
@@ -44,36 +52,16 @@ impl RunStore for SqliteStore {
         run: &RunRow,
         records: &[ActionRecordRow],
     ) -> Result<()> {
-        if let Some(record) = records.iter().find(|record| record.run_id != run.id) {
-            return Err(StoreError::Conflict(format!(
-                "monitor record of run {} saved with run {}",
-                record.run_id, run.id
-            )));
-        }
-        // Each INSERT runs only if the statement before it changed a row, so a missing run
-        // changes nothing (`writes.rs`).
-        let mut sql = UPDATE_RUN.to_owned();
-        let mut binds = run_update_binds(run, self.seal_run_state(run)?);
-        for record in records {
-            sql.push_str(
-                "; INSERT INTO action_records (run_id, seq, json) SELECT ?, ?, ? WHERE changes() = 1",
-            );
-            binds.push(Bind::Text(record.run_id.clone()));
-            binds.push(Bind::Int(record.seq));
-            binds.push(Bind::Text(record.json.clone()));
-        }
-        let conflict = match records {
-            [] => format!("run {}", run.id),
-            [record] => format!("run {} already has monitor record {}", run.id, record.seq),
-            [first, .., last] => format!(
-                "run {} already has one of monitor records {}–{}",
-                run.id, first.seq, last.seq
-            ),
-        };
+        crate::types::check_records_of(run, records)?;
+        let mut statements = vec![Statement::new(
+            UPDATE_RUN,
+            run_update_binds(run, self.seal_run_state(run)?),
+        )];
+        statements.extend(records.iter().map(insert_record));
+        let conflict = crate::types::records_conflict(run, records);
         self.writes
             .write(Write {
-                sql,
-                binds,
+                statements,
                 run_id: run.id.clone(),
                 conflict,
             })
@@ -89,23 +77,24 @@ impl RunStore for SqliteStore {
         }
         let hash = state_hash(&pending.state);
         let payload = self.seal_secret(&pending.payload, &pending_payload_aad(&hash))?;
-        let mut binds = run_update_binds(run, self.seal_run_state(run)?);
-        binds.extend([
-            Bind::Text(hash),
-            Bind::Text(pending.run_id.clone()),
-            Bind::Text(pending.action.clone()),
-            Bind::Blob(payload),
-            Bind::Int(to_ms(pending.created_at)),
-            Bind::Int(to_ms(pending.expires_at)),
-        ]);
         self.writes
             .write(Write {
-                sql: format!(
-                    "{UPDATE_RUN}; INSERT INTO pending_authorizations \
-                     (state_hash, run_id, action, payload, created_at, expires_at) \
-                     SELECT ?, ?, ?, ?, ?, ? WHERE changes() = 1"
-                ),
-                binds,
+                statements: vec![
+                    Statement::new(UPDATE_RUN, run_update_binds(run, self.seal_run_state(run)?)),
+                    Statement::new(
+                        "INSERT INTO pending_authorizations \
+                         (state_hash, run_id, action, payload, created_at, expires_at) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                        vec![
+                            Bind::Text(hash),
+                            Bind::Text(pending.run_id.clone()),
+                            Bind::Text(pending.action.clone()),
+                            Bind::Blob(payload),
+                            Bind::Int(to_ms(pending.created_at)),
+                            Bind::Int(to_ms(pending.expires_at)),
+                        ],
+                    ),
+                ],
                 run_id: run.id.clone(),
                 // Never the state or its hash in a message.
                 conflict: "a pending authorization with this state exists".to_owned(),
@@ -259,4 +248,15 @@ impl RunStore for SqliteStore {
         .map_err(StoreError::Database)?;
         Ok(failed_it.rows_affected() == 1)
     }
+}
+
+fn insert_record(record: &ActionRecordRow) -> Statement {
+    Statement::new(
+        "INSERT INTO action_records (run_id, seq, json) VALUES (?, ?, ?)",
+        vec![
+            Bind::Text(record.run_id.clone()),
+            Bind::Int(record.seq),
+            Bind::Text(record.json.clone()),
+        ],
+    )
 }

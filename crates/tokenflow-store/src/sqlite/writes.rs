@@ -1,25 +1,47 @@
-//! Group commit for the SQLite store's hot writes: a run's state with its monitor records, a
-//! suspension with its pending authorization, a new run.
+//! The SQLite store's hot writes — a run created with its first monitor records, a run's state
+//! with its records, a suspension with its pending authorization — on a writer thread of their
+//! own, and the WAL checkpoints on another (ARCHITECTURE.md, "The SQLite write path").
 //!
-//! Why (measured by `bench/run`, benchmark 2; see ARCHITECTURE.md): SQLite admits one writer at a
-//! time, sqlx runs each connection on a thread of its own so every statement sent costs two thread
-//! wake-ups, and every commit appends the changed pages to the WAL. One task owns the writes: it
-//! takes every write waiting in its queue (up to [`MAX_BATCH`]) and runs them as one
-//! `BEGIN IMMEDIATE; …; COMMIT` statement batch, in one round trip and one commit. A write whose
-//! run is missing changes nothing and reports `NotFound`; when a statement fails (a conflict), the
-//! batch is rolled back and its writes are run again one by one, so each gets its own answer and
-//! the others still land.
+//! Why (measured by `bench/run`, benchmark 2): SQLite admits one writer at a time, and a
+//! statement sent to sqlx's connection worker costs a hand-off to its thread and one back, plus
+//! the task that batched the writes. Here one OS thread owns one `rusqlite` connection with cached
+//! prepared statements and runs every statement on its own stack: a write costs one hand-off to
+//! that thread and one back. It takes every write waiting in its queue (up to [`MAX_BATCH`]) into
+//! one transaction and one commit (group commit); each write sits in a savepoint of its own, so
+//! a write that fails (a conflict) is rolled back alone and the others still land.
+//!
+//! Checkpoints: SQLite's automatic checkpoint runs inside the commit that crosses its threshold
+//! and calls `fsync` there, which was the whole p99 latency at concurrency 1. Every connection of
+//! the store turns it off (`wal_autocheckpoint = 0`); a checkpointer thread with its own
+//! connection runs a passive checkpoint (it never blocks a writer) every
+//! [`CHECKPOINT_EVERY`], and a blocking one only when the WAL has grown past [`WAL_LIMIT_BYTES`]
+//! anyway (readers holding old snapshots can keep a passive checkpoint from finishing), which
+//! bounds the WAL file.
 
-use sqlx::sqlite::SqlitePool;
-use sqlx::{Row, Sqlite};
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Result, StoreError};
 
 /// At most this many writes share one transaction.
 const MAX_BATCH: usize = 64;
+/// How often the checkpointer copies the WAL into the database.
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// The WAL size past which the checkpointer makes writers wait for a complete checkpoint; also
+/// the size SQLite truncates the WAL file to once it is reset (`journal_size_limit`).
+pub(crate) const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+/// How long a statement waits for a lock another connection holds.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A value bound to a `?` of a write.
+/// A value bound to a `?` of a statement.
 #[derive(Debug)]
 pub(crate) enum Bind {
     Text(String),
@@ -29,129 +51,233 @@ pub(crate) enum Bind {
     Blob(Vec<u8>),
 }
 
-/// One write: `sql` is one or more `;`-separated statements whose first changes one row and whose
-/// later ones run only `WHERE changes() = 1`, so that `changes()` after the last is 1 when all of
-/// them ran and 0 when the first found no row (the run `run_id` does not exist).
+impl ToSql for Bind {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Bind::Text(value) => ValueRef::Text(value.as_bytes()),
+            Bind::OptText(Some(value)) => ValueRef::Text(value.as_bytes()),
+            Bind::OptText(None) | Bind::OptInt(None) => ValueRef::Null,
+            Bind::Int(value) | Bind::OptInt(Some(value)) => ValueRef::Integer(*value),
+            Bind::Blob(value) => ValueRef::Blob(value),
+        }))
+    }
+}
+
+/// One statement of a write, with its parameters.
+#[derive(Debug)]
+pub(crate) struct Statement {
+    pub sql: Cow<'static, str>,
+    pub binds: Vec<Bind>,
+}
+
+impl Statement {
+    pub(crate) fn new(sql: impl Into<Cow<'static, str>>, binds: Vec<Bind>) -> Self {
+        Self {
+            sql: sql.into(),
+            binds,
+        }
+    }
+}
+
+/// One write: statements run in order, all or none. The first must change exactly one row
+/// (the run `run_id`); when it changes none the write reports `NotFound` and changes nothing.
 #[derive(Debug)]
 pub(crate) struct Write {
-    pub sql: String,
-    pub binds: Vec<Bind>,
+    pub statements: Vec<Statement>,
     pub run_id: String,
     /// The message of a [`StoreError::Conflict`] when a statement violates a unique constraint.
     pub conflict: String,
 }
 
-type Job = (Write, oneshot::Sender<Result<()>>);
+enum Job {
+    Write(Write, oneshot::Sender<Result<()>>),
+    /// Stop after the writes queued before this one; answered once the connection is closed.
+    Close(oneshot::Sender<()>),
+}
 
-/// The queue of the writer task; the task ends when this is dropped.
+/// The writer thread's queue, and the checkpointer.
 #[derive(Debug)]
 pub(crate) struct Writes {
     queue: mpsc::Sender<Job>,
+    checkpointer: Checkpointer,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Job::Write(..) => "Job::Write",
+            Job::Close(_) => "Job::Close",
+        })
+    }
 }
 
 impl Writes {
-    /// Starts the writer task on the current Tokio runtime; it writes through `pool`.
-    pub(crate) fn start(pool: SqlitePool) -> Self {
+    /// Opens the writer's and the checkpointer's connections to the (migrated) database at
+    /// `path` and starts their threads.
+    pub(crate) fn start(path: &Path) -> Result<Self> {
+        let writer = open(path)?;
+        let checkpointer = Checkpointer::start(open(path)?)?;
         let (queue, jobs) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(writer(pool, jobs));
-        Self { queue }
+        std::thread::Builder::new()
+            .name("tokenflow-sqlite-writer".to_owned())
+            .spawn(move || write_loop(writer, jobs))
+            .map_err(|err| StoreError::Corrupt(format!("cannot start the writer thread: {err}")))?;
+        Ok(Self {
+            queue,
+            checkpointer,
+        })
     }
 
     /// Queues `write` and waits until it is committed (or failed).
     pub(crate) async fn write(&self, write: Write) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send((write, reply))
+            .send(Job::Write(write, reply))
             .await
-            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Lets the writes already queued finish, then closes both connections (a last checkpoint).
+    pub(crate) async fn close(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.queue.send(Job::Close(reply)).await.is_ok() {
+            let _ = answer.await;
+        }
+        self.checkpointer.stop();
     }
 }
 
-async fn writer(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
+fn closed() -> StoreError {
+    StoreError::Closed
+}
+
+fn sqlite(err: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite(Arc::new(err))
+}
+
+/// A connection as every connection of the store is set up (`mod.rs`), checkpoints left to the
+/// checkpointer.
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WAL_LIMIT_BYTES};"
+    ))
+    .map_err(sqlite)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn write_loop(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if batch.len() > 1 {
-            let writes: Vec<&Write> = batch.iter().map(|(write, _)| write).collect();
-            if let Ok(results) = run(&pool, &writes).await {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    let _ = reply.send(result);
-                }
-                continue;
+    while let Some(job) = jobs.blocking_recv() {
+        let mut close = None;
+        match job {
+            Job::Write(write, reply) => batch.push((write, reply)),
+            Job::Close(reply) => close = Some(reply),
+        }
+        while close.is_none() && batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(Job::Write(write, reply)) => batch.push((write, reply)),
+                Ok(Job::Close(reply)) => close = Some(reply),
+                Err(_) => break,
             }
         }
-        // One write, or a batch that failed: each on its own, with its own answer.
-        for (write, reply) in batch.drain(..) {
-            let result = match run(&pool, &[&write]).await {
-                Ok(mut results) => results.pop().unwrap_or(Err(StoreError::Corrupt(
-                    "a write reported nothing".to_owned(),
-                ))),
-                Err(err) => Err(conflict_or_database(err, || write.conflict.clone())),
-            };
-            let _ = reply.send(result);
+        if !batch.is_empty() {
+            commit(&conn, &mut batch);
+        }
+        if let Some(reply) = close {
+            jobs.close();
+            // Anything queued after the close is refused (its sender sees the channel closed).
+            while let Ok(job) = jobs.try_recv() {
+                if let Job::Write(_, reply) = job {
+                    let _ = reply.send(Err(closed()));
+                }
+            }
+            drop(conn);
+            let _ = reply.send(());
+            return;
         }
     }
 }
 
-/// Runs `writes` in one transaction; per write `Ok` or `NotFound`. An `Err` means a statement
-/// failed and the transaction was rolled back.
-async fn run(
-    pool: &SqlitePool,
-    writes: &[&Write],
-) -> std::result::Result<Vec<Result<()>>, sqlx::Error> {
-    let mut sql = String::from("BEGIN IMMEDIATE;");
-    for write in writes {
-        sql.push(' ');
-        sql.push_str(&write.sql);
-        sql.push_str("; SELECT changes();");
-    }
-    sql.push_str(" COMMIT;");
-    // Batches differ in their text; caching their prepared statements would only churn the cache.
-    let mut query = sqlx::query::<Sqlite>(&sql).persistent(false);
-    for write in writes {
-        for bind in &write.binds {
-            query = match bind {
-                Bind::Text(value) => query.bind(value.as_str()),
-                Bind::OptText(value) => query.bind(value.as_deref()),
-                Bind::Int(value) => query.bind(*value),
-                Bind::OptInt(value) => query.bind(*value),
-                Bind::Blob(value) => query.bind(value.as_slice()),
-            };
+/// Runs `batch` in one transaction and answers each write.
+fn commit(conn: &Connection, batch: &mut Vec<(Write, oneshot::Sender<Result<()>>)>) {
+    if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = Arc::new(err);
+        for (_, reply) in batch.drain(..) {
+            let _ = reply.send(Err(StoreError::Sqlite(err.clone())));
         }
+        return;
     }
-    let mut conn = pool.acquire().await?;
-    let rows = match query.fetch_all(&mut *conn).await {
-        Ok(rows) => rows,
-        Err(err) => {
-            // The batch stopped inside its transaction.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            return Err(err);
-        }
-    };
-    if rows.len() != writes.len() {
-        return Err(sqlx::Error::Protocol(format!(
-            "{} writes answered {} times",
-            writes.len(),
-            rows.len()
-        )));
-    }
-    Ok(rows
+    let results: Vec<Result<()>> = batch
         .iter()
-        .zip(writes)
-        .map(|(row, write)| match row.try_get::<i64, _>(0) {
-            Ok(1) => Ok(()),
-            Ok(0) => Err(StoreError::NotFound(format!("run {}", write.run_id))),
-            other => Err(StoreError::Corrupt(format!(
-                "saving run {} reported {other:?}",
-                write.run_id
-            ))),
-        })
-        .collect())
+        .map(|(write, _)| in_savepoint(conn, write))
+        .collect();
+    if let Err(err) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        let err = Arc::new(err);
+        for (_, reply) in batch.drain(..) {
+            let _ = reply.send(Err(StoreError::Sqlite(err.clone())));
+        }
+        return;
+    }
+    for ((_, reply), result) in batch.drain(..).zip(results) {
+        let _ = reply.send(result);
+    }
 }
 
-/// Unique and primary-key violations become `Conflict(message)`, anything else `Database`.
+/// Runs one write in a savepoint: on any failure it is rolled back, alone.
+fn in_savepoint(conn: &Connection, write: &Write) -> Result<()> {
+    let outcome = (|| -> Result<()> {
+        conn.prepare_cached("SAVEPOINT w")
+            .and_then(|mut s| s.execute([]))
+            .map_err(sqlite)?;
+        for (index, statement) in write.statements.iter().enumerate() {
+            let changed = conn
+                .prepare_cached(&statement.sql)
+                .and_then(|mut prepared| {
+                    prepared.execute(rusqlite::params_from_iter(statement.binds.iter()))
+                })
+                .map_err(|err| conflict_or_sqlite(err, || write.conflict.clone()))?;
+            if index == 0 && changed != 1 {
+                return Err(StoreError::NotFound(format!("run {}", write.run_id)));
+            }
+        }
+        Ok(())
+    })();
+    let end = if outcome.is_ok() {
+        "RELEASE w"
+    } else {
+        "ROLLBACK TO w; RELEASE w"
+    };
+    if let Err(err) = conn.execute_batch(end) {
+        return Err(sqlite(err));
+    }
+    outcome
+}
+
+/// Unique and primary-key violations become `Conflict(message)`, anything else `Sqlite`.
+fn conflict_or_sqlite(err: rusqlite::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &err {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Conflict(message())
+        }
+        _ => sqlite(err),
+    }
+}
+
+/// Unique and primary-key violations become `Conflict(message)`, anything else `Database`
+/// (for the statements that go through sqlx).
 pub(crate) fn conflict_or_database(
     err: sqlx::Error,
     message: impl FnOnce() -> String,
@@ -160,4 +286,70 @@ pub(crate) fn conflict_or_database(
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
         _ => StoreError::Database(err),
     }
+}
+
+/// The checkpointer thread; stopped by [`Checkpointer::stop`] or when dropped.
+#[derive(Debug)]
+struct Checkpointer {
+    stop: std::sync::Mutex<Option<std_mpsc::Sender<()>>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    fn start(conn: Connection) -> Result<Self> {
+        let (stop, stopped) = std_mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tokenflow-sqlite-checkpoint".to_owned())
+            .spawn(move || {
+                // Ends when `stop` sends or is dropped.
+                while let Err(std_mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(err) = checkpoint(&conn) {
+                        tracing::warn!(error = %err, "WAL checkpoint failed; retrying");
+                    }
+                }
+            })
+            .map_err(|err| {
+                StoreError::Corrupt(format!("cannot start the checkpoint thread: {err}"))
+            })?;
+        Ok(Self {
+            stop: std::sync::Mutex::new(Some(stop)),
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    fn stop(&self) {
+        if let Ok(mut stop) = self.stop.lock() {
+            stop.take();
+        }
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One round: a passive checkpoint; a restarting one (writers wait) only when the WAL is past
+/// [`WAL_LIMIT_BYTES`] and the passive one could not take all of it.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    let (log, done) = wal_checkpoint(conn, "PASSIVE")?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    if log > done && log.saturating_mul(page_size) > WAL_LIMIT_BYTES {
+        wal_checkpoint(conn, "RESTART")?;
+    }
+    Ok(())
+}
+
+/// `PRAGMA wal_checkpoint(mode)`: the WAL's frames and how many of them are now in the database.
+fn wal_checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+    })
 }

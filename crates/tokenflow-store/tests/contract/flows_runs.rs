@@ -141,6 +141,57 @@ pub(crate) async fn a_created_run_reads_back_equal_and_a_second_run_with_its_id_
     assert_eq!(store.get_run("r1").await.unwrap(), Some(created));
 }
 
+pub(crate) async fn a_run_created_with_its_first_records_has_them_and_a_conflict_adds_none(
+    store: Arc<dyn Store>,
+) {
+    let created = run("r1", "f", "running", 0);
+    store
+        .create_run_with_records(&created, &[record("r1", 0), record("r1", 1)])
+        .await
+        .unwrap();
+    assert_eq!(store.get_run("r1").await.unwrap(), Some(created.clone()));
+    assert_eq!(
+        store.action_records("r1").await.unwrap(),
+        vec![record("r1", 0), record("r1", 1)]
+    );
+    // The next write continues the sequence.
+    store
+        .record_action_outcome(&created, Some(&record("r1", 2)))
+        .await
+        .unwrap();
+    assert_eq!(store.action_record_count("r1").await.unwrap(), 3);
+
+    // The same id again: refused, and neither the run nor its records change.
+    let mut again = run("r1", "g", "completed", 5);
+    again.state = SecretString::new("{}");
+    let err = store
+        .create_run_with_records(&again, &[record("r1", 3)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.get_run("r1").await.unwrap(), Some(created));
+    assert_eq!(store.action_record_count("r1").await.unwrap(), 3);
+
+    // Records of another run: refused before anything is written.
+    let err = store
+        .create_run_with_records(&run("r2", "f", "running", 0), &[record("r9", 0)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.get_run("r2").await.unwrap(), None);
+    // Two records with one sequence number: the run is not created either.
+    let err = store
+        .create_run_with_records(
+            &run("r3", "f", "running", 0),
+            &[record("r3", 0), record("r3", 0)],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.get_run("r3").await.unwrap(), None);
+    assert_eq!(store.action_record_count("r3").await.unwrap(), 0);
+}
+
 pub(crate) async fn list_runs_is_newest_first_and_filters_by_flow_status_and_start_time(
     store: Arc<dyn Store>,
 ) {

@@ -277,3 +277,41 @@ async fn no_secret_reaches_the_database_files_in_clear() {
     assert!(stored.state.expose().contains(RUN_SECRET));
     store.close().await;
 }
+
+#[tokio::test]
+async fn the_checkpointer_copies_committed_writes_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), &test_key(1)).await.unwrap();
+    let db = dir.path().join(DB_FILE_NAME);
+    let before = std::fs::metadata(&db).unwrap().len();
+    // About 3 MiB of runs: commits append them to the WAL; the database file grows only when a
+    // checkpoint copies them in, which no commit does here (the checkpointer's job).
+    let state = "x".repeat(16 * 1024);
+    for index in 0..200 {
+        let mut created = run(&format!("r{index}"), "f", "running", 0);
+        created.state = SecretString::new(state.clone());
+        store.create_run(&created).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let len = std::fs::metadata(&db).unwrap().len();
+        if len >= before + 3 * 1024 * 1024 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {len} bytes: nothing checkpointed the WAL"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        store.get_run("r199").await.unwrap().unwrap().state.expose(),
+        state
+    );
+    store.close().await;
+    let err = store
+        .create_run(&run("late", "f", "running", 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Closed), "{err:?}");
+}

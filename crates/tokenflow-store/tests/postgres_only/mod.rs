@@ -299,6 +299,30 @@ async fn two_instances_on_one_database_share_every_exactly_once_guarantee() {
         .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_stored_by_one_instance_is_told_to_the_others_change_feed() {
+    let database = TestDatabase::create().await;
+    let url = database.url();
+    database
+        .run(async move {
+            let first: Arc<dyn Store> = Arc::new(connect(&url, 1).await);
+            let second: Arc<dyn Store> = Arc::new(connect(&url, 1).await);
+            let mut feed = second.flow_changes().expect("PostgreSQL has a change feed");
+            let within = std::time::Duration::from_secs(10);
+            let told = tokio::time::timeout(within, feed.next()).await.unwrap();
+            assert_eq!(told, FlowChange::Listening);
+            first.put_flow("billing", "a: 1\n", at(0)).await.unwrap();
+            let told = tokio::time::timeout(within, feed.next()).await.unwrap();
+            assert_eq!(told, FlowChange::Changed("billing".to_owned()));
+            // The same YAML again is no new version, and nothing is told; the next one is.
+            first.put_flow("billing", "a: 1\n", at(1)).await.unwrap();
+            first.put_flow("other", "b: 2\n", at(2)).await.unwrap();
+            let told = tokio::time::timeout(within, feed.next()).await.unwrap();
+            assert_eq!(told, FlowChange::Changed("other".to_owned()));
+        })
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sealed_state_copied_to_another_run_does_not_decrypt() {
     let database = TestDatabase::create().await;

@@ -286,6 +286,69 @@ async fn a_schedule_every_second_on_three_instances_fires_once_per_second() {
     );
 }
 
+/// The flow `pick`: the `index`-th element of `[10, 20]` into `v`.
+fn pick_flow(index: usize) -> String {
+    format!(
+        "id: pick\nvariables:\n  v: {{}}\nactions:\n  one:\n    type: extract_json\n    input: {{ json: \"[10, 20]\", path: \"$[{index}]\" }}\n    output: {{ value: v }}\nsteps:\n  - {{ from: start, to: one }}\n  - {{ from: one, to: stop }}\n"
+    )
+}
+
+async fn start_pick(instance: &Instance) -> Value {
+    let answer = http()
+        .post(format!("{}/api/flows/pick/runs", instance.url))
+        .bearer_auth(API_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    // A run that ended answers 200.
+    assert_eq!(answer.status(), 200);
+    answer.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_version_saved_on_one_instance_is_what_the_next_runs_on_another_run() {
+    let db = Database::create();
+    let a = instance(&db, None, "", &[("pick.yaml", pick_flow(0))]).await;
+    let b = instance(&db, None, "", &[]).await;
+    // B runs version 1, which it now keeps in memory.
+    for _ in 0..3 {
+        let run = start_pick(&b).await;
+        assert_eq!(
+            (run["flow_version"].clone(), run["variables"]["v"].clone()),
+            (json!(1), json!(10))
+        );
+    }
+    let put = http()
+        .put(format!("{}/api/flows/pick", a.url))
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/yaml")
+        .body(pick_flow(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    // PostgreSQL tells B of the new version when A's write commits: B's next runs use it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let run = start_pick(&b).await;
+        if run["flow_version"] == json!(2) {
+            assert_eq!(run["variables"]["v"], json!(20));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B still runs version {} 10 s after A stored version 2",
+            run["flow_version"]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And only that one from then on.
+    for _ in 0..3 {
+        assert_eq!(start_pick(&b).await["flow_version"], json!(2));
+    }
+}
+
 #[tokio::test]
 async fn a_run_on_an_instance_killed_mid_action_is_failed_by_another_within_the_lease() {
     let db = Database::create();
