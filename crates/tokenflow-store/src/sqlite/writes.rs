@@ -209,7 +209,7 @@ fn write_loop(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
 
 /// Runs `batch` in one transaction and answers each write.
 fn commit(conn: &Connection, batch: &mut Vec<(Write, oneshot::Sender<Result<()>>)>) {
-    if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(err) = exec(conn, "BEGIN IMMEDIATE") {
         let err = Arc::new(err);
         for (_, reply) in batch.drain(..) {
             let _ = reply.send(Err(StoreError::Sqlite(err.clone())));
@@ -220,8 +220,8 @@ fn commit(conn: &Connection, batch: &mut Vec<(Write, oneshot::Sender<Result<()>>
         .iter()
         .map(|(write, _)| in_savepoint(conn, write))
         .collect();
-    if let Err(err) = conn.execute_batch("COMMIT") {
-        let _ = conn.execute_batch("ROLLBACK");
+    if let Err(err) = exec(conn, "COMMIT") {
+        let _ = exec(conn, "ROLLBACK");
         let err = Arc::new(err);
         for (_, reply) in batch.drain(..) {
             let _ = reply.send(Err(StoreError::Sqlite(err.clone())));
@@ -236,9 +236,7 @@ fn commit(conn: &Connection, batch: &mut Vec<(Write, oneshot::Sender<Result<()>>
 /// Runs one write in a savepoint: on any failure it is rolled back, alone.
 fn in_savepoint(conn: &Connection, write: &Write) -> Result<()> {
     let outcome = (|| -> Result<()> {
-        conn.prepare_cached("SAVEPOINT w")
-            .and_then(|mut s| s.execute([]))
-            .map_err(sqlite)?;
+        exec(conn, "SAVEPOINT w").map_err(sqlite)?;
         for (index, statement) in write.statements.iter().enumerate() {
             let changed = conn
                 .prepare_cached(&statement.sql)
@@ -253,14 +251,17 @@ fn in_savepoint(conn: &Connection, write: &Write) -> Result<()> {
         Ok(())
     })();
     let end = if outcome.is_ok() {
-        "RELEASE w"
+        exec(conn, "RELEASE w")
     } else {
-        "ROLLBACK TO w; RELEASE w"
+        exec(conn, "ROLLBACK TO w").and_then(|()| exec(conn, "RELEASE w"))
     };
-    if let Err(err) = conn.execute_batch(end) {
-        return Err(sqlite(err));
-    }
+    end.map_err(sqlite)?;
     outcome
+}
+
+/// Runs one statement without parameters, prepared once per connection.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Unique and primary-key violations become `Conflict(message)`, anything else `Sqlite`.
