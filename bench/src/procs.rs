@@ -144,10 +144,14 @@ impl Tokenflow {
             .arg(&config)
             .env_remove("TOKENFLOW_CONFIG")
             .env_remove("TOKENFLOW_MASTER_KEY")
-            .env("TOKENFLOW_LOG", "warn")
+            // The default log level (`info`: a line per run), written to a file as a service
+            // manager would take it.
+            .env_remove("TOKENFLOW_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(std::fs::File::create(
+                dir.path().join("tokenflow.log"),
+            )?))
             .kill_on_drop(true);
         for (key, value) in &setup.env {
             command.env(key, value);

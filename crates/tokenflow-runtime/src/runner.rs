@@ -285,7 +285,9 @@ impl Runner {
     /// Drives a freshly started run; it is first written with its first records, before the
     /// first action that is not repeatable or when it waits or ends ([`Self::drive`]).
     pub async fn start_run(&self, mut view: RunView) -> Result<RunView, RuntimeError> {
-        tracing::info!(run = %view.run.id, flow = %view.run.flow_id, version = view.version, "run started");
+        // One line per run at `info` ("run ended", with its status) is the access log of runs;
+        // the start and every action are `debug`: the monitor records them anyway.
+        tracing::debug!(run = %view.run.id, flow = %view.run.flow_id, version = view.version, "run started");
         let lock = self.lock(&view.run.id);
         let _guard = lock.lock().await;
         self.drive(&mut view, false).await?;
@@ -705,7 +707,7 @@ impl Runner {
         for record in new_records {
             self.metrics
                 .action_executed(record.kind.as_str(), record.status_code);
-            tracing::info!(run = %view.run.id, action = %record.action, kind = %record.kind, status_code = ?record.status_code, "action executed");
+            tracing::debug!(run = %view.run.id, action = %record.action, kind = %record.kind, status_code = ?record.status_code, "action executed");
         }
         if let Some(waiting) = waiting {
             let pending = PendingRow {
@@ -724,7 +726,7 @@ impl Runner {
         if view.run.status.is_final() {
             self.metrics
                 .run_ended(&view.run.flow_id, view.run.status.as_str());
-            tracing::info!(run = %view.run.id, status = view.run.status.as_str(), reason = ?view.run.reason, "run ended");
+            tracing::info!(run = %view.run.id, flow = %view.run.flow_id, status = view.run.status.as_str(), reason = ?view.run.reason, "run ended");
         }
         Ok(())
     }
