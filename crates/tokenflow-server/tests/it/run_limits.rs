@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use tokenflow_core::{Clock, SecretString, SystemClock};
 use tokenflow_store::{ActionRecordRow, RunRow};
 
-use crate::support::{Options, PURE_FLOW, TestApp, spawn_app};
+use crate::support::{Options, PURE_FLOW, TestApp, build_app, spawn_app};
 use crate::ui::signed_in;
 
 /// A loop of 250 actions without effects, which then fails at `max_steps`.
@@ -225,7 +225,8 @@ async fn large_monitor_values_are_stored_as_size_hash_and_preview() {
 
 #[tokio::test]
 async fn recovery_reads_no_monitor_record_of_an_interrupted_run() {
-    let app = spawn_app(Options {
+    // Built, not served: no sweeper of its own races the recovery below.
+    let app = build_app(Options {
         flows: vec![("pure.yaml", PURE_FLOW.to_owned())],
         ..Options::default()
     })
