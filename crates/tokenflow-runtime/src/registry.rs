@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokenflow_connectors::http::Client;
 use tokenflow_connectors::oauth::discovery::resolve_endpoints;
 use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors};
-use tokenflow_core::{Input, OAuthServer, OAuthServerSpec};
+use tokenflow_core::{Input, OAuthServer, OAuthServerSpec, TokenEndpointAuthMethod};
 use tokenflow_engine::ServerDirectory;
 use tokenflow_store::{OAuthServerRow, Store};
 
@@ -32,8 +32,13 @@ pub enum Source {
 pub struct OAuthServerView {
     pub id: String,
     pub client_id: String,
-    /// `body` or `basic_header`.
-    pub client_credentials_delivery: String,
+    /// `body` or `basic_header`; `null` for the other client authentication methods.
+    pub client_credentials_delivery: Option<String>,
+    /// `client_secret_post`, `client_secret_basic`, `client_secret_jwt`, `private_key_jwt` or
+    /// `none` (docs/connectors.md, "Client authentication").
+    pub token_endpoint_auth_method: String,
+    /// With `private_key_jwt`: `RS256`, `PS256` or `ES256`.
+    pub signing_alg: Option<String>,
     /// With `basic_header`: `form_urlencoded` (RFC 6749 §2.3.1) or `raw`.
     pub basic_auth_encoding: String,
     pub authorization_url: Option<String>,
@@ -56,6 +61,10 @@ pub struct OAuthServerView {
     pub token_cache_skew: u64,
     pub source: Source,
     pub has_client_secret: bool,
+    /// With `private_key_jwt`: whether a private key is configured (never the key).
+    pub has_private_key: bool,
+    /// With a certificate: the `x5t#S256` thumbprint sent in the assertion's header.
+    pub certificate_x5t_s256: Option<String>,
     pub resolved_token_url: Option<String>,
     pub resolved_authorization_url: Option<String>,
     /// `PUT` only: e.g. discovery failed.
@@ -68,6 +77,8 @@ const VIEW_ONLY_FIELDS: &[&str] = &[
     "id",
     "source",
     "has_client_secret",
+    "has_private_key",
+    "certificate_x5t_s256",
     "resolved_token_url",
     "resolved_authorization_url",
     "warnings",
@@ -82,7 +93,12 @@ impl OAuthServerView {
         Self {
             id: server.id.clone(),
             client_id: server.client_id.clone(),
-            client_credentials_delivery: server.client_credentials_delivery.to_string(),
+            client_credentials_delivery: server
+                .token_endpoint_auth_method
+                .delivery()
+                .map(|delivery| delivery.to_string()),
+            token_endpoint_auth_method: server.token_endpoint_auth_method.to_string(),
+            signing_alg: server.client_key.as_ref().map(|key| key.alg().to_string()),
             basic_auth_encoding: server.basic_auth_encoding.to_string(),
             authorization_url: url(&server.authorization_url),
             token_url: url(&server.token_url),
@@ -100,6 +116,12 @@ impl OAuthServerView {
             token_cache_skew: server.token_cache_skew.as_secs(),
             source,
             has_client_secret: server.client_secret.is_some(),
+            has_private_key: server.client_key.is_some(),
+            certificate_x5t_s256: server
+                .client_key
+                .as_ref()
+                .and_then(|key| key.x5t_s256())
+                .map(str::to_owned),
             resolved_token_url: url(&server.token_url),
             resolved_authorization_url: url(&server.authorization_url),
             warnings: None,
@@ -249,6 +271,7 @@ impl ServerRegistry {
                  (and restart) to change it"
             )));
         }
+        refuse_fields_not_yet_stored(&spec, id)?;
         let existing = store.get_oauth_server(id).await?;
         let secret_given = spec.client_secret.is_some();
         let secret = match spec.client_secret.take() {
@@ -374,6 +397,39 @@ impl ServerDirectory for ServerRegistry {
     }
 }
 
+/// `private_key_jwt` and its fields are read from tokenflow.toml only for now: the store keeps one
+/// sealed secret per server (the client secret), and a private key must never be kept in the
+/// clear, so the API refuses them rather than dropping or storing them.
+fn refuse_fields_not_yet_stored(spec: &OAuthServerSpec, id: &str) -> Result<(), RuntimeError> {
+    let mut fields = Vec::new();
+    if spec.token_endpoint_auth_method == Some(TokenEndpointAuthMethod::PrivateKeyJwt) {
+        fields.push("token_endpoint_auth_method = \"private_key_jwt\"");
+    }
+    for (field, given) in [
+        ("private_key", spec.private_key.is_some()),
+        ("signing_alg", spec.signing_alg.is_some()),
+        ("certificate", spec.certificate.is_some()),
+        ("x5t_sha1", spec.x5t_sha1.is_some()),
+    ] {
+        if given {
+            fields.push(field);
+        }
+    }
+    if fields.is_empty() {
+        return Ok(());
+    }
+    Err(RuntimeError::InvalidInput(format!(
+        "oauth server `{id}`: {} not yet supported through the API; configure a server with \
+         private_key_jwt in tokenflow.toml (docs/connectors.md, \"Client authentication\")",
+        fields
+            .iter()
+            .map(|field| format!("`{field}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+            + if fields.len() == 1 { " is" } else { " are" }
+    )))
+}
+
 /// Fields whose change cannot send the client secret anywhere else, or in another way: it still
 /// goes only to the same token endpoint with the same client authentication. Every other field
 /// of a server's view (the endpoints, the issuer whose discovery finds them, the client
@@ -477,11 +533,24 @@ mod tests {
             ("token_url", "https://evil.example/token"),
             ("authorization_url", "https://evil.example/authorize"),
             ("issuer", "https://evil.example"),
-            ("client_credentials_delivery", "basic_header"),
         ] {
             let mut new = old.clone();
             new[field] = value.into();
             assert_eq!(changes(old.clone(), new), vec![field.to_owned()]);
+        }
+        // The client authentication, however it is written, is bound to the secret.
+        for (field, value) in [
+            ("client_credentials_delivery", "basic_header"),
+            ("token_endpoint_auth_method", "client_secret_basic"),
+            ("token_endpoint_auth_method", "client_secret_jwt"),
+        ] {
+            let mut new = old.clone();
+            new[field] = value.into();
+            assert_eq!(
+                changes(old.clone(), new),
+                ["client_credentials_delivery", "token_endpoint_auth_method"],
+                "{field} = {value}"
+            );
         }
     }
 
