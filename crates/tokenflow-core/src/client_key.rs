@@ -71,6 +71,8 @@ pub struct ClientKey {
     x5t_s256: Option<String>,
     /// `x5t`: base64url SHA-1 of the certificate's DER (RFC 7515 §4.1.7), only when asked for.
     x5t: Option<String>,
+    /// The certificate's PEM as configured (public), so a stored server reads back the same.
+    certificate: Option<String>,
 }
 
 /// Why a key or certificate is refused; the texts name no key material.
@@ -155,6 +157,7 @@ impl ClientKey {
             key,
             x5t_s256,
             x5t,
+            certificate: certificate.map(|pem| pem.trim().to_owned()),
         };
         // The probe: a key the crypto library refuses (wrong curve, too short, damaged) fails here.
         key.sign(&serde_json::json!({ "probe": true }))
@@ -174,6 +177,11 @@ impl ClientKey {
     /// The `x5t` header value, when a certificate was given with `x5t_sha1 = true`.
     pub fn x5t(&self) -> Option<&str> {
         self.x5t.as_deref()
+    }
+
+    /// The certificate's PEM, when one was given.
+    pub fn certificate(&self) -> Option<&str> {
+        self.certificate.as_deref()
     }
 
     /// The JWS header: `alg`, `typ` `JWT` and the certificate thumbprints.

@@ -145,8 +145,9 @@ impl TimeoutSpec {
 }
 
 /// An OAuth server as written by a user, before validation. The configuration loader reads the
-/// secret as a source (`{ env = … }`, `{ file = … }`) and resolves it with [`Self::map_secret`].
-/// The API accepts it as JSON (docs/connectors.md), the `client_secret` write-only.
+/// secret-valued fields as sources (`{ env = … }`, `{ file = … }`) and resolves them with
+/// [`Self::map_secrets`]. The API accepts it as JSON (docs/connectors.md), the `client_secret` and
+/// the `private_key` write-only.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(
@@ -168,8 +169,8 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     /// `private_key_jwt` or `none`.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
-    /// With `private_key_jwt`: the PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC). Secret.
-    /// Configuration file only for now: the API refuses it.
+    /// With `private_key_jwt`: the PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC). Write-only
+    /// like `client_secret`: omitted, the stored key is kept (with the same rule); `""` removes it.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub private_key: Option<Secret>,
     /// With `private_key_jwt`: `RS256` (default), `PS256` or `ES256`.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokenflow_connectors::http::Client;
 use tokenflow_connectors::oauth::discovery::resolve_endpoints;
 use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors};
-use tokenflow_core::{Input, OAuthServer, OAuthServerSpec, TokenEndpointAuthMethod};
+use tokenflow_core::{Input, OAuthServer, OAuthServerSpec};
 use tokenflow_engine::ServerDirectory;
 use tokenflow_store::{OAuthServerRow, Store};
 
@@ -39,6 +39,10 @@ pub struct OAuthServerView {
     pub token_endpoint_auth_method: String,
     /// With `private_key_jwt`: `RS256`, `PS256` or `ES256`.
     pub signing_alg: Option<String>,
+    /// With `private_key_jwt`: the PEM certificate of the key, if configured (public).
+    pub certificate: Option<String>,
+    /// With a certificate: `true` when the SHA-1 thumbprint `x5t` is sent too.
+    pub x5t_sha1: Option<bool>,
     /// With `basic_header`: `form_urlencoded` (RFC 6749 §2.3.1) or `raw`.
     pub basic_auth_encoding: String,
     pub authorization_url: Option<String>,
@@ -99,6 +103,15 @@ impl OAuthServerView {
                 .map(|delivery| delivery.to_string()),
             token_endpoint_auth_method: server.token_endpoint_auth_method.to_string(),
             signing_alg: server.client_key.as_ref().map(|key| key.alg().to_string()),
+            certificate: server
+                .client_key
+                .as_ref()
+                .and_then(|key| key.certificate())
+                .map(str::to_owned),
+            x5t_sha1: server
+                .client_key
+                .as_ref()
+                .and_then(|key| key.x5t().map(|_| true)),
             basic_auth_encoding: server.basic_auth_encoding.to_string(),
             authorization_url: url(&server.authorization_url),
             token_url: url(&server.token_url),
@@ -271,7 +284,6 @@ impl ServerRegistry {
                  (and restart) to change it"
             )));
         }
-        refuse_fields_not_yet_stored(&spec, id)?;
         let existing = store.get_oauth_server(id).await?;
         let secret_given = spec.client_secret.is_some();
         let secret = match spec.client_secret.take() {
@@ -280,6 +292,13 @@ impl ServerRegistry {
             None => existing.as_ref().and_then(|row| row.client_secret.clone()),
         };
         spec.client_secret = secret.clone();
+        let key_given = spec.private_key.is_some();
+        let private_key = match spec.private_key.take() {
+            Some(key) if key.is_empty() => None,
+            Some(key) => Some(key),
+            None => existing.as_ref().and_then(|row| row.private_key.clone()),
+        };
+        spec.private_key = private_key.clone();
         let server = spec.validate(id).map_err(|errors| {
             RuntimeError::InvalidInput(
                 errors
@@ -289,16 +308,32 @@ impl ServerRegistry {
                     .join("; "),
             )
         })?;
-        if let Some(previous) = existing.as_ref().filter(|row| row.client_secret.is_some())
-            && !secret_given
-        {
+        // The stored credentials kept without being given again: each only goes where, and the
+        // way, it went when it was set.
+        let kept: Vec<&str> = existing
+            .as_ref()
+            .map(|row| {
+                [
+                    (
+                        "client_secret",
+                        row.client_secret.is_some() && !secret_given,
+                    ),
+                    ("private_key", row.private_key.is_some() && !key_given),
+                ]
+                .into_iter()
+                .filter_map(|(field, kept)| kept.then_some(field))
+                .collect()
+            })
+            .unwrap_or_default();
+        if let (Some(previous), false) = (existing.as_ref(), kept.is_empty()) {
             let changed = secret_bound_changes(previous, &server);
             if !changed.is_empty() {
                 return Err(RuntimeError::SecretRequired(format!(
-                    "changing {} of OAuth server `{id}` needs its client_secret again (or \
-                     \"\" to remove it): a stored secret is never sent to a changed endpoint \
-                     or in a changed way",
-                    changed.join(", ")
+                    "changing {} of OAuth server `{id}` needs its {} again (or \"\" to remove \
+                     it): a stored secret or key is never used for a changed endpoint or in a \
+                     changed way",
+                    changed.join(", "),
+                    kept.join(" and ")
                 )));
             }
         }
@@ -309,6 +344,7 @@ impl ServerRegistry {
             )
             .to_string(),
             client_secret: secret,
+            private_key,
             updated_at: now,
         };
         store.put_oauth_server(&row).await?;
@@ -397,39 +433,6 @@ impl ServerDirectory for ServerRegistry {
     }
 }
 
-/// `private_key_jwt` and its fields are read from tokenflow.toml only for now: the store keeps one
-/// sealed secret per server (the client secret), and a private key must never be kept in the
-/// clear, so the API refuses them rather than dropping or storing them.
-fn refuse_fields_not_yet_stored(spec: &OAuthServerSpec, id: &str) -> Result<(), RuntimeError> {
-    let mut fields = Vec::new();
-    if spec.token_endpoint_auth_method == Some(TokenEndpointAuthMethod::PrivateKeyJwt) {
-        fields.push("token_endpoint_auth_method = \"private_key_jwt\"");
-    }
-    for (field, given) in [
-        ("private_key", spec.private_key.is_some()),
-        ("signing_alg", spec.signing_alg.is_some()),
-        ("certificate", spec.certificate.is_some()),
-        ("x5t_sha1", spec.x5t_sha1.is_some()),
-    ] {
-        if given {
-            fields.push(field);
-        }
-    }
-    if fields.is_empty() {
-        return Ok(());
-    }
-    Err(RuntimeError::InvalidInput(format!(
-        "oauth server `{id}`: {} not yet supported through the API; configure a server with \
-         private_key_jwt in tokenflow.toml (docs/connectors.md, \"Client authentication\")",
-        fields
-            .iter()
-            .map(|field| format!("`{field}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-            + if fields.len() == 1 { " is" } else { " are" }
-    )))
-}
-
 /// Fields whose change cannot send the client secret anywhere else, or in another way: it still
 /// goes only to the same token endpoint with the same client authentication. Every other field
 /// of a server's view (the endpoints, the issuer whose discovery finds them, the client
@@ -483,6 +486,7 @@ fn server_from_row(row: &OAuthServerRow) -> Result<OAuthServer, String> {
     }
     let mut spec: OAuthServerSpec = serde_json::from_value(clean).map_err(|e| e.to_string())?;
     spec.client_secret = row.client_secret.clone();
+    spec.private_key = row.private_key.clone();
     spec.validate(&row.id).map_err(|errors| {
         errors
             .iter()
@@ -506,6 +510,7 @@ mod tests {
             id: "s".into(),
             spec_json: json.to_string(),
             client_secret: Some(tokenflow_core::SecretString::new("secret")),
+            private_key: None,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
         }
     }
@@ -570,6 +575,7 @@ mod tests {
             id: "s".into(),
             spec_json: serde_json::Value::Object(view.configuration()).to_string(),
             client_secret: Some(tokenflow_core::SecretString::new("secret")),
+            private_key: None,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
         };
         assert!(!row.spec_json.contains("secret\""), "{}", row.spec_json);
@@ -582,6 +588,44 @@ mod tests {
             secret_bound_changes(&row, &moved),
             vec!["token_url".to_owned()]
         );
+    }
+
+    #[test]
+    fn a_stored_private_key_jwt_server_reads_back_with_the_same_key_header_and_no_key_in_the_spec()
+    {
+        const KEY: &str = include_str!(
+            "../../tokenflow-connectors/tests/fixtures/client-keys/test-only-rsa.pkcs1.pem"
+        );
+        const CERT: &str = include_str!(
+            "../../tokenflow-connectors/tests/fixtures/client-keys/test-only-rsa.cert.pem"
+        );
+        let mut written = spec(serde_json::json!({ "client_id": "c",
+            "token_url": "https://idp.example/token", "token_endpoint_auth_method": "private_key_jwt",
+            "signing_alg": "PS256", "certificate": CERT, "x5t_sha1": true }));
+        written.private_key = Some(tokenflow_core::SecretString::new(KEY));
+        let server = written.validate("s").unwrap();
+        let view = OAuthServerView::of(&server, Source::Store);
+        let row = OAuthServerRow {
+            id: "s".into(),
+            spec_json: serde_json::Value::Object(view.configuration()).to_string(),
+            client_secret: None,
+            private_key: Some(tokenflow_core::SecretString::new(KEY)),
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        for line in KEY.lines().filter(|line| !line.starts_with("-----")) {
+            assert!(!row.spec_json.contains(line), "key material in the spec");
+            assert!(
+                !format!("{view:?}").contains(line),
+                "key material in the view"
+            );
+        }
+        let back = server_from_row(&row).unwrap();
+        assert_eq!(OAuthServerView::of(&back, Source::Store), view);
+        let (old, new) = (server.client_key.unwrap(), back.client_key.unwrap());
+        assert_eq!(old.header().x5t_s256, new.header().x5t_s256);
+        assert_eq!(old.header().x5t, new.header().x5t);
+        assert!(new.x5t().is_some());
+        assert_eq!(new.alg(), tokenflow_core::SigningAlg::PS256);
     }
 
     #[test]
