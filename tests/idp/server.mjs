@@ -10,7 +10,7 @@
 // node process) and on SIGTERM/SIGINT.
 
 import { createServer } from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Provider, { errors } from 'oidc-provider';
 
@@ -147,6 +147,12 @@ function formDecode(s) {
   try { return decodeURIComponent(s.replace(/\+/g, ' ')); } catch { return s; }
 }
 
+// The decoded JOSE header of a client assertion (RFC 7523), for the stats records; null if none.
+function jwtHeader(assertion) {
+  if (typeof assertion !== 'string') return null;
+  try { return JSON.parse(Buffer.from(assertion.split('.')[0], 'base64url').toString('utf8')); } catch { return null; }
+}
+
 function basicUser(header) {
   const m = /^basic\s+(\S*)\s*$/i.exec(header ?? '');
   if (!m) return null;
@@ -172,6 +178,10 @@ function configuration() {
       // an extra ".legacy" cookie). Lax is enough: the session is only read on top-level GETs.
       long: { httpOnly: true, sameSite: 'lax' },
     },
+    // Every client authentication method tokenflow implements (docs/connectors.md, "Client
+    // authentication"), and the JWS algorithms of its client assertions.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'],
+    enabledJWA: { clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256'] },
     clockTolerance: 0, // expiry tests use 2 s tokens; the default 15 s tolerance would hide that
     scopes: ['openid', 'profile', 'email', 'offline_access', 'api:read', 'api:write'],
     claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
@@ -243,12 +253,15 @@ function tokenEndpointMiddleware() {
     const basic = ctx.get('authorization') ? basicUser(ctx.get('authorization')) : null;
     let authMethod = 'none';
     if (basic !== null) authMethod = 'basic';
+    else if (body.client_assertion !== undefined) authMethod = 'jwt';
     else if (body.client_secret !== undefined) authMethod = 'post';
     const clientId = basic ?? body.client_id ?? null;
     tokenRequests.push({
       grant_type: body.grant_type ?? null,
       client_id: clientId,
       auth_method: authMethod,
+      client_secret_in_body: body.client_secret !== undefined,
+      assertion_header: jwtHeader(body.client_assertion),
       status: ctx.status,
       error: ctx.status >= 400 ? (ctx.body?.error ?? null) : null,
     });
@@ -390,6 +403,15 @@ async function register(provider, input) {
   if (input.token_type !== undefined && input.token_type !== null) {
     if (typeof input.token_type !== 'string') return json(ctx, 400, { error: 'token_type must be a string' });
     opts.token_type = input.token_type;
+  }
+  // `public_key_pem`: a PEM public key (SPKI) that becomes the client's `jwks` (private_key_jwt).
+  if (input.public_key_pem !== undefined && input.public_key_pem !== null) {
+    if (typeof input.public_key_pem !== 'string') return json(ctx, 400, { error: 'public_key_pem must be a string' });
+    try {
+      metadata.jwks = { keys: [createPublicKey(input.public_key_pem).export({ format: 'jwk' })] };
+    } catch (err) {
+      return json(ctx, 400, { error: 'public_key_pem is not a PEM public key', error_description: err.message });
+    }
   }
   try {
     await provider.Client.validate(metadata); // same checks as for statically configured clients

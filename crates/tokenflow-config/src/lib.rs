@@ -275,8 +275,10 @@ fn build(
     );
     let mut oauth_servers = BTreeMap::new();
     for (id, spec) in raw.oauth_servers {
-        let key = format!("oauth_servers.{id}.client_secret");
-        let spec = spec.map_secret(|source| resolve(&key, source, base_dir, env, &mut errors));
+        let spec = spec.map_secrets(|field, source| {
+            let key = format!("oauth_servers.{id}.{field}");
+            resolve(&key, source, base_dir, env, &mut errors)
+        });
         match spec.validate(&id) {
             Ok(server) => {
                 oauth_servers.insert(id, server);
@@ -418,7 +420,7 @@ fn resolve(
 /// How an environment value is typed: by the key it sets.
 fn env_value(key: &str, value: &str) -> Result<Value, String> {
     match key {
-        "pkce" | "request_refresh_token" | "token_cache" => value
+        "pkce" | "request_refresh_token" | "token_cache" | "x5t_sha1" => value
             .parse::<bool>()
             .map(Value::Boolean)
             .map_err(|_| format!("`{value}` is not true or false")),

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use tokenflow_config::{Config, ConfigError, LogFormat, Sources, load};
-use tokenflow_core::CredentialsDelivery;
+use tokenflow_core::{SigningAlg, TokenEndpointAuthMethod};
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -76,8 +76,8 @@ fn example_file_loads_with_secrets_from_env_and_file() {
         "env-secret-value"
     );
     assert_eq!(
-        entra.client_credentials_delivery,
-        CredentialsDelivery::BasicHeader
+        entra.token_endpoint_auth_method,
+        TokenEndpointAuthMethod::ClientSecretBasic
     );
     assert!(entra.request_refresh_token);
     assert_eq!(
@@ -512,4 +512,120 @@ fn the_limits_in_the_security_docs_match_the_settings() {
     for row in rows {
         assert!(doc.contains(&row), "docs/security.md should say: {row}");
     }
+}
+
+/// A test-only key or certificate of the connectors' fixtures.
+fn client_key_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tokenflow-connectors/tests/fixtures/client-keys")
+        .join(name)
+}
+
+fn server_errors(dir: &Path, server: &str, env: &[(&str, &str)]) -> Vec<String> {
+    let file = write(
+        dir,
+        "tokenflow.toml",
+        &format!("[oauth_servers.s]\nclient_id = \"app\"\n{server}"),
+    );
+    match load_with(&file, env) {
+        Err(ConfigError::Invalid(errors)) => errors,
+        other => panic!("expected configuration errors, got {other:?}"),
+    }
+}
+
+#[test]
+fn private_key_jwt_reads_the_key_and_certificate_from_files_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = client_key_fixture("test-only-ec-p256.sec1.pem");
+    let cert = client_key_fixture("test-only-rsa.cert.pem");
+    let file = write(
+        dir.path(),
+        "tokenflow.toml",
+        &format!(
+            "[oauth_servers.file]\nclient_id = \"app\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\nsigning_alg = \"ES256\"\nprivate_key = {{ file = {key:?} }}\n\n\
+             [oauth_servers.env]\nclient_id = \"app\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\nprivate_key = {{ env = \"RSA_KEY\" }}\ncertificate = {{ file = {cert:?} }}\nx5t_sha1 = true\n\n\
+             [oauth_servers.jwt]\nclient_id = \"app\"\nclient_secret = \"hs256-secret\"\ntoken_endpoint_auth_method = \"client_secret_jwt\"\n"
+        ),
+    );
+    let rsa = std::fs::read_to_string(client_key_fixture("test-only-rsa.pkcs8.pem")).unwrap();
+    let config = load_with(&file, &[("RSA_KEY", &rsa)]).unwrap();
+
+    let from_file = &config.oauth_servers["file"];
+    assert_eq!(
+        from_file.token_endpoint_auth_method,
+        TokenEndpointAuthMethod::PrivateKeyJwt
+    );
+    assert_eq!(
+        from_file.client_key.as_ref().unwrap().alg(),
+        SigningAlg::ES256
+    );
+    let from_env = config.oauth_servers["env"].client_key.as_ref().unwrap();
+    assert_eq!(from_env.alg(), SigningAlg::RS256, "the default");
+    assert!(from_env.x5t_s256().is_some() && from_env.x5t().is_some());
+    assert_eq!(
+        config.oauth_servers["jwt"].token_endpoint_auth_method,
+        TokenEndpointAuthMethod::ClientSecretJwt
+    );
+    let shown = format!("{config:?}");
+    for line in rsa.lines().filter(|line| !line.starts_with("-----")) {
+        assert!(!shown.contains(line), "key material in Debug");
+    }
+}
+
+#[test]
+fn client_authentication_errors_name_the_server_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_pem = write(
+        dir.path(),
+        "bad.pem",
+        "-----BEGIN PRIVATE KEY-----\nnot base64 at all!\n-----END PRIVATE KEY-----\n",
+    );
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("token_endpoint_auth_method = \"private_key_jwt\"\nprivate_key = {{ file = {bad_pem:?} }}\n"),
+            "oauth server `s`, field `private_key`: is not a PEM private key",
+        ),
+        (
+            "token_endpoint_auth_method = \"private_key_jwt\"\n".to_owned(),
+            "oauth server `s`, field `private_key`: is required with token_endpoint_auth_method = \"private_key_jwt\"",
+        ),
+        (
+            "token_endpoint_auth_method = \"private_key_jwt\"\nprivate_key = { env = \"NO_SUCH_KEY\" }\n".to_owned(),
+            "`oauth_servers.s.private_key`: environment variable `NO_SUCH_KEY` is not set",
+        ),
+        (
+            "token_endpoint_auth_method = \"tls_client_auth\"\n".to_owned(),
+            "oauth server `s`, field `token_endpoint_auth_method`: `tls_client_auth` (mutual TLS, RFC 8705) is not supported yet",
+        ),
+        (
+            "client_secret = \"x\"\ntoken_endpoint_auth_method = \"client_secret_basic\"\nclient_credentials_delivery = \"body\"\n".to_owned(),
+            "oauth server `s`, field `token_endpoint_auth_method`: `client_secret_basic` contradicts client_credentials_delivery = \"body\"",
+        ),
+        (
+            "token_endpoint_auth_method = \"client_secret_jwt\"\n".to_owned(),
+            "oauth server `s`, field `client_secret`: is required with token_endpoint_auth_method = \"client_secret_jwt\"",
+        ),
+        (
+            "client_secret = \"x\"\nsigning_alg = \"PS256\"\n".to_owned(),
+            "oauth server `s`, field `signing_alg`: is only used with token_endpoint_auth_method = \"private_key_jwt\"",
+        ),
+    ];
+    for (server, expected) in cases {
+        let errors = server_errors(dir.path(), &server, &[]);
+        assert!(
+            errors.iter().any(|error| error.starts_with(expected)),
+            "{server}: {errors:?}"
+        );
+    }
+    // Consistent pairs are fine: `body` is `client_secret_post`, `basic_header` is
+    // `client_secret_basic`.
+    let file = write(
+        dir.path(),
+        "tokenflow.toml",
+        "[oauth_servers.s]\nclient_id = \"app\"\nclient_secret = \"x\"\ntoken_endpoint_auth_method = \"client_secret_basic\"\nclient_credentials_delivery = \"basic_header\"\n",
+    );
+    assert_eq!(
+        load_with(&file, &[]).unwrap().oauth_servers["s"].token_endpoint_auth_method,
+        TokenEndpointAuthMethod::ClientSecretBasic
+    );
 }

@@ -3,11 +3,13 @@
 //! - [`secret`]: values that must never be printed, logged or returned (tokens, client secrets).
 //! - [`input`]: action inputs that keep *unassigned* apart from *assigned but empty* (docs/connectors.md).
 //! - [`oauth_server`]: the OAuth server configuration of docs/connectors.md, its defaults and validation.
+//! - [`client_key`]: the private key of `private_key_jwt` client authentication.
 //! - [`clock`]: injected time, so tests control expiry.
 //! - [`flow`]: process flows: the action catalogue, the YAML format, validation with file/line/column.
 //! - [`limits`]: the bounds on what one run may hold.
 //! - [`status`]: the life states of a run and of a vault entry.
 
+pub mod client_key;
 pub mod clock;
 pub mod flow;
 pub mod input;
@@ -16,12 +18,13 @@ pub mod oauth_server;
 pub mod secret;
 pub mod status;
 
+pub use client_key::{ClientKey, SigningAlg};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use input::Input;
 pub use limits::RunLimits;
 pub use oauth_server::{
     BasicAuthEncoding, ConfigError, CredentialsDelivery, DiscoveredIssuer, OAuthServer,
-    OAuthServerSpec, Prompt,
+    OAuthServerSpec, Prompt, TokenEndpointAuthMethod,
 };
 pub use secret::SecretString;
 pub use status::{RunStatus, VaultEntryState};

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::client_key::{ClientKey, SigningAlg};
 use crate::secret::SecretString;
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
@@ -22,6 +23,54 @@ pub enum CredentialsDelivery {
     Body,
     /// HTTP Basic with the form-urlencoded id and secret.
     BasicHeader,
+}
+
+/// How the client authenticates at the token endpoint (docs/connectors.md, "Client
+/// authentication"; the names of the OAuth Dynamic Client Registration registry, RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    /// `client_id` and `client_secret` in the body (`client_credentials_delivery = "body"`).
+    #[default]
+    ClientSecretPost,
+    /// HTTP Basic (`client_credentials_delivery = "basic_header"`).
+    ClientSecretBasic,
+    /// A JWT signed HS256 with the client secret (RFC 7523 §2.2, OpenID Connect Core §9).
+    ClientSecretJwt,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2, OpenID Connect Core §9).
+    PrivateKeyJwt,
+    /// No client authentication: the `client_id` in the body (RFC 6749 §3.2.1).
+    None,
+    /// Mutual TLS (RFC 8705): read so it can be refused with a clear message; not supported yet.
+    TlsClientAuth,
+}
+
+impl TokenEndpointAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+            Self::TlsClientAuth => "tls_client_auth",
+        }
+    }
+
+    /// The `client_credentials_delivery` that means the same, if any.
+    pub fn delivery(self) -> Option<CredentialsDelivery> {
+        match self {
+            Self::ClientSecretPost => Some(CredentialsDelivery::Body),
+            Self::ClientSecretBasic => Some(CredentialsDelivery::BasicHeader),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TokenEndpointAuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How the client id and secret are put into HTTP Basic (`client_credentials_delivery =
@@ -96,8 +145,9 @@ impl TimeoutSpec {
 }
 
 /// An OAuth server as written by a user, before validation. The configuration loader reads the
-/// secret as a source (`{ env = … }`, `{ file = … }`) and resolves it with [`Self::map_secret`].
-/// The API accepts it as JSON (docs/connectors.md), the `client_secret` write-only.
+/// secret-valued fields as sources (`{ env = … }`, `{ file = … }`) and resolves them with
+/// [`Self::map_secrets`]. The API accepts it as JSON (docs/connectors.md), the `client_secret` and
+/// the `private_key` write-only.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(
@@ -112,9 +162,26 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     /// client authentication changes (then `secret_required`); `""` removes it.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub client_secret: Option<Secret>,
-    /// `body` or `basic_header`.
+    /// `body` (≙ `client_secret_post`) or `basic_header` (≙ `client_secret_basic`).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub client_credentials_delivery: Option<CredentialsDelivery>,
+    /// `client_secret_post` (default), `client_secret_basic`, `client_secret_jwt`,
+    /// `private_key_jwt` or `none`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+    /// With `private_key_jwt`: the PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC). Write-only
+    /// like `client_secret`: omitted, the stored key is kept (with the same rule); `""` removes it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub private_key: Option<Secret>,
+    /// With `private_key_jwt`: `RS256` (default), `PS256` or `ES256`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub signing_alg: Option<SigningAlg>,
+    /// With `private_key_jwt`: the PEM certificate of the key; the assertion's header then
+    /// carries its `x5t#S256` thumbprint. Not secret, but read like `private_key`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub certificate: Option<Secret>,
+    /// With `certificate`: also send the SHA-1 thumbprint `x5t`.
+    pub x5t_sha1: Option<bool>,
     /// With `basic_header`: `form_urlencoded` (default, RFC 6749 §2.3.1) or `raw` (for providers
     /// that do not decode the credentials).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
@@ -150,8 +217,10 @@ pub struct OAuthServer {
     pub id: String,
     pub client_id: String,
     pub client_secret: Option<SecretString>,
-    pub client_credentials_delivery: CredentialsDelivery,
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
     pub basic_auth_encoding: BasicAuthEncoding,
+    /// With `private_key_jwt` only: the parsed private key and certificate thumbprints.
+    pub client_key: Option<ClientKey>,
     pub authorization_url: Option<Url>,
     pub token_url: Option<Url>,
     pub issuer: Option<Url>,
@@ -169,6 +238,18 @@ pub struct OAuthServer {
     /// What the provider's discovery document says about authorization responses; filled in by
     /// discovery, never configured (empty when no document was read).
     pub discovered: DiscoveredIssuer,
+}
+
+impl OAuthServer {
+    /// Whether the client authenticates at the token endpoint (a confidential client): with a
+    /// client secret, or with `private_key_jwt`. The client credentials grant needs it.
+    pub fn authenticates_client(&self) -> bool {
+        match self.token_endpoint_auth_method {
+            TokenEndpointAuthMethod::PrivateKeyJwt => self.client_key.is_some(),
+            TokenEndpointAuthMethod::None | TokenEndpointAuthMethod::TlsClientAuth => false,
+            _ => self.client_secret.is_some(),
+        }
+    }
 }
 
 /// What discovery learnt about the issuer, for the RFC 9207 check of authorization responses.
@@ -205,6 +286,8 @@ const RESERVED_TOKEN_PARAMS: &[&str] = &[
     "grant_type",
     "client_id",
     "client_secret",
+    "client_assertion",
+    "client_assertion_type",
     "code",
     "code_verifier",
     "redirect_uri",
@@ -227,6 +310,11 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             client_id: None,
             client_secret: None,
             client_credentials_delivery: None,
+            token_endpoint_auth_method: None,
+            private_key: None,
+            signing_alg: None,
+            certificate: None,
+            x5t_sha1: None,
             basic_auth_encoding: None,
             authorization_url: None,
             token_url: None,
@@ -247,12 +335,25 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
 }
 
 impl<Secret> OAuthServerSpec<Secret> {
-    /// The same spec with its secret turned into another type (e.g. a source resolved to a value).
-    pub fn map_secret<T>(self, f: impl FnOnce(Secret) -> Option<T>) -> OAuthServerSpec<T> {
+    /// The same spec with its secret-valued fields (`client_secret`, `private_key`, `certificate`)
+    /// turned into another type (e.g. a source resolved to a value); `f` gets the field's name.
+    pub fn map_secrets<T>(
+        self,
+        mut f: impl FnMut(&str, Secret) -> Option<T>,
+    ) -> OAuthServerSpec<T> {
         OAuthServerSpec {
             client_id: self.client_id,
-            client_secret: self.client_secret.and_then(f),
+            client_secret: self
+                .client_secret
+                .and_then(|secret| f("client_secret", secret)),
             client_credentials_delivery: self.client_credentials_delivery,
+            token_endpoint_auth_method: self.token_endpoint_auth_method,
+            private_key: self.private_key.and_then(|key| f("private_key", key)),
+            signing_alg: self.signing_alg,
+            certificate: self
+                .certificate
+                .and_then(|certificate| f("certificate", certificate)),
+            x5t_sha1: self.x5t_sha1,
             basic_auth_encoding: self.basic_auth_encoding,
             authorization_url: self.authorization_url,
             token_url: self.token_url,
@@ -367,6 +468,19 @@ impl OAuthServerSpec {
                 "`raw` cannot send a client id that contains `:` (HTTP Basic splits at the first colon); use `form_urlencoded` or `body` delivery".to_owned(),
             );
         }
+        let client_secret = self.client_secret.filter(|secret| !secret.is_empty());
+        let (token_endpoint_auth_method, client_key) = client_authentication(
+            ClientAuthFields {
+                method: self.token_endpoint_auth_method,
+                delivery: self.client_credentials_delivery,
+                has_secret: client_secret.is_some(),
+                private_key: self.private_key,
+                signing_alg: self.signing_alg,
+                certificate: self.certificate,
+                x5t_sha1: self.x5t_sha1,
+            },
+            &mut problem,
+        );
         let scope = self.scope.map(|scope| normalize_scope(&scope));
         let vault_keep_alive = match &self.vault_keep_alive {
             None => None,
@@ -388,9 +502,10 @@ impl OAuthServerSpec {
         Ok(OAuthServer {
             id: id.to_owned(),
             client_id,
-            client_secret: self.client_secret.filter(|secret| !secret.is_empty()),
-            client_credentials_delivery: self.client_credentials_delivery.unwrap_or_default(),
+            client_secret,
+            token_endpoint_auth_method,
             basic_auth_encoding,
+            client_key,
             authorization_url,
             token_url,
             issuer,
@@ -409,6 +524,107 @@ impl OAuthServerSpec {
             vault_keep_alive,
             discovered: DiscoveredIssuer::default(),
         })
+    }
+}
+
+/// The client-authentication fields of a spec, for [`client_authentication`].
+struct ClientAuthFields {
+    method: Option<TokenEndpointAuthMethod>,
+    delivery: Option<CredentialsDelivery>,
+    has_secret: bool,
+    private_key: Option<SecretString>,
+    signing_alg: Option<SigningAlg>,
+    certificate: Option<SecretString>,
+    x5t_sha1: Option<bool>,
+}
+
+/// The method (`token_endpoint_auth_method`, or what `client_credentials_delivery` means) and,
+/// for `private_key_jwt`, the parsed key; every inconsistency is reported through `problem`.
+fn client_authentication(
+    fields: ClientAuthFields,
+    problem: &mut impl FnMut(&str, String),
+) -> (TokenEndpointAuthMethod, Option<ClientKey>) {
+    use TokenEndpointAuthMethod as M;
+    let method = match (fields.method, fields.delivery) {
+        (Some(M::TlsClientAuth), _) => {
+            problem(
+                "token_endpoint_auth_method",
+                "`tls_client_auth` (mutual TLS, RFC 8705) is not supported yet; use                  `private_key_jwt` (with `certificate` for Entra ID) or a client secret"
+                    .to_owned(),
+            );
+            M::TlsClientAuth
+        }
+        (Some(method), Some(delivery)) if method.delivery() != Some(delivery) => {
+            problem(
+                "token_endpoint_auth_method",
+                format!(
+                    "`{method}` contradicts client_credentials_delivery = \"{delivery}\" (which                      means `{}`); give only token_endpoint_auth_method",
+                    match delivery {
+                        CredentialsDelivery::Body => M::ClientSecretPost,
+                        CredentialsDelivery::BasicHeader => M::ClientSecretBasic,
+                    }
+                ),
+            );
+            method
+        }
+        (Some(method), _) => method,
+        (None, Some(CredentialsDelivery::BasicHeader)) => M::ClientSecretBasic,
+        (None, _) => M::ClientSecretPost,
+    };
+    match method {
+        M::ClientSecretJwt if !fields.has_secret => problem(
+            "client_secret",
+            "is required with token_endpoint_auth_method = \"client_secret_jwt\"".to_owned(),
+        ),
+        M::PrivateKeyJwt | M::None if fields.has_secret => problem(
+            "client_secret",
+            format!("is not used with token_endpoint_auth_method = \"{method}\"; remove it"),
+        ),
+        _ => {}
+    }
+    if method != M::PrivateKeyJwt {
+        let only_with_key_jwt = [
+            ("private_key", fields.private_key.is_some()),
+            ("signing_alg", fields.signing_alg.is_some()),
+            ("certificate", fields.certificate.is_some()),
+            ("x5t_sha1", fields.x5t_sha1.is_some()),
+        ];
+        for (field, given) in only_with_key_jwt {
+            if given {
+                problem(
+                    field,
+                    "is only used with token_endpoint_auth_method = \"private_key_jwt\"".to_owned(),
+                );
+            }
+        }
+        return (method, None);
+    }
+    let x5t_sha1 = fields.x5t_sha1.unwrap_or(false);
+    if x5t_sha1 && fields.certificate.is_none() {
+        problem(
+            "x5t_sha1",
+            "needs `certificate`: the thumbprint is the certificate's".to_owned(),
+        );
+    }
+    let Some(private_key) = fields.private_key.filter(|key| !key.is_empty()) else {
+        problem(
+            "private_key",
+            "is required with token_endpoint_auth_method = \"private_key_jwt\"".to_owned(),
+        );
+        return (method, None);
+    };
+    let certificate = fields.certificate.as_ref().map(SecretString::expose);
+    match ClientKey::from_pem(
+        &private_key,
+        fields.signing_alg.unwrap_or_default(),
+        certificate,
+        x5t_sha1,
+    ) {
+        Ok(key) => (method, Some(key)),
+        Err(err) => {
+            problem(err.field, err.problem);
+            (method, None)
+        }
     }
 }
 
@@ -457,9 +673,10 @@ mod tests {
             .validate("entra")
             .unwrap();
         assert_eq!(
-            server.client_credentials_delivery,
-            CredentialsDelivery::Body
+            server.token_endpoint_auth_method,
+            TokenEndpointAuthMethod::ClientSecretPost
         );
+        assert!(server.client_key.is_none());
         assert!(server.pkce);
         assert!(!server.request_refresh_token);
         assert_eq!(server.prompt, Prompt::Consent);

@@ -32,8 +32,17 @@ pub enum Source {
 pub struct OAuthServerView {
     pub id: String,
     pub client_id: String,
-    /// `body` or `basic_header`.
-    pub client_credentials_delivery: String,
+    /// `body` or `basic_header`; `null` for the other client authentication methods.
+    pub client_credentials_delivery: Option<String>,
+    /// `client_secret_post`, `client_secret_basic`, `client_secret_jwt`, `private_key_jwt` or
+    /// `none` (docs/connectors.md, "Client authentication").
+    pub token_endpoint_auth_method: String,
+    /// With `private_key_jwt`: `RS256`, `PS256` or `ES256`.
+    pub signing_alg: Option<String>,
+    /// With `private_key_jwt`: the PEM certificate of the key, if configured (public).
+    pub certificate: Option<String>,
+    /// With a certificate: `true` when the SHA-1 thumbprint `x5t` is sent too.
+    pub x5t_sha1: Option<bool>,
     /// With `basic_header`: `form_urlencoded` (RFC 6749 §2.3.1) or `raw`.
     pub basic_auth_encoding: String,
     pub authorization_url: Option<String>,
@@ -56,6 +65,10 @@ pub struct OAuthServerView {
     pub token_cache_skew: u64,
     pub source: Source,
     pub has_client_secret: bool,
+    /// With `private_key_jwt`: whether a private key is configured (never the key).
+    pub has_private_key: bool,
+    /// With a certificate: the `x5t#S256` thumbprint sent in the assertion's header.
+    pub certificate_x5t_s256: Option<String>,
     pub resolved_token_url: Option<String>,
     pub resolved_authorization_url: Option<String>,
     /// `PUT` only: e.g. discovery failed.
@@ -68,6 +81,8 @@ const VIEW_ONLY_FIELDS: &[&str] = &[
     "id",
     "source",
     "has_client_secret",
+    "has_private_key",
+    "certificate_x5t_s256",
     "resolved_token_url",
     "resolved_authorization_url",
     "warnings",
@@ -82,7 +97,21 @@ impl OAuthServerView {
         Self {
             id: server.id.clone(),
             client_id: server.client_id.clone(),
-            client_credentials_delivery: server.client_credentials_delivery.to_string(),
+            client_credentials_delivery: server
+                .token_endpoint_auth_method
+                .delivery()
+                .map(|delivery| delivery.to_string()),
+            token_endpoint_auth_method: server.token_endpoint_auth_method.to_string(),
+            signing_alg: server.client_key.as_ref().map(|key| key.alg().to_string()),
+            certificate: server
+                .client_key
+                .as_ref()
+                .and_then(|key| key.certificate())
+                .map(str::to_owned),
+            x5t_sha1: server
+                .client_key
+                .as_ref()
+                .and_then(|key| key.x5t().map(|_| true)),
             basic_auth_encoding: server.basic_auth_encoding.to_string(),
             authorization_url: url(&server.authorization_url),
             token_url: url(&server.token_url),
@@ -100,6 +129,12 @@ impl OAuthServerView {
             token_cache_skew: server.token_cache_skew.as_secs(),
             source,
             has_client_secret: server.client_secret.is_some(),
+            has_private_key: server.client_key.is_some(),
+            certificate_x5t_s256: server
+                .client_key
+                .as_ref()
+                .and_then(|key| key.x5t_s256())
+                .map(str::to_owned),
             resolved_token_url: url(&server.token_url),
             resolved_authorization_url: url(&server.authorization_url),
             warnings: None,
@@ -257,6 +292,13 @@ impl ServerRegistry {
             None => existing.as_ref().and_then(|row| row.client_secret.clone()),
         };
         spec.client_secret = secret.clone();
+        let key_given = spec.private_key.is_some();
+        let private_key = match spec.private_key.take() {
+            Some(key) if key.is_empty() => None,
+            Some(key) => Some(key),
+            None => existing.as_ref().and_then(|row| row.private_key.clone()),
+        };
+        spec.private_key = private_key.clone();
         let server = spec.validate(id).map_err(|errors| {
             RuntimeError::InvalidInput(
                 errors
@@ -266,16 +308,32 @@ impl ServerRegistry {
                     .join("; "),
             )
         })?;
-        if let Some(previous) = existing.as_ref().filter(|row| row.client_secret.is_some())
-            && !secret_given
-        {
+        // The stored credentials kept without being given again: each only goes where, and the
+        // way, it went when it was set.
+        let kept: Vec<&str> = existing
+            .as_ref()
+            .map(|row| {
+                [
+                    (
+                        "client_secret",
+                        row.client_secret.is_some() && !secret_given,
+                    ),
+                    ("private_key", row.private_key.is_some() && !key_given),
+                ]
+                .into_iter()
+                .filter_map(|(field, kept)| kept.then_some(field))
+                .collect()
+            })
+            .unwrap_or_default();
+        if let (Some(previous), false) = (existing.as_ref(), kept.is_empty()) {
             let changed = secret_bound_changes(previous, &server);
             if !changed.is_empty() {
                 return Err(RuntimeError::SecretRequired(format!(
-                    "changing {} of OAuth server `{id}` needs its client_secret again (or \
-                     \"\" to remove it): a stored secret is never sent to a changed endpoint \
-                     or in a changed way",
-                    changed.join(", ")
+                    "changing {} of OAuth server `{id}` needs its {} again (or \"\" to remove \
+                     it): a stored secret or key is never used for a changed endpoint or in a \
+                     changed way",
+                    changed.join(", "),
+                    kept.join(" and ")
                 )));
             }
         }
@@ -286,6 +344,7 @@ impl ServerRegistry {
             )
             .to_string(),
             client_secret: secret,
+            private_key,
             updated_at: now,
         };
         store.put_oauth_server(&row).await?;
@@ -427,6 +486,7 @@ fn server_from_row(row: &OAuthServerRow) -> Result<OAuthServer, String> {
     }
     let mut spec: OAuthServerSpec = serde_json::from_value(clean).map_err(|e| e.to_string())?;
     spec.client_secret = row.client_secret.clone();
+    spec.private_key = row.private_key.clone();
     spec.validate(&row.id).map_err(|errors| {
         errors
             .iter()
@@ -450,6 +510,7 @@ mod tests {
             id: "s".into(),
             spec_json: json.to_string(),
             client_secret: Some(tokenflow_core::SecretString::new("secret")),
+            private_key: None,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
         }
     }
@@ -477,11 +538,24 @@ mod tests {
             ("token_url", "https://evil.example/token"),
             ("authorization_url", "https://evil.example/authorize"),
             ("issuer", "https://evil.example"),
-            ("client_credentials_delivery", "basic_header"),
         ] {
             let mut new = old.clone();
             new[field] = value.into();
             assert_eq!(changes(old.clone(), new), vec![field.to_owned()]);
+        }
+        // The client authentication, however it is written, is bound to the secret.
+        for (field, value) in [
+            ("client_credentials_delivery", "basic_header"),
+            ("token_endpoint_auth_method", "client_secret_basic"),
+            ("token_endpoint_auth_method", "client_secret_jwt"),
+        ] {
+            let mut new = old.clone();
+            new[field] = value.into();
+            assert_eq!(
+                changes(old.clone(), new),
+                ["client_credentials_delivery", "token_endpoint_auth_method"],
+                "{field} = {value}"
+            );
         }
     }
 
@@ -501,6 +575,7 @@ mod tests {
             id: "s".into(),
             spec_json: serde_json::Value::Object(view.configuration()).to_string(),
             client_secret: Some(tokenflow_core::SecretString::new("secret")),
+            private_key: None,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
         };
         assert!(!row.spec_json.contains("secret\""), "{}", row.spec_json);
@@ -513,6 +588,44 @@ mod tests {
             secret_bound_changes(&row, &moved),
             vec!["token_url".to_owned()]
         );
+    }
+
+    #[test]
+    fn a_stored_private_key_jwt_server_reads_back_with_the_same_key_header_and_no_key_in_the_spec()
+    {
+        const KEY: &str = include_str!(
+            "../../tokenflow-connectors/tests/fixtures/client-keys/test-only-rsa.pkcs1.pem"
+        );
+        const CERT: &str = include_str!(
+            "../../tokenflow-connectors/tests/fixtures/client-keys/test-only-rsa.cert.pem"
+        );
+        let mut written = spec(serde_json::json!({ "client_id": "c",
+            "token_url": "https://idp.example/token", "token_endpoint_auth_method": "private_key_jwt",
+            "signing_alg": "PS256", "certificate": CERT, "x5t_sha1": true }));
+        written.private_key = Some(tokenflow_core::SecretString::new(KEY));
+        let server = written.validate("s").unwrap();
+        let view = OAuthServerView::of(&server, Source::Store);
+        let row = OAuthServerRow {
+            id: "s".into(),
+            spec_json: serde_json::Value::Object(view.configuration()).to_string(),
+            client_secret: None,
+            private_key: Some(tokenflow_core::SecretString::new(KEY)),
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        for line in KEY.lines().filter(|line| !line.starts_with("-----")) {
+            assert!(!row.spec_json.contains(line), "key material in the spec");
+            assert!(
+                !format!("{view:?}").contains(line),
+                "key material in the view"
+            );
+        }
+        let back = server_from_row(&row).unwrap();
+        assert_eq!(OAuthServerView::of(&back, Source::Store), view);
+        let (old, new) = (server.client_key.unwrap(), back.client_key.unwrap());
+        assert_eq!(old.header().x5t_s256, new.header().x5t_s256);
+        assert_eq!(old.header().x5t, new.header().x5t);
+        assert!(new.x5t().is_some());
+        assert_eq!(new.alg(), tokenflow_core::SigningAlg::PS256);
     }
 
     #[test]

@@ -96,6 +96,10 @@ pub(crate) fn oauth_secret_aad(server_id: &str) -> String {
     format!("oauth_servers.client_secret:{server_id}")
 }
 
+pub(crate) fn oauth_private_key_aad(server_id: &str) -> String {
+    format!("oauth_servers.private_key:{server_id}")
+}
+
 /// A vault token column (`access_token`, `refresh_token`) of entry `name`.
 pub(crate) fn vault_token_aad(column: &str, name: &str) -> String {
     format!("vault.{column}:{name}")

@@ -89,13 +89,15 @@ pub enum TakePending {
     AlreadyUsed,
 }
 
-/// An OAuth server created through the API: its spec as JSON without the secret, and the secret
-/// separately (encrypted, write-only: only the engine reads it back).
+/// An OAuth server created through the API: its spec as JSON without the secrets, and the client
+/// secret and private key separately (encrypted, write-only: only the engine reads them back).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OAuthServerRow {
     pub id: String,
     pub spec_json: String,
     pub client_secret: Option<SecretString>,
+    /// The PEM private key of `private_key_jwt` (encrypted like the secret, write-only).
+    pub private_key: Option<SecretString>,
     pub updated_at: OffsetDateTime,
 }
 

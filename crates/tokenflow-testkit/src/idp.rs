@@ -34,8 +34,14 @@ pub struct Idp {
 pub struct TokenRequestRecord {
     pub grant_type: Option<String>,
     pub client_id: Option<String>,
-    /// `basic`, `post` or `none`.
+    /// `basic`, `post`, `jwt` (a `client_assertion`) or `none`.
     pub auth_method: String,
+    /// Whether the body carried a `client_secret`.
+    #[serde(default)]
+    pub client_secret_in_body: bool,
+    /// The decoded JOSE header of the `client_assertion`, if one was sent.
+    #[serde(default)]
+    pub assertion_header: Option<serde_json::Value>,
     pub status: u16,
     pub error: Option<String>,
 }

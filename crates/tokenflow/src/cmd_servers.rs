@@ -45,7 +45,10 @@ pub async fn run(command: ServersCommand, config: Config) -> anyhow::Result<Exit
                         "none (public client)"
                     }
                 );
-                println!("  delivery       {}", server.client_credentials_delivery);
+                println!("  client_auth    {}", server.token_endpoint_auth_method);
+                if let Some(key) = &server.client_key {
+                    println!("  private_key    set ({})", key.alg());
+                }
                 println!("  token_url      {}", endpoint(&server.token_url));
                 println!("  authorize_url  {}", endpoint(&server.authorization_url));
                 println!(

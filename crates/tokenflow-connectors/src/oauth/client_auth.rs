@@ -1,4 +1,11 @@
-//! Client authentication at the token endpoint (RFC 6749 §2.3.1).
+//! Client authentication at the token endpoint (RFC 6749 §2.3.1; docs/connectors.md, "Client
+//! authentication").
+//!
+//! With `client_secret_jwt` and `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9) the
+//! client sends `client_assertion_type` and a `client_assertion`: a JWT with `iss` = `sub` = the
+//! client id, `aud` = the token endpoint URL, a random `jti`, `iat` and `exp` one minute later,
+//! signed HS256 with the client secret or with the client's private key. Built by
+//! [`client_assertion`] for every token request, never reused.
 //!
 //! With `basic_header`, the client id and secret are each encoded with the
 //! `application/x-www-form-urlencoded` algorithm (RFC 6749 Appendix B: space becomes `+`, every
@@ -13,8 +20,85 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tokenflow_core::{BasicAuthEncoding, SecretString};
-use url::form_urlencoded;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokenflow_core::{BasicAuthEncoding, OAuthServer, SecretString, TokenEndpointAuthMethod};
+use url::{Url, form_urlencoded};
+
+use super::random::random_token;
+
+/// The `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
+pub const JWT_BEARER_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How long a client assertion is valid (its `exp` after `iat`).
+pub const ASSERTION_LIFETIME: time::Duration = time::Duration::seconds(60);
+
+/// The claims of a client assertion (RFC 7523 §3, OpenID Connect Core §9).
+#[derive(Debug, Serialize)]
+struct AssertionClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    jti: &'a str,
+    iat: i64,
+    exp: i64,
+}
+
+/// Why no client assertion could be built. Names no key material.
+#[derive(Debug, thiserror::Error)]
+pub enum AssertionError {
+    #[error("token_endpoint_auth_method `{0}` does not use a client assertion")]
+    NotJwt(TokenEndpointAuthMethod),
+    #[error("`{0}` needs {1}, which is not configured")]
+    Missing(TokenEndpointAuthMethod, &'static str),
+    #[error(transparent)]
+    Random(#[from] super::random::RandomError),
+    #[error("signing the client assertion failed ({0})")]
+    Signing(String),
+}
+
+/// The `client_assertion` for one request of `server` to `token_url` at `now`: signed HS256 with
+/// the client secret (`client_secret_jwt`) or with the private key (`private_key_jwt`, its header
+/// with the certificate thumbprints).
+pub fn client_assertion(
+    server: &OAuthServer,
+    token_url: &Url,
+    now: OffsetDateTime,
+) -> Result<SecretString, AssertionError> {
+    let method = server.token_endpoint_auth_method;
+    let jti = random_token(32)?;
+    let iat = now.unix_timestamp();
+    let claims = AssertionClaims {
+        iss: &server.client_id,
+        sub: &server.client_id,
+        aud: token_url.as_str(),
+        jti: jti.expose(),
+        iat,
+        exp: iat + ASSERTION_LIFETIME.whole_seconds(),
+    };
+    let signing = |err: jsonwebtoken::errors::Error| AssertionError::Signing(err.to_string());
+    match method {
+        TokenEndpointAuthMethod::ClientSecretJwt => {
+            let secret = server
+                .client_secret
+                .as_ref()
+                .ok_or(AssertionError::Missing(method, "client_secret"))?;
+            let key = EncodingKey::from_secret(secret.expose().as_bytes()).map_err(signing)?;
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
+                .map(SecretString::new)
+                .map_err(signing)
+        }
+        TokenEndpointAuthMethod::PrivateKeyJwt => server
+            .client_key
+            .as_ref()
+            .ok_or(AssertionError::Missing(method, "private_key"))?
+            .sign(&claims)
+            .map_err(signing),
+        other => Err(AssertionError::NotJwt(other)),
+    }
+}
 
 /// The value of the `Authorization` header for HTTP Basic client authentication.
 pub fn basic_authorization(

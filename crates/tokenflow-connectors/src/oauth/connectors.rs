@@ -100,7 +100,7 @@ impl OAuthConnectors {
         grant: &Grant<'_>,
     ) -> Result<super::token_response::TokenResponse, TokenError> {
         let started = std::time::Instant::now();
-        let result = request_token(&self.http, server, token_url, grant).await;
+        let result = request_token(&self.http, server, token_url, grant, self.clock.now()).await;
         if let Some(observer) = &self.observer {
             observer.token_request(grant.grant_type(), started.elapsed(), result.is_ok());
         }
@@ -131,7 +131,7 @@ impl OAuthConnectors {
         let Some(token_url) = server.token_url.as_ref() else {
             return missing_field(S::NoConfiguration, &server, "token_url");
         };
-        if server.client_secret.is_none() {
+        if !server.authenticates_client() {
             return missing_field(S::NoConfiguration, &server, "client_secret");
         }
         if server.client_id.is_empty() {

@@ -5,10 +5,14 @@
 //! answer was unusable" never blur (oauth2-rs draws the same lines). 5xx answers count as
 //! connection problems with the OAuth server, whatever their body says.
 
-use tokenflow_core::{BasicAuthEncoding, CredentialsDelivery, OAuthServer, SecretString};
+use time::OffsetDateTime;
+use tokenflow_core::{BasicAuthEncoding, OAuthServer, SecretString, TokenEndpointAuthMethod};
 use url::{Url, form_urlencoded};
 
-use super::client_auth::{RAW_ENCODING_HINT, basic_authorization, encoding_changes};
+use super::client_auth::{
+    JWT_BEARER_ASSERTION_TYPE, RAW_ENCODING_HINT, basic_authorization, client_assertion,
+    encoding_changes,
+};
 use super::token_response::{ProviderError, ResponseProblem, TokenResponse, parse_token_response};
 use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, error_chain, read_body_limited};
 
@@ -51,6 +55,9 @@ pub enum TokenError {
     /// The provider answered, but with nothing usable.
     #[error("the token endpoint answered HTTP {status}: {reason}")]
     Unusable { status: u16, reason: String },
+    /// The client assertion could not be built; nothing was sent.
+    #[error("could not build the client assertion: {0}")]
+    ClientAssertion(#[from] super::client_auth::AssertionError),
 }
 
 impl TokenError {
@@ -61,6 +68,7 @@ impl TokenError {
             TokenError::Provider { status, .. } | TokenError::Unusable { status, .. } => {
                 *status >= 500
             }
+            TokenError::ClientAssertion(_) => false,
         }
     }
 
@@ -74,6 +82,7 @@ impl TokenError {
             TokenError::Provider { error, .. } => error.error.clone(),
             TokenError::Unusable { status, .. } if *status >= 500 => "server_error".to_owned(),
             TokenError::Unusable { .. } => "invalid_response".to_owned(),
+            TokenError::ClientAssertion(_) => "client_assertion_failed".to_owned(),
         }
     }
 
@@ -89,14 +98,16 @@ impl TokenError {
     }
 }
 
-/// Posts one grant to `token_url` with the server's client authentication and extra parameters.
+/// Posts one grant to `token_url` with the server's client authentication and extra parameters;
+/// `now` dates a client assertion.
 pub async fn request_token(
     http: &reqwest::Client,
     server: &OAuthServer,
     token_url: &Url,
     grant: &Grant<'_>,
+    now: OffsetDateTime,
 ) -> Result<TokenResponse, TokenError> {
-    let (body, authorization) = form_body(server, grant);
+    let (body, authorization) = form_body(server, token_url, grant, now)?;
     let mut request = http
         .post(token_url.clone())
         .timeout(server.timeout)
@@ -142,7 +153,8 @@ pub async fn request_token(
 /// RFC 6749 §2.3.1 encoding changes: say that the provider may not decode them. Providers that
 /// compare the credentials as sent (some do) fail exactly this way.
 fn with_basic_encoding_hint(err: TokenError, server: &OAuthServer) -> TokenError {
-    let basic_form_encoded = server.client_credentials_delivery == CredentialsDelivery::BasicHeader
+    let basic_form_encoded = server.token_endpoint_auth_method
+        == TokenEndpointAuthMethod::ClientSecretBasic
         && server.basic_auth_encoding == BasicAuthEncoding::FormUrlencoded;
     let applies = |status: u16, code: Option<&str>| {
         basic_form_encoded
@@ -169,9 +181,14 @@ fn with_basic_encoding_hint(err: TokenError, server: &OAuthServer) -> TokenError
     }
 }
 
-/// The form body of a token request and, for `basic_header`, the `Authorization` value. Built in
-/// a plain function so the (non-`Send`) form serializer never lives across an `.await`.
-fn form_body(server: &OAuthServer, grant: &Grant<'_>) -> (SecretString, Option<SecretString>) {
+/// The form body of a token request and, for `client_secret_basic`, the `Authorization` value.
+/// Built in a plain function so the (non-`Send`) form serializer never lives across an `.await`.
+fn form_body(
+    server: &OAuthServer,
+    token_url: &Url,
+    grant: &Grant<'_>,
+    now: OffsetDateTime,
+) -> Result<(SecretString, Option<SecretString>), TokenError> {
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", grant.grant_type());
     match grant {
@@ -199,24 +216,31 @@ fn form_body(server: &OAuthServer, grant: &Grant<'_>) -> (SecretString, Option<S
         form.append_pair(key, value);
     }
     let mut authorization = None;
-    match (&server.client_secret, server.client_credentials_delivery) {
-        (Some(secret), CredentialsDelivery::BasicHeader) => {
+    match (&server.client_secret, server.token_endpoint_auth_method) {
+        (_, TokenEndpointAuthMethod::ClientSecretJwt | TokenEndpointAuthMethod::PrivateKeyJwt) => {
+            // RFC 7523 §3.2 makes `client_id` optional; Entra ID requires it.
+            let assertion = client_assertion(server, token_url, now)?;
+            form.append_pair("client_id", &server.client_id);
+            form.append_pair("client_assertion_type", JWT_BEARER_ASSERTION_TYPE);
+            form.append_pair("client_assertion", assertion.expose());
+        }
+        (Some(secret), TokenEndpointAuthMethod::ClientSecretBasic) => {
             authorization = Some(basic_authorization(
                 &server.client_id,
                 secret,
                 server.basic_auth_encoding,
             ));
         }
-        (Some(secret), CredentialsDelivery::Body) => {
+        (Some(secret), TokenEndpointAuthMethod::ClientSecretPost) => {
             form.append_pair("client_id", &server.client_id);
             form.append_pair("client_secret", secret.expose());
         }
         // A public client identifies itself in the body (RFC 6749 §3.2.1).
-        (None, _) => {
+        _ => {
             form.append_pair("client_id", &server.client_id);
         }
     }
-    (SecretString::new(form.finish()), authorization)
+    Ok((SecretString::new(form.finish()), authorization))
 }
 
 fn transport_error(err: reqwest::Error) -> TokenError {

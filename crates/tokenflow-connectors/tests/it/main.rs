@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
 mod cache;
+mod client_assertion;
 mod discovery;
 mod faults;
 mod http_action;

@@ -51,9 +51,10 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("OAuth server `{id}`")))
 }
 
-/// Creates or replaces an OAuth server kept in the store. Without `client_secret`, a change of an
-/// endpoint, the issuer or the client authentication of a server with a stored secret is refused
-/// (`secret_required`); a server of the configuration file is refused (`defined_in_configuration`).
+/// Creates or replaces an OAuth server kept in the store. Without `client_secret` (or
+/// `private_key`), a change of an endpoint, the issuer or the client authentication of a server
+/// with a stored secret (or key) is refused (`secret_required`); a server of the configuration
+/// file is refused (`defined_in_configuration`).
 #[utoipa::path(put, path = "/api/oauth-servers/{id}", tag = "oauth-servers",
     params(("id" = String, Path, description = "The server id")),
     request_body(content = OAuthServerSpec, content_type = "application/json"),

@@ -108,6 +108,7 @@ fn spec_from_form(form: &HashMap<String, String>) -> (Value, OAuthServerSpec, Ve
         "token_url",
         "scope",
         "client_credentials_delivery",
+        "token_endpoint_auth_method",
         "basic_auth_encoding",
         "prompt",
         "redirect_uri",
@@ -119,11 +120,28 @@ fn spec_from_form(form: &HashMap<String, String>) -> (Value, OAuthServerSpec, Ve
     for key in ["pkce", "request_refresh_token"] {
         object.insert(key.to_owned(), form.contains_key(key).into());
     }
+    // The key's companions only with private_key_jwt (elsewhere they are configuration errors).
+    if text("token_endpoint_auth_method").as_deref() == Some("private_key_jwt") {
+        for key in ["signing_alg", "certificate"] {
+            if let Some(value) = text(key) {
+                object.insert(key.to_owned(), value.into());
+            }
+        }
+        if form.contains_key("x5t_sha1") {
+            object.insert("x5t_sha1".to_owned(), true.into());
+        }
+    }
     let echo = Value::Object(object.clone());
     if form.contains_key("remove_secret") {
         object.insert("client_secret".to_owned(), "".into());
     } else if let Some(secret) = form.get("client_secret").filter(|s| !s.is_empty()) {
         object.insert("client_secret".to_owned(), secret.clone().into());
+    }
+    // Write-only like the secret: never echoed into the page.
+    if form.contains_key("remove_private_key") {
+        object.insert("private_key".to_owned(), "".into());
+    } else if let Some(key) = text("private_key") {
+        object.insert("private_key".to_owned(), key.into());
     }
     match serde_json::from_value::<OAuthServerSpec>(Value::Object(object)) {
         Ok(spec) => (echo, spec, Vec::new()),
@@ -157,10 +175,9 @@ async fn save_server(
             Err(err) => return ApiError::from(err).into_response(),
         }
     }
-    let has_secret = state
-        .registry
-        .get(id)
-        .is_some_and(|s| s.client_secret.is_some());
+    let stored = state.registry.get(id);
+    let has_secret = stored.as_ref().is_some_and(|s| s.client_secret.is_some());
+    echo["has_private_key"] = stored.is_some_and(|s| s.client_key.is_some()).into();
     let mut response = form_page(state, session, echo, editing, has_secret, errors);
     *response.status_mut() = StatusCode::BAD_REQUEST;
     response

@@ -755,3 +755,190 @@ async fn flow_ids_in_the_url_are_bounded_and_dot_names_are_refused() {
         .unwrap();
     assert_eq!(created.status(), 201);
 }
+
+#[tokio::test]
+async fn client_secret_jwt_works_through_the_api_and_the_method_is_bound_to_the_secret() {
+    let w = world(false).await;
+    let secret = "api-client-secret-jwt-value-0123456789-abcdefghij";
+    let id = tokenflow_testkit::unique("api-hs256");
+    w.idp
+        .register(
+            json!({ "client_id": id, "client_secret": secret,
+                "token_endpoint_auth_method": "client_secret_jwt",
+                "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": [],
+                "scope": "api:read" }),
+            json!({}),
+        )
+        .await;
+    let put = |body: serde_json::Value| {
+        w.app
+            .request(Method::PUT, "/api/oauth-servers/jwt")
+            .json(&body)
+            .send()
+    };
+    let created = put(json!({ "client_id": id, "client_secret": secret,
+        "token_endpoint_auth_method": "client_secret_jwt",
+        "token_url": w.idp.token_url(), "scope": "api:read" }))
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    let (_, shown) = w.app.get_json("/api/oauth-servers/jwt").await;
+    assert_eq!(shown["token_endpoint_auth_method"], "client_secret_jwt");
+    assert_eq!(
+        shown["client_credentials_delivery"],
+        serde_json::Value::Null
+    );
+    let (_, tested, _) = w
+        .app
+        .post_json("/api/oauth-servers/jwt/test", json!({}))
+        .await;
+    assert_eq!(tested["status_code"], 0, "{tested}");
+    let requests = w.idp.token_requests(&id).await;
+    assert_eq!(requests.last().unwrap().auth_method, "jwt");
+
+    // Changing how the stored secret is used needs it again.
+    let refused = put(
+        json!({ "client_id": id, "token_endpoint_auth_method": "client_secret_post",
+        "token_url": w.idp.token_url(), "scope": "api:read" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 400);
+    let answer: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(answer["error"], "secret_required", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("token_endpoint_auth_method")
+    );
+
+    // The stored secret was an HMAC key only; it is not kept for a private key.
+    let (_, shown) = w.app.get_json("/api/oauth-servers/jwt").await;
+    assert_eq!(shown["has_private_key"], false);
+}
+
+const TEST_ONLY_RSA_KEY: &str = include_str!(
+    "../../../tokenflow-connectors/tests/fixtures/client-keys/test-only-rsa.pkcs8.pem"
+);
+const TEST_ONLY_RSA_PUBLIC: &str = include_str!(
+    "../../../tokenflow-connectors/tests/fixtures/client-keys/test-only-rsa.public.pem"
+);
+const TEST_ONLY_RSA_CERT: &str =
+    include_str!("../../../tokenflow-connectors/tests/fixtures/client-keys/test-only-rsa.cert.pem");
+
+#[tokio::test]
+async fn a_private_key_given_through_the_api_is_write_only_and_bound_like_the_secret() {
+    let w = world(false).await;
+    let id = tokenflow_testkit::unique("api-pkjwt");
+    w.idp
+        .register(
+            json!({ "client_id": id, "token_endpoint_auth_method": "private_key_jwt",
+                "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": [],
+                "scope": "api:read api:write" }),
+            json!({ "public_key_pem": TEST_ONLY_RSA_PUBLIC }),
+        )
+        .await;
+    let capture = Capture::start().await;
+    let put = |body: serde_json::Value| {
+        w.app
+            .request(Method::PUT, "/api/oauth-servers/pk")
+            .json(&body)
+            .send()
+    };
+    let key_lines: Vec<&str> = TEST_ONLY_RSA_KEY
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let assert_no_key = |text: &str| {
+        for line in &key_lines {
+            assert!(!text.contains(line), "key material in: {text}");
+        }
+    };
+
+    let created = put(
+        json!({ "client_id": id, "token_endpoint_auth_method": "private_key_jwt",
+        "private_key": TEST_ONLY_RSA_KEY, "signing_alg": "PS256", "certificate": TEST_ONLY_RSA_CERT,
+        "token_url": w.idp.token_url(), "scope": "api:read" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_no_key(&created.text().await.unwrap());
+    let (_, shown) = w.app.get_json("/api/oauth-servers/pk").await;
+    assert_eq!(shown["has_private_key"], true);
+    assert_eq!(shown["signing_alg"], "PS256");
+    assert!(shown["certificate_x5t_s256"].is_string());
+    assert_no_key(&shown.to_string());
+    let (_, listed) = w.app.get_json("/api/oauth-servers").await;
+    assert_no_key(&listed.to_string());
+    let (_, tested, _) = w
+        .app
+        .post_json("/api/oauth-servers/pk/test", json!({}))
+        .await;
+    assert_eq!(tested["status_code"], 0, "{tested}");
+    let header = w.idp.token_requests(&id).await[0]
+        .assertion_header
+        .clone()
+        .unwrap();
+    assert_eq!(header["alg"], "PS256");
+    assert_eq!(header["x5t#S256"], shown["certificate_x5t_s256"]);
+
+    // Omitted, the stored key is kept for changes that cannot move it ...
+    let rescoped = put(
+        json!({ "client_id": id, "token_endpoint_auth_method": "private_key_jwt",
+        "signing_alg": "PS256", "certificate": TEST_ONLY_RSA_CERT,
+        "token_url": w.idp.token_url(), "scope": "api:write" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rescoped.status(), 200);
+    let (_, tested, _) = w
+        .app
+        .post_json("/api/oauth-servers/pk/test", json!({}))
+        .await;
+    assert_eq!(tested["status_code"], 0, "{tested}");
+
+    // ... and refused for one that would sign for another endpoint.
+    let refused = put(
+        json!({ "client_id": id, "token_endpoint_auth_method": "private_key_jwt",
+        "signing_alg": "PS256", "certificate": TEST_ONLY_RSA_CERT,
+        "token_url": format!("{}/token", capture.url), "scope": "api:read" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 400);
+    let answer: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(answer["error"], "secret_required", "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains("token_url") && message.contains("private_key"),
+        "{message}"
+    );
+    assert!(capture.requests().is_empty());
+
+    // A key that is not PEM is refused naming the field, without quoting it.
+    let refused = put(
+        json!({ "client_id": id, "token_endpoint_auth_method": "private_key_jwt",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nNOT-A-KEY-e41f\n-----END PRIVATE KEY-----",
+        "token_url": w.idp.token_url() }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 400);
+    let answer = refused.text().await.unwrap();
+    assert!(
+        answer.contains("`private_key`") && !answer.contains("NOT-A-KEY-e41f"),
+        "{answer}"
+    );
+
+    // "" removes it.
+    let removed = put(json!({ "client_id": id, "private_key": "",
+        "token_url": w.idp.token_url(), "scope": "api:read" }))
+    .await
+    .unwrap();
+    assert_eq!(removed.status(), 200);
+    let (_, shown) = w.app.get_json("/api/oauth-servers/pk").await;
+    assert_eq!(shown["has_private_key"], false);
+    assert_eq!(shown["token_endpoint_auth_method"], "client_secret_post");
+}

@@ -173,3 +173,69 @@ async fn testing_an_unknown_server_in_the_ui_answers_not_found_like_the_api() {
         .unwrap();
     assert_eq!(api.status(), 404);
 }
+
+#[tokio::test]
+async fn a_private_key_set_in_the_form_is_never_shown_and_kept_when_left_empty() {
+    const KEY: &str = include_str!(
+        "../../../tokenflow-connectors/tests/fixtures/client-keys/test-only-ec-p256.pkcs8.pem"
+    );
+    const PUBLIC: &str = include_str!(
+        "../../../tokenflow-connectors/tests/fixtures/client-keys/test-only-ec-p256.public.pem"
+    );
+    let w = world(false).await;
+    let id = tokenflow_testkit::unique("ui-pkjwt");
+    w.idp
+        .register(
+            serde_json::json!({ "client_id": id, "token_endpoint_auth_method": "private_key_jwt",
+                "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": [],
+                "scope": "api:read api:write" }),
+            serde_json::json!({ "public_key_pem": PUBLIC }),
+        )
+        .await;
+    let (session, csrf) = signed_in(&w.app).await;
+    let token_url = w.idp.token_url();
+    let form = |scope: &str, key: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("csrf", csrf.clone()),
+            ("client_id", id.clone()),
+            ("client_secret", String::new()),
+            ("token_url", token_url.clone()),
+            ("scope", scope.to_owned()),
+            ("token_endpoint_auth_method", "private_key_jwt".to_owned()),
+            ("private_key", key.to_owned()),
+            ("signing_alg", "ES256".to_owned()),
+        ]
+    };
+    let mut create = form("api:read", KEY);
+    create.push(("id", "uipk".to_owned()));
+    let (status, html) = post_form(&w.app, &session, "/servers/create", &borrowed(&create)).await;
+    assert_eq!(status, 303, "{html}");
+
+    let key_lines: Vec<&str> = KEY.lines().filter(|l| !l.starts_with("-----")).collect();
+    let (_, _, page) = get_page(&w.app, &session, "/servers/uipk/edit").await;
+    assert!(page.contains("unchanged (stored, never shown)"), "{page}");
+    assert!(
+        page.contains("value=\"private_key_jwt\" selected"),
+        "{page}"
+    );
+    for line in &key_lines {
+        assert!(!page.contains(line), "key material on the edit page");
+    }
+
+    // Saved again with the key field empty: the stored key is kept and still signs.
+    let update = form("api:write", "");
+    let (status, html) =
+        post_form(&w.app, &session, "/servers/uipk/update", &borrowed(&update)).await;
+    assert_eq!(status, 303, "{html}");
+    let (status, html) =
+        post_form(&w.app, &session, "/servers/uipk/test", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("data-status-code=\"0\""), "{html}");
+    for line in &key_lines {
+        assert!(!html.contains(line));
+    }
+}
+
+fn borrowed<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}

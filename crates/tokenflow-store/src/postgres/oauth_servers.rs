@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::PostgresStore;
-use crate::at_rest::{oauth_secret_aad, to_ms};
+use crate::at_rest::{oauth_private_key_aad, oauth_secret_aad, to_ms};
 use crate::{OAuthServerRow, OAuthServerStore, Result, StoreError};
 
 #[async_trait]
@@ -15,15 +15,22 @@ impl OAuthServerStore for PostgresStore {
             .as_ref()
             .map(|secret| self.seal_secret(secret, &oauth_secret_aad(&server.id)))
             .transpose()?;
+        let private_key = server
+            .private_key
+            .as_ref()
+            .map(|key| self.seal_secret(key, &oauth_private_key_aad(&server.id)))
+            .transpose()?;
         sqlx::query(
-            "INSERT INTO oauth_servers (id, spec_json, client_secret, updated_at) \
-             VALUES ($1, $2, $3, $4) \
+            "INSERT INTO oauth_servers (id, spec_json, client_secret, private_key, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (id) DO UPDATE SET spec_json = excluded.spec_json, \
-             client_secret = excluded.client_secret, updated_at = excluded.updated_at",
+             client_secret = excluded.client_secret, private_key = excluded.private_key, \
+             updated_at = excluded.updated_at",
         )
         .bind(&server.id)
         .bind(&server.spec_json)
         .bind(secret)
+        .bind(private_key)
         .bind(to_ms(server.updated_at))
         .execute(&self.pool)
         .await
@@ -33,7 +40,7 @@ impl OAuthServerStore for PostgresStore {
 
     async fn get_oauth_server(&self, id: &str) -> Result<Option<OAuthServerRow>> {
         sqlx::query(
-            "SELECT id, spec_json, client_secret, updated_at FROM oauth_servers WHERE id = $1",
+            "SELECT id, spec_json, client_secret, private_key, updated_at FROM oauth_servers WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -45,7 +52,7 @@ impl OAuthServerStore for PostgresStore {
 
     async fn list_oauth_servers(&self) -> Result<Vec<OAuthServerRow>> {
         sqlx::query(
-            "SELECT id, spec_json, client_secret, updated_at FROM oauth_servers ORDER BY id",
+            "SELECT id, spec_json, client_secret, private_key, updated_at FROM oauth_servers ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await

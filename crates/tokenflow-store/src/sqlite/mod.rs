@@ -9,7 +9,8 @@
 //! instead of waiting out the busy timeout.
 //!
 //! Secret columns are sealed here, on the way in, with their place as associated data
-//! (`runs.state:<id>`, `pending.payload:<state hash>`, `oauth_servers.client_secret:<id>`).
+//! (`runs.state:<id>`, `pending.payload:<state hash>`, `oauth_servers.client_secret:<id>`,
+//! `oauth_servers.private_key:<id>`).
 //! Timestamps are INTEGER unix milliseconds.
 
 use std::path::{Path, PathBuf};
@@ -23,8 +24,8 @@ use sqlx::{Row, Sqlite};
 use tokenflow_core::{RunStatus, SecretString};
 
 use crate::at_rest::{
-    from_ms, new_key_check, oauth_secret_aad, open_secret, pending_payload_aad, run_state_aad,
-    seal_secret, to_ms, verify_key_check,
+    from_ms, new_key_check, oauth_private_key_aad, oauth_secret_aad, open_secret,
+    pending_payload_aad, run_state_aad, seal_secret, to_ms, verify_key_check,
 };
 use crate::crypto::{Cipher, MasterKey, create_private_dir};
 use crate::migrations::{MigrationList, migrator};
@@ -74,6 +75,11 @@ const MIGRATIONS: MigrationList = &[
         5,
         "ui_sessions",
         include_str!("../../migrations/sqlite/0005_ui_sessions.sql"),
+    ),
+    (
+        6,
+        "oauth_private_key",
+        include_str!("../../migrations/sqlite/0006_oauth_private_key.sql"),
     ),
 ];
 
@@ -234,9 +240,14 @@ impl SqliteStore {
         let client_secret = secret
             .map(|sealed| self.open_secret(&sealed, &oauth_secret_aad(&id)))
             .transpose()?;
+        let key: Option<Vec<u8>> = get(row, "private_key")?;
+        let private_key = key
+            .map(|sealed| self.open_secret(&sealed, &oauth_private_key_aad(&id)))
+            .transpose()?;
         Ok(OAuthServerRow {
             spec_json: get(row, "spec_json")?,
             client_secret,
+            private_key,
             updated_at: from_ms(get(row, "updated_at")?)?,
             id,
         })

@@ -11,12 +11,14 @@ pub(crate) async fn oauth_servers_upsert_and_return_their_secret_decrypted_until
         id: "entra".into(),
         spec_json: r#"{"client_id":"app"}"#.into(),
         client_secret: Some(SecretString::new("s3cr3t")),
+        private_key: None,
         updated_at: at(0),
     };
     let public = OAuthServerRow {
         id: "a-public".into(),
         spec_json: r#"{"client_id":"spa"}"#.into(),
         client_secret: None,
+        private_key: None,
         updated_at: at(1),
     };
     store.put_oauth_server(&entra).await.unwrap();
@@ -33,7 +35,10 @@ pub(crate) async fn oauth_servers_upsert_and_return_their_secret_decrypted_until
 
     let rotated = OAuthServerRow {
         spec_json: r#"{"client_id":"app2"}"#.into(),
-        client_secret: Some(SecretString::new("rotated")),
+        client_secret: None,
+        private_key: Some(SecretString::new(
+            "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----",
+        )),
         updated_at: at(10),
         ..entra.clone()
     };
@@ -44,6 +49,7 @@ pub(crate) async fn oauth_servers_upsert_and_return_their_secret_decrypted_until
     );
     let without_secret = OAuthServerRow {
         client_secret: None,
+        private_key: None,
         updated_at: at(20),
         ..rotated
     };

@@ -185,6 +185,9 @@ async fn no_secret_reaches_the_database_files_in_clear() {
     const RAW_STATE: &str = "OAUTH-STATE-RAW-b41d0c77";
     const PAYLOAD_SECRET: &str = "PKCE-VERIFIER-SECRET-e2c85a";
     const CLIENT_SECRET: &str = "CLIENT-SECRET-93ad55f1";
+    const PRIVATE_KEY_BODY: &str = "PRIVATE-KEY-MATERIAL-5c0e91d2";
+    const PRIVATE_KEY: &str =
+        "-----BEGIN PRIVATE KEY-----\nPRIVATE-KEY-MATERIAL-5c0e91d2\n-----END PRIVATE KEY-----";
     const VAULT_ACCESS: &str = "VAULT-ACCESS-TOKEN-4be1";
     const VAULT_REFRESH: &str = "VAULT-REFRESH-TOKEN-77ac";
 
@@ -219,6 +222,7 @@ async fn no_secret_reaches_the_database_files_in_clear() {
             id: "hygiene-server".into(),
             spec_json: r#"{"client_id":"app"}"#.into(),
             client_secret: Some(SecretString::new(CLIENT_SECRET)),
+            private_key: Some(SecretString::new(PRIVATE_KEY)),
             updated_at: at(0),
         })
         .await
@@ -247,6 +251,7 @@ async fn no_secret_reaches_the_database_files_in_clear() {
         RAW_STATE,
         PAYLOAD_SECRET,
         CLIENT_SECRET,
+        PRIVATE_KEY_BODY,
         VAULT_ACCESS,
         VAULT_REFRESH,
         &key_text,
@@ -273,6 +278,7 @@ async fn no_secret_reaches_the_database_files_in_clear() {
         .unwrap()
         .unwrap();
     assert_eq!(server.client_secret, Some(SecretString::new(CLIENT_SECRET)));
+    assert_eq!(server.private_key, Some(SecretString::new(PRIVATE_KEY)));
     let stored = store.get_run("hygiene-run").await.unwrap().unwrap();
     assert!(stored.state.expose().contains(RUN_SECRET));
     store.close().await;

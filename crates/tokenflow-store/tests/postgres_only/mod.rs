@@ -224,7 +224,7 @@ async fn instances_starting_at_once_on_a_new_database_migrate_it_once_and_agree_
             .fetch_all(&raw)
             .await
             .unwrap();
-            assert_eq!(applied, [1, 2, 3, 4, 5]);
+            assert_eq!(applied, [1, 2, 3, 4, 5, 6]);
             let checks: i64 = sqlx::query_scalar("SELECT count(*) FROM meta")
                 .fetch_one(&raw)
                 .await
@@ -364,6 +364,9 @@ async fn no_secret_reaches_any_column_in_clear_and_state_only_as_its_hash() {
     const RAW_STATE: &str = "OAUTH-STATE-RAW-b41d0c77";
     const PAYLOAD_SECRET: &str = "PKCE-VERIFIER-SECRET-e2c85a";
     const CLIENT_SECRET: &str = "CLIENT-SECRET-93ad55f1";
+    const PRIVATE_KEY_BODY: &str = "PRIVATE-KEY-MATERIAL-5c0e91d2";
+    const PRIVATE_KEY: &str =
+        "-----BEGIN PRIVATE KEY-----\nPRIVATE-KEY-MATERIAL-5c0e91d2\n-----END PRIVATE KEY-----";
     const VAULT_ACCESS: &str = "VAULT-ACCESS-TOKEN-4be1";
     const VAULT_REFRESH: &str = "VAULT-REFRESH-TOKEN-77ac";
 
@@ -399,6 +402,7 @@ async fn no_secret_reaches_any_column_in_clear_and_state_only_as_its_hash() {
                     id: "hygiene-server".into(),
                     spec_json: r#"{"client_id":"app"}"#.into(),
                     client_secret: Some(SecretString::new(CLIENT_SECRET)),
+                    private_key: Some(SecretString::new(PRIVATE_KEY)),
                     updated_at: at(0),
                 })
                 .await
@@ -418,6 +422,7 @@ async fn no_secret_reaches_any_column_in_clear_and_state_only_as_its_hash() {
                 RAW_STATE,
                 PAYLOAD_SECRET,
                 CLIENT_SECRET,
+                PRIVATE_KEY_BODY,
                 VAULT_ACCESS,
                 VAULT_REFRESH,
                 key_text.as_str(),
@@ -430,6 +435,7 @@ async fn no_secret_reaches_any_column_in_clear_and_state_only_as_its_hash() {
                 "SELECT state FROM runs",
                 "SELECT payload FROM pending_authorizations",
                 "SELECT client_secret FROM oauth_servers",
+                "SELECT private_key FROM oauth_servers",
                 "SELECT access_token FROM vault_entries",
                 "SELECT refresh_token FROM vault_entries",
                 "SELECT value FROM meta",
@@ -500,6 +506,7 @@ async fn no_secret_reaches_any_column_in_clear_and_state_only_as_its_hash() {
                 .unwrap()
                 .unwrap();
             assert_eq!(server.client_secret, Some(SecretString::new(CLIENT_SECRET)));
+            assert_eq!(server.private_key, Some(SecretString::new(PRIVATE_KEY)));
             let stored = store.get_run("hygiene-run").await.unwrap().unwrap();
             assert!(stored.state.expose().contains(RUN_SECRET));
             let entry = store
