@@ -15,7 +15,9 @@
 //!   the next host. 301/302 turn a POST into a GET and 303 anything but HEAD into a GET, without
 //!   the body (RFC 9110 §15.4); 307/308 keep method and body.
 //! - **Inputs are checked before the network, in a fixed order**: URL (`-2`), method (`-3`), headers
-//!   including `content_type` and `bearer_token` (`-4`), timeout (`-1 invalid_timeout`).
+//!   including `content_type`, `bearer_token` and the credentials of `auth` (`-4`), timeout
+//!   (`-1 invalid_timeout`). The engine checks the `auth` object itself and obtains its tokens
+//!   (docs/connectors.md, "Authentication"); this connector only applies [`HttpAuth`].
 //! - **Empty optional inputs count as absent**: a blank `method` is `GET`, blank `headers` (or JSON
 //!   `null`) are no headers, a blank `content_type` or `bearer_token` sets nothing. A flow variable
 //!   that holds nothing arrives as an empty value, and `Authorization: Bearer ` is never meant.
@@ -90,6 +92,9 @@ pub struct HttpInput {
     pub content_type: Option<String>,
     /// Sent as `Authorization: Bearer …`, replacing one from `headers` (with a warning).
     pub bearer_token: Option<SecretString>,
+    /// Credentials applied on top of `headers` (the engine turns `auth.oauth_server` and
+    /// `auth.vault` into [`HttpAuth::Bearer`]); never given together with `bearer_token`.
+    pub auth: Option<HttpAuth>,
     /// Overall timeout in milliseconds, body included; default [`DEFAULT_TIMEOUT_MS`].
     pub timeout_ms: Option<u64>,
     /// Follow up to [`MAX_REDIRECTS`] redirects; default false.
@@ -107,10 +112,28 @@ impl fmt::Debug for HttpInput {
             .field("content", &self.content)
             .field("content_type", &self.content_type)
             .field("bearer_token", &self.bearer_token)
+            .field("auth", &self.auth)
             .field("timeout_ms", &self.timeout_ms)
             .field("follow_redirects", &self.follow_redirects)
             .finish()
     }
+}
+
+/// Credentials of the `auth` input as the connector applies them (docs/connectors.md,
+/// "Authentication"). `Debug` shows no secret: they are [`SecretString`]s.
+#[derive(Debug, Clone)]
+pub enum HttpAuth {
+    /// `Authorization: Basic base64(username ":" password)` (RFC 7617).
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+    /// An API key in the named header, replacing one from `headers`.
+    Header { name: String, value: SecretString },
+    /// An API key as a query parameter, appended to the URL's query.
+    Query { name: String, value: SecretString },
+    /// `Authorization: Bearer …`.
+    Bearer(SecretString),
 }
 
 /// The action's outputs.
@@ -130,10 +153,13 @@ pub struct HttpOutputs {
     pub error_description: Option<String>,
     /// Things that worked but deserve a look (an overridden header, a body that is not UTF-8).
     pub warnings: Vec<String>,
+    /// Whether a request was sent (false when an input was refused).
+    pub sent: bool,
 }
 
 impl HttpOutputs {
-    fn failure(status: HttpStatus, error: &str, description: impl Into<String>) -> Self {
+    /// A failure before or without a response.
+    pub fn failure(status: HttpStatus, error: &str, description: impl Into<String>) -> Self {
         Self {
             status,
             http_status_code: None,
@@ -142,7 +168,13 @@ impl HttpOutputs {
             error: Some(error.to_owned()),
             error_description: Some(description.into()),
             warnings: Vec::new(),
+            sent: false,
         }
+    }
+
+    fn sent(mut self) -> Self {
+        self.sent = true;
+        self
     }
 
     fn with_warnings(mut self, warnings: Vec<String>) -> Self {
@@ -185,14 +217,20 @@ impl HttpConnector {
     /// Runs one call. Never panics and never fails: every outcome is an [`HttpOutputs`].
     pub async fn call(&self, input: &HttpInput) -> HttpOutputs {
         match self.prepare(input) {
-            Ok(prepared) => self.send(prepared).await,
+            Ok(prepared) => self.send(prepared).await.sent(),
             Err(outputs) => *outputs,
         }
     }
 
+    /// Checks the inputs as [`HttpConnector::call`] would, without sending anything: the
+    /// engine does this before it obtains a token for `auth`.
+    pub fn check(&self, input: &HttpInput) -> Result<(), Box<HttpOutputs>> {
+        self.prepare(input).map(|_| ())
+    }
+
     /// Checks the inputs in the documented order.
     fn prepare(&self, input: &HttpInput) -> Result<Prepared, Box<HttpOutputs>> {
-        let url = parse_url(input.url.as_deref()).map_err(|d| {
+        let mut url = parse_url(input.url.as_deref()).map_err(|d| {
             Box::new(HttpOutputs::failure(
                 HttpStatus::InvalidUrl,
                 "invalid_url",
@@ -214,6 +252,9 @@ impl HttpConnector {
                 d,
             ))
         })?;
+        if let Some(HttpAuth::Query { name, value }) = &input.auth {
+            url.query_pairs_mut().append_pair(name, value.expose());
+        }
         let timeout_ms = input.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
             return Err(Box::new(HttpOutputs::failure(
@@ -372,6 +413,7 @@ async fn read_response(
             error: None,
             error_description: None,
             warnings: Vec::new(),
+            sent: true,
         },
         Err(ReadBodyError::TooLarge { limit }) => HttpOutputs::failure(
             HttpStatus::Unknown,
@@ -476,7 +518,54 @@ fn request_headers(input: &HttpInput, warnings: &mut Vec<String>) -> Result<Head
         }
         map.insert(AUTHORIZATION, value);
     }
+
+    // Values are never named in messages: they would end up in error_description.
+    let (name, value, what) = match &input.auth {
+        None | Some(HttpAuth::Query { .. }) => return Ok(map),
+        Some(HttpAuth::Bearer(token)) => (
+            AUTHORIZATION,
+            format!("Bearer {}", token.expose()),
+            "the token",
+        ),
+        Some(HttpAuth::Basic { username, password }) => {
+            if username.contains(':') {
+                // RFC 7617 §2: the user-id cannot contain a colon.
+                return Err(
+                    "auth.basic.username contains `:`, which HTTP Basic does not allow".to_owned(),
+                );
+            }
+            let pair = format!("{username}:{}", password.expose());
+            (
+                AUTHORIZATION,
+                format!("Basic {}", base64_encode(pair.as_bytes())),
+                "auth.basic",
+            )
+        }
+        Some(HttpAuth::Header { name, value }) => (
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                format!("auth.api_key.header {name:?} is not a valid HTTP header name")
+            })?,
+            value.expose().to_owned(),
+            "auth.api_key.value",
+        ),
+    };
+    let mut header = HeaderValue::from_str(&value)
+        .map_err(|_| format!("{what} contains characters not allowed in a header"))?;
+    header.set_sensitive(true);
+    if map.contains_key(&name) {
+        warnings.push(format!(
+            "auth replaced the {} header given in headers",
+            name.as_str()
+        ));
+    }
+    map.insert(name, header);
     Ok(map)
+}
+
+/// Standard Base64 with padding (RFC 4648 §4), for HTTP Basic.
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Headers whose values reqwest/hyper must keep out of HTTP/2 header compression tables and out
@@ -695,9 +784,14 @@ mod tests {
         let input = HttpInput {
             headers: Some(json!({"X-Api-Key": "api-key-value"})),
             bearer_token: Some(SecretString::new("token-value")),
+            auth: Some(HttpAuth::Basic {
+                username: "app".to_owned(),
+                password: SecretString::new("password-value"),
+            }),
             ..HttpInput::default()
         };
         let debug = format!("{input:?}");
+        assert!(!debug.contains("password-value"), "{debug}");
         assert!(!debug.contains("api-key-value"), "{debug}");
         assert!(!debug.contains("token-value"), "{debug}");
     }

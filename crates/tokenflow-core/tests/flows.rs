@@ -456,3 +456,80 @@ fn the_action_table_in_the_docs_matches_the_catalogue() {
         assert_eq!(names(&outputs), expected_outputs, "outputs of `{kind}`");
     }
 }
+
+fn auth_flow(auth: &str) -> String {
+    format!(
+        "id: f\nvariables:\n  pw: {{ secret: true }}\nactions:\n  call:\n    type: http_connector\n    input:\n      url: https://api.example/v1\n      auth: {auth}\nsteps:\n  - {{ from: start, to: call }}\n  - {{ from: call, to: stop }}\n"
+    )
+}
+
+#[test]
+fn auth_objects_are_checked_at_load_with_line_and_column() {
+    assert_eq!(
+        one_error(&auth_flow("{ oauth: svc }")),
+        "bad.yaml:9:13: unknown auth kind `oauth` (known: oauth_server, vault, basic, api_key, bearer)"
+    );
+    assert_eq!(
+        one_error(&auth_flow("{ basic: { username: app } }")),
+        "bad.yaml:9:13: auth.basic.password is missing"
+    );
+    assert_eq!(
+        one_error(&auth_flow("{ api_key: { value: { var: pw } } }")),
+        "bad.yaml:9:13: auth.api_key needs `header` or `query` (where the key goes)"
+    );
+    assert_eq!(
+        one_error(&auth_flow("{ bearer: { var: nobody } }")),
+        "bad.yaml:9:13: unknown variable `nobody` (declare it under `variables`)"
+    );
+    assert_eq!(
+        one_error(&auth_flow("\"{pw}\"")),
+        "bad.yaml:9:13: auth must be an object with one of: oauth_server, vault, basic, api_key, bearer; got a string"
+    );
+    let parsed = parse_flow(
+        "f.yaml",
+        &auth_flow("{ basic: { username: app, password: \"{pw}\" } }"),
+        &ParseOptions::default(),
+    )
+    .unwrap();
+    let Binding::Object(auth) = &parsed.flow.actions["call"].inputs["auth"] else {
+        panic!("an object binding");
+    };
+    let Binding::Object(basic) = &auth["basic"] else {
+        panic!("an object binding");
+    };
+    assert_eq!(basic["username"], Binding::Const("app".into()));
+    assert!(matches!(basic["password"], Binding::Template(_)));
+    assert!(
+        parse_flow(
+            "f.yaml",
+            &auth_flow("{ var: pw }"),
+            &ParseOptions::default()
+        )
+        .is_ok(),
+        "a variable holding the object is read at run time"
+    );
+}
+
+#[test]
+fn an_auth_oauth_server_that_is_not_configured_is_a_warning() {
+    let options = ParseOptions {
+        known_servers: Some(BTreeSet::from(["svc".to_owned()])),
+        ..ParseOptions::default()
+    };
+    let parsed = parse_flow("f.yaml", &auth_flow("{ oauth_server: svc }"), &options).unwrap();
+    assert!(parsed.warnings.is_empty());
+    let parsed = parse_flow(
+        "f.yaml",
+        &auth_flow("{ oauth_server: ghost, scope: api }"),
+        &options,
+    )
+    .unwrap();
+    assert_eq!(
+        parsed
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["f.yaml:9:13: OAuth server `ghost` is not configured; this action will end with -4"]
+    );
+}

@@ -2,13 +2,12 @@
 //! returns every output by its catalogue name; the engine decides which variables receive them.
 
 use serde_json::{Map, Value};
-use tokenflow_connectors::http_action::HttpInput;
 use tokenflow_connectors::json::extract_json_limited;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
 use tokenflow_connectors::oauth::{AuthorizationRequest, ConnectorStatus, TokenOutputs};
+use tokenflow_core::SecretString;
 use tokenflow_core::flow::{Action, ActionKind};
 use tokenflow_core::secret::fingerprint;
-use tokenflow_core::{Input, SecretString};
 
 use crate::context::ActionContext;
 use crate::inputs::{InputError, Resolved};
@@ -168,50 +167,7 @@ pub async fn execute(
                 Err(out) => Execution::Done(token_outcome(out, true)),
             }
         }
-        ActionKind::HttpConnector => {
-            let input = HttpInput {
-                url: inputs.text("url").assigned().cloned(),
-                method: inputs
-                    .text("method")
-                    .assigned()
-                    .cloned()
-                    .filter(|m| !m.is_empty()),
-                headers: inputs.json("headers").filter(|h| !h.is_null()),
-                content: inputs.text("content").assigned().cloned(),
-                content_type: inputs
-                    .text("content_type")
-                    .assigned()
-                    .cloned()
-                    .filter(|c| !c.is_empty()),
-                bearer_token: match inputs.secret("bearer_token") {
-                    Input::Assigned(token) if !token.is_empty() => Some(token),
-                    _ => None,
-                },
-                timeout_ms: inputs.integer("timeout")?,
-                follow_redirects: inputs
-                    .boolean("follow_redirects")?
-                    .assigned()
-                    .copied()
-                    .unwrap_or(false),
-            };
-            let mut out = engine.http().call(&input).await;
-            // Moved, not copied: the body may be up to 16 MiB.
-            let content = out.content.take().map_or(Value::Null, Value::String);
-            Execution::Done(Outcome {
-                status_code: out.status.code(),
-                outputs: vec![
-                    ("http_status_code", opt(&out.http_status_code)),
-                    ("headers", opt(&out.headers)),
-                    ("content", content),
-                    ("status_code", Value::from(out.status.code())),
-                    ("error", opt(&out.error)),
-                    ("error_description", opt(&out.error_description)),
-                ],
-                error: error_line(&out.error, &out.error_description),
-                warnings: out.warnings.clone(),
-                response: Map::new(),
-            })
-        }
+        ActionKind::HttpConnector => Execution::Done(crate::http::call(engine, &inputs).await?),
         ActionKind::VaultStore => {
             let Some(vault) = engine.vault() else {
                 return Ok((Execution::Done(no_vault()), masked));

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 use tokenflow_core::flow::model::Part;
-use tokenflow_core::flow::{Action, Binding};
+use tokenflow_core::flow::{Action, Binding, ParamType};
 use tokenflow_core::secret::fingerprint;
 use tokenflow_core::{Input, RunLimits, SecretString};
 
@@ -26,10 +26,13 @@ pub struct InputError {
 #[derive(Debug)]
 pub struct Resolved<'a> {
     action: &'a Action,
+    /// (name, value, from a secret variable or a secret input).
     values: Vec<(&'static str, Value, bool)>,
     /// An input that could not be resolved within the limits.
     problem: Option<InputError>,
     monitor_value_limit: usize,
+    /// The secret variables the inputs read, for masking the parts of `auth` they fill.
+    secret_vars: Vec<String>,
 }
 
 impl<'a> Resolved<'a> {
@@ -60,15 +63,31 @@ impl<'a> Resolved<'a> {
                         (Value::Null, false)
                     }
                 };
-                let secret = from_secret || action.spec.input(name).is_some_and(|p| p.secret);
+                let param = action.spec.input(name);
+                // `auth` is masked part by part (see `masked`): only a whole `auth` from a
+                // secret variable is secret as a whole.
+                let secret = match param {
+                    Some(p) if p.ty == ParamType::Auth => {
+                        from_secret && !matches!(binding, Binding::Object(_))
+                    }
+                    _ => from_secret || param.is_some_and(|p| p.secret),
+                };
                 (*name, value, secret)
             })
+            .collect();
+        let secret_vars = action
+            .inputs
+            .values()
+            .flat_map(Binding::variables)
+            .filter(|name| vars.get(name).is_some_and(Val::is_secret))
+            .map(str::to_owned)
             .collect();
         Self {
             action,
             values,
             problem,
             monitor_value_limit: limits.monitor_value,
+            secret_vars,
         }
     }
 
@@ -146,7 +165,17 @@ impl<'a> Resolved<'a> {
         self.values
             .iter()
             .map(|(name, value, secret)| {
-                let shown = if *secret && !value.is_null() {
+                let auth = self
+                    .action
+                    .spec
+                    .input(name)
+                    .is_some_and(|p| p.ty == ParamType::Auth);
+                let shown = if auth {
+                    let binding = self.action.inputs.get(name);
+                    tokenflow_core::flow::auth::mask_with(value, &|path| {
+                        *secret || binding.is_some_and(|b| reads_secret(b, path, &self.secret_vars))
+                    })
+                } else if *secret && !value.is_null() {
                     Value::String(fingerprint(&as_text(value)))
                 } else {
                     crate::monitor::compact(value, self.monitor_value_limit)
@@ -155,6 +184,24 @@ impl<'a> Resolved<'a> {
             })
             .collect()
     }
+}
+
+/// Whether the member of an object binding at `path` reads a secret variable.
+fn reads_secret(binding: &Binding, path: &[&str], secret_vars: &[String]) -> bool {
+    let mut member = binding;
+    for name in path {
+        match member {
+            Binding::Object(members) => match members.get(*name) {
+                Some(inner) => member = inner,
+                None => return false,
+            },
+            _ => break,
+        }
+    }
+    member
+        .variables()
+        .iter()
+        .any(|name| secret_vars.iter().any(|secret| secret == name))
 }
 
 /// The value of a binding, and whether it came from a secret variable; a template whose text
@@ -188,7 +235,28 @@ fn resolve(binding: &Binding, vars: &Variables, max_bytes: u64) -> Result<(Value
             });
             (Value::String(text), secret)
         }
+        Binding::Object(members) => {
+            let mut object = serde_json::Map::new();
+            let mut secret = false;
+            let mut budget = max_bytes;
+            for (name, member) in members {
+                let (value, from_secret) = resolve(member, vars, budget)?;
+                budget = budget.saturating_sub(value_len(&value));
+                secret |= from_secret;
+                object.insert(name.clone(), value);
+            }
+            (Value::Object(object), secret)
+        }
     })
+}
+
+/// The length of a resolved member's text, for the template budget of an object binding.
+fn value_len(value: &Value) -> u64 {
+    match value {
+        Value::String(text) => text.len() as u64,
+        Value::Null => 0,
+        other => other.to_string().len() as u64,
+    }
 }
 
 /// The length of a variable's text in a template (as [`as_text`] gives it).

@@ -40,6 +40,16 @@ pub struct StoreVault {
     owner: String,
 }
 
+/// When [`StoreVault::token`] refreshes an entry whose access token has not expired.
+#[derive(Clone, Copy)]
+enum Force<'a> {
+    No,
+    /// Keep-alive.
+    Always,
+    /// While the entry still holds this token (an API refused it).
+    IfStill(&'a SecretString),
+}
+
 /// The outcome of trying to become the one refresher of an entry.
 enum Fenced {
     /// This vault holds the lease; the entry as it is now still needs a refresh.
@@ -141,7 +151,19 @@ impl StoreVault {
 
     /// `vault_get_token`: a valid access token for `name`, refreshing when needed.
     pub async fn get_token(&self, name: &str) -> TokenOutputs<VaultGetStatus> {
-        self.token(name, false).await
+        self.token(name, Force::No).await
+    }
+
+    /// A new access token for `name` after an API refused `rejected` (HTTP 401; docs/connectors.md,
+    /// "Authentication"): refreshes even before expiry, but only while the entry still holds
+    /// `rejected`. Concurrent callers that saw the same token refused queue on the entry's lock
+    /// like `get_token`, and all but the first find the token it refreshed: one refresh for all.
+    pub async fn refresh_rejected(
+        &self,
+        name: &str,
+        rejected: &SecretString,
+    ) -> TokenOutputs<VaultGetStatus> {
+        self.token(name, Force::IfStill(rejected)).await
     }
 
     /// Keep-alive: refreshes every `ok` entry whose server has `vault_keep_alive` and whose last
@@ -169,7 +191,7 @@ impl StoreVault {
             {
                 continue;
             }
-            let out = self.token(&entry.name, true).await;
+            let out = self.token(&entry.name, Force::Always).await;
             tracing::info!(entry = %entry.name, status_code = out.status.code(), "vault keep-alive refresh");
             if out.status.is_success() {
                 refreshed += 1;
@@ -178,7 +200,7 @@ impl StoreVault {
         refreshed
     }
 
-    async fn token(&self, name: &str, force: bool) -> TokenOutputs<VaultGetStatus> {
+    async fn token(&self, name: &str, force: Force<'_>) -> TokenOutputs<VaultGetStatus> {
         use VaultGetStatus as S;
         let lock = self.lock(name);
         let _guard = lock.lock().await;
@@ -211,6 +233,11 @@ impl StoreVault {
         let skew =
             time::Duration::try_from(server.token_cache_skew).unwrap_or(time::Duration::minutes(1));
         let valid_until = |at: Option<time::OffsetDateTime>| at.is_none_or(|at| at > now);
+        let force = match force {
+            Force::No => false,
+            Force::Always => true,
+            Force::IfStill(rejected) => entry.access_token.as_ref() == Some(rejected),
+        };
         if !force
             && let Some(token) = &entry.access_token
             && entry.expires_at.is_none_or(|at| at - skew > now)

@@ -270,6 +270,27 @@ impl Idp {
         value["revoked"].as_u64().unwrap_or(0)
     }
 
+    /// RFC 7009 revocation of one access token, authenticated as `client`: the token dies, its
+    /// grant (and refresh token) lives on.
+    pub async fn revoke_access_token(&self, client: &TestClient, token: &str) {
+        let mut form = vec![
+            ("token", token),
+            ("token_type_hint", "access_token"),
+            ("client_id", client.id.as_str()),
+        ];
+        if let Some(secret) = &client.secret {
+            form.push(("client_secret", secret.as_str()));
+        }
+        let response = self
+            .http
+            .post(self.url("/token/revocation"))
+            .form(&form)
+            .send()
+            .await
+            .expect("IdP reachable");
+        assert_eq!(response.status().as_u16(), 200, "revocation refused");
+    }
+
     /// RFC 7662 introspection of `token`, authenticated as `client`.
     pub async fn introspect(&self, client: &TestClient, token: &str) -> Value {
         let mut form = vec![("token", token), ("client_id", client.id.as_str())];

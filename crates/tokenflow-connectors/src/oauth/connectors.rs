@@ -111,6 +111,26 @@ impl OAuthConnectors {
         &self.http
     }
 
+    /// Drops `rejected` from the client-credentials cache after an API refused it (HTTP 401;
+    /// docs/connectors.md, "Authentication"), so the next `server_login` for its slot asks for a
+    /// new token. Only a slot that still holds `rejected` is cleared: when several callers saw
+    /// the same token refused, the first one's new token is kept and shared (one token request).
+    pub async fn forget_token(&self, rejected: &SecretString) {
+        let slots: Vec<_> = match self.cache.slots.lock() {
+            Ok(slots) => slots.values().cloned().collect(),
+            Err(_) => return,
+        };
+        for slot in slots {
+            let mut cached = slot.lock().await;
+            if cached
+                .as_ref()
+                .is_some_and(|token| token.access_token == *rejected)
+            {
+                *cached = None;
+            }
+        }
+    }
+
     /// `oauth_server_login`: the client credentials grant (RFC 6749 §4.4).
     pub async fn server_login(
         &self,

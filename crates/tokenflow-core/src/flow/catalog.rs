@@ -17,6 +17,9 @@ pub enum ParamType {
     Int,
     /// Any JSON value (headers, documents).
     Json,
+    /// `http_connector`'s `auth` object ([`super::auth`]): its fields are constants, variables or
+    /// templates; its secret parts are masked in the monitor.
+    Auth,
 }
 
 /// One input or output of an action type.
@@ -246,6 +249,11 @@ pub const CATALOG: &[ActionSpec] = &[
             p("content", Text),
             p("content_type", Text),
             secret("bearer_token"),
+            Param {
+                name: "auth",
+                ty: ParamType::Auth,
+                secret: true,
+            },
             p("timeout", Int),
             p("follow_redirects", Bool),
         ],
@@ -253,6 +261,7 @@ pub const CATALOG: &[ActionSpec] = &[
             p("http_status_code", Int),
             p("headers", Json),
             p("content", Text),
+            p("attempts", Int),
             p("status_code", Int),
             p("error", Text),
             p("error_description", Text),

@@ -6,6 +6,7 @@
 //! unassigned input apart from one assigned an empty value (docs/connectors.md): an input that is absent from
 //! [`Action::inputs`] is unassigned.
 
+pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod expr;

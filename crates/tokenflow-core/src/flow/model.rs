@@ -89,6 +89,8 @@ pub enum Binding {
     Var(String),
     /// A string with `{name}` placeholders.
     Template(Template),
+    /// An object whose members are bindings of their own (`http_connector`'s `auth`).
+    Object(BTreeMap<String, Binding>),
 }
 
 impl Binding {
@@ -98,6 +100,7 @@ impl Binding {
             Binding::Const(_) => Vec::new(),
             Binding::Var(name) => vec![name.as_str()],
             Binding::Template(template) => template.variables(),
+            Binding::Object(members) => members.values().flat_map(Binding::variables).collect(),
         }
     }
 }

@@ -378,6 +378,12 @@ fn check_action(
             problems.error(value.referenced, message);
             continue;
         }
+        if param.ty == ParamType::Auth {
+            if let Some(binding) = auth_binding(value, variables, problems, options) {
+                inputs.insert(param.name, binding);
+            }
+            continue;
+        }
         if let Some(binding) = binding(param.ty, value, variables, problems) {
             inputs.insert(param.name, binding);
         }
@@ -471,6 +477,71 @@ fn binding(
     }
 }
 
+/// `http_connector`'s `auth` (docs/connectors.md): `{ var: name }` is read when the action runs;
+/// an object is checked here, kind and fields, and each field becomes a binding of its own.
+fn auth_binding(
+    value: Spanned<Value>,
+    variables: &IndexMap<String, VariableDecl>,
+    problems: &mut Problems<'_>,
+    options: &ParseOptions,
+) -> Option<Binding> {
+    let at = value.referenced;
+    if is_var(&value.value) {
+        return binding(ParamType::Json, value, variables, problems);
+    }
+    let is_leaf = |leaf: &Value| {
+        matches!(leaf, Value::String(_) | Value::Number(_) | Value::Bool(_)) || is_var(leaf)
+    };
+    if let Err(message) = super::auth::check_shape(&value.value, &is_leaf) {
+        problems.error(at, message);
+        return None;
+    }
+    if let Some(Value::String(server)) = value.value.get("oauth_server")
+        && Template::parse(server).is_none()
+        && let Some(known) = &options.known_servers
+        && !known.contains(server.trim())
+    {
+        problems.warning(
+            at,
+            format!(
+                "OAuth server `{}` is not configured; this action will end with -4",
+                server.trim()
+            ),
+        );
+    }
+    fn members(
+        value: Value,
+        at: Location,
+        variables: &IndexMap<String, VariableDecl>,
+        problems: &mut Problems<'_>,
+    ) -> Option<Binding> {
+        match value {
+            Value::Object(map) if !(map.len() == 1 && map.contains_key("var")) => {
+                let mut out = BTreeMap::new();
+                for (name, member) in map {
+                    out.insert(name, members(member, at, variables, problems)?);
+                }
+                Some(Binding::Object(out))
+            }
+            leaf => binding(
+                ParamType::Text,
+                Spanned {
+                    value: leaf,
+                    referenced: at,
+                    defined: at,
+                },
+                variables,
+                problems,
+            ),
+        }
+    }
+    members(value.value, at, variables, problems)
+}
+
+fn is_var(value: &Value) -> bool {
+    matches!(value, Value::Object(map) if map.len() == 1 && map.contains_key("var"))
+}
+
 fn constant(
     ty: ParamType,
     value: Value,
@@ -478,7 +549,7 @@ fn constant(
     problems: &mut Problems<'_>,
 ) -> Option<Binding> {
     let ok = match (ty, &value) {
-        (ParamType::Json, _)
+        (ParamType::Json | ParamType::Auth, _)
         | (ParamType::Bool, Value::Bool(_))
         | (ParamType::Text, Value::String(_)) => Some(value.clone()),
         (ParamType::Int, Value::Number(n)) if n.is_u64() => Some(value.clone()),
@@ -491,7 +562,7 @@ fn constant(
             ParamType::Text => "a string",
             ParamType::Bool => "true or false",
             ParamType::Int => "a whole number",
-            ParamType::Json => "a JSON value",
+            ParamType::Json | ParamType::Auth => "a JSON value",
         };
         problems.error(
             at,

@@ -17,6 +17,12 @@ use tokio::process::{Child, Command};
 pub(crate) const API_KEY: &str = "serve-test-api-key-42";
 const WEB_SECRET: &str = "serve-web-secret-value";
 const CC_SECRET: &str = "serve-cc-secret-value";
+/// The credentials `http_connector`'s `auth` sends in the hygiene test, given as run inputs.
+const AUTH_PASSWORD: &str = "serve-basic-pw-31d7";
+const AUTH_API_KEY: &str = "serve-api-key-64a0";
+const AUTH_BEARER: &str = "serve-bearer-0c5e";
+/// `base64("app:" AUTH_PASSWORD)`, as the Basic header carries it.
+const AUTH_BASIC: &str = "YXBwOnNlcnZlLWJhc2ljLXB3LTMxZDc=";
 
 /// A data directory with a configuration, reused across server processes.
 pub(crate) struct Site {
@@ -143,10 +149,14 @@ fn servers(idp: &Idp, web: &str, cc: &str) -> String {
 }
 
 async fn post_run(site: &Site, flow: &str) -> (u16, Value, String) {
+    post_run_with(site, flow, json!({})).await
+}
+
+async fn post_run_with(site: &Site, flow: &str, inputs: Value) -> (u16, Value, String) {
     let response = http()
         .post(site.url(&format!("/api/flows/{flow}/runs")))
         .bearer_auth(API_KEY)
-        .json(&json!({}))
+        .json(&inputs)
         .send()
         .await
         .unwrap();
@@ -324,6 +334,13 @@ async fn no_secret_reaches_logs_api_responses_or_the_database_files() {
             ),
         ),
         (
+            "authcalls.yaml",
+            format!(
+                "id: authcalls\nvariables:\n  pw: {{ secret: true }}\n  key: {{ secret: true }}\n  tok: {{ secret: true }}\n  attempts: {{}}\nactions:\n  cc:\n    type: http_connector\n    input: {{ url: \"{api}\", auth: {{ oauth_server: svc }} }}\n    output: {{ attempts: attempts }}\n  vault:\n    type: http_connector\n    input: {{ url: \"{api}\", auth: {{ vault: hygiene }} }}\n  basic:\n    type: http_connector\n    input: {{ url: \"{api}\", auth: {{ basic: {{ username: app, password: {{ var: pw }} }} }} }}\n  header:\n    type: http_connector\n    input: {{ url: \"{api}\", auth: {{ api_key: {{ header: X-Api-Key, value: {{ var: key }} }} }} }}\n  query:\n    type: http_connector\n    input: {{ url: \"{api}\", auth: {{ api_key: {{ query: key, value: \"{{key}}\" }} }} }}\n  bearer:\n    type: http_connector\n    input: {{ url: \"{api}\", auth: {{ bearer: {{ var: tok }} }} }}\nsteps:\n  - {{ from: start, to: cc }}\n  - {{ from: cc, to: vault }}\n  - {{ from: vault, to: basic }}\n  - {{ from: basic, to: header }}\n  - {{ from: header, to: query }}\n  - {{ from: query, to: bearer }}\n  - {{ from: bearer, to: stop }}\n",
+                api = idp.url("/api/whoami")
+            ),
+        ),
+        (
             "vault.yaml",
             "id: vault\nvariables:\n  t: {}\n  r: {}\n  again: {}\nactions:\n  login:\n    type: oauth_user_login\n    oauth_server: idp\n    input: { scope: \"openid offline_access\" }\n    output: { access_token: t, refresh_token: r }\n  keep:\n    type: vault_store\n    oauth_server: idp\n    input: { name: hygiene, access_token: { var: t }, refresh_token: { var: r }, expires_in: 0 }\n  use:\n    type: vault_get_token\n    input: { name: hygiene }\n    output: { access_token: again }\nsteps:\n  - { from: start, to: login }\n  - { from: login, to: keep }\n  - { from: keep, to: use }\n  - { from: use, to: stop, when: successful }\n".to_owned(),
         ),
@@ -395,6 +412,23 @@ async fn no_secret_reaches_logs_api_responses_or_the_database_files() {
         "the vault refreshed: {done}"
     );
     responses.push_str(&text);
+
+    // `http_connector` with every kind of `auth`; the cached client-credentials token is refused
+    // first (the IdP forgot it), so the renewal and the second request are logged too.
+    idp.revoke_grants(&cc).await;
+    let (_, run, text) = post_run_with(
+        &site,
+        "authcalls",
+        json!({ "pw": AUTH_PASSWORD, "key": AUTH_API_KEY, "tok": AUTH_BEARER }),
+    )
+    .await;
+    responses.push_str(&text);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["variables"]["attempts"], 2, "{run}");
+    assert_eq!(
+        run["actions"][1]["outputs"]["http_status_code"], 200,
+        "the vault token works: {run}"
+    );
     for path in [
         "/api/runs",
         "/api/oauth-servers",
@@ -423,7 +457,18 @@ async fn no_secret_reaches_logs_api_responses_or_the_database_files() {
         secrets.len() >= 4,
         "access, refresh, client-credentials tokens and the code were issued"
     );
-    secrets.extend([WEB_SECRET, CC_SECRET, API_KEY].map(str::to_owned));
+    secrets.extend(
+        [
+            WEB_SECRET,
+            CC_SECRET,
+            API_KEY,
+            AUTH_PASSWORD,
+            AUTH_API_KEY,
+            AUTH_BEARER,
+            AUTH_BASIC,
+        ]
+        .map(str::to_owned),
+    );
     let code = landed
         .query_pairs()
         .find(|(k, _)| k == "code")
