@@ -22,9 +22,9 @@ use tokenflow_connectors::status::{HttpStatus, ServerLoginStatus, VaultGetStatus
 use tokenflow_core::flow::auth::{ApiKeyPlace, Auth};
 use tokenflow_core::{Input, SecretString};
 
-use crate::actions::Outcome;
 use crate::context::ActionContext;
 use crate::inputs::{InputError, Resolved};
+use crate::outcome::Outcome;
 
 /// The warning of a request sent again after a 401.
 pub const RETRIED: &str = "401 from the API: token refreshed, request sent again";

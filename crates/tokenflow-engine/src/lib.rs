@@ -9,6 +9,7 @@
 //! - [`monitor`]: monitor values over `monitor_value_limit` kept as summaries.
 //! - [`inputs`]: bindings → action inputs (unassigned stays unassigned).
 //! - [`actions`]: one action executed against its connector, outputs collected by name.
+//! - [`outcome`]: what an executed action produced (status code, outputs, warnings).
 //! - [`http`]: `http_connector` with `auth`: tokens obtained, renewed once after a 401.
 //! - [`context`]: the connectors, servers, vault and limits that actions run against.
 //! - [`servers`]: where the engine looks OAuth servers up.
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod http;
 pub mod inputs;
 pub mod monitor;
+pub mod outcome;
 pub mod run;
 pub mod servers;
 pub mod state;
