@@ -84,6 +84,19 @@ status_enum!(
 });
 
 status_enum!(
+    /// `oauth_revoke_token` (RFC 7009).
+    RevokeStatus, OauthRevokeToken, {
+    /// The revocation endpoint answered 200, also for a token it did not know (RFC 7009 §2.2).
+    Successful = 0 => "Successful",
+    /// The provider refused (`unsupported_token_type`, `invalid_client`, …), answered unusably,
+    /// or could not be reached (`connection_error`, `timeout`).
+    Unknown = -1 => "Unsuccessful, cause unknown",
+    /// Server unknown, or no revocation endpoint configured or discovered.
+    NoEndpoint = -2 => "Unsuccessful, no revocation endpoint configured",
+    InputMissing = -3 => "Unsuccessful, input data is missing",
+});
+
+status_enum!(
     /// `http_connector` (Thinkwise's HTTP connector codes; `-5` is not used).
     HttpStatus, HttpConnector, {
     /// A response was received, whatever its HTTP status.
@@ -141,6 +154,7 @@ pub fn meaning(action_kind: ActionKind, code: i32) -> Option<&'static str> {
         ActionKind::OauthServerLogin => find::<ServerLoginStatus>(code),
         ActionKind::OauthUserLogin => find::<UserLoginStatus>(code),
         ActionKind::OauthRefreshToken => find::<RefreshStatus>(code),
+        ActionKind::OauthRevokeToken => find::<RevokeStatus>(code),
         ActionKind::HttpConnector => find::<HttpStatus>(code),
         ActionKind::ExtractJson => find::<ExtractJsonStatus>(code),
         ActionKind::VaultStore => find::<VaultStoreStatus>(code),
@@ -216,6 +230,7 @@ mod tests {
             markdown_table::<ServerLoginStatus>(),
             markdown_table::<UserLoginStatus>(),
             markdown_table::<RefreshStatus>(),
+            markdown_table::<RevokeStatus>(),
             markdown_table::<HttpStatus>(),
             markdown_table::<ExtractJsonStatus>(),
             markdown_table::<VaultStoreStatus>(),

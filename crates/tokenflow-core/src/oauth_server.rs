@@ -188,6 +188,8 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     pub basic_auth_encoding: Option<BasicAuthEncoding>,
     pub authorization_url: Option<String>,
     pub token_url: Option<String>,
+    /// The RFC 7009 revocation endpoint (`oauth_revoke_token`); from discovery when absent.
+    pub revocation_url: Option<String>,
     pub issuer: Option<String>,
     pub scope: Option<String>,
     pub pkce: Option<bool>,
@@ -223,6 +225,8 @@ pub struct OAuthServer {
     pub client_key: Option<ClientKey>,
     pub authorization_url: Option<Url>,
     pub token_url: Option<Url>,
+    /// The RFC 7009 revocation endpoint; filled from discovery's `revocation_endpoint` when absent.
+    pub revocation_url: Option<Url>,
     pub issuer: Option<Url>,
     pub scope: Option<String>,
     pub pkce: bool,
@@ -318,6 +322,7 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             basic_auth_encoding: None,
             authorization_url: None,
             token_url: None,
+            revocation_url: None,
             issuer: None,
             scope: None,
             pkce: None,
@@ -357,6 +362,7 @@ impl<Secret> OAuthServerSpec<Secret> {
             basic_auth_encoding: self.basic_auth_encoding,
             authorization_url: self.authorization_url,
             token_url: self.token_url,
+            revocation_url: self.revocation_url,
             issuer: self.issuer,
             scope: self.scope,
             pkce: self.pkce,
@@ -418,6 +424,7 @@ impl OAuthServerSpec {
         };
         let authorization_url = url_field("authorization_url", self.authorization_url);
         let token_url = url_field("token_url", self.token_url);
+        let revocation_url = url_field("revocation_url", self.revocation_url);
         let issuer = url_field("issuer", self.issuer);
         let redirect_uri = url_field("redirect_uri", self.redirect_uri);
         if redirect_uri
@@ -508,6 +515,7 @@ impl OAuthServerSpec {
             client_key,
             authorization_url,
             token_url,
+            revocation_url,
             issuer,
             scope,
             pkce: self.pkce.unwrap_or(true),

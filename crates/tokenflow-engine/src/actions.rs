@@ -108,6 +108,28 @@ pub async fn execute(
                 .await;
             Execution::Done(token_outcome(out, true))
         }
+        ActionKind::OauthRevokeToken => {
+            let out = engine
+                .oauth()
+                .revoke_token(
+                    server_id,
+                    server.as_ref(),
+                    &inputs.secret("token"),
+                    &inputs.text("token_type_hint"),
+                )
+                .await;
+            Execution::Done(Outcome {
+                status_code: out.status.code(),
+                outputs: vec![
+                    ("status_code", Value::from(out.status.code())),
+                    ("error", opt(&out.error)),
+                    ("error_description", opt(&out.error_description)),
+                ],
+                error: error_line(&out.error, &out.error_description),
+                warnings: Vec::new(),
+                response: out.response.into_iter().collect(),
+            })
+        }
         ActionKind::OauthUserLogin => {
             let input = UserLoginInput {
                 scope: inputs.text("scope"),

@@ -7,7 +7,7 @@ use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 use tokenflow_connectors::http::Client;
-use tokenflow_connectors::oauth::discovery::resolve_endpoints;
+use tokenflow_connectors::oauth::discovery::resolve_revocation_endpoints;
 use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors};
 use tokenflow_core::{Input, OAuthServer, OAuthServerSpec};
 use tokenflow_engine::ServerDirectory;
@@ -47,6 +47,8 @@ pub struct OAuthServerView {
     pub basic_auth_encoding: String,
     pub authorization_url: Option<String>,
     pub token_url: Option<String>,
+    /// The RFC 7009 revocation endpoint (`oauth_revoke_token`), if configured.
+    pub revocation_url: Option<String>,
     pub issuer: Option<String>,
     pub scope: Option<String>,
     pub pkce: bool,
@@ -71,6 +73,7 @@ pub struct OAuthServerView {
     pub certificate_x5t_s256: Option<String>,
     pub resolved_token_url: Option<String>,
     pub resolved_authorization_url: Option<String>,
+    pub resolved_revocation_url: Option<String>,
     /// `PUT` only: e.g. discovery failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
@@ -85,6 +88,7 @@ const VIEW_ONLY_FIELDS: &[&str] = &[
     "certificate_x5t_s256",
     "resolved_token_url",
     "resolved_authorization_url",
+    "resolved_revocation_url",
     "warnings",
 ];
 
@@ -115,6 +119,7 @@ impl OAuthServerView {
             basic_auth_encoding: server.basic_auth_encoding.to_string(),
             authorization_url: url(&server.authorization_url),
             token_url: url(&server.token_url),
+            revocation_url: url(&server.revocation_url),
             issuer: url(&server.issuer),
             scope: server.scope.clone(),
             pkce: server.pkce,
@@ -137,6 +142,7 @@ impl OAuthServerView {
                 .map(str::to_owned),
             resolved_token_url: url(&server.token_url),
             resolved_authorization_url: url(&server.authorization_url),
+            resolved_revocation_url: url(&server.revocation_url),
             warnings: None,
         }
     }
@@ -251,13 +257,14 @@ impl ServerRegistry {
     async fn insert(&self, id: String, server: OAuthServer, source: Source) -> Option<String> {
         let mut view = OAuthServerView::of(&server, source);
         view.id.clone_from(&id);
-        let (server, warning) = match resolve_endpoints(&self.http, &server).await {
+        let (server, warning) = match resolve_revocation_endpoints(&self.http, &server).await {
             Ok(resolved) => (resolved, None),
             Err(err) => (server, Some(format!("OAuth server `{id}`: {err}"))),
         };
         view.resolved_token_url = server.token_url.as_ref().map(ToString::to_string);
         view.resolved_authorization_url =
             server.authorization_url.as_ref().map(ToString::to_string);
+        view.resolved_revocation_url = server.revocation_url.as_ref().map(ToString::to_string);
         if let Ok(mut entries) = self.entries.write() {
             entries.insert(id, Entry { server, view });
         }
@@ -536,6 +543,7 @@ mod tests {
         assert!(changes(old.clone(), neutral).is_empty());
         for (field, value) in [
             ("token_url", "https://evil.example/token"),
+            ("revocation_url", "https://evil.example/revoke"),
             ("authorization_url", "https://evil.example/authorize"),
             ("issuer", "https://evil.example"),
         ] {
@@ -631,7 +639,8 @@ mod tests {
     #[test]
     fn the_view_shows_every_field_of_the_configuration_and_never_the_secret() {
         let mut written =
-            spec(serde_json::json!({ "client_id": "c", "token_url": "https://idp.example/token" }));
+            spec(serde_json::json!({ "client_id": "c", "token_url": "https://idp.example/token",
+                "revocation_url": "https://idp.example/revoke" }));
         written.client_secret = Some(tokenflow_core::SecretString::new("do-not-show-me"));
         let server = written.validate("s").unwrap();
         let json = serde_json::to_value(OAuthServerView::of(&server, Source::Config)).unwrap();
@@ -639,6 +648,8 @@ mod tests {
         assert_eq!(json["has_client_secret"], true);
         assert_eq!(json["source"], "config");
         assert_eq!(json["resolved_token_url"], "https://idp.example/token");
+        assert_eq!(json["revocation_url"], "https://idp.example/revoke");
+        assert_eq!(json["resolved_revocation_url"], "https://idp.example/revoke");
         assert!(
             json.get("warnings").is_none(),
             "only PUT adds warnings: {json}"

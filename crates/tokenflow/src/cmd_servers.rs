@@ -51,6 +51,7 @@ pub async fn run(command: ServersCommand, config: Config) -> anyhow::Result<Exit
                 }
                 println!("  token_url      {}", endpoint(&server.token_url));
                 println!("  authorize_url  {}", endpoint(&server.authorization_url));
+                println!("  revocation_url {}", endpoint(&server.revocation_url));
                 println!(
                     "  issuer         {}",
                     server

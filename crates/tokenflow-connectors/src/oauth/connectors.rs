@@ -14,11 +14,11 @@ use super::authorize::{
     AuthorizationRequest, CallbackParams, PendingAuthorization, UserLoginInput,
     build_authorization_request, check_callback_issuer, resolve_redirect_uri,
 };
-use super::discovery::{DiscoveryError, resolve_endpoints};
+use super::discovery::{DiscoveryError, resolve_endpoints, resolve_revocation_endpoints};
 use super::id_token::{Expected, check_id_token};
 use super::outputs::TokenOutputs;
 use super::token_endpoint::{Grant, TokenError, request_token};
-use crate::status::{RefreshStatus, ServerLoginStatus, UserLoginStatus};
+use crate::status::{RefreshStatus, RevokeStatus, ServerLoginStatus, UserLoginStatus};
 
 /// Where a user login sends the person back to, and how long it waits.
 #[derive(Debug, Clone)]
@@ -427,6 +427,73 @@ impl OAuthConnectors {
                 refused_without_error_code(status, &reason)
             }
             Err(err) => TokenOutputs::from_token_error(S::Unknown, &err),
+        }
+    }
+
+    /// `oauth_revoke_token` (RFC 7009). Outputs only a status and the error: the token itself is
+    /// neither echoed nor logged.
+    pub async fn revoke_token(
+        &self,
+        server_id: &str,
+        server: Option<&OAuthServer>,
+        token: &Input<SecretString>,
+        token_type_hint: &Input<String>,
+    ) -> TokenOutputs<RevokeStatus> {
+        use RevokeStatus as S;
+        let Some(server) = server else {
+            return unknown_server(S::NoEndpoint, server_id);
+        };
+        let Some(token) = token.assigned().filter(|token| !token.is_empty()) else {
+            return TokenOutputs::failure(S::InputMissing, "input_missing", "the token is empty");
+        };
+        let hint = token_type_hint
+            .assigned()
+            .map(|hint| hint.trim())
+            .filter(|hint| !hint.is_empty());
+        if let Some(hint) = hint
+            && !super::revocation::TOKEN_TYPE_HINTS.contains(&hint)
+        {
+            return TokenOutputs::failure(
+                S::Unknown,
+                "invalid_token_type_hint",
+                format!(
+                    "`token_type_hint` must be `access_token` or `refresh_token`, not `{hint}`"
+                ),
+            );
+        }
+        let server = match resolve_revocation_endpoints(&self.http, server).await {
+            Ok(server) => server,
+            Err(err) => {
+                return TokenOutputs::failure(S::Unknown, "discovery_failed", err.to_string());
+            }
+        };
+        let Some(revocation_url) = server.revocation_url.as_ref() else {
+            return missing_field(S::NoEndpoint, &server, "revocation_url");
+        };
+        let audience = server.token_url.as_ref().unwrap_or(revocation_url);
+        match super::revocation::revoke(
+            &self.http,
+            &server,
+            revocation_url,
+            audience,
+            token,
+            hint,
+            self.clock.now(),
+        )
+        .await
+        {
+            Ok(()) => TokenOutputs::with_status(S::Successful),
+            Err(err) => {
+                let mut outputs = TokenOutputs::failure(
+                    S::Unknown,
+                    err.error_code(),
+                    super::revocation::description(&err),
+                );
+                if let TokenError::Provider { error, .. } = &err {
+                    outputs.response = error.extra.clone();
+                }
+                outputs
+            }
         }
     }
 

@@ -116,6 +116,9 @@ pub fn apply_metadata(server: &OAuthServer, metadata: &ProviderMetadata) -> OAut
     if resolved.token_url.is_none() {
         resolved.token_url = metadata.token_endpoint.clone();
     }
+    if resolved.revocation_url.is_none() {
+        resolved.revocation_url = metadata.revocation_endpoint.clone();
+    }
     resolved.discovered = DiscoveredIssuer {
         // A template names no tenant; responses carry the configured (tenant-specific) issuer.
         issuer: (!metadata.issuer.contains("{tenantid}")).then(|| metadata.issuer.clone()),
@@ -133,6 +136,19 @@ pub async fn resolve_endpoints(
     let complete = server.token_url.is_some() && server.authorization_url.is_some();
     if complete || server.issuer.is_none() {
         return Ok(server.clone());
+    }
+    let metadata = fetch_metadata(http, server).await?;
+    Ok(apply_metadata(server, &metadata))
+}
+
+/// [`resolve_endpoints`], and also discovery when the revocation endpoint (RFC 7009) is missing
+/// and an issuer is configured: what `oauth_revoke_token` needs.
+pub async fn resolve_revocation_endpoints(
+    http: &reqwest::Client,
+    server: &OAuthServer,
+) -> Result<OAuthServer, DiscoveryError> {
+    if server.revocation_url.is_some() || server.issuer.is_none() {
+        return resolve_endpoints(http, server).await;
     }
     let metadata = fetch_metadata(http, server).await?;
     Ok(apply_metadata(server, &metadata))

@@ -5,10 +5,11 @@
 //! | [`client_auth`] | client authentication at the token endpoint (RFC 6749 §2.3.1) |
 //! | [`token_response`] | tolerant parsing of token responses, with warnings (docs/connectors.md) |
 //! | [`token_endpoint`] | the three grant requests and their failure classes |
+//! | [`revocation`] | token revocation requests (RFC 7009) |
 //! | [`discovery`] | endpoints from `/.well-known/openid-configuration` |
 //! | [`authorize`] | the authorization request: `state`, PKCE, `nonce`, `prompt`, redirect URI |
 //! | [`id_token`] | the `nonce`/`iss`/`aud` checks of an ID token received from the token endpoint |
-//! | [`connectors`] | `oauth_server_login`, `oauth_user_login` (both halves), `oauth_refresh_token` |
+//! | [`connectors`] | `oauth_server_login`, `oauth_user_login` (both halves), `oauth_refresh_token`, `oauth_revoke_token` |
 
 pub mod authorize;
 pub mod client_auth;
@@ -17,10 +18,13 @@ pub mod discovery;
 pub mod id_token;
 pub mod outputs;
 pub mod random;
+pub mod revocation;
 pub mod token_endpoint;
 pub mod token_response;
 
-pub use crate::status::{ConnectorStatus, RefreshStatus, ServerLoginStatus, UserLoginStatus};
+pub use crate::status::{
+    ConnectorStatus, RefreshStatus, RevokeStatus, ServerLoginStatus, UserLoginStatus,
+};
 pub use authorize::{
     AuthorizationRequest, CallbackParams, PendingAuthorization, resolve_redirect_uri,
 };

@@ -152,7 +152,7 @@ pub async fn request_token(
 /// A refused Basic authentication (401, or `invalid_client`) of a server whose id or secret the
 /// RFC 6749 §2.3.1 encoding changes: say that the provider may not decode them. Providers that
 /// compare the credentials as sent (some do) fail exactly this way.
-fn with_basic_encoding_hint(err: TokenError, server: &OAuthServer) -> TokenError {
+pub(super) fn with_basic_encoding_hint(err: TokenError, server: &OAuthServer) -> TokenError {
     let basic_form_encoded = server.token_endpoint_auth_method
         == TokenEndpointAuthMethod::ClientSecretBasic
         && server.basic_auth_encoding == BasicAuthEncoding::FormUrlencoded;
@@ -215,11 +215,24 @@ fn form_body(
     for (key, value) in &server.extra_token_params {
         form.append_pair(key, value);
     }
+    let authorization = authenticate_client(&mut form, server, token_url, now)?;
+    Ok((SecretString::new(form.finish()), authorization))
+}
+
+/// Adds the server's client authentication (docs/connectors.md, "Client authentication") to
+/// `form` and returns the `Authorization` value for `client_secret_basic`. A client assertion's
+/// `aud` is `audience`. Used for the token endpoint and the revocation endpoint alike.
+pub(super) fn authenticate_client(
+    form: &mut form_urlencoded::Serializer<'_, String>,
+    server: &OAuthServer,
+    audience: &Url,
+    now: OffsetDateTime,
+) -> Result<Option<SecretString>, super::client_auth::AssertionError> {
     let mut authorization = None;
     match (&server.client_secret, server.token_endpoint_auth_method) {
         (_, TokenEndpointAuthMethod::ClientSecretJwt | TokenEndpointAuthMethod::PrivateKeyJwt) => {
             // RFC 7523 §3.2 makes `client_id` optional; Entra ID requires it.
-            let assertion = client_assertion(server, token_url, now)?;
+            let assertion = client_assertion(server, audience, now)?;
             form.append_pair("client_id", &server.client_id);
             form.append_pair("client_assertion_type", JWT_BEARER_ASSERTION_TYPE);
             form.append_pair("client_assertion", assertion.expose());
@@ -240,10 +253,10 @@ fn form_body(
             form.append_pair("client_id", &server.client_id);
         }
     }
-    Ok((SecretString::new(form.finish()), authorization))
+    Ok(authorization)
 }
 
-fn transport_error(err: reqwest::Error) -> TokenError {
+pub(super) fn transport_error(err: reqwest::Error) -> TokenError {
     TokenError::Transport {
         timed_out: err.is_timeout(),
         // reqwest's messages name the URL (never secret) and the cause; never the body.

@@ -9,6 +9,7 @@ mod faults;
 mod http_action;
 mod json;
 mod refresh;
+mod revoke;
 mod server_login;
 mod support;
 mod user_login;

@@ -55,6 +55,7 @@ pub enum ActionKind {
     OauthServerLogin,
     OauthUserLogin,
     OauthRefreshToken,
+    OauthRevokeToken,
     HttpConnector,
     VaultStore,
     VaultGetToken,
@@ -69,6 +70,7 @@ impl ActionKind {
         ActionKind::OauthServerLogin,
         ActionKind::OauthUserLogin,
         ActionKind::OauthRefreshToken,
+        ActionKind::OauthRevokeToken,
         ActionKind::HttpConnector,
         ActionKind::VaultStore,
         ActionKind::VaultGetToken,
@@ -83,6 +85,7 @@ impl ActionKind {
             ActionKind::OauthServerLogin => "oauth_server_login",
             ActionKind::OauthUserLogin => "oauth_user_login",
             ActionKind::OauthRefreshToken => "oauth_refresh_token",
+            ActionKind::OauthRevokeToken => "oauth_revoke_token",
             ActionKind::HttpConnector => "http_connector",
             ActionKind::VaultStore => "vault_store",
             ActionKind::VaultGetToken => "vault_get_token",
@@ -107,6 +110,7 @@ impl ActionKind {
             ActionKind::OauthServerLogin
             | ActionKind::OauthUserLogin
             | ActionKind::OauthRefreshToken
+            | ActionKind::OauthRevokeToken
             | ActionKind::HttpConnector
             | ActionKind::VaultStore
             | ActionKind::VaultGetToken => true,
@@ -126,6 +130,7 @@ impl ActionKind {
             | ActionKind::OauthServerLogin => true,
             ActionKind::OauthUserLogin
             | ActionKind::OauthRefreshToken
+            | ActionKind::OauthRevokeToken
             | ActionKind::HttpConnector
             | ActionKind::VaultStore
             | ActionKind::VaultGetToken => false,
@@ -140,10 +145,11 @@ impl ActionKind {
             ActionKind::OauthServerLogin => &CATALOG[2],
             ActionKind::OauthUserLogin => &CATALOG[3],
             ActionKind::OauthRefreshToken => &CATALOG[4],
-            ActionKind::HttpConnector => &CATALOG[5],
-            ActionKind::VaultStore => &CATALOG[6],
-            ActionKind::VaultGetToken => &CATALOG[7],
-            ActionKind::ExtractJson => &CATALOG[8],
+            ActionKind::OauthRevokeToken => &CATALOG[5],
+            ActionKind::HttpConnector => &CATALOG[6],
+            ActionKind::VaultStore => &CATALOG[7],
+            ActionKind::VaultGetToken => &CATALOG[8],
+            ActionKind::ExtractJson => &CATALOG[9],
         }
     }
 }
@@ -237,6 +243,17 @@ pub const CATALOG: &[ActionSpec] = &[
         kind: ActionKind::OauthRefreshToken,
         inputs: &[secret("refresh_token")],
         outputs: TOKEN_OUTPUTS,
+        needs_server: true,
+        interactive: false,
+    },
+    ActionSpec {
+        kind: ActionKind::OauthRevokeToken,
+        inputs: &[secret("token"), p("token_type_hint", Text)],
+        outputs: &[
+            p("status_code", Int),
+            p("error", Text),
+            p("error_description", Text),
+        ],
         needs_server: true,
         interactive: false,
     },

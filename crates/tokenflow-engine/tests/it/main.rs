@@ -6,6 +6,7 @@ mod cache;
 mod http_auth;
 mod limits;
 mod login;
+mod revoke;
 mod routing;
 mod support;
 mod vault;

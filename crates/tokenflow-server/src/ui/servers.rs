@@ -106,6 +106,7 @@ fn spec_from_form(form: &HashMap<String, String>) -> (Value, OAuthServerSpec, Ve
         "issuer",
         "authorization_url",
         "token_url",
+        "revocation_url",
         "scope",
         "client_credentials_delivery",
         "token_endpoint_auth_method",
