@@ -638,9 +638,10 @@ mod tests {
 
     #[test]
     fn the_view_shows_every_field_of_the_configuration_and_never_the_secret() {
-        let mut written =
-            spec(serde_json::json!({ "client_id": "c", "token_url": "https://idp.example/token",
-                "revocation_url": "https://idp.example/revoke" }));
+        let mut written = spec(
+            serde_json::json!({ "client_id": "c", "token_url": "https://idp.example/token",
+                "revocation_url": "https://idp.example/revoke" }),
+        );
         written.client_secret = Some(tokenflow_core::SecretString::new("do-not-show-me"));
         let server = written.validate("s").unwrap();
         let json = serde_json::to_value(OAuthServerView::of(&server, Source::Config)).unwrap();
@@ -649,7 +650,10 @@ mod tests {
         assert_eq!(json["source"], "config");
         assert_eq!(json["resolved_token_url"], "https://idp.example/token");
         assert_eq!(json["revocation_url"], "https://idp.example/revoke");
-        assert_eq!(json["resolved_revocation_url"], "https://idp.example/revoke");
+        assert_eq!(
+            json["resolved_revocation_url"],
+            "https://idp.example/revoke"
+        );
         assert!(
             json.get("warnings").is_none(),
             "only PUT adds warnings: {json}"
