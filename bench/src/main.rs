@@ -54,6 +54,10 @@ struct Cli {
     /// Write the report into this Markdown file, between the bench markers.
     #[arg(long)]
     write: Option<PathBuf>,
+    /// Instead of the suite: benchmark 2's tokenflow flow on several builds of tokenflow
+    /// (`NAME=BINARY`, repeated), taking turns; prints one table.
+    #[arg(long, value_name = "NAME=BINARY")]
+    ablate: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +133,22 @@ async fn suite(cli: Cli) -> anyhow::Result<()> {
         stub,
         postgres: (!cli.no_postgres).then(|| cli.postgres.clone()),
     };
+    if !cli.ablate.is_empty() {
+        let mut variants = Vec::new();
+        for variant in &cli.ablate {
+            let (name, binary) = variant
+                .split_once('=')
+                .context("--ablate takes NAME=BINARY")?;
+            variants.push((name.to_owned(), PathBuf::from(binary)));
+        }
+        eprintln!(
+            "==> benchmark 2's flow on {} builds of tokenflow",
+            variants.len()
+        );
+        let table = suite::ablation::run(&ctx, &variants).await?;
+        writeln!(std::io::stdout().lock(), "{table}")?;
+        return Ok(());
+    }
     let mut results = report::Results::default();
     if wanted(&cli, 1) {
         eprintln!("==> 1. connector overhead");

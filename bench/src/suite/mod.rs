@@ -1,5 +1,6 @@
 //! The five benchmarks. Each takes the shared [`Ctx`] and returns its section of the report.
 
+pub mod ablation;
 pub mod footprint;
 pub mod overhead;
 pub mod throughput;

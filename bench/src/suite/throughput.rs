@@ -324,7 +324,7 @@ enum Target {
 }
 
 /// Starts of the benchmark flow, round-robin over `urls` (one per instance).
-fn tokenflow_requests(urls: Vec<String>) -> MakeRequest {
+pub(crate) fn tokenflow_requests(urls: Vec<String>) -> MakeRequest {
     let next = AtomicUsize::new(0);
     Arc::new(move |client| {
         let url = &urls[next.fetch_add(1, Ordering::Relaxed) % urls.len()];
