@@ -10,7 +10,7 @@ use tokenflow_core::{OAuthServer, SecretString};
 use url::{Url, form_urlencoded};
 
 use super::token_endpoint::{
-    TokenError, authenticate_client, transport_error, with_basic_encoding_hint,
+    TokenError, authenticate_client, post_form, transport_error, with_basic_encoding_hint,
 };
 use super::token_response::{ResponseProblem, parse_token_response};
 use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, read_body_limited};
@@ -30,22 +30,7 @@ pub async fn revoke(
     now: OffsetDateTime,
 ) -> Result<(), TokenError> {
     let (body, authorization) = form_body(server, audience, token, token_type_hint, now)?;
-    let mut request = http
-        .post(revocation_url.clone())
-        .timeout(server.timeout)
-        .header(reqwest::header::ACCEPT, "application/json");
-    if let Some(header) = authorization {
-        request = request.header(reqwest::header::AUTHORIZATION, header.expose());
-    }
-    let response = request
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(body.expose().to_owned())
-        .send()
-        .await
-        .map_err(transport_error)?;
+    let response = post_form(http, server, revocation_url, &body, authorization.as_ref()).await?;
     let status = response.status().as_u16();
     if response.status().is_success() {
         return Ok(());

@@ -108,22 +108,7 @@ pub async fn request_token(
     now: OffsetDateTime,
 ) -> Result<TokenResponse, TokenError> {
     let (body, authorization) = form_body(server, token_url, grant, now)?;
-    let mut request = http
-        .post(token_url.clone())
-        .timeout(server.timeout)
-        .header(reqwest::header::ACCEPT, "application/json");
-    if let Some(header) = authorization {
-        request = request.header(reqwest::header::AUTHORIZATION, header.expose());
-    }
-    let response = request
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(body.expose().to_owned())
-        .send()
-        .await
-        .map_err(transport_error)?;
+    let response = post_form(http, server, token_url, &body, authorization.as_ref()).await?;
 
     let status = response.status().as_u16();
     let content_type = response
@@ -254,6 +239,34 @@ pub(super) fn authenticate_client(
         }
     }
     Ok(authorization)
+}
+
+/// POSTs a form body (it may hold secrets) to one of the server's endpoints with its timeout,
+/// asking for JSON, with the client's `Authorization` header when its authentication uses one:
+/// the one request shape of the token and revocation endpoints.
+pub(super) async fn post_form(
+    http: &reqwest::Client,
+    server: &OAuthServer,
+    url: &Url,
+    body: &SecretString,
+    authorization: Option<&SecretString>,
+) -> Result<reqwest::Response, TokenError> {
+    let mut request = http
+        .post(url.clone())
+        .timeout(server.timeout)
+        .header(reqwest::header::ACCEPT, "application/json");
+    if let Some(header) = authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, header.expose());
+    }
+    request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body.expose().to_owned())
+        .send()
+        .await
+        .map_err(transport_error)
 }
 
 pub(super) fn transport_error(err: reqwest::Error) -> TokenError {
