@@ -76,6 +76,7 @@ impl From<StoreError> for ApiError {
             | StoreError::Migration(_)
             | StoreError::DataDir { .. }
             | StoreError::WrongMasterKey
+            | StoreError::RotationUnfinished
             | StoreError::InvalidMasterKey(_)
             | StoreError::Decrypt(_)
             | StoreError::Corrupt(_)) => ApiError::internal(err),

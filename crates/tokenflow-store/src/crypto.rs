@@ -6,8 +6,12 @@
 //! associated data means a ciphertext copied into another row or column fails to open instead of
 //! being accepted as that row's secret.
 //!
-//! Sealed format: `b"v1:"` ‖ nonce (24 bytes) ‖ ciphertext with its 16-byte tag. The prefix lets a
-//! later key rotation or algorithm change tell old values from new ones.
+//! Sealed format: `b"v2:"` ‖ key id (8 bytes) ‖ nonce (24 bytes) ‖ ciphertext with its 16-byte
+//! tag. The key id ([`MasterKey::id`], a one-way derivation that reveals nothing about the key)
+//! tells which master key sealed a value without trying to open it: a key rotation finds the
+//! values it has not re-sealed yet, and the database refuses values sealed with a key that was
+//! rotated out (docs/operations.md, "Master key rotation"). Values of the earlier format
+//! `b"v1:"` ‖ nonce ‖ ciphertext (no key id) still open; nothing writes them any more.
 
 use std::fmt;
 use std::fs;
@@ -25,7 +29,11 @@ use crate::StoreError;
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
-const PREFIX: &[u8] = b"v1:";
+const KEY_ID_LEN: usize = 8;
+const PREFIX: &[u8] = b"v2:";
+const LEGACY_PREFIX: &[u8] = b"v1:";
+/// The length of a sealed value's [`Cipher::tag`]: format prefix and key id.
+pub(crate) const TAG_PREFIX_LEN: usize = 3 + KEY_ID_LEN;
 
 /// The 32-byte master key. Zeroed on drop; `Debug` prints `[redacted]`.
 pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
@@ -66,6 +74,30 @@ impl MasterKey {
         let mut out = Zeroizing::new([0u8; KEY_LEN]);
         out.copy_from_slice(&hasher.finalize());
         out
+    }
+
+    /// The key's id: 8 bytes of a domain-separated SHA-256 derivation, stored in every value the
+    /// key seals. It identifies the key and reveals nothing about it.
+    pub fn id(&self) -> [u8; KEY_ID_LEN] {
+        let derived = self.derive("master key id");
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&derived[..KEY_ID_LEN]);
+        id
+    }
+
+    /// Reads the key file at `path`: `None` when there is none. Never creates one.
+    pub fn read_file(path: &Path) -> Result<Option<Self>, StoreError> {
+        match read_key_file(path) {
+            Ok(key) => key.map(Some),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(key_file_error(path, err)),
+        }
+    }
+
+    /// Writes this key to a new key file at `path` (mode 0600, synced); an existing file is an
+    /// error and is left alone.
+    pub fn write_new_file(&self, path: &Path) -> Result<(), StoreError> {
+        create_key_file(path, self).map_err(|err| key_file_error(path, err))
     }
 
     /// A new random key from the OS CSPRNG.
@@ -198,13 +230,29 @@ fn key_file_error(path: &Path, source: io::Error) -> StoreError {
 pub struct Cipher {
     // Zeroizes its key on drop (chacha20poly1305's `ZeroizeOnDrop`).
     aead: XChaCha20Poly1305,
+    /// `b"v2:"` ‖ the key's id: how every value this cipher seals begins.
+    tag: [u8; TAG_PREFIX_LEN],
 }
 
 impl Cipher {
     pub fn new(key: &MasterKey) -> Self {
+        let mut tag = [0u8; TAG_PREFIX_LEN];
+        tag[..PREFIX.len()].copy_from_slice(PREFIX);
+        tag[PREFIX.len()..].copy_from_slice(&key.id());
         Self {
             aead: XChaCha20Poly1305::new(key.0.as_slice().into()),
+            tag,
         }
+    }
+
+    /// How every value this cipher seals begins (format and key id): no secret.
+    pub fn tag(&self) -> &[u8] {
+        &self.tag
+    }
+
+    /// Whether `sealed` was sealed by this cipher's key in the current format.
+    pub fn sealed_here(&self, sealed: &[u8]) -> bool {
+        sealed.starts_with(&self.tag)
     }
 
     /// Encrypts `plaintext` bound to `aad` (the value's place, e.g. `b"runs.state:<run id>"`).
@@ -217,9 +265,9 @@ impl Cipher {
         })?;
         // Encrypted in place in the sealed value's own buffer: a large value (a run's state can
         // hold MBs) is copied once, not twice. The layout is that of `encrypt`: ciphertext, tag.
-        let start = PREFIX.len() + NONCE_LEN;
+        let start = TAG_PREFIX_LEN + NONCE_LEN;
         let mut sealed = Vec::with_capacity(start + plaintext.len() + TAG_LEN);
-        sealed.extend_from_slice(PREFIX);
+        sealed.extend_from_slice(&self.tag);
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(plaintext);
         let tag = self
@@ -233,9 +281,17 @@ impl Cipher {
     /// Decrypts a value sealed with [`Cipher::seal`] under the same key and `aad`. A wrong key, a
     /// wrong `aad`, any changed byte or an unknown format all give [`StoreError::Decrypt`].
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let rest = sealed
-            .strip_prefix(PREFIX)
-            .ok_or_else(|| StoreError::Decrypt("unknown format".into()))?;
+        let rest = if let Some(rest) = sealed.strip_prefix(LEGACY_PREFIX) {
+            rest
+        } else if let Some(rest) = sealed.strip_prefix(&self.tag[..]) {
+            rest
+        } else if sealed.starts_with(PREFIX) {
+            return Err(StoreError::Decrypt(
+                "sealed with another master key".into(),
+            ));
+        } else {
+            return Err(StoreError::Decrypt("unknown format".into()));
+        };
         if rest.len() < NONCE_LEN + TAG_LEN {
             return Err(StoreError::Decrypt("too short".into()));
         }
@@ -274,7 +330,8 @@ mod tests {
     fn a_sealed_value_opens_with_the_same_key_and_aad() {
         let cipher = Cipher::new(&key(1));
         let sealed = cipher.seal(b"refresh-token-123", b"runs.state:r1").unwrap();
-        assert!(sealed.starts_with(b"v1:"));
+        assert!(sealed.starts_with(b"v2:"));
+        assert!(cipher.sealed_here(&sealed));
         assert_eq!(
             cipher.open(&sealed, b"runs.state:r1").unwrap(),
             b"refresh-token-123"
@@ -322,6 +379,47 @@ mod tests {
         assert!(matches!(err, StoreError::Decrypt(_)), "{err:?}");
         let err = cipher.open(b"v1:", b"aad").unwrap_err();
         assert!(matches!(err, StoreError::Decrypt(_)), "{err:?}");
+        let err = cipher.open(cipher.tag(), b"aad").unwrap_err();
+        assert!(matches!(err, StoreError::Decrypt(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_value_of_the_format_without_key_id_still_opens() {
+        let master = key(1);
+        let cipher = Cipher::new(&master);
+        let nonce = [7u8; NONCE_LEN];
+        let mut legacy = b"v1:".to_vec();
+        legacy.extend_from_slice(&nonce);
+        legacy.extend(
+            XChaCha20Poly1305::new(master.0.as_slice().into())
+                .encrypt(
+                    XNonce::from_slice(&nonce),
+                    Payload {
+                        msg: b"old secret",
+                        aad: b"aad",
+                    },
+                )
+                .unwrap(),
+        );
+        assert_eq!(cipher.open(&legacy, b"aad").unwrap(), b"old secret");
+        assert!(!cipher.sealed_here(&legacy));
+        let err = Cipher::new(&key(2)).open(&legacy, b"aad").unwrap_err();
+        assert!(matches!(err, StoreError::Decrypt(_)), "{err:?}");
+    }
+
+    #[test]
+    fn the_key_id_tells_keys_apart_and_reveals_no_key_bytes() {
+        let (first, second) = (key(1), key(2));
+        assert_ne!(first.id(), second.id());
+        assert_eq!(first.id(), key(1).id());
+        assert!(!first.id().iter().all(|byte| *byte == 1));
+        let sealed = Cipher::new(&first).seal(b"secret", b"aad").unwrap();
+        assert!(!Cipher::new(&second).sealed_here(&sealed));
+        let err = Cipher::new(&second).open(&sealed, b"aad").unwrap_err();
+        let StoreError::Decrypt(why) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(why.contains("another master key"), "{why}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!   sealed by the store itself, so no caller can forget to.
 //! - [`sqlite`]: the embedded default backend (one file under the data directory, WAL).
 //! - [`postgres`]: the PostgreSQL backend, for several instances sharing one database.
+//! - [`rotation`]: master key rotation, online and resumable, behind a key fence in the database.
 //! - `StoreTesting` (feature `testing`): reads that only tests make.
 //!
 //! The backend is chosen once, at start-up ([`sqlite::SqliteStore::open`] or
@@ -19,6 +20,7 @@ mod at_rest;
 pub mod crypto;
 mod migrations;
 pub mod postgres;
+pub mod rotation;
 pub mod sqlite;
 mod types;
 
@@ -49,9 +51,14 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
-        "the master key does not match the one this data was encrypted with (check TOKENFLOW_MASTER_KEY or the key file)"
+        "the master key does not open the store's key check (meta.key_check): it is not the key this data was encrypted with, or one a master key rotation replaced (check TOKENFLOW_MASTER_KEY or the key file)"
     )]
     WrongMasterKey,
+    /// A master key rotation began and has not finished: no instance may start until it has.
+    #[error(
+        "a master key rotation has not finished; run `tokenflow master-key rotate` again to complete it (docs/operations.md)"
+    )]
+    RotationUnfinished,
     #[error("invalid master key: {0}")]
     InvalidMasterKey(String),
     #[error("stored data could not be decrypted ({0})")]

@@ -270,6 +270,8 @@ mod flows_runs;
 mod leases;
 #[path = "contract/pending_authorizations.rs"]
 mod pending_authorizations;
+#[path = "contract/rotation.rs"]
+mod rotation;
 #[path = "contract/sqlite_only.rs"]
 mod sqlite_only;
 #[path = "contract/ui_sessions.rs"]

@@ -37,12 +37,15 @@ mod flows;
 mod housekeeping;
 mod oauth_servers;
 mod pending;
+mod rotation;
 mod runs;
 mod schedules;
 mod sessions;
 #[cfg(feature = "testing")]
 mod testing;
 mod vault;
+
+pub use rotation::rotate_master_key;
 
 /// The migrations, embedded in the binary (see [`crate::migrations`]); a test checks that the
 /// list matches `migrations/postgres/`.
@@ -76,6 +79,11 @@ const MIGRATIONS: MigrationList = &[
         6,
         "oauth_private_key",
         include_str!("../../migrations/postgres/0006_oauth_private_key.sql"),
+    ),
+    (
+        7,
+        "key_fence",
+        include_str!("../../migrations/postgres/0007_key_fence.sql"),
     ),
 ];
 
@@ -150,7 +158,8 @@ impl PostgresStore {
         self.check_key().await
     }
 
-    /// Writes the key check when absent (first start), then verifies whatever is there: the
+    /// Refuses while a key rotation is unfinished (`crate::rotation`), writes the key check when
+    /// absent (first start), then verifies whatever is there: the
     /// insert-if-absent makes instances starting on a new database at once agree on one value.
     async fn check_key(&self) -> Result<()> {
         sqlx::query(
@@ -160,6 +169,14 @@ impl PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(StoreError::Database)?;
+        let unfinished: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'rotation')")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(StoreError::Database)?;
+        if unfinished {
+            return Err(StoreError::RotationUnfinished);
+        }
         let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_check'")
             .fetch_one(&self.pool)
             .await

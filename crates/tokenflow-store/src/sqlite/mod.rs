@@ -37,6 +37,7 @@ mod flows;
 mod housekeeping;
 mod oauth_servers;
 mod pending;
+mod rotation;
 mod runs;
 mod schedules;
 mod sessions;
@@ -44,6 +45,8 @@ mod sessions;
 mod testing;
 mod vault;
 mod writes;
+
+pub use rotation::rotate_master_key;
 
 /// The database file's name inside the data directory.
 pub const DB_FILE_NAME: &str = "tokenflow.db";
@@ -80,6 +83,11 @@ const MIGRATIONS: MigrationList = &[
         6,
         "oauth_private_key",
         include_str!("../../migrations/sqlite/0006_oauth_private_key.sql"),
+    ),
+    (
+        7,
+        "key_fence",
+        include_str!("../../migrations/sqlite/0007_key_fence.sql"),
     ),
 ];
 
@@ -254,8 +262,9 @@ impl SqliteStore {
     }
 }
 
-/// Applies the migrations and checks the master key: writes the key check when absent (first
-/// start), then verifies whatever is there; the insert-if-absent makes two processes opening a
+/// Applies the migrations and checks the master key: refuses while a key rotation is unfinished
+/// (`crate::rotation`), writes the key check when absent (first start), then verifies whatever
+/// is there; the insert-if-absent makes two processes opening a
 /// new database at once agree on one value.
 async fn prepare(writer: &SqlitePool, pool: &SqlitePool, cipher: &Cipher) -> Result<()> {
     migrator(MIGRATIONS)
@@ -271,6 +280,13 @@ async fn prepare(writer: &SqlitePool, pool: &SqlitePool, cipher: &Cipher) -> Res
     .execute(writer)
     .await
     .map_err(StoreError::Database)?;
+    let unfinished: i64 = sqlx::query_scalar("SELECT count(*) FROM meta WHERE key = 'rotation'")
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::Database)?;
+    if unfinished > 0 {
+        return Err(StoreError::RotationUnfinished);
+    }
     let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_check'")
         .fetch_one(pool)
         .await
