@@ -286,9 +286,7 @@ impl Cipher {
         } else if let Some(rest) = sealed.strip_prefix(&self.tag[..]) {
             rest
         } else if sealed.starts_with(PREFIX) {
-            return Err(StoreError::Decrypt(
-                "sealed with another master key".into(),
-            ));
+            return Err(StoreError::Decrypt("sealed with another master key".into()));
         } else {
             return Err(StoreError::Decrypt("unknown format".into()));
         };

@@ -65,8 +65,11 @@ pub(crate) trait RotationBackend: Send {
     ) -> Result<Vec<(String, Vec<u8>)>>;
     /// One transaction: each `(key, old, new)` written where the column still holds `old`;
     /// returns how many were written.
-    async fn reseal(&mut self, column: &SealedColumn, rows: &[(String, Vec<u8>, Vec<u8>)])
-    -> Result<u64>;
+    async fn reseal(
+        &mut self,
+        column: &SealedColumn,
+        rows: &[(String, Vec<u8>, Vec<u8>)],
+    ) -> Result<u64>;
     /// How many non-NULL values of `column` do not begin with `fence`.
     async fn remaining(&mut self, column: &SealedColumn, fence: &[u8]) -> Result<u64>;
     /// Removes the unfinished mark.

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a CLI prints its results
 
 mod cmd_flows;
+mod cmd_ops;
 mod cmd_run;
 mod cmd_serve;
 mod cmd_servers;
@@ -55,6 +56,19 @@ enum Command {
         #[command(subcommand)]
         command: cmd_servers::ServersCommand,
     },
+    /// Copies the SQLite store to PATH while the server runs (docs/operations.md, "Backups").
+    Backup {
+        /// Where the copy goes (a new file, mode 0600).
+        path: PathBuf,
+        /// Replaces PATH when it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The master key that encrypts stored secrets (docs/operations.md).
+    MasterKey {
+        #[command(subcommand)]
+        command: cmd_ops::MasterKeyCommand,
+    },
     /// Checks the configuration and prints a summary (no secrets).
     Config,
     /// Prints the OpenAPI document of the server's API (as committed in docs/openapi.json).
@@ -89,6 +103,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => cmd_serve::migrate(load_config(cli.config)?).await,
         Command::ApiKey { command } => cmd_serve::api_key(command, load_config(cli.config)?).await,
         Command::Run(args) => cmd_run::run(args, load_config(cli.config)?).await,
+        Command::Backup { path, force } => {
+            cmd_ops::backup(&path, force, load_config(cli.config)?).await
+        }
+        Command::MasterKey { command } => {
+            cmd_ops::master_key(command, load_config(cli.config)?).await
+        }
         Command::Servers { command } => cmd_servers::run(command, load_config(cli.config)?).await,
         Command::Openapi => {
             println!(

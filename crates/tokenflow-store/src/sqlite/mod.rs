@@ -33,6 +33,7 @@ use crate::{Health, OAuthServerRow, PendingRow, Result, RunRow, StoreError};
 use writes::{Bind, Writes};
 
 mod api_keys;
+mod backup;
 mod flows;
 mod housekeeping;
 mod oauth_servers;
@@ -46,6 +47,7 @@ mod testing;
 mod vault;
 mod writes;
 
+pub use backup::{BackupReport, backup};
 pub use rotation::rotate_master_key;
 
 /// The database file's name inside the data directory.

@@ -90,7 +90,8 @@ impl RotationBackend for SqliteRotation {
                 .fetch_one(&mut *self.conn)
                 .await
                 .map_err(StoreError::Database)?;
-        let check = check.ok_or_else(|| StoreError::Corrupt("the store has no key check".into()))?;
+        let check =
+            check.ok_or_else(|| StoreError::Corrupt("the store has no key check".into()))?;
         Ok((check, unfinished > 0))
     }
 

@@ -41,8 +41,7 @@ impl Target {
                 .await
             }
             Target::Postgres(url) => {
-                tokenflow_store::postgres::rotate_master_key(url, &old, &new, batch, progress)
-                    .await
+                tokenflow_store::postgres::rotate_master_key(url, &old, &new, batch, progress).await
             }
         }
     }
@@ -80,7 +79,11 @@ async fn seed(store: &dyn Store, runs: usize) -> Vec<RunRow> {
     let (waiting, _) = suspended(store, "waiting-run", "state-rotated", 600).await;
     created.push(waiting);
     for (id, secret, key) in [
-        ("with-secrets", Some("client-secret-1"), Some("-----PRIVATE KEY 1-----")),
+        (
+            "with-secrets",
+            Some("client-secret-1"),
+            Some("-----PRIVATE KEY 1-----"),
+        ),
         ("public-client", None, None),
     ] {
         store
@@ -119,7 +122,11 @@ async fn assert_seeded(store: &dyn Store, runs: &[RunRow]) {
         .unwrap()
         .unwrap();
     assert!(pending.payload.expose().contains("verifier-state-rotated"));
-    let server = store.get_oauth_server("with-secrets").await.unwrap().unwrap();
+    let server = store
+        .get_oauth_server("with-secrets")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         server.client_secret,
         Some(SecretString::new("client-secret-1"))
@@ -128,7 +135,11 @@ async fn assert_seeded(store: &dyn Store, runs: &[RunRow]) {
         server.private_key,
         Some(SecretString::new("-----PRIVATE KEY 1-----"))
     );
-    let public = store.get_oauth_server("public-client").await.unwrap().unwrap();
+    let public = store
+        .get_oauth_server("public-client")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((public.client_secret, public.private_key), (None, None));
     let entry = store.get_vault_entry("both").await.unwrap().unwrap();
     assert_eq!(entry.access_token, Some(SecretString::new("access-1")));
@@ -193,7 +204,10 @@ async fn every_value_is_resealed_while_an_old_key_store_writes_and_the_old_key_i
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let landed = writer.await.unwrap();
     let outcome = outcome.unwrap();
-    assert!(landed.len() >= 4, "the old-key writes before the rotation landed");
+    assert!(
+        landed.len() >= 4,
+        "the old-key writes before the rotation landed"
+    );
     let RotationOutcome::Rotated { resealed } = outcome else {
         panic!("{outcome:?}");
     };
@@ -205,7 +219,10 @@ async fn every_value_is_resealed_while_an_old_key_store_writes_and_the_old_key_i
     // The old key's instance can write no secret any more, and changes nothing by trying.
     let mut late = expected[0].clone();
     late.updated_at = at(500);
-    let err = old_store.record_action_outcome(&late, None).await.unwrap_err();
+    let err = old_store
+        .record_action_outcome(&late, None)
+        .await
+        .unwrap_err();
     assert!(is_fenced(&err), "{err:?}");
 
     let err = target.open(1).await.unwrap_err();
@@ -220,7 +237,10 @@ async fn every_value_is_resealed_while_an_old_key_store_writes_and_the_old_key_i
 
     // Run again with the same keys: nothing left to do.
     assert_eq!(
-        target.rotate(1, 2, ROTATION_BATCH, &mut no_progress).await.unwrap(),
+        target
+            .rotate(1, 2, ROTATION_BATCH, &mut no_progress)
+            .await
+            .unwrap(),
         RotationOutcome::AlreadyDone
     );
     // A wrong current key is refused before anything changes.
@@ -276,7 +296,10 @@ async fn an_interrupted_rotation_refuses_every_start_and_completes_when_run_agai
     // The first run re-sealed four batches of three runs (the fourth committed before its
     // progress report failed); the second did the rest.
     assert_eq!(resealed, 31 + 5 - 12);
-    let first_runs = resealed_now.iter().find(|p| p.column == "runs.state").unwrap();
+    let first_runs = resealed_now
+        .iter()
+        .find(|p| p.column == "runs.state")
+        .unwrap();
     assert_eq!((first_runs.checked, first_runs.resealed), (3, 0));
 
     let store = target.open(2).await.unwrap();
