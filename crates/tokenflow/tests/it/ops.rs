@@ -13,7 +13,7 @@ use tokenflow_store::prelude::*;
 use tokenflow_store::sqlite::SqliteStore;
 use tokio::process::Command;
 
-use crate::serve::{API_KEY, Site, http, terminate};
+use crate::serve::{API_KEY, Site, http, post_run_with, terminate};
 use crate::support::Cli;
 
 /// An OAuth server that `vault_store` can name; nothing ever calls it.
@@ -39,15 +39,8 @@ fn flows(hang_url: &str) -> Vec<(&'static str, String)> {
 }
 
 async fn post(site: &Site, flow: &str, inputs: Value) -> (u16, Value) {
-    let response = http()
-        .post(site.url(&format!("/api/flows/{flow}/runs")))
-        .bearer_auth(API_KEY)
-        .json(&inputs)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    let (status, run, _) = post_run_with(site, flow, inputs).await;
+    (status, run)
 }
 
 async fn get(site: &Site, path: &str) -> Value {

@@ -152,7 +152,7 @@ async fn post_run(site: &Site, flow: &str) -> (u16, Value, String) {
     post_run_with(site, flow, json!({})).await
 }
 
-async fn post_run_with(site: &Site, flow: &str, inputs: Value) -> (u16, Value, String) {
+pub(crate) async fn post_run_with(site: &Site, flow: &str, inputs: Value) -> (u16, Value, String) {
     let response = http()
         .post(site.url(&format!("/api/flows/{flow}/runs")))
         .bearer_auth(API_KEY)
