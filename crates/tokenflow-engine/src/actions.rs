@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use tokenflow_connectors::json::extract_json_limited;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
+use tokenflow_connectors::oauth::token_exchange::TokenExchangeInput;
 use tokenflow_connectors::oauth::{AuthorizationRequest, ConnectorStatus, TokenOutputs};
 use tokenflow_core::SecretString;
 use tokenflow_core::flow::{Action, ActionKind};
@@ -129,6 +130,32 @@ pub async fn execute(
                 warnings: Vec::new(),
                 response: out.response.into_iter().collect(),
             })
+        }
+        ActionKind::OauthTokenExchange => {
+            let input = TokenExchangeInput {
+                mode: inputs.text("mode"),
+                subject_token: inputs.secret("subject_token"),
+                subject_token_type: inputs.text("subject_token_type"),
+                actor_token: inputs.secret("actor_token"),
+                actor_token_type: inputs.text("actor_token_type"),
+                audience: inputs.text("audience"),
+                resource: inputs.text("resource"),
+                scope: inputs.text("scope"),
+                requested_token_type: inputs.text("requested_token_type"),
+                assertion: inputs.secret("assertion"),
+            };
+            let out = engine
+                .oauth()
+                .token_exchange(server_id, server.as_ref(), &input)
+                .await;
+            let issued_token_type = opt(&out.issued_token_type);
+            let refresh_token = secret_value(&out.refresh_token);
+            let mut outcome = token_outcome(out, false);
+            outcome
+                .outputs
+                .push(("issued_token_type", issued_token_type));
+            outcome.outputs.push(("refresh_token", refresh_token));
+            Execution::Done(outcome)
         }
         ActionKind::OauthUserLogin => {
             let input = UserLoginInput {

@@ -42,6 +42,12 @@ pub struct TokenRequestRecord {
     /// The decoded JOSE header of the `client_assertion`, if one was sent.
     #[serde(default)]
     pub assertion_header: Option<serde_json::Value>,
+    /// The decoded JOSE header of the JWT bearer grant's `assertion` (RFC 7523 §2.1), if any.
+    #[serde(default)]
+    pub grant_assertion_header: Option<serde_json::Value>,
+    /// The RFC 8707 `resource` parameter as sent: a string, a list of them, or none.
+    #[serde(default)]
+    pub resource: Option<serde_json::Value>,
     pub status: u16,
     pub error: Option<String>,
 }

@@ -93,7 +93,7 @@ impl OAuthConnectors {
         self
     }
 
-    async fn request(
+    pub(super) async fn request(
         &self,
         server: &OAuthServer,
         token_url: &Url,
@@ -105,6 +105,11 @@ impl OAuthConnectors {
             observer.token_request(grant.grant_type(), started.elapsed(), result.is_ok());
         }
         result
+    }
+
+    /// The injected clock's now.
+    pub(super) fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -497,12 +502,15 @@ impl OAuthConnectors {
         }
     }
 
-    async fn endpoints(&self, server: &OAuthServer) -> Result<OAuthServer, DiscoveryError> {
+    pub(super) async fn endpoints(
+        &self,
+        server: &OAuthServer,
+    ) -> Result<OAuthServer, DiscoveryError> {
         resolve_endpoints(&self.http, server).await
     }
 }
 
-fn unknown_server<S: crate::status::ConnectorStatus>(
+pub(super) fn unknown_server<S: crate::status::ConnectorStatus>(
     status: S,
     server_id: &str,
 ) -> TokenOutputs<S> {
@@ -513,7 +521,7 @@ fn unknown_server<S: crate::status::ConnectorStatus>(
     )
 }
 
-fn missing_field<S: crate::status::ConnectorStatus>(
+pub(super) fn missing_field<S: crate::status::ConnectorStatus>(
     status: S,
     server: &OAuthServer,
     field: &str,
@@ -525,7 +533,7 @@ fn missing_field<S: crate::status::ConnectorStatus>(
     )
 }
 
-fn unsupported_type<S: crate::status::ConnectorStatus>(
+pub(super) fn unsupported_type<S: crate::status::ConnectorStatus>(
     status: S,
     token_type: &Option<String>,
 ) -> TokenOutputs<S> {

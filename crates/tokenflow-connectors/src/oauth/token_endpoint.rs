@@ -30,6 +30,13 @@ pub enum Grant<'a> {
     RefreshToken {
         refresh_token: &'a SecretString,
     },
+    /// A grant of another type with its own parameters, in order (token exchange, RFC 8693 §2.1;
+    /// the JWT bearer grant, RFC 7523 §2.1, and Entra's on-behalf-of). Every value is treated as
+    /// a secret: the body is never logged.
+    Extension {
+        grant_type: &'static str,
+        params: &'a [(&'static str, SecretString)],
+    },
 }
 
 impl Grant<'_> {
@@ -39,6 +46,7 @@ impl Grant<'_> {
             Grant::ClientCredentials { .. } => "client_credentials",
             Grant::AuthorizationCode { .. } => "authorization_code",
             Grant::RefreshToken { .. } => "refresh_token",
+            Grant::Extension { grant_type, .. } => grant_type,
         }
     }
 }
@@ -195,6 +203,11 @@ fn form_body(
         }
         Grant::RefreshToken { refresh_token } => {
             form.append_pair("refresh_token", refresh_token.expose());
+        }
+        Grant::Extension { params, .. } => {
+            for (name, value) in *params {
+                form.append_pair(name, value.expose());
+            }
         }
     }
     for (key, value) in &server.extra_token_params {
