@@ -191,6 +191,18 @@ function configuration() {
       introspection: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
+      // RFC 8707: any absolute URI is a resource server; its tokens carry it as `aud` (shown by
+      // /api/whoami). Without a `resource` parameter nothing changes.
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => undefined,
+        useGrantedResource: () => false,
+        getResourceServerInfo: (ctx, resourceIndicator) => ({
+          scope: 'api:read api:write',
+          audience: resourceIndicator,
+          accessTokenFormat: 'opaque',
+        }),
+      },
       // The default pages pull Google Fonts; the network is closed and a browser would hang.
       rpInitiatedLogout: {
         enabled: true,

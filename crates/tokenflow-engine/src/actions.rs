@@ -98,14 +98,24 @@ pub async fn execute(
         ActionKind::OauthServerLogin => {
             let out = engine
                 .oauth()
-                .server_login(server_id, server.as_ref(), &inputs.text("scope"))
+                .server_login_for(
+                    server_id,
+                    server.as_ref(),
+                    &inputs.text("scope"),
+                    &inputs.text("resource"),
+                )
                 .await;
             Execution::Done(token_outcome(out, false))
         }
         ActionKind::OauthRefreshToken => {
             let out = engine
                 .oauth()
-                .refresh_token(server_id, server.as_ref(), &inputs.secret("refresh_token"))
+                .refresh_token_for(
+                    server_id,
+                    server.as_ref(),
+                    &inputs.secret("refresh_token"),
+                    &inputs.text("resource"),
+                )
                 .await;
             Execution::Done(token_outcome(out, true))
         }

@@ -8,7 +8,7 @@ use tokenflow_connectors::oauth::token_exchange::{
     ACCESS_TOKEN_TYPE, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, TokenExchangeInput,
 };
 use tokenflow_connectors::oauth::{
-    CallbackParams, ServerLoginStatus, TokenExchangeStatus, UserLoginStatus,
+    CallbackParams, RefreshStatus, ServerLoginStatus, TokenExchangeStatus, UserLoginStatus,
 };
 use tokenflow_core::{Input, OAuthServer, SecretString};
 use tokenflow_testkit::{Decision, Idp, TestClient, sign_in, unique};
@@ -431,4 +431,75 @@ async fn jwt_bearer_signed_with_another_key_is_refused_with_minus_1() {
     assert_eq!(out.status, TokenExchangeStatus::Unknown, "{out:?}");
     assert_eq!(out.error.as_deref(), Some("invalid_grant"));
     assert!(out.access_token.is_none());
+}
+
+#[tokio::test]
+async fn a_resource_indicator_makes_the_client_credentials_token_one_for_that_resource() {
+    let idp = Idp::start().await;
+    let client = exchange_client(&idp, "client_secret_post", json!({})).await;
+    let server = exchange_server(&idp, &client, "client_secret_post");
+    let c = connectors();
+    let resource = Input::Assigned("https://api.example.test/orders".to_owned());
+    let out = c
+        .server_login_for("idp", Some(&server), &Input::Unassigned, &resource)
+        .await;
+    assert_eq!(out.status, ServerLoginStatus::Successful, "{out:?}");
+    let seen = whoami(&idp, out.access_token.as_ref().unwrap()).await;
+    assert_eq!(seen["aud"], "https://api.example.test/orders", "{seen}");
+    let plain = c
+        .server_login("idp", Some(&server), &Input::Unassigned)
+        .await;
+    let seen = whoami(&idp, plain.access_token.as_ref().unwrap()).await;
+    assert_eq!(seen["aud"], Value::Null, "no resource, no audience: {seen}");
+    let requests = idp.token_requests(&client.id).await;
+    assert_eq!(
+        requests[0].resource,
+        Some(json!("https://api.example.test/orders"))
+    );
+    assert_eq!(requests[1].resource, None);
+}
+
+#[tokio::test]
+async fn a_refresh_sends_its_resource_indicators() {
+    let idp = Idp::start().await;
+    let id = unique("resource-web");
+    idp.web_client(&id, "web-secret-2", REDIRECT_URI, json!({}))
+        .await;
+    let server = server("idp", web_server_fields(&idp, &id, "web-secret-2"));
+    let c = connectors();
+    let request = start_login(&c, &server, &UserLoginInput::default()).await;
+    let landed = sign_in(
+        request.url.as_str(),
+        REDIRECT_URI,
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+    let login = c
+        .finish_user_login(
+            Some(&server),
+            &request.pending,
+            &CallbackParams::from_url(&landed),
+        )
+        .await;
+    let refresh_token = login.refresh_token.unwrap();
+    let out = c
+        .refresh_token_for(
+            "idp",
+            Some(&server),
+            &secret(&refresh_token),
+            &assigned("https://a.example.test/ https://b.example.test/"),
+        )
+        .await;
+    assert_eq!(out.status, RefreshStatus::Successful, "{out:?}");
+    let last = idp.token_requests(&id).await.pop().unwrap();
+    assert_eq!(last.grant_type.as_deref(), Some("refresh_token"));
+    assert_eq!(
+        last.resource,
+        Some(json!([
+            "https://a.example.test/",
+            "https://b.example.test/"
+        ]))
+    );
 }

@@ -226,7 +226,7 @@ pub const CATALOG: &[ActionSpec] = &[
     },
     ActionSpec {
         kind: ActionKind::OauthServerLogin,
-        inputs: &[p("scope", Text)],
+        inputs: &[p("scope", Text), p("resource", Text)],
         outputs: &[
             secret("access_token"),
             p("expires_in", Int),
@@ -247,7 +247,7 @@ pub const CATALOG: &[ActionSpec] = &[
     },
     ActionSpec {
         kind: ActionKind::OauthRefreshToken,
-        inputs: &[secret("refresh_token")],
+        inputs: &[secret("refresh_token"), p("resource", Text)],
         outputs: TOKEN_OUTPUTS,
         needs_server: true,
         interactive: false,
