@@ -97,7 +97,8 @@ async fn cc_token(server: &OAuthServer) -> SecretString {
 
 /// GET /api/whoami at the IdP with `token`: what the IdP says the token is.
 async fn whoami(idp: &Idp, token: &SecretString) -> Value {
-    let response = reqwest::Client::new()
+    let response = tokenflow_connectors::http::build_client(std::time::Duration::from_secs(30))
+        .unwrap()
         .get(idp.url("/api/whoami"))
         .bearer_auth(token.expose())
         .send()
