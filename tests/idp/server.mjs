@@ -10,7 +10,7 @@
 // node process) and on SIGTERM/SIGINT.
 
 import { createServer } from 'node:http';
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Provider, { errors } from 'oidc-provider';
 
@@ -191,6 +191,18 @@ function configuration() {
       introspection: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
+      // RFC 8707: any absolute URI is a resource server; its tokens carry it as `aud` (shown by
+      // /api/whoami). Without a `resource` parameter nothing changes.
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => undefined,
+        useGrantedResource: () => false,
+        getResourceServerInfo: (ctx, resourceIndicator) => ({
+          scope: 'api:read api:write',
+          audience: resourceIndicator,
+          accessTokenFormat: 'opaque',
+        }),
+      },
       // The default pages pull Google Fonts; the network is closed and a browser would hang.
       rpInitiatedLogout: {
         enabled: true,
@@ -262,6 +274,10 @@ function tokenEndpointMiddleware() {
       auth_method: authMethod,
       client_secret_in_body: body.client_secret !== undefined,
       assertion_header: jwtHeader(body.client_assertion),
+      // The JOSE header of a JWT bearer grant's `assertion` (RFC 7523 §2.1), and the RFC 8707
+      // `resource` parameter(s) as sent.
+      grant_assertion_header: jwtHeader(body.assertion),
+      resource: body.resource ?? null,
       status: ctx.status,
       error: ctx.status >= 400 ? (ctx.body?.error ?? null) : null,
     });
@@ -404,11 +420,16 @@ async function register(provider, input) {
     if (typeof input.token_type !== 'string') return json(ctx, 400, { error: 'token_type must be a string' });
     opts.token_type = input.token_type;
   }
-  // `public_key_pem`: a PEM public key (SPKI) that becomes the client's `jwks` (private_key_jwt).
+  // `public_key_pem`: a PEM public key (SPKI) that becomes the client's `jwks` (private_key_jwt,
+  // and the JWT bearer grant's assertions); `public_key_kid` names it (a service account key's
+  // `private_key_id`), and assertions must then carry that `kid`.
   if (input.public_key_pem !== undefined && input.public_key_pem !== null) {
     if (typeof input.public_key_pem !== 'string') return json(ctx, 400, { error: 'public_key_pem must be a string' });
+    if (input.public_key_kid !== undefined && typeof input.public_key_kid !== 'string') return json(ctx, 400, { error: 'public_key_kid must be a string' });
     try {
-      metadata.jwks = { keys: [createPublicKey(input.public_key_pem).export({ format: 'jwk' })] };
+      const jwk = createPublicKey(input.public_key_pem).export({ format: 'jwk' });
+      if (input.public_key_kid) jwk.kid = input.public_key_kid;
+      metadata.jwks = { keys: [jwk] };
     } catch (err) {
       return json(ctx, 400, { error: 'public_key_pem is not a PEM public key', error_description: err.message });
     }
@@ -447,7 +468,7 @@ function resourceApiMiddleware(provider) {
       ctx.body = { error: 'invalid_token' };
       return;
     }
-    ctx.body = { active: true, client_id: token.clientId, scope: token.scope ?? '', sub: token.accountId ?? null };
+    ctx.body = { active: true, client_id: token.clientId, scope: token.scope ?? '', sub: token.accountId ?? null, aud: token.aud ?? null };
   };
 }
 
@@ -508,6 +529,125 @@ function testAdminMiddleware(provider) {
   };
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Extension grants (registered with provider.registerGrantType): RFC 8693 token exchange and the
+// RFC 7523 JWT bearer grant, both as Microsoft Entra's on-behalf-of flow (requested_token_use =
+// on_behalf_of, the assertion is a user's access token) and as Google's service accounts do it
+// (the assertion is a JWT signed with a key registered for the client). Each validates for real.
+// ---------------------------------------------------------------------------------------------
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+const first = (value) => (Array.isArray(value) ? value[0] : value) || undefined;
+const single = (value, name) => {
+  if (Array.isArray(value) && value.length > 1) throw new errors.InvalidTarget(`only one ${name} is supported`);
+  return first(value);
+};
+
+// A live access token (user or client credentials) this IdP issued, else invalid_grant.
+async function issuedAccessToken(provider, value, what) {
+  const token = value ? (await provider.AccessToken.find(value)) ?? (await provider.ClientCredentials.find(value)) : undefined;
+  if (!token || token.isExpired) throw new errors.InvalidGrant(`${what} is not a valid access token of this issuer`);
+  return token;
+}
+
+// Every requested scope must be among `allowed` (the subject token's, or the client's).
+function checkScope(requested, allowed) {
+  const allow = new Set((allowed ?? '').split(' ').filter(Boolean));
+  for (const scope of (requested ?? '').split(' ').filter(Boolean)) {
+    if (!allow.has(scope)) throw new errors.InvalidScope('requested scope is not allowed', scope);
+  }
+}
+
+// Issues an access token for the client: a user's (AccessToken) or the client's own
+// (ClientCredentials), with `aud` when an audience or resource was asked for.
+async function issue(ctx, { accountId, grantId, scope, audience }) {
+  const { client, provider } = ctx.oidc;
+  const token = accountId
+    ? new provider.AccessToken({ accountId, client, grantId, scope: scope || undefined, gty: 'token_exchange' })
+    : new provider.ClientCredentials({ client, scope: scope || undefined });
+  if (audience) token.setAudience(audience);
+  const value = await token.save();
+  return { access_token: value, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: token.expiration, scope: token.scope || undefined };
+}
+
+async function tokenExchangeGrant(ctx, next) {
+  const { params } = ctx.oidc;
+  if (!params.subject_token) throw new errors.InvalidRequest('missing required parameter subject_token');
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest(`unsupported subject_token_type ${params.subject_token_type}`);
+  const subject = await issuedAccessToken(ctx.oidc.provider, params.subject_token, 'subject_token');
+  if (params.actor_token) {
+    if (params.actor_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest('unsupported or missing actor_token_type');
+    await issuedAccessToken(ctx.oidc.provider, params.actor_token, 'actor_token');
+  }
+  if (params.requested_token_type && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest(`unsupported requested_token_type ${params.requested_token_type}`);
+  }
+  const scope = params.scope ?? subject.scope;
+  checkScope(scope, subject.scope);
+  const audience = single(params.resource, 'resource') ?? single(params.audience, 'audience');
+  ctx.body = await issue(ctx, { accountId: subject.accountId, grantId: subject.grantId, scope, audience });
+  await next();
+}
+
+function decodeJwt(assertion) {
+  const parts = assertion.split('.');
+  if (parts.length !== 3) throw new errors.InvalidGrant('assertion is not a JWT');
+  try {
+    return {
+      header: JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8')),
+      claims: JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')),
+      signed: Buffer.from(`${parts[0]}.${parts[1]}`),
+      signature: Buffer.from(parts[2], 'base64url'),
+    };
+  } catch {
+    throw new errors.InvalidGrant('assertion is not a JWT');
+  }
+}
+
+async function jwtBearerGrant(ctx, next) {
+  const { params, client, provider } = ctx.oidc;
+  if (!params.assertion) throw new errors.InvalidRequest('missing required parameter assertion');
+  const audience = single(params.resource, 'resource');
+  if (params.requested_token_use === 'on_behalf_of') {
+    // Entra on-behalf-of: the assertion is the user's token the calling API received.
+    if (!params.scope) throw new errors.InvalidRequest('missing required parameter scope');
+    const subject = await issuedAccessToken(provider, params.assertion, 'assertion');
+    if (!subject.accountId) throw new errors.InvalidGrant('the assertion does not represent a user');
+    checkScope(params.scope, client.scope);
+    ctx.body = await issue(ctx, { accountId: subject.accountId, grantId: subject.grantId, scope: params.scope, audience });
+    return next();
+  }
+  // RFC 7523 §3: a JWT signed with a key registered for this client (its jwks).
+  const { header, claims, signed, signature } = decodeJwt(params.assertion);
+  if (header.alg !== 'RS256') throw new errors.InvalidGrant('assertion must be signed RS256');
+  const jwk = (client.jwks?.keys ?? []).find((key) => key.kty === 'RSA' && (!key.kid || key.kid === header.kid));
+  if (!jwk) throw new errors.InvalidGrant('no registered key matches the assertion');
+  if (!verify('sha256', signed, createPublicKey({ key: jwk, format: 'jwk' }), signature)) {
+    throw new errors.InvalidGrant('assertion signature is invalid');
+  }
+  const now = Math.floor(Date.now() / 1000);
+  if (claims.iss !== client.clientId || claims.sub !== claims.iss) throw new errors.InvalidGrant('assertion iss and sub must be the client');
+  if (claims.aud !== ctx.oidc.urlFor('token')) throw new errors.InvalidGrant('assertion aud must be the token endpoint');
+  if (!Number.isInteger(claims.exp) || claims.exp <= now) throw new errors.InvalidGrant('assertion is expired');
+  if (!Number.isInteger(claims.iat) || claims.iat > now + 5 || claims.exp - claims.iat > 3600) {
+    throw new errors.InvalidGrant('assertion iat is missing, in the future, or more than an hour before exp');
+  }
+  const scope = claims.scope ?? params.scope;
+  checkScope(scope, client.scope);
+  ctx.body = await issue(ctx, { scope, audience });
+  return next();
+}
+
+function registerExtensionGrants(provider) {
+  provider.registerGrantType(TOKEN_EXCHANGE, tokenExchangeGrant,
+    ['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'audience', 'resource', 'scope', 'requested_token_type'],
+    ['audience', 'resource']);
+  provider.registerGrantType(JWT_BEARER, jwtBearerGrant, ['assertion', 'scope', 'requested_token_use', 'resource'], ['resource']);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Start-up: bind first (port 0 -> ephemeral), then build the provider, because the issuer must
 // contain the real port.
@@ -520,6 +660,7 @@ const port = Number.parseInt(process.env.IDP_PORT ?? '0', 10) || 0;
 server.listen(port, '127.0.0.1', async () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, configuration());
+  registerExtensionGrants(provider);
   provider.use(tokenEndpointMiddleware());
   provider.use(rawBasicMiddleware());
   provider.use(interactionMiddleware(provider));

@@ -97,6 +97,21 @@ status_enum!(
 });
 
 status_enum!(
+    /// `oauth_token_exchange` (RFC 8693 token exchange, Entra on-behalf-of, RFC 7523 JWT bearer).
+    TokenExchangeStatus, OauthTokenExchange, {
+    Successful = 0 => "Successful",
+    /// A provider error (`invalid_grant` for a wrong or expired subject token or assertion), a
+    /// transport failure, an unusable answer, an unknown `mode`.
+    Unknown = -1 => "Unsuccessful, cause unknown / provider error",
+    /// Server unknown, or without `token_url` (and no `issuer` to discover it from).
+    NoServer = -2 => "Unsuccessful, no OAuth server configured",
+    /// The mode's token or assertion (or the scope of `on_behalf_of`) is missing.
+    InputMissing = -3 => "Unsuccessful, input data is missing",
+    /// The issued token is not a bearer access token (`token_type` other than `Bearer`).
+    UnsupportedTokenType = -5 => "Unsuccessful, token type not supported",
+});
+
+status_enum!(
     /// `http_connector` (Thinkwise's HTTP connector codes; `-5` is not used).
     HttpStatus, HttpConnector, {
     /// A response was received, whatever its HTTP status.
@@ -155,6 +170,7 @@ pub fn meaning(action_kind: ActionKind, code: i32) -> Option<&'static str> {
         ActionKind::OauthUserLogin => find::<UserLoginStatus>(code),
         ActionKind::OauthRefreshToken => find::<RefreshStatus>(code),
         ActionKind::OauthRevokeToken => find::<RevokeStatus>(code),
+        ActionKind::OauthTokenExchange => find::<TokenExchangeStatus>(code),
         ActionKind::HttpConnector => find::<HttpStatus>(code),
         ActionKind::ExtractJson => find::<ExtractJsonStatus>(code),
         ActionKind::VaultStore => find::<VaultStoreStatus>(code),
@@ -231,6 +247,7 @@ mod tests {
             markdown_table::<UserLoginStatus>(),
             markdown_table::<RefreshStatus>(),
             markdown_table::<RevokeStatus>(),
+            markdown_table::<TokenExchangeStatus>(),
             markdown_table::<HttpStatus>(),
             markdown_table::<ExtractJsonStatus>(),
             markdown_table::<VaultStoreStatus>(),

@@ -73,6 +73,8 @@ pub struct ClientKey {
     x5t: Option<String>,
     /// The certificate's PEM as configured (public), so a stored server reads back the same.
     certificate: Option<String>,
+    /// `kid`: names the key at the provider (a service account key's `private_key_id`).
+    kid: Option<String>,
 }
 
 /// Why a key or certificate is refused; the texts name no key material.
@@ -158,11 +160,18 @@ impl ClientKey {
             x5t_s256,
             x5t,
             certificate: certificate.map(|pem| pem.trim().to_owned()),
+            kid: None,
         };
         // The probe: a key the crypto library refuses (wrong curve, too short, damaged) fails here.
         key.sign(&serde_json::json!({ "probe": true }))
             .map_err(|_| unusable())?;
         Ok(key)
+    }
+
+    /// The same key, its JWS headers carrying `kid` (RFC 7515 §4.1.4).
+    pub fn with_kid(mut self, kid: Option<String>) -> Self {
+        self.kid = kid;
+        self
     }
 
     pub fn alg(&self) -> SigningAlg {
@@ -189,6 +198,7 @@ impl ClientKey {
         let mut header = Header::new(self.alg.algorithm());
         header.x5t_s256.clone_from(&self.x5t_s256);
         header.x5t.clone_from(&self.x5t);
+        header.kid.clone_from(&self.kid);
         header
     }
 

@@ -4,6 +4,7 @@
 //! - [`input`]: action inputs that keep *unassigned* apart from *assigned but empty* (docs/connectors.md).
 //! - [`oauth_server`]: the OAuth server configuration of docs/connectors.md, its defaults and validation.
 //! - [`client_key`]: the private key of `private_key_jwt` client authentication.
+//! - [`service_account`]: a Google-style service account key, the JWT bearer grant's credential.
 //! - [`clock`]: injected time, so tests control expiry.
 //! - [`flow`]: process flows: the action catalogue, the YAML format, validation with file/line/column.
 //! - [`limits`]: the bounds on what one run may hold.
@@ -16,6 +17,7 @@ pub mod input;
 pub mod limits;
 pub mod oauth_server;
 pub mod secret;
+pub mod service_account;
 pub mod status;
 
 pub use client_key::{ClientKey, SigningAlg};
@@ -27,4 +29,5 @@ pub use oauth_server::{
     OAuthServerSpec, Prompt, TokenEndpointAuthMethod,
 };
 pub use secret::SecretString;
+pub use service_account::ServiceAccountKey;
 pub use status::{RunStatus, VaultEntryState};

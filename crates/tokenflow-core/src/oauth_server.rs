@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::client_key::{ClientKey, SigningAlg};
 use crate::secret::SecretString;
+use crate::service_account::ServiceAccountKey;
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -182,6 +183,10 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     pub certificate: Option<Secret>,
     /// With `certificate`: also send the SHA-1 thumbprint `x5t`.
     pub x5t_sha1: Option<bool>,
+    /// A Google-style service account key (JSON): the credential of `oauth_token_exchange` with
+    /// `mode: jwt_bearer` (RFC 7523 §2.1). Configuration file only.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub service_account_key: Option<Secret>,
     /// With `basic_header`: `form_urlencoded` (default, RFC 6749 §2.3.1) or `raw` (for providers
     /// that do not decode the credentials).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
@@ -223,6 +228,8 @@ pub struct OAuthServer {
     pub basic_auth_encoding: BasicAuthEncoding,
     /// With `private_key_jwt` only: the parsed private key and certificate thumbprints.
     pub client_key: Option<ClientKey>,
+    /// The service account key of the JWT bearer grant, parsed.
+    pub service_account_key: Option<ServiceAccountKey>,
     pub authorization_url: Option<Url>,
     pub token_url: Option<Url>,
     /// The RFC 7009 revocation endpoint; filled from discovery's `revocation_endpoint` when absent.
@@ -319,6 +326,7 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             signing_alg: None,
             certificate: None,
             x5t_sha1: None,
+            service_account_key: None,
             basic_auth_encoding: None,
             authorization_url: None,
             token_url: None,
@@ -359,6 +367,9 @@ impl<Secret> OAuthServerSpec<Secret> {
                 .certificate
                 .and_then(|certificate| f("certificate", certificate)),
             x5t_sha1: self.x5t_sha1,
+            service_account_key: self
+                .service_account_key
+                .and_then(|key| f("service_account_key", key)),
             basic_auth_encoding: self.basic_auth_encoding,
             authorization_url: self.authorization_url,
             token_url: self.token_url,
@@ -401,8 +412,23 @@ impl OAuthServerSpec {
                 "must be non-empty and use only letters, digits, `-`, `_` and `.`".to_owned(),
             );
         }
+        let service_account_key = self
+            .service_account_key
+            .filter(|key| !key.is_empty())
+            .and_then(|key| match ServiceAccountKey::from_json(&key) {
+                Ok(key) => Some(key),
+                Err(text) => {
+                    problem("service_account_key", text);
+                    None
+                }
+            });
         let client_id = match self.client_id {
             Some(value) if !value.trim().is_empty() => value,
+            // A service account is its own client (docs/connectors.md, "Google service accounts").
+            None if service_account_key.is_some() => service_account_key
+                .as_ref()
+                .map(|key| key.client_email().to_owned())
+                .unwrap_or_default(),
             Some(_) => {
                 problem("client_id", "must not be empty".to_owned());
                 String::new()
@@ -513,6 +539,7 @@ impl OAuthServerSpec {
             token_endpoint_auth_method,
             basic_auth_encoding,
             client_key,
+            service_account_key,
             authorization_url,
             token_url,
             revocation_url,

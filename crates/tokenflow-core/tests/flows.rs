@@ -93,7 +93,7 @@ fn unknown_input_and_output_names_are_reported_at_the_key() {
     assert_eq!(errs.len(), 2, "{errs:#?}");
     assert!(
         errs[0].starts_with(
-            "bad.yaml:8:14: unknown input `scopes` for oauth_server_login (known: scope)"
+            "bad.yaml:8:14: unknown input `scopes` for oauth_server_login (known: scope, resource)"
         ),
         "{}",
         errs[0]

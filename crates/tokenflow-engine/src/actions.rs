@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use tokenflow_connectors::json::extract_json_limited;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
+use tokenflow_connectors::oauth::token_exchange::TokenExchangeInput;
 use tokenflow_connectors::oauth::{AuthorizationRequest, ConnectorStatus, TokenOutputs};
 use tokenflow_core::SecretString;
 use tokenflow_core::flow::{Action, ActionKind};
@@ -97,14 +98,24 @@ pub async fn execute(
         ActionKind::OauthServerLogin => {
             let out = engine
                 .oauth()
-                .server_login(server_id, server.as_ref(), &inputs.text("scope"))
+                .server_login_for(
+                    server_id,
+                    server.as_ref(),
+                    &inputs.text("scope"),
+                    &inputs.text("resource"),
+                )
                 .await;
             Execution::Done(token_outcome(out, false))
         }
         ActionKind::OauthRefreshToken => {
             let out = engine
                 .oauth()
-                .refresh_token(server_id, server.as_ref(), &inputs.secret("refresh_token"))
+                .refresh_token_for(
+                    server_id,
+                    server.as_ref(),
+                    &inputs.secret("refresh_token"),
+                    &inputs.text("resource"),
+                )
                 .await;
             Execution::Done(token_outcome(out, true))
         }
@@ -129,6 +140,32 @@ pub async fn execute(
                 warnings: Vec::new(),
                 response: out.response.into_iter().collect(),
             })
+        }
+        ActionKind::OauthTokenExchange => {
+            let input = TokenExchangeInput {
+                mode: inputs.text("mode"),
+                subject_token: inputs.secret("subject_token"),
+                subject_token_type: inputs.text("subject_token_type"),
+                actor_token: inputs.secret("actor_token"),
+                actor_token_type: inputs.text("actor_token_type"),
+                audience: inputs.text("audience"),
+                resource: inputs.text("resource"),
+                scope: inputs.text("scope"),
+                requested_token_type: inputs.text("requested_token_type"),
+                assertion: inputs.secret("assertion"),
+            };
+            let out = engine
+                .oauth()
+                .token_exchange(server_id, server.as_ref(), &input)
+                .await;
+            let issued_token_type = opt(&out.issued_token_type);
+            let refresh_token = secret_value(&out.refresh_token);
+            let mut outcome = token_outcome(out, false);
+            outcome
+                .outputs
+                .push(("issued_token_type", issued_token_type));
+            outcome.outputs.push(("refresh_token", refresh_token));
+            Execution::Done(outcome)
         }
         ActionKind::OauthUserLogin => {
             let input = UserLoginInput {

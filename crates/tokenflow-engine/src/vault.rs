@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors, TokenOutputs};
+use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors, RevokeStatus, TokenOutputs};
 use tokenflow_connectors::status::{VaultGetStatus, VaultStoreStatus};
 use tokenflow_core::{Clock, Input, SecretString, VaultEntryState};
 use tokenflow_store::{Store, VaultEntryRow};
@@ -60,6 +60,20 @@ enum Fenced {
 
 /// How long a refresh lease lasts; a refresher that dies is replaced after this.
 const LEASE: time::Duration = time::Duration::seconds(30);
+
+/// What deleting a vault entry did to its grant at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// The revocation endpoint accepted the refresh token (RFC 7009 §2.2).
+    Revoked,
+    /// The entry held no refresh token: nothing to revoke.
+    NoRefreshToken,
+    /// The server has no revocation endpoint (configured or discovered), or is gone.
+    NoEndpoint,
+    /// The revocation failed (the provider's error, or a connection problem); the entry is
+    /// deleted all the same.
+    Failed(String),
+}
 
 /// `vault_store`'s outcome.
 #[derive(Debug, Clone)]
@@ -146,6 +160,51 @@ impl StoreVault {
                 error_description: None,
             },
             Err(err) => fail(VaultStoreStatus::Unknown, "store_error", err.to_string()),
+        }
+    }
+
+    /// Deletes the entry `name` after revoking its refresh token at its server's revocation
+    /// endpoint (RFC 7009; configured or discovered), so the grant dies with the entry. The entry
+    /// is deleted whatever the revocation's outcome. `Ok(None)`: no such entry.
+    pub async fn delete_entry(
+        &self,
+        name: &str,
+    ) -> Result<Option<Revocation>, tokenflow_store::StoreError> {
+        let lock = self.lock(name);
+        let _guard = lock.lock().await;
+        let Some(entry) = self.store.get_vault_entry(name).await? else {
+            return Ok(None);
+        };
+        let revocation = match &entry.refresh_token {
+            None => Revocation::NoRefreshToken,
+            Some(token) => {
+                let server = self.servers.get(&entry.server_id);
+                let out = self
+                    .oauth
+                    .revoke_token(
+                        &entry.server_id,
+                        server.as_ref(),
+                        &Input::Assigned(token.clone()),
+                        &Input::Assigned("refresh_token".to_owned()),
+                    )
+                    .await;
+                match out.status {
+                    RevokeStatus::Successful => Revocation::Revoked,
+                    RevokeStatus::NoEndpoint => Revocation::NoEndpoint,
+                    RevokeStatus::Unknown | RevokeStatus::InputMissing => Revocation::Failed(
+                        [out.error, out.error_description]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join(": "),
+                    ),
+                }
+            }
+        };
+        if self.store.delete_vault_entry(name).await? {
+            Ok(Some(revocation))
+        } else {
+            Ok(None)
         }
     }
 

@@ -291,6 +291,13 @@ impl ServerRegistry {
                  (and restart) to change it"
             )));
         }
+        if spec.service_account_key.is_some() {
+            // Not stored through the API (docs/connectors.md, "`oauth_token_exchange`").
+            return Err(RuntimeError::InvalidInput(format!(
+                "OAuth server `{id}`: `service_account_key` is set in tokenflow.toml only (as \
+                 {{ file = \"sa.json\" }} or {{ env = \"NAME\" }})"
+            )));
+        }
         let existing = store.get_oauth_server(id).await?;
         let secret_given = spec.client_secret.is_some();
         let secret = match spec.client_secret.take() {

@@ -42,6 +42,12 @@ pub struct TokenRequestRecord {
     /// The decoded JOSE header of the `client_assertion`, if one was sent.
     #[serde(default)]
     pub assertion_header: Option<serde_json::Value>,
+    /// The decoded JOSE header of the JWT bearer grant's `assertion` (RFC 7523 §2.1), if any.
+    #[serde(default)]
+    pub grant_assertion_header: Option<serde_json::Value>,
+    /// The RFC 8707 `resource` parameter as sent: a string, a list of them, or none.
+    #[serde(default)]
+    pub resource: Option<serde_json::Value>,
     pub status: u16,
     pub error: Option<String>,
 }
@@ -253,6 +259,49 @@ impl Idp {
             }
         }
         tokens
+    }
+
+    /// Every refresh token the IdP issued to `client_id` (whether still valid or not).
+    pub async fn refresh_tokens(&self, client_id: &str) -> Vec<String> {
+        let mut url = Url::parse(&self.url("/_test/tokens")).expect("valid");
+        url.query_pairs_mut().append_pair("client_id", client_id);
+        let value: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("IdP admin reachable")
+            .json()
+            .await
+            .expect("tokens JSON");
+        value["refresh_tokens"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|token| token.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// A refresh-token grant sent straight to the IdP as `client` (secret in the body), to see
+    /// whether a refresh token still works there: (HTTP status, body).
+    pub async fn refresh_directly(&self, client: &TestClient, refresh_token: &str) -> (u16, Value) {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", client.id.as_str()),
+        ];
+        if let Some(secret) = &client.secret {
+            form.push(("client_secret", secret.as_str()));
+        }
+        let response = self
+            .http
+            .post(self.token_url())
+            .form(&form)
+            .send()
+            .await
+            .expect("IdP reachable");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Revokes every grant of `client_id`; returns how many were revoked.

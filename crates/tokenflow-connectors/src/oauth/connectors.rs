@@ -48,7 +48,7 @@ pub struct OAuthConnectors {
 
 /// What identifies a cached client-credentials token: the server's identity as the token endpoint
 /// sees it, and the effective scope.
-type CacheKey = (String, String, String, String);
+type CacheKey = (String, String, String, String, String);
 
 /// A cached client-credentials token.
 #[derive(Debug)]
@@ -93,7 +93,7 @@ impl OAuthConnectors {
         self
     }
 
-    async fn request(
+    pub(super) async fn request(
         &self,
         server: &OAuthServer,
         token_url: &Url,
@@ -105,6 +105,11 @@ impl OAuthConnectors {
             observer.token_request(grant.grant_type(), started.elapsed(), result.is_ok());
         }
         result
+    }
+
+    /// The injected clock's now.
+    pub(super) fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -138,7 +143,24 @@ impl OAuthConnectors {
         server: Option<&OAuthServer>,
         scope: &Input<String>,
     ) -> TokenOutputs<ServerLoginStatus> {
+        self.server_login_for(server_id, server, scope, &Input::Unassigned)
+            .await
+    }
+
+    /// `oauth_server_login` with its `resource` input (RFC 8707 resource indicators, separated
+    /// by white space; cached apart from other resources).
+    pub async fn server_login_for(
+        &self,
+        server_id: &str,
+        server: Option<&OAuthServer>,
+        scope: &Input<String>,
+        resource: &Input<String>,
+    ) -> TokenOutputs<ServerLoginStatus> {
         use ServerLoginStatus as S;
+        let resource = resource
+            .assigned()
+            .map(|value| value.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
         let Some(server) = server else {
             return unknown_server(S::NoConfiguration, server_id);
         };
@@ -168,13 +190,16 @@ impl OAuthConnectors {
             );
         }
         if !server.token_cache {
-            return self.client_credentials(&server, token_url, &scope).await;
+            return self
+                .client_credentials(&server, token_url, &scope, &resource)
+                .await;
         }
         let key = (
             server.id.clone(),
             server.client_id.clone(),
             token_url.to_string(),
             scope.clone(),
+            resource.clone(),
         );
         let slot = self.cache.slot(key);
         let mut cached = slot.lock().await;
@@ -192,7 +217,9 @@ impl OAuthConnectors {
             outputs.response.insert("token_cache".into(), "hit".into());
             return outputs;
         }
-        let outputs = self.client_credentials(&server, token_url, &scope).await;
+        let outputs = self
+            .client_credentials(&server, token_url, &scope, &resource)
+            .await;
         *cached = match (&outputs.access_token, outputs.expires_in, outputs.status) {
             (Some(token), Some(secs), S::Successful) => Some(Cached {
                 access_token: token.clone(),
@@ -213,10 +240,15 @@ impl OAuthConnectors {
         server: &OAuthServer,
         token_url: &Url,
         scope: &str,
+        resource: &str,
     ) -> TokenOutputs<ServerLoginStatus> {
         use ServerLoginStatus as S;
         match self
-            .request(server, token_url, &Grant::ClientCredentials { scope })
+            .request(
+                server,
+                token_url,
+                &Grant::ClientCredentials { scope, resource },
+            )
             .await
         {
             Ok(response) if !response.is_bearer() => {
@@ -388,7 +420,21 @@ impl OAuthConnectors {
         server: Option<&OAuthServer>,
         refresh_token: &Input<SecretString>,
     ) -> TokenOutputs<RefreshStatus> {
+        self.refresh_token_for(server_id, server, refresh_token, &Input::Unassigned)
+            .await
+    }
+
+    /// `oauth_refresh_token` with its `resource` input (RFC 8707 §2.2: a token for these
+    /// resources, separated by white space).
+    pub async fn refresh_token_for(
+        &self,
+        server_id: &str,
+        server: Option<&OAuthServer>,
+        refresh_token: &Input<SecretString>,
+        resource: &Input<String>,
+    ) -> TokenOutputs<RefreshStatus> {
         use RefreshStatus as S;
+        let resource = resource.assigned().map(String::as_str).unwrap_or("");
         let Some(server) = server else {
             return unknown_server(S::NoServer, server_id);
         };
@@ -409,7 +455,14 @@ impl OAuthConnectors {
             return missing_field(S::NoServer, &server, "token_url");
         };
         match self
-            .request(&server, token_url, &Grant::RefreshToken { refresh_token })
+            .request(
+                &server,
+                token_url,
+                &Grant::RefreshToken {
+                    refresh_token,
+                    resource,
+                },
+            )
             .await
         {
             Ok(response) if !response.is_bearer() => {
@@ -497,12 +550,15 @@ impl OAuthConnectors {
         }
     }
 
-    async fn endpoints(&self, server: &OAuthServer) -> Result<OAuthServer, DiscoveryError> {
+    pub(super) async fn endpoints(
+        &self,
+        server: &OAuthServer,
+    ) -> Result<OAuthServer, DiscoveryError> {
         resolve_endpoints(&self.http, server).await
     }
 }
 
-fn unknown_server<S: crate::status::ConnectorStatus>(
+pub(super) fn unknown_server<S: crate::status::ConnectorStatus>(
     status: S,
     server_id: &str,
 ) -> TokenOutputs<S> {
@@ -513,7 +569,7 @@ fn unknown_server<S: crate::status::ConnectorStatus>(
     )
 }
 
-fn missing_field<S: crate::status::ConnectorStatus>(
+pub(super) fn missing_field<S: crate::status::ConnectorStatus>(
     status: S,
     server: &OAuthServer,
     field: &str,
@@ -525,7 +581,7 @@ fn missing_field<S: crate::status::ConnectorStatus>(
     )
 }
 
-fn unsupported_type<S: crate::status::ConnectorStatus>(
+pub(super) fn unsupported_type<S: crate::status::ConnectorStatus>(
     status: S,
     token_type: &Option<String>,
 ) -> TokenOutputs<S> {

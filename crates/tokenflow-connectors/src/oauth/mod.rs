@@ -6,6 +6,7 @@
 //! | [`token_response`] | tolerant parsing of token responses, with warnings (docs/connectors.md) |
 //! | [`token_endpoint`] | the three grant requests and their failure classes |
 //! | [`revocation`] | token revocation requests (RFC 7009) |
+//! | [`token_exchange`] | `oauth_token_exchange`: RFC 8693, Entra on-behalf-of, RFC 7523 JWT bearer (service account keys) |
 //! | [`discovery`] | endpoints from `/.well-known/openid-configuration` |
 //! | [`authorize`] | the authorization request: `state`, PKCE, `nonce`, `prompt`, redirect URI |
 //! | [`id_token`] | the `nonce`/`iss`/`aud` checks of an ID token received from the token endpoint |
@@ -20,10 +21,12 @@ pub mod outputs;
 pub mod random;
 pub mod revocation;
 pub mod token_endpoint;
+pub mod token_exchange;
 pub mod token_response;
 
 pub use crate::status::{
-    ConnectorStatus, RefreshStatus, RevokeStatus, ServerLoginStatus, UserLoginStatus,
+    ConnectorStatus, RefreshStatus, RevokeStatus, ServerLoginStatus, TokenExchangeStatus,
+    UserLoginStatus,
 };
 pub use authorize::{
     AuthorizationRequest, CallbackParams, PendingAuthorization, resolve_redirect_uri,

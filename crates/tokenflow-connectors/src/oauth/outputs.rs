@@ -19,6 +19,8 @@ pub struct TokenOutputs<S> {
     pub expires_in: Option<u64>,
     pub refresh_token: Option<SecretString>,
     pub token_type: Option<String>,
+    /// RFC 8693 §2.2.1 `issued_token_type` (token exchange only).
+    pub issued_token_type: Option<String>,
     /// RFC 6749 §5.2 error code from the provider, or tokenflow's own reason code.
     pub error: Option<String>,
     pub error_description: Option<String>,
@@ -39,6 +41,7 @@ impl<S: ConnectorStatus> TokenOutputs<S> {
             expires_in: None,
             refresh_token: None,
             token_type: None,
+            issued_token_type: None,
             error: None,
             error_description: None,
             warnings: Vec::new(),
@@ -72,6 +75,7 @@ impl<S: ConnectorStatus> TokenOutputs<S> {
             granted_scopes: response.scope,
             expires_in: response.expires_in,
             refresh_token: response.refresh_token,
+            issued_token_type: response.issued_token_type,
             error: None,
             error_description: None,
             warnings: response.warnings,

@@ -21,6 +21,8 @@ use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, error_chain, read_body_limi
 pub enum Grant<'a> {
     ClientCredentials {
         scope: &'a str,
+        /// RFC 8707 resource indicators, separated by white space (empty: none).
+        resource: &'a str,
     },
     AuthorizationCode {
         code: &'a SecretString,
@@ -29,6 +31,15 @@ pub enum Grant<'a> {
     },
     RefreshToken {
         refresh_token: &'a SecretString,
+        /// RFC 8707 resource indicators, separated by white space (empty: none).
+        resource: &'a str,
+    },
+    /// A grant of another type with its own parameters, in order (token exchange, RFC 8693 §2.1;
+    /// the JWT bearer grant, RFC 7523 §2.1, and Entra's on-behalf-of). Every value is treated as
+    /// a secret: the body is never logged.
+    Extension {
+        grant_type: &'static str,
+        params: &'a [(&'static str, SecretString)],
     },
 }
 
@@ -39,6 +50,7 @@ impl Grant<'_> {
             Grant::ClientCredentials { .. } => "client_credentials",
             Grant::AuthorizationCode { .. } => "authorization_code",
             Grant::RefreshToken { .. } => "refresh_token",
+            Grant::Extension { grant_type, .. } => grant_type,
         }
     }
 }
@@ -177,10 +189,11 @@ fn form_body(
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", grant.grant_type());
     match grant {
-        Grant::ClientCredentials { scope } => {
+        Grant::ClientCredentials { scope, resource } => {
             if !scope.is_empty() {
                 form.append_pair("scope", scope);
             }
+            append_resources(&mut form, resource);
         }
         Grant::AuthorizationCode {
             code,
@@ -193,8 +206,17 @@ fn form_body(
                 form.append_pair("code_verifier", verifier.expose());
             }
         }
-        Grant::RefreshToken { refresh_token } => {
+        Grant::RefreshToken {
+            refresh_token,
+            resource,
+        } => {
             form.append_pair("refresh_token", refresh_token.expose());
+            append_resources(&mut form, resource);
+        }
+        Grant::Extension { params, .. } => {
+            for (name, value) in *params {
+                form.append_pair(name, value.expose());
+            }
         }
     }
     for (key, value) in &server.extra_token_params {
@@ -202,6 +224,14 @@ fn form_body(
     }
     let authorization = authenticate_client(&mut form, server, token_url, now)?;
     Ok((SecretString::new(form.finish()), authorization))
+}
+
+/// One `resource` parameter per white-space separated value (RFC 8707 §2: the parameter may be
+/// repeated for several resources).
+fn append_resources(form: &mut form_urlencoded::Serializer<'_, String>, resource: &str) {
+    for value in resource.split_whitespace() {
+        form.append_pair("resource", value);
+    }
 }
 
 /// Adds the server's client authentication (docs/connectors.md, "Client authentication") to

@@ -42,6 +42,8 @@ pub struct TokenResponse {
     /// The `scope` member, normalized; `None` when absent.
     pub scope: Option<String>,
     pub id_token: Option<SecretString>,
+    /// RFC 8693 §2.2.1: the type of the token a token exchange issued.
+    pub issued_token_type: Option<String>,
     /// Unknown members, secret-looking values masked.
     pub extra: BTreeMap<String, Value>,
     pub warnings: Vec<Warning>,
@@ -167,8 +169,14 @@ pub fn parse_token_response(
         _ => None,
     };
 
+    let issued_token_type = match members.remove("issued_token_type") {
+        Some(Value::String(kind)) if !kind.is_empty() => Some(kind),
+        _ => None,
+    };
+
     Ok(TokenResponse {
         http_status: status,
+        issued_token_type,
         access_token,
         token_type,
         expires_in,

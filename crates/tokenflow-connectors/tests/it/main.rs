@@ -12,4 +12,5 @@ mod refresh;
 mod revoke;
 mod server_login;
 mod support;
+mod token_exchange;
 mod user_login;

@@ -56,6 +56,7 @@ pub enum ActionKind {
     OauthUserLogin,
     OauthRefreshToken,
     OauthRevokeToken,
+    OauthTokenExchange,
     HttpConnector,
     VaultStore,
     VaultGetToken,
@@ -71,6 +72,7 @@ impl ActionKind {
         ActionKind::OauthUserLogin,
         ActionKind::OauthRefreshToken,
         ActionKind::OauthRevokeToken,
+        ActionKind::OauthTokenExchange,
         ActionKind::HttpConnector,
         ActionKind::VaultStore,
         ActionKind::VaultGetToken,
@@ -86,6 +88,7 @@ impl ActionKind {
             ActionKind::OauthUserLogin => "oauth_user_login",
             ActionKind::OauthRefreshToken => "oauth_refresh_token",
             ActionKind::OauthRevokeToken => "oauth_revoke_token",
+            ActionKind::OauthTokenExchange => "oauth_token_exchange",
             ActionKind::HttpConnector => "http_connector",
             ActionKind::VaultStore => "vault_store",
             ActionKind::VaultGetToken => "vault_get_token",
@@ -111,6 +114,7 @@ impl ActionKind {
             | ActionKind::OauthUserLogin
             | ActionKind::OauthRefreshToken
             | ActionKind::OauthRevokeToken
+            | ActionKind::OauthTokenExchange
             | ActionKind::HttpConnector
             | ActionKind::VaultStore
             | ActionKind::VaultGetToken => true,
@@ -131,6 +135,7 @@ impl ActionKind {
             ActionKind::OauthUserLogin
             | ActionKind::OauthRefreshToken
             | ActionKind::OauthRevokeToken
+            | ActionKind::OauthTokenExchange
             | ActionKind::HttpConnector
             | ActionKind::VaultStore
             | ActionKind::VaultGetToken => false,
@@ -150,6 +155,7 @@ impl ActionKind {
             ActionKind::VaultStore => &CATALOG[7],
             ActionKind::VaultGetToken => &CATALOG[8],
             ActionKind::ExtractJson => &CATALOG[9],
+            ActionKind::OauthTokenExchange => &CATALOG[10],
         }
     }
 }
@@ -220,7 +226,7 @@ pub const CATALOG: &[ActionSpec] = &[
     },
     ActionSpec {
         kind: ActionKind::OauthServerLogin,
-        inputs: &[p("scope", Text)],
+        inputs: &[p("scope", Text), p("resource", Text)],
         outputs: &[
             secret("access_token"),
             p("expires_in", Int),
@@ -241,7 +247,7 @@ pub const CATALOG: &[ActionSpec] = &[
     },
     ActionSpec {
         kind: ActionKind::OauthRefreshToken,
-        inputs: &[secret("refresh_token")],
+        inputs: &[secret("refresh_token"), p("resource", Text)],
         outputs: TOKEN_OUTPUTS,
         needs_server: true,
         interactive: false,
@@ -327,6 +333,33 @@ pub const CATALOG: &[ActionSpec] = &[
             p("error_description", Text),
         ],
         needs_server: false,
+        interactive: false,
+    },
+    ActionSpec {
+        kind: ActionKind::OauthTokenExchange,
+        inputs: &[
+            p("mode", Text),
+            secret("subject_token"),
+            p("subject_token_type", Text),
+            secret("actor_token"),
+            p("actor_token_type", Text),
+            p("audience", Text),
+            p("resource", Text),
+            p("scope", Text),
+            p("requested_token_type", Text),
+            secret("assertion"),
+        ],
+        outputs: &[
+            secret("access_token"),
+            p("issued_token_type", Text),
+            p("expires_in", Int),
+            p("token_type", Text),
+            secret("refresh_token"),
+            p("status_code", Int),
+            p("error", Text),
+            p("error_description", Text),
+        ],
+        needs_server: true,
         interactive: false,
     },
 ];

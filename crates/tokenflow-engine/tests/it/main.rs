@@ -9,4 +9,5 @@ mod login;
 mod revoke;
 mod routing;
 mod support;
+mod token_exchange;
 mod vault;

@@ -2,9 +2,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
+use tokenflow_engine::vault::Revocation;
 use tokenflow_store::VaultEntryRow;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -85,18 +85,68 @@ async fn list(State(state): State<AppState>) -> Result<Json<VaultList>, ApiError
     Ok(Json(VaultList { entries }))
 }
 
-/// Deletes a vault entry (its tokens are gone; flows using it get -3).
+/// What deleting a vault entry did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VaultDeleted {
+    pub name: String,
+    /// Whether the entry's refresh token was revoked at its OAuth server's revocation endpoint
+    /// (RFC 7009), so the grant no longer works there either.
+    pub revoked: bool,
+    /// Why it was not, when it should have been: the server has no revocation endpoint, or the
+    /// revocation failed (the entry is deleted all the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl VaultDeleted {
+    fn new(name: String, revocation: &Revocation) -> Self {
+        let warning = match revocation {
+            Revocation::Revoked | Revocation::NoRefreshToken => None,
+            Revocation::NoEndpoint => Some(
+                "the refresh token was not revoked: the OAuth server has no revocation endpoint"
+                    .to_owned(),
+            ),
+            Revocation::Failed(reason) => Some(format!(
+                "the refresh token could not be revoked ({reason}); it may still work at the OAuth server"
+            )),
+        };
+        Self {
+            name,
+            revoked: *revocation == Revocation::Revoked,
+            warning,
+        }
+    }
+}
+
+/// Deletes a vault entry (its tokens are gone; flows using it get -3), after revoking its
+/// refresh token at the OAuth server when the server has a revocation endpoint.
+pub async fn delete_entry(
+    state: &AppState,
+    name: &str,
+) -> Result<Option<VaultDeleted>, tokenflow_store::StoreError> {
+    let revocation = match state.runner.engine().vault() {
+        Some(vault) => vault.delete_entry(name).await?,
+        None => state
+            .store
+            .delete_vault_entry(name)
+            .await?
+            .then_some(Revocation::NoRefreshToken),
+    };
+    Ok(revocation.map(|revocation| VaultDeleted::new(name.to_owned(), &revocation)))
+}
+
+/// Deletes a vault entry (its tokens are gone; flows using it get -3) and revokes its refresh
+/// token at the OAuth server's revocation endpoint, if it has one; the answer says whether.
 #[utoipa::path(delete, path = "/api/vault/{name}", tag = "vault",
     params(("name" = String, Path, description = "The entry name")),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = VaultDeleted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    if state.store.delete_vault_entry(&name).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("vault entry `{name}`")))
+) -> Result<Json<VaultDeleted>, ApiError> {
+    match delete_entry(&state, &name).await? {
+        Some(deleted) => Ok(Json(deleted)),
+        None => Err(ApiError::NotFound(format!("vault entry `{name}`"))),
     }
 }

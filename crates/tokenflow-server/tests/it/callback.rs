@@ -329,13 +329,34 @@ async fn a_grant_kept_in_the_vault_shows_as_metadata_only_and_can_be_deleted() {
     for token in w.idp.issued_tokens(&w.client).await {
         assert!(!text.contains(&token), "a token is in the vault listing");
     }
+    // The grant works at the IdP until the entry is deleted, and no longer afterwards: the delete
+    // revoked the refresh token at the discovered revocation endpoint (RFC 7009).
+    let client = tokenflow_testkit::TestClient {
+        id: w.client.clone(),
+        secret: Some("srv-web-secret".to_owned()),
+    };
+    let refresh_tokens = w.idp.refresh_tokens(&w.client).await;
+    assert_eq!(refresh_tokens.len(), 1, "{refresh_tokens:?}");
+    let (status, _) = w.idp.refresh_directly(&client, &refresh_tokens[0]).await;
+    assert_eq!(
+        status, 200,
+        "the stored refresh token works before the delete"
+    );
     let deleted = w
         .app
         .request(Method::DELETE, "/api/vault/alice")
         .send()
         .await
         .unwrap();
-    assert_eq!(deleted.status(), 204);
+    assert_eq!(deleted.status(), 200);
+    let answer: Value = deleted.json().await.unwrap();
+    assert_eq!(answer, json!({ "name": "alice", "revoked": true }));
+    let (status, body) = w.idp.refresh_directly(&client, &refresh_tokens[0]).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_grant")),
+        "{body}"
+    );
     let again = w
         .app
         .request(Method::DELETE, "/api/vault/alice")

@@ -31,6 +31,8 @@ fn every_example_flow_is_valid() {
         "vault_login",
         "vault_scheduled",
         "vault_refresh_or_login",
+        "on_behalf_of",
+        "google_service_account",
     ] {
         assert!(
             text.contains(&format!("(flow `{id}`)")),
