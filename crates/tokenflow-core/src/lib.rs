@@ -3,6 +3,7 @@
 //! - [`secret`]: values that must never be printed, logged or returned (tokens, client secrets).
 //! - [`input`]: action inputs that keep *unassigned* apart from *assigned but empty* (docs/connectors.md).
 //! - [`oauth_server`]: the OAuth server configuration of docs/connectors.md, its defaults and validation.
+//! - [`providers`]: the provider catalogue (`providers.toml`): presets and provider quirks.
 //! - [`client_key`]: the private key of `private_key_jwt` client authentication.
 //! - [`clock`]: injected time, so tests control expiry.
 //! - [`flow`]: process flows: the action catalogue, the YAML format, validation with file/line/column.
@@ -15,6 +16,7 @@ pub mod flow;
 pub mod input;
 pub mod limits;
 pub mod oauth_server;
+pub mod providers;
 pub mod secret;
 pub mod status;
 

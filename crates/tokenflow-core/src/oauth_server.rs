@@ -12,6 +12,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::client_key::{ClientKey, SigningAlg};
+use crate::providers::{PresetRef, ProviderQuirks, ScopeSeparator};
 use crate::secret::SecretString;
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
@@ -211,6 +212,27 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     /// refresh tokens do not lapse (e.g. `"12h"`). Off when absent.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub vault_keep_alive: Option<TimeoutSpec>,
+    /// A preset from the provider catalogue (`tokenflow providers list`); it fills every field
+    /// left unset here (docs/connectors.md, "Provider catalogue").
+    pub provider: Option<String>,
+    /// Preset parameter (Entra): tenant ID, domain, `common`, `organizations` or `consumers`.
+    pub tenant: Option<String>,
+    /// Preset parameter (Okta, Auth0): the host name.
+    pub domain: Option<String>,
+    /// Preset parameter (Keycloak): the realm.
+    pub realm: Option<String>,
+    /// Preset parameter (Keycloak, GitLab): the server's address.
+    pub base_url: Option<String>,
+    /// `" "` (default, RFC 6749 §3.3) or `","`: how scopes are joined when sent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub scope_separator: Option<ScopeSeparator>,
+    /// The dotted path of the object holding the token in the token response (e.g.
+    /// `authed_user`); absent: the top level.
+    pub token_path: Option<String>,
+    /// The provider's `token_type` names for bearer tokens (e.g. `bot`, `user`).
+    pub bearer_token_types: Option<Vec<String>>,
+    /// Token response members output as the `response_fields` object (e.g. `instance_url`).
+    pub response_fields: Option<Vec<String>>,
 }
 
 /// A validated OAuth server configuration with every default applied.
@@ -242,6 +264,10 @@ pub struct OAuthServer {
     /// What the provider's discovery document says about authorization responses; filled in by
     /// discovery, never configured (empty when no document was read).
     pub discovered: DiscoveredIssuer,
+    /// The catalogue preset the server was built from, with the parameters it was given.
+    pub preset: Option<PresetRef>,
+    /// Provider behaviour the connectors follow (scope separator, token path, …).
+    pub quirks: ProviderQuirks,
 }
 
 impl OAuthServer {
@@ -335,6 +361,15 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             token_cache: None,
             token_cache_skew: None,
             vault_keep_alive: None,
+            provider: None,
+            tenant: None,
+            domain: None,
+            realm: None,
+            base_url: None,
+            scope_separator: None,
+            token_path: None,
+            bearer_token_types: None,
+            response_fields: None,
         }
     }
 }
@@ -375,13 +410,22 @@ impl<Secret> OAuthServerSpec<Secret> {
             token_cache: self.token_cache,
             token_cache_skew: self.token_cache_skew,
             vault_keep_alive: self.vault_keep_alive,
+            provider: self.provider,
+            tenant: self.tenant,
+            domain: self.domain,
+            realm: self.realm,
+            base_url: self.base_url,
+            scope_separator: self.scope_separator,
+            token_path: self.token_path,
+            bearer_token_types: self.bearer_token_types,
+            response_fields: self.response_fields,
         }
     }
 }
 
 impl OAuthServerSpec {
     /// Applies defaults and checks every field; returns all problems, not only the first.
-    pub fn validate(self, id: &str) -> Result<OAuthServer, Vec<ConfigError>> {
+    pub fn validate(mut self, id: &str) -> Result<OAuthServer, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut problem = |field: &str, text: String| {
             errors.push(ConfigError {
@@ -401,6 +445,8 @@ impl OAuthServerSpec {
                 "must be non-empty and use only letters, digits, `-`, `_` and `.`".to_owned(),
             );
         }
+        let preset = crate::providers::apply_preset(&mut self, &mut problem);
+        let quirks = crate::providers::quirks_of(&self, &mut problem);
         let client_id = match self.client_id {
             Some(value) if !value.trim().is_empty() => value,
             Some(_) => {
@@ -531,6 +577,8 @@ impl OAuthServerSpec {
                 .map_or(DEFAULT_SKEW, Duration::from_secs),
             vault_keep_alive,
             discovered: DiscoveredIssuer::default(),
+            preset,
+            quirks,
         })
     }
 }

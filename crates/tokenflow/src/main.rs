@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a CLI prints its results
 
 mod cmd_flows;
+mod cmd_providers;
 mod cmd_run;
 mod cmd_serve;
 mod cmd_servers;
@@ -55,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd_servers::ServersCommand,
     },
+    /// The provider catalogue: presets for `provider = "NAME"` (no configuration needed).
+    Providers {
+        #[command(subcommand)]
+        command: cmd_providers::ProvidersCommand,
+    },
     /// Checks the configuration and prints a summary (no secrets).
     Config,
     /// Prints the OpenAPI document of the server's API (as committed in docs/openapi.json).
@@ -90,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ApiKey { command } => cmd_serve::api_key(command, load_config(cli.config)?).await,
         Command::Run(args) => cmd_run::run(args, load_config(cli.config)?).await,
         Command::Servers { command } => cmd_servers::run(command, load_config(cli.config)?).await,
+        Command::Providers { command } => cmd_providers::run(command),
         Command::Openapi => {
             println!(
                 "{}",

@@ -4,6 +4,7 @@
 mod bounded;
 mod flows;
 mod multi;
+mod providers;
 mod run;
 mod serve;
 mod servers;
