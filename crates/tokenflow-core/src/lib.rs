@@ -16,6 +16,7 @@ pub mod flow;
 pub mod input;
 pub mod limits;
 pub mod oauth_server;
+pub mod provider_quirks;
 pub mod providers;
 pub mod secret;
 pub mod status;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::client_key::{ClientKey, SigningAlg};
-use crate::providers::{PresetRef, ProviderQuirks, ScopeSeparator};
+use crate::provider_quirks::{PresetRef, ProviderQuirks, ScopeSeparator};
 use crate::secret::SecretString;
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
@@ -212,26 +212,19 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     /// refresh tokens do not lapse (e.g. `"12h"`). Off when absent.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub vault_keep_alive: Option<TimeoutSpec>,
-    /// A preset from the provider catalogue (`tokenflow providers list`); it fills every field
-    /// left unset here (docs/connectors.md, "Provider catalogue").
+    /// A catalogue preset (`tokenflow providers list`) filling every unset field.
     pub provider: Option<String>,
-    /// Preset parameter (Entra): tenant ID, domain, `common`, `organizations` or `consumers`.
+    /// Preset parameters: Entra's `tenant`, Okta's `domain`, Keycloak's `realm` and `base_url`.
     pub tenant: Option<String>,
-    /// Preset parameter (Okta, Auth0): the host name.
     pub domain: Option<String>,
-    /// Preset parameter (Keycloak): the realm.
     pub realm: Option<String>,
-    /// Preset parameter (Keycloak, GitLab): the server's address.
     pub base_url: Option<String>,
-    /// `" "` (default, RFC 6749 §3.3) or `","`: how scopes are joined when sent.
+    /// Provider quirks: `" "` (default) or `","`; the token's object path (`authed_user`); the
+    /// provider's bearer `token_type` names; response members output as `response_fields`.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub scope_separator: Option<ScopeSeparator>,
-    /// The dotted path of the object holding the token in the token response (e.g.
-    /// `authed_user`); absent: the top level.
     pub token_path: Option<String>,
-    /// The provider's `token_type` names for bearer tokens (e.g. `bot`, `user`).
     pub bearer_token_types: Option<Vec<String>>,
-    /// Token response members output as the `response_fields` object (e.g. `instance_url`).
     pub response_fields: Option<Vec<String>>,
 }
 
@@ -445,8 +438,9 @@ impl OAuthServerSpec {
                 "must be non-empty and use only letters, digits, `-`, `_` and `.`".to_owned(),
             );
         }
-        let preset = crate::providers::apply_preset(&mut self, &mut problem);
-        let quirks = crate::providers::quirks_of(&self, &mut problem);
+        // docs/connectors.md, "Provider catalogue": the preset fills what is unset.
+        let preset = self.apply_preset(&mut problem);
+        let quirks = self.quirks(&mut problem);
         let client_id = match self.client_id {
             Some(value) if !value.trim().is_empty() => value,
             Some(_) => {

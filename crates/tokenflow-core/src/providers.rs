@@ -10,191 +10,17 @@
 //! read; no connector asks which provider a server is.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::LazyLock;
 
 use serde::Deserialize;
 
 use crate::oauth_server::{OAuthServerSpec, Prompt, TokenEndpointAuthMethod};
+pub use crate::provider_quirks::{
+    MAX_PARAMETER_LEN, Parameter, PresetRef, ProviderQuirks, ScopeSeparator,
+};
 
 /// The catalogue's source, embedded so the binary needs no data files.
 pub const CATALOGUE_TOML: &str = include_str!("../providers.toml");
-
-/// Bound on a preset parameter's length (a DNS name is at most 253 characters).
-pub const MAX_PARAMETER_LEN: usize = 253;
-
-/// A preset parameter: what a provider's templates may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Parameter {
-    /// A directory: a GUID, a domain name or a word such as `common` (Entra).
-    Tenant,
-    /// A host name, optionally with `:port` (Okta, Auth0).
-    Domain,
-    /// One path segment (Keycloak).
-    Realm,
-    /// An `http(s)` address without query or fragment, trailing `/` removed (Keycloak, GitLab).
-    BaseUrl,
-}
-
-impl Parameter {
-    pub const ALL: [Parameter; 4] = [
-        Parameter::Tenant,
-        Parameter::Domain,
-        Parameter::Realm,
-        Parameter::BaseUrl,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Parameter::Tenant => "tenant",
-            Parameter::Domain => "domain",
-            Parameter::Realm => "realm",
-            Parameter::BaseUrl => "base_url",
-        }
-    }
-
-    /// What a valid value looks like, for messages and the CLI.
-    pub fn shape(self) -> &'static str {
-        match self {
-            Parameter::Tenant => {
-                "a tenant ID (GUID), a domain such as contoso.onmicrosoft.com, or common, organizations or consumers"
-            }
-            Parameter::Domain => "a host name such as dev-123456.okta.com (optionally with :port)",
-            Parameter::Realm => "a realm name (letters, digits, `.`, `_`, `-`)",
-            Parameter::BaseUrl => {
-                "an http(s) address without query or fragment, e.g. https://sso.example.com"
-            }
-        }
-    }
-
-    /// The value as it goes into a template, or why it cannot.
-    pub fn check(self, value: &str) -> Result<String, String> {
-        let value = value.trim();
-        if value.is_empty() {
-            return Err("must not be empty".to_owned());
-        }
-        if value.len() > MAX_PARAMETER_LEN {
-            return Err(format!("must be at most {MAX_PARAMETER_LEN} characters"));
-        }
-        let ok = match self {
-            Parameter::Tenant => is_dns_like(value),
-            Parameter::Domain => match value.split_once(':') {
-                Some((host, port)) => {
-                    is_dns_like(host)
-                        && !port.is_empty()
-                        && port.len() <= 5
-                        && port.bytes().all(|b| b.is_ascii_digit())
-                }
-                None => is_dns_like(value),
-            },
-            Parameter::Realm => {
-                value != "."
-                    && value != ".."
-                    && value
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            }
-            Parameter::BaseUrl => return check_base_url(value),
-        };
-        if ok {
-            Ok(value.to_owned())
-        } else {
-            Err(format!("`{value}` is not {}", self.shape()))
-        }
-    }
-}
-
-impl fmt::Display for Parameter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Labels of letters, digits and `-`, separated by single dots: a DNS name, a GUID or a word.
-fn is_dns_like(value: &str) -> bool {
-    value.split('.').all(|label| {
-        !label.is_empty()
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    })
-}
-
-fn check_base_url(value: &str) -> Result<String, String> {
-    let url = url::Url::parse(value).map_err(|err| format!("`{value}` is not a URL ({err})"))?;
-    let fits = matches!(url.scheme(), "http" | "https")
-        && url.host_str().is_some()
-        && url.username().is_empty()
-        && url.password().is_none()
-        && url.query().is_none()
-        && url.fragment().is_none();
-    if !fits {
-        return Err(format!("`{value}` is not {}", Parameter::BaseUrl.shape()));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-/// How scopes are joined when tokenflow sends them (RFC 6749 §3.3 says space; some providers
-/// want commas).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum ScopeSeparator {
-    #[default]
-    #[serde(rename = " ")]
-    Space,
-    #[serde(rename = ",")]
-    Comma,
-}
-
-impl ScopeSeparator {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScopeSeparator::Space => " ",
-            ScopeSeparator::Comma => ",",
-        }
-    }
-
-    /// A normalised (space-separated) scope as the provider wants it sent.
-    pub fn join(self, scope: &str) -> String {
-        scope
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(self.as_str())
-    }
-
-    /// A scope the provider returned, space-separated again.
-    pub fn normalize(self, scope: &str) -> String {
-        match self {
-            ScopeSeparator::Space => crate::oauth_server::normalize_scope(scope),
-            ScopeSeparator::Comma => crate::oauth_server::normalize_scope(&scope.replace(',', " ")),
-        }
-    }
-}
-
-/// Provider behaviour the connectors follow, read from the server's configuration (set by hand or
-/// by a preset).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProviderQuirks {
-    /// How scopes are joined in the authorization request and the client credentials grant, and
-    /// split in the token response's `scope`.
-    pub scope_separator: ScopeSeparator,
-    /// The dotted path of the object in the token response that holds the token (Slack's user
-    /// tokens: `authed_user`); `None`: the top level (RFC 6749 §5.1).
-    pub token_path: Option<String>,
-    /// The provider's own `token_type` names for bearer tokens (Slack: `bot`, `user`).
-    pub bearer_token_types: Vec<String>,
-    /// Token response members output as the `response_fields` object (Salesforce: `instance_url`).
-    pub response_fields: Vec<String>,
-}
-
-/// The preset a server was built from, for its view.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PresetRef {
-    pub provider: String,
-    pub parameters: BTreeMap<Parameter, String>,
-}
 
 /// One entry of the catalogue.
 #[derive(Debug, Clone, Deserialize)]
@@ -320,151 +146,154 @@ fn given_parameters<S>(spec: &OAuthServerSpec<S>) -> Vec<(Parameter, &Option<Str
 /// Applies the spec's `provider` preset to its unset fields; every problem (unknown provider, a
 /// missing, unused or malformed parameter) goes to `problem` with its field. Returns the preset
 /// used, if any.
-pub(crate) fn apply_preset<S>(
-    spec: &mut OAuthServerSpec<S>,
-    problem: &mut impl FnMut(&str, String),
-) -> Option<PresetRef> {
-    let given = given_parameters(spec);
-    let Some(name) = spec.provider.clone() else {
-        for (parameter, value) in given {
-            if value.is_some() {
-                problem(
-                    parameter.as_str(),
-                    "is a parameter of a provider preset; set `provider` too, or remove it"
-                        .to_owned(),
-                );
+impl<S> OAuthServerSpec<S> {
+    pub(crate) fn apply_preset(
+        &mut self,
+        problem: &mut impl FnMut(&str, String),
+    ) -> Option<PresetRef> {
+        let spec = self;
+        let given = given_parameters(spec);
+        let Some(name) = spec.provider.clone() else {
+            for (parameter, value) in given {
+                if value.is_some() {
+                    problem(
+                        parameter.as_str(),
+                        "is a parameter of a provider preset; set `provider` too, or remove it"
+                            .to_owned(),
+                    );
+                }
             }
-        }
-        return None;
-    };
-    let provider = match catalogue() {
-        Ok(catalogue) => match catalogue.get(&name) {
-            Some(provider) => provider,
-            None => {
+            return None;
+        };
+        let provider = match catalogue() {
+            Ok(catalogue) => match catalogue.get(&name) {
+                Some(provider) => provider,
+                None => {
+                    problem(
+                        "provider",
+                        format!(
+                            "unknown provider `{name}`; `tokenflow providers list` shows the catalogue ({})",
+                            catalogue
+                                .providers
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                    return None;
+                }
+            },
+            Err(err) => {
                 problem(
                     "provider",
-                    format!(
-                        "unknown provider `{name}`; `tokenflow providers list` shows the catalogue ({})",
-                        catalogue
-                            .providers
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    format!("the provider catalogue is unreadable: {err}"),
                 );
                 return None;
             }
-        },
-        Err(err) => {
-            problem(
-                "provider",
-                format!("the provider catalogue is unreadable: {err}"),
-            );
-            return None;
-        }
-    };
-    let mut values = BTreeMap::new();
-    let mut complete = true;
-    for (parameter, value) in given {
-        let used = provider.parameters.contains(&parameter);
-        match (value, used) {
-            (Some(_), false) => {
-                complete = false;
-                problem(
-                    parameter.as_str(),
-                    format!("is not a parameter of provider `{name}`{}", takes(provider)),
-                );
-            }
-            (Some(value), true) => match parameter.check(value) {
-                Ok(value) => {
-                    values.insert(parameter, value);
-                }
-                Err(text) => {
-                    complete = false;
-                    problem(parameter.as_str(), text);
-                }
-            },
-            (None, true) => match provider.defaults.get(&parameter) {
-                Some(default) => {
-                    values.insert(parameter, default.clone());
-                }
-                None => {
+        };
+        let mut values = BTreeMap::new();
+        let mut complete = true;
+        for (parameter, value) in given {
+            let used = provider.parameters.contains(&parameter);
+            match (value, used) {
+                (Some(_), false) => {
                     complete = false;
                     problem(
                         parameter.as_str(),
-                        format!("is required by provider `{name}`: {}", parameter.shape()),
+                        format!("is not a parameter of provider `{name}`{}", takes(provider)),
                     );
                 }
-            },
-            (None, false) => {}
-        }
-    }
-    if !complete {
-        return None;
-    }
-    let mut fill = |field: &str, slot: &mut Option<String>, template: &Option<String>| {
-        if slot.is_some() {
-            return;
-        }
-        if let Some(template) = template {
-            match expand(template, &values) {
-                Ok(value) => *slot = Some(value),
-                Err(text) => problem(field, format!("provider `{name}`: {text}")),
+                (Some(value), true) => match parameter.check(value) {
+                    Ok(value) => {
+                        values.insert(parameter, value);
+                    }
+                    Err(text) => {
+                        complete = false;
+                        problem(parameter.as_str(), text);
+                    }
+                },
+                (None, true) => match provider.defaults.get(&parameter) {
+                    Some(default) => {
+                        values.insert(parameter, default.clone());
+                    }
+                    None => {
+                        complete = false;
+                        problem(
+                            parameter.as_str(),
+                            format!("is required by provider `{name}`: {}", parameter.shape()),
+                        );
+                    }
+                },
+                (None, false) => {}
             }
         }
-    };
-    fill("issuer", &mut spec.issuer, &provider.issuer);
-    fill(
-        "authorization_url",
-        &mut spec.authorization_url,
-        &provider.authorization_url,
-    );
-    fill("token_url", &mut spec.token_url, &provider.token_url);
-    fill(
-        "revocation_url",
-        &mut spec.revocation_url,
-        &provider.revocation_url,
-    );
-    spec.pkce = spec.pkce.or(provider.pkce);
-    spec.request_refresh_token = spec
-        .request_refresh_token
-        .or(provider.request_refresh_token);
-    spec.prompt = spec.prompt.or(provider.prompt);
-    if spec.token_endpoint_auth_method.is_none() && spec.client_credentials_delivery.is_none() {
-        spec.token_endpoint_auth_method = provider.token_endpoint_auth_method;
+        if !complete {
+            return None;
+        }
+        let mut fill = |field: &str, slot: &mut Option<String>, template: &Option<String>| {
+            if slot.is_some() {
+                return;
+            }
+            if let Some(template) = template {
+                match expand(template, &values) {
+                    Ok(value) => *slot = Some(value),
+                    Err(text) => problem(field, format!("provider `{name}`: {text}")),
+                }
+            }
+        };
+        fill("issuer", &mut spec.issuer, &provider.issuer);
+        fill(
+            "authorization_url",
+            &mut spec.authorization_url,
+            &provider.authorization_url,
+        );
+        fill("token_url", &mut spec.token_url, &provider.token_url);
+        fill(
+            "revocation_url",
+            &mut spec.revocation_url,
+            &provider.revocation_url,
+        );
+        spec.pkce = spec.pkce.or(provider.pkce);
+        spec.request_refresh_token = spec
+            .request_refresh_token
+            .or(provider.request_refresh_token);
+        spec.prompt = spec.prompt.or(provider.prompt);
+        if spec.token_endpoint_auth_method.is_none() && spec.client_credentials_delivery.is_none() {
+            spec.token_endpoint_auth_method = provider.token_endpoint_auth_method;
+        }
+        for (key, value) in &provider.extra_authorize_params {
+            spec.extra_authorize_params
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+        for (key, value) in &provider.extra_token_params {
+            spec.extra_token_params
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+        spec.scope_separator = spec.scope_separator.or(provider.scope_separator);
+        if spec.token_path.is_none() {
+            spec.token_path.clone_from(&provider.token_path);
+        }
+        if spec.bearer_token_types.is_none() && !provider.bearer_token_types.is_empty() {
+            spec.bearer_token_types = Some(provider.bearer_token_types.clone());
+        }
+        if spec.response_fields.is_none() && !provider.response_fields.is_empty() {
+            spec.response_fields = Some(provider.response_fields.clone());
+        }
+        Some(PresetRef {
+            provider: name,
+            parameters: values
+                .into_iter()
+                .filter(|(parameter, _)| {
+                    given_parameters(spec)
+                        .iter()
+                        .any(|(given, value)| given == parameter && value.is_some())
+                })
+                .collect(),
+        })
     }
-    for (key, value) in &provider.extra_authorize_params {
-        spec.extra_authorize_params
-            .entry(key.clone())
-            .or_insert_with(|| value.clone());
-    }
-    for (key, value) in &provider.extra_token_params {
-        spec.extra_token_params
-            .entry(key.clone())
-            .or_insert_with(|| value.clone());
-    }
-    spec.scope_separator = spec.scope_separator.or(provider.scope_separator);
-    if spec.token_path.is_none() {
-        spec.token_path.clone_from(&provider.token_path);
-    }
-    if spec.bearer_token_types.is_none() && !provider.bearer_token_types.is_empty() {
-        spec.bearer_token_types = Some(provider.bearer_token_types.clone());
-    }
-    if spec.response_fields.is_none() && !provider.response_fields.is_empty() {
-        spec.response_fields = Some(provider.response_fields.clone());
-    }
-    Some(PresetRef {
-        provider: name,
-        parameters: values
-            .into_iter()
-            .filter(|(parameter, _)| {
-                given_parameters(spec)
-                    .iter()
-                    .any(|(given, value)| given == parameter && value.is_some())
-            })
-            .collect(),
-    })
 }
 
 fn takes(provider: &Provider) -> String {
@@ -483,40 +312,40 @@ fn takes(provider: &Provider) -> String {
     }
 }
 
-/// Checks the quirk fields of a spec and returns them with defaults.
-pub(crate) fn quirks_of<S>(
-    spec: &OAuthServerSpec<S>,
-    problem: &mut impl FnMut(&str, String),
-) -> ProviderQuirks {
-    let token_path = spec.token_path.clone().filter(|path| !path.is_empty());
-    if let Some(path) = &token_path
-        && !path.split('.').all(|segment| {
-            !segment.is_empty()
-                && segment
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        })
-    {
-        problem(
-            "token_path",
-            format!("`{path}` must be member names joined by `.`, e.g. `authed_user`"),
-        );
-    }
-    let response_fields = spec.response_fields.clone().unwrap_or_default();
-    if response_fields.len() > MAX_RESPONSE_FIELDS {
-        problem(
-            "response_fields",
-            format!("may name at most {MAX_RESPONSE_FIELDS} members"),
-        );
-    }
-    if response_fields.iter().any(|field| field.trim().is_empty()) {
-        problem("response_fields", "must not hold an empty name".to_owned());
-    }
-    ProviderQuirks {
-        scope_separator: spec.scope_separator.unwrap_or_default(),
-        token_path,
-        bearer_token_types: spec.bearer_token_types.clone().unwrap_or_default(),
-        response_fields,
+impl<S> OAuthServerSpec<S> {
+    /// Checks the quirk fields of a spec and returns them with defaults.
+    pub(crate) fn quirks(&self, problem: &mut impl FnMut(&str, String)) -> ProviderQuirks {
+        let spec = self;
+        let token_path = spec.token_path.clone().filter(|path| !path.is_empty());
+        if let Some(path) = &token_path
+            && !path.split('.').all(|segment| {
+                !segment.is_empty()
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            })
+        {
+            problem(
+                "token_path",
+                format!("`{path}` must be member names joined by `.`, e.g. `authed_user`"),
+            );
+        }
+        let response_fields = spec.response_fields.clone().unwrap_or_default();
+        if response_fields.len() > MAX_RESPONSE_FIELDS {
+            problem(
+                "response_fields",
+                format!("may name at most {MAX_RESPONSE_FIELDS} members"),
+            );
+        }
+        if response_fields.iter().any(|field| field.trim().is_empty()) {
+            problem("response_fields", "must not hold an empty name".to_owned());
+        }
+        ProviderQuirks {
+            scope_separator: spec.scope_separator.unwrap_or_default(),
+            token_path,
+            bearer_token_types: spec.bearer_token_types.clone().unwrap_or_default(),
+            response_fields,
+        }
     }
 }
 
