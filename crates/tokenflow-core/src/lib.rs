@@ -3,6 +3,7 @@
 //! - [`secret`]: values that must never be printed, logged or returned (tokens, client secrets).
 //! - [`input`]: action inputs that keep *unassigned* apart from *assigned but empty* (docs/connectors.md).
 //! - [`oauth_server`]: the OAuth server configuration of docs/connectors.md, its defaults and validation.
+//! - [`providers`]: the provider catalogue (`providers.toml`): presets and provider quirks.
 //! - [`client_key`]: the private key of `private_key_jwt` client authentication.
 //! - [`service_account`]: a Google-style service account key, the JWT bearer grant's credential.
 //! - [`clock`]: injected time, so tests control expiry.
@@ -16,6 +17,8 @@ pub mod flow;
 pub mod input;
 pub mod limits;
 pub mod oauth_server;
+pub mod provider_quirks;
+pub mod providers;
 pub mod secret;
 pub mod service_account;
 pub mod status;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::client_key::{ClientKey, SigningAlg};
+use crate::provider_quirks::{PresetRef, ProviderQuirks, ScopeSeparator};
 use crate::secret::SecretString;
 use crate::service_account::ServiceAccountKey;
 
@@ -216,6 +217,20 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     /// refresh tokens do not lapse (e.g. `"12h"`). Off when absent.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub vault_keep_alive: Option<TimeoutSpec>,
+    /// A catalogue preset (`tokenflow providers list`) filling every unset field.
+    pub provider: Option<String>,
+    /// Preset parameters: Entra's `tenant`, Okta's `domain`, Keycloak's `realm` and `base_url`.
+    pub tenant: Option<String>,
+    pub domain: Option<String>,
+    pub realm: Option<String>,
+    pub base_url: Option<String>,
+    /// Provider quirks: `" "` (default) or `","`; the token's object path (`authed_user`); the
+    /// provider's bearer `token_type` names; response members output as `response_fields`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub scope_separator: Option<ScopeSeparator>,
+    pub token_path: Option<String>,
+    pub bearer_token_types: Option<Vec<String>>,
+    pub response_fields: Option<Vec<String>>,
 }
 
 /// A validated OAuth server configuration with every default applied.
@@ -249,6 +264,10 @@ pub struct OAuthServer {
     /// What the provider's discovery document says about authorization responses; filled in by
     /// discovery, never configured (empty when no document was read).
     pub discovered: DiscoveredIssuer,
+    /// The catalogue preset the server was built from, with the parameters it was given.
+    pub preset: Option<PresetRef>,
+    /// Provider behaviour the connectors follow (scope separator, token path, …).
+    pub quirks: ProviderQuirks,
 }
 
 impl OAuthServer {
@@ -343,6 +362,15 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             token_cache: None,
             token_cache_skew: None,
             vault_keep_alive: None,
+            provider: None,
+            tenant: None,
+            domain: None,
+            realm: None,
+            base_url: None,
+            scope_separator: None,
+            token_path: None,
+            bearer_token_types: None,
+            response_fields: None,
         }
     }
 }
@@ -386,13 +414,22 @@ impl<Secret> OAuthServerSpec<Secret> {
             token_cache: self.token_cache,
             token_cache_skew: self.token_cache_skew,
             vault_keep_alive: self.vault_keep_alive,
+            provider: self.provider,
+            tenant: self.tenant,
+            domain: self.domain,
+            realm: self.realm,
+            base_url: self.base_url,
+            scope_separator: self.scope_separator,
+            token_path: self.token_path,
+            bearer_token_types: self.bearer_token_types,
+            response_fields: self.response_fields,
         }
     }
 }
 
 impl OAuthServerSpec {
     /// Applies defaults and checks every field; returns all problems, not only the first.
-    pub fn validate(self, id: &str) -> Result<OAuthServer, Vec<ConfigError>> {
+    pub fn validate(mut self, id: &str) -> Result<OAuthServer, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut problem = |field: &str, text: String| {
             errors.push(ConfigError {
@@ -412,6 +449,9 @@ impl OAuthServerSpec {
                 "must be non-empty and use only letters, digits, `-`, `_` and `.`".to_owned(),
             );
         }
+        // docs/connectors.md, "Provider catalogue": the preset fills what is unset.
+        let preset = self.apply_preset(&mut problem);
+        let quirks = self.quirks(&mut problem);
         let service_account_key = self
             .service_account_key
             .filter(|key| !key.is_empty())
@@ -558,6 +598,8 @@ impl OAuthServerSpec {
                 .map_or(DEFAULT_SKEW, Duration::from_secs),
             vault_keep_alive,
             discovered: DiscoveredIssuer::default(),
+            preset,
+            quirks,
         })
     }
 }

@@ -67,6 +67,10 @@ pub fn token_outcome<S: ConnectorStatus>(out: TokenOutputs<S>, full: bool) -> Ou
         outputs.push(("granted_scopes", opt(&out.granted_scopes)));
         outputs.push(("refresh_token", secret_value(&out.refresh_token)));
     }
+    outputs.push((
+        "response_fields",
+        Value::Object(out.response_fields.into_iter().collect()),
+    ));
     Outcome {
         status_code: out.status.code(),
         error: error_line(&out.error, &out.error_description),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokenflow_connectors::http::Client;
 use tokenflow_connectors::oauth::discovery::resolve_revocation_endpoints;
 use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors};
+use tokenflow_core::providers::Parameter;
 use tokenflow_core::{Input, OAuthServer, OAuthServerSpec};
 use tokenflow_engine::ServerDirectory;
 use tokenflow_store::{OAuthServerRow, Store};
@@ -65,6 +66,18 @@ pub struct OAuthServerView {
     pub token_cache: bool,
     /// Seconds.
     pub token_cache_skew: u64,
+    /// The provider catalogue preset the server was built from (docs/connectors.md, "Provider
+    /// catalogue"), and the preset parameters it was given.
+    pub provider: Option<String>,
+    pub tenant: Option<String>,
+    pub domain: Option<String>,
+    pub realm: Option<String>,
+    pub base_url: Option<String>,
+    /// `" "` or `","`.
+    pub scope_separator: String,
+    pub token_path: Option<String>,
+    pub bearer_token_types: Vec<String>,
+    pub response_fields: Vec<String>,
     pub source: Source,
     pub has_client_secret: bool,
     /// With `private_key_jwt`: whether a private key is configured (never the key).
@@ -132,6 +145,15 @@ impl OAuthServerView {
             vault_keep_alive: server.vault_keep_alive.map(|d| format!("{}s", d.as_secs())),
             token_cache: server.token_cache,
             token_cache_skew: server.token_cache_skew.as_secs(),
+            provider: server.preset.as_ref().map(|preset| preset.provider.clone()),
+            tenant: preset_parameter(server, Parameter::Tenant),
+            domain: preset_parameter(server, Parameter::Domain),
+            realm: preset_parameter(server, Parameter::Realm),
+            base_url: preset_parameter(server, Parameter::BaseUrl),
+            scope_separator: server.quirks.scope_separator.as_str().to_owned(),
+            token_path: server.quirks.token_path.clone(),
+            bearer_token_types: server.quirks.bearer_token_types.clone(),
+            response_fields: server.quirks.response_fields.clone(),
             source,
             has_client_secret: server.client_secret.is_some(),
             has_private_key: server.client_key.is_some(),
@@ -158,6 +180,14 @@ impl OAuthServerView {
             .retain(|field, value| !VIEW_ONLY_FIELDS.contains(&field.as_str()) && !value.is_null());
         object
     }
+}
+
+/// A preset parameter the server was given.
+fn preset_parameter(server: &OAuthServer, parameter: Parameter) -> Option<String> {
+    server
+        .preset
+        .as_ref()
+        .and_then(|preset| preset.parameters.get(&parameter).cloned())
 }
 
 /// The outcome of testing a server with client credentials (`oauth_server_login`): the connector's
@@ -464,6 +494,10 @@ const SECRET_NEUTRAL_FIELDS: &[&str] = &[
     "vault_keep_alive",
     "token_cache",
     "token_cache_skew",
+    "scope_separator",
+    "token_path",
+    "bearer_token_types",
+    "response_fields",
 ];
 
 /// The secret-bound fields in which `new` differs from the stored server, compared on their views

@@ -6,6 +6,7 @@
 
 mod cmd_flows;
 mod cmd_ops;
+mod cmd_providers;
 mod cmd_run;
 mod cmd_serve;
 mod cmd_servers;
@@ -69,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd_ops::MasterKeyCommand,
     },
+    /// The provider catalogue: presets for `provider = "NAME"` (no configuration needed).
+    Providers {
+        #[command(subcommand)]
+        command: cmd_providers::ProvidersCommand,
+    },
     /// Checks the configuration and prints a summary (no secrets).
     Config,
     /// Prints the OpenAPI document of the server's API (as committed in docs/openapi.json).
@@ -110,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd_ops::master_key(command, load_config(cli.config)?).await
         }
         Command::Servers { command } => cmd_servers::run(command, load_config(cli.config)?).await,
+        Command::Providers { command } => cmd_providers::run(command),
         Command::Openapi => {
             println!(
                 "{}",

@@ -164,7 +164,7 @@ pub fn build_authorization_request(
         query.append_pair("client_id", &server.client_id);
         query.append_pair("redirect_uri", redirect_uri.as_str());
         if !scope.is_empty() {
-            query.append_pair("scope", &scope);
+            query.append_pair("scope", &server.quirks.scope_separator.join(&scope));
         }
         query.append_pair("state", state.expose());
         if let Some(verifier) = &code_verifier {

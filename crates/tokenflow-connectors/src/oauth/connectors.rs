@@ -56,6 +56,7 @@ struct Cached {
     access_token: SecretString,
     token_type: String,
     expires_at: time::OffsetDateTime,
+    response_fields: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The client-credentials cache (docs/connectors.md): one slot per server and scope, each behind an async
@@ -214,6 +215,7 @@ impl OAuthConnectors {
             outputs.access_token = Some(token.access_token.clone());
             outputs.token_type = Some(token.token_type.clone());
             outputs.expires_in = u64::try_from(remaining).ok();
+            outputs.response_fields = token.response_fields.clone();
             outputs.response.insert("token_cache".into(), "hit".into());
             return outputs;
         }
@@ -228,6 +230,7 @@ impl OAuthConnectors {
                     .clone()
                     .unwrap_or_else(|| "Bearer".to_owned()),
                 expires_at: now + time::Duration::seconds(i64::try_from(secs).unwrap_or(0)),
+                response_fields: outputs.response_fields.clone(),
             }),
             // Without an expiry a token cannot be cached safely.
             _ => None,

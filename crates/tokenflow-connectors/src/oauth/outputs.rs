@@ -29,6 +29,9 @@ pub struct TokenOutputs<S> {
     /// Unknown response members (`id_token`, `ext_expires_in`, Entra's `trace_id`, …); secret-looking
     /// values are fingerprints. For the monitor.
     pub response: BTreeMap<String, Value>,
+    /// The `response_fields` output: the response members the server's `response_fields` names
+    /// (Salesforce's `instance_url`), masked like `response`.
+    pub response_fields: BTreeMap<String, Value>,
 }
 
 impl<S: ConnectorStatus> TokenOutputs<S> {
@@ -46,6 +49,7 @@ impl<S: ConnectorStatus> TokenOutputs<S> {
             error_description: None,
             warnings: Vec::new(),
             response: BTreeMap::new(),
+            response_fields: BTreeMap::new(),
         }
     }
 
@@ -80,6 +84,7 @@ impl<S: ConnectorStatus> TokenOutputs<S> {
             error_description: None,
             warnings: response.warnings,
             response: response.extra,
+            response_fields: response.fields,
         }
     }
 

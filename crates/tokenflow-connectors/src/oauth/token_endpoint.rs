@@ -13,7 +13,9 @@ use super::client_auth::{
     JWT_BEARER_ASSERTION_TYPE, RAW_ENCODING_HINT, basic_authorization, client_assertion,
     encoding_changes,
 };
-use super::token_response::{ProviderError, ResponseProblem, TokenResponse, parse_token_response};
+use super::token_response::{
+    ProviderError, ResponseProblem, TokenResponse, parse_token_response_with,
+};
 use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, error_chain, read_body_limited};
 
 /// The grant being requested (RFC 6749 §4.1.3, §4.4.2, §6).
@@ -138,7 +140,7 @@ pub async fn request_token(
         }
         Err(ReadBodyError::Transport(err)) => return Err(transport_error(err)),
     };
-    parse_token_response(status, content_type.as_deref(), &bytes)
+    parse_token_response_with(status, content_type.as_deref(), &bytes, &server.quirks)
         .map_err(|problem| match problem {
             ResponseProblem::Provider(error) => TokenError::Provider { status, error },
             ResponseProblem::Unusable(reason) => TokenError::Unusable { status, reason },
@@ -191,7 +193,7 @@ fn form_body(
     match grant {
         Grant::ClientCredentials { scope, resource } => {
             if !scope.is_empty() {
-                form.append_pair("scope", scope);
+                form.append_pair("scope", &server.quirks.scope_separator.join(scope));
             }
             append_resources(&mut form, resource);
         }

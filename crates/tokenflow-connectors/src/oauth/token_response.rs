@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokenflow_core::SecretString;
+use tokenflow_core::providers::ProviderQuirks;
 use tokenflow_core::secret::fingerprint;
 use url::form_urlencoded;
 
@@ -46,6 +47,9 @@ pub struct TokenResponse {
     pub issued_token_type: Option<String>,
     /// Unknown members, secret-looking values masked.
     pub extra: BTreeMap<String, Value>,
+    /// The members the server's `response_fields` names (docs/connectors.md, "Provider
+    /// catalogue"), masked like `extra`; members the response lacks are absent.
+    pub fields: BTreeMap<String, Value>,
     pub warnings: Vec<Warning>,
 }
 
@@ -90,6 +94,17 @@ pub fn parse_token_response(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<TokenResponse, ResponseProblem> {
+    parse_token_response_with(status, content_type, body, &ProviderQuirks::default())
+}
+
+/// [`parse_token_response`] following a server's provider quirks: the token under `token_path`,
+/// the provider's names for bearer tokens, its scope separator, and the `response_fields`.
+pub fn parse_token_response_with(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    quirks: &ProviderQuirks,
+) -> Result<TokenResponse, ResponseProblem> {
     let mut warnings = Vec::new();
     let (members, form_encoded) = parse_members(content_type, body, &mut warnings)?;
 
@@ -108,7 +123,10 @@ pub fn parse_token_response(
         ));
     }
 
-    let mut members = members;
+    let mut members = match &quirks.token_path {
+        Some(path) => hoist_token_object(members, path)?,
+        None => members,
+    };
     let access_token = match members.remove("access_token") {
         Some(Value::String(token)) if !token.is_empty() => SecretString::new(token),
         Some(_) => {
@@ -123,6 +141,13 @@ pub fn parse_token_response(
         }
     };
     let token_type = match members.remove("token_type") {
+        Some(Value::String(kind)) if quirks.bearer_token_types.contains(&kind) => {
+            warnings.push(Warning::new(
+                "token_type_provider_name",
+                format!("`token_type` is `{kind}`, the provider's name for a bearer token"),
+            ));
+            Some("Bearer".to_owned())
+        }
         Some(Value::String(kind)) if !kind.is_empty() => Some(kind),
         _ => {
             warnings.push(Warning::new(
@@ -141,7 +166,7 @@ pub fn parse_token_response(
     };
     let scope = match members.remove("scope") {
         None | Some(Value::Null) => None,
-        Some(Value::String(scope)) => Some(tokenflow_core::oauth_server::normalize_scope(&scope)),
+        Some(Value::String(scope)) => Some(quirks.scope_separator.normalize(&scope)),
         Some(Value::Array(items)) => {
             warnings.push(Warning::new(
                 "scope_array",
@@ -174,6 +199,12 @@ pub fn parse_token_response(
         _ => None,
     };
 
+    let extra = mask_members(members);
+    let fields = quirks
+        .response_fields
+        .iter()
+        .filter_map(|name| Some((name.clone(), extra.get(name)?.clone())))
+        .collect();
     Ok(TokenResponse {
         http_status: status,
         issued_token_type,
@@ -183,10 +214,50 @@ pub fn parse_token_response(
         refresh_token,
         scope,
         id_token,
-        extra: mask_members(members),
+        extra,
+        fields,
         warnings,
     })
 }
+
+/// The token members of the object at `path` (e.g. Slack's `authed_user`) with the top level's
+/// other members beside them. The top level's own token members (another token, e.g. Slack's bot
+/// token) are dropped: the path says which token is wanted.
+fn hoist_token_object(
+    mut members: Map<String, Value>,
+    path: &str,
+) -> Result<Map<String, Value>, ResponseProblem> {
+    let mut segments = path.split('.');
+    let first = segments.next().unwrap_or(path);
+    let mut found = members.remove(first);
+    for segment in segments {
+        found = match found {
+            Some(Value::Object(mut object)) => object.remove(segment),
+            _ => None,
+        };
+    }
+    let Some(Value::Object(mut inner)) = found else {
+        return Err(ResponseProblem::Unusable(format!(
+            "the response has no `{path}` object holding the token (the server's token_path)"
+        )));
+    };
+    for (key, value) in members {
+        if !TOKEN_MEMBERS.contains(&key.as_str()) {
+            inner.entry(key).or_insert(value);
+        }
+    }
+    Ok(inner)
+}
+
+/// The members of RFC 6749 §5.1 (and OpenID Connect's `id_token`).
+const TOKEN_MEMBERS: &[&str] = &[
+    "access_token",
+    "token_type",
+    "expires_in",
+    "refresh_token",
+    "scope",
+    "id_token",
+];
 
 fn parse_members(
     content_type: Option<&str>,
@@ -371,6 +442,9 @@ fn mask_members(members: Map<String, Value>) -> BTreeMap<String, Value> {
                     Value::String(text) => Value::String(fingerprint(&text)),
                     other => Value::String(fingerprint(&other.to_string())),
                 }
+            } else if let Value::Object(nested) = value {
+                // A nested object (Slack's `authed_user`) may hold tokens too.
+                Value::Object(mask_members(nested).into_iter().collect())
             } else {
                 value
             };

@@ -8,6 +8,7 @@ mod discovery;
 mod faults;
 mod http_action;
 mod json;
+mod providers;
 mod refresh;
 mod revoke;
 mod server_login;

@@ -62,7 +62,22 @@ fn form_page(
     } else {
         "/servers/create".to_owned()
     };
-    let ctx = json!({ "form": form, "editing": editing, "has_secret": has_secret, "errors": errors, "action": action });
+    let providers: Vec<Value> = tokenflow_core::providers::catalogue()
+        .map(|catalogue| {
+            catalogue
+                .providers
+                .iter()
+                .map(|(name, provider)| {
+                    json!({
+                        "name": name,
+                        "display_name": provider.display_name,
+                        "parameters": provider.parameters.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ctx = json!({ "form": form, "editing": editing, "has_secret": has_secret, "errors": errors, "action": action, "providers": providers });
     render(state, "server_form.html", Some(session), "servers", ctx)
 }
 
@@ -113,13 +128,38 @@ fn spec_from_form(form: &HashMap<String, String>) -> (Value, OAuthServerSpec, Ve
         "basic_auth_encoding",
         "prompt",
         "redirect_uri",
+        "provider",
+        "scope_separator",
+        "token_path",
     ] {
         if let Some(value) = text(key) {
             object.insert(key.to_owned(), value.into());
         }
     }
+    // A preset's parameters only with a provider, so a leftover value cannot block saving.
+    if object.contains_key("provider") {
+        for key in ["tenant", "domain", "realm", "base_url"] {
+            if let Some(value) = text(key) {
+                object.insert(key.to_owned(), value.into());
+            }
+        }
+    }
+    for key in ["bearer_token_types", "response_fields"] {
+        if let Some(value) = text(key) {
+            let names: Vec<Value> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(Value::from)
+                .collect();
+            object.insert(key.to_owned(), names.into());
+        }
+    }
+    // With a provider an unticked box leaves the preset's value (explicit fields win).
     for key in ["pkce", "request_refresh_token"] {
-        object.insert(key.to_owned(), form.contains_key(key).into());
+        if form.contains_key(key) || !object.contains_key("provider") {
+            object.insert(key.to_owned(), form.contains_key(key).into());
+        }
     }
     // The key's companions only with private_key_jwt (elsewhere they are configuration errors).
     if text("token_endpoint_auth_method").as_deref() == Some("private_key_jwt") {

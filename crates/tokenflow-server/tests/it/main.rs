@@ -8,6 +8,7 @@ mod callback;
 mod conformance;
 mod durability;
 mod limits;
+mod providers;
 mod run_limits;
 mod scheduler;
 mod shutdown;

@@ -5,6 +5,7 @@ mod bounded;
 mod flows;
 mod multi;
 mod ops;
+mod providers;
 mod run;
 mod serve;
 mod servers;
