@@ -8,6 +8,7 @@ mod discovery;
 mod faults;
 mod http_action;
 mod json;
+mod mtls;
 mod refresh;
 mod revoke;
 mod server_login;
