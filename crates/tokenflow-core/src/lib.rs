@@ -18,7 +18,6 @@ mod der;
 pub mod flow;
 pub mod input;
 pub mod limits;
-mod oauth_client_auth;
 pub mod oauth_server;
 pub mod pkcs12;
 pub mod secret;

@@ -13,8 +13,10 @@ use url::Url;
 
 use crate::client_cert::ClientCertificate;
 use crate::client_key::{ClientKey, SigningAlg};
-use crate::oauth_client_auth::{ClientAuthFields, client_authentication};
+use client_auth::{ClientAuthFields, client_authentication};
 use crate::secret::SecretString;
+
+mod client_auth;
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

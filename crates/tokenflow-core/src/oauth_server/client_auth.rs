@@ -6,7 +6,7 @@
 
 use crate::client_cert::{ClientCertificate, open_pkcs12};
 use crate::client_key::{ClientKey, SigningAlg};
-use crate::oauth_server::{CredentialsDelivery, TokenEndpointAuthMethod};
+use super::{CredentialsDelivery, TokenEndpointAuthMethod};
 use crate::secret::SecretString;
 
 /// The client-authentication fields of a spec, for [`client_authentication`].
