@@ -13,8 +13,8 @@ use url::Url;
 
 use crate::client_cert::ClientCertificate;
 use crate::client_key::{ClientKey, SigningAlg};
-use client_auth::{ClientAuthFields, client_authentication};
 use crate::secret::SecretString;
+use client_auth::{ClientAuthFields, client_authentication};
 
 mod client_auth;
 

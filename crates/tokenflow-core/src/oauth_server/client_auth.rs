@@ -4,9 +4,9 @@
 //! §2.1.1), from PEM (`private_key` + `certificate`) or from a PKCS#12 file (`pkcs12` +
 //! `pkcs12_password`).
 
+use super::{CredentialsDelivery, TokenEndpointAuthMethod};
 use crate::client_cert::{ClientCertificate, open_pkcs12};
 use crate::client_key::{ClientKey, SigningAlg};
-use super::{CredentialsDelivery, TokenEndpointAuthMethod};
 use crate::secret::SecretString;
 
 /// The client-authentication fields of a spec, for [`client_authentication`].
