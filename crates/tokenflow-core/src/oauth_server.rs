@@ -171,10 +171,11 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub client_credentials_delivery: Option<CredentialsDelivery>,
     /// `client_secret_post` (default), `client_secret_basic`, `client_secret_jwt`,
-    /// `private_key_jwt` or `none`.
+    /// `private_key_jwt`, `tls_client_auth` or `none`.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
-    /// With `private_key_jwt`: the PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC). Write-only
+    /// With `private_key_jwt` or `tls_client_auth`: the PEM private key (PKCS#8, PKCS#1 RSA or
+    /// SEC1 EC). Write-only
     /// like `client_secret`: omitted, the stored key is kept (with the same rule); `""` removes it.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub private_key: Option<Secret>,
