@@ -10,7 +10,8 @@
 // node process) and on SIGTERM/SIGINT.
 
 import { createServer } from 'node:http';
-import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
+import { createServer as createTlsServer } from 'node:https';
+import { X509Certificate, createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Provider, { errors } from 'oidc-provider';
 
@@ -153,6 +154,18 @@ function jwtHeader(assertion) {
   try { return JSON.parse(Buffer.from(assertion.split('.')[0], 'base64url').toString('utf8')); } catch { return null; }
 }
 
+// The client certificate of a request on the HTTPS listener (node's TLS socket, DER → X509), or
+// undefined on the plain listener or when the client sent none.
+function clientCertificate(ctx) {
+  const peer = ctx.socket?.getPeerCertificate?.(true);
+  if (!peer || !peer.raw) return undefined;
+  return new X509Certificate(peer.raw);
+}
+
+// The subject as one line, RDNs joined with commas in the order node lists them
+// (e.g. `CN=tokenflow-client,O=Example`): what tls_client_auth_subject_dn is compared with.
+const subjectDn = (cert) => cert.subject.split('\n').join(',');
+
 function basicUser(header) {
   const m = /^basic\s+(\S*)\s*$/i.exec(header ?? '');
   if (!m) return null;
@@ -180,7 +193,7 @@ function configuration() {
     },
     // Every client authentication method tokenflow implements (docs/connectors.md, "Client
     // authentication"), and the JWS algorithms of its client assertions.
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'tls_client_auth', 'none'],
     enabledJWA: { clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256'] },
     clockTolerance: 0, // expiry tests use 2 s tokens; the default 15 s tolerance would hide that
     scopes: ['openid', 'profile', 'email', 'offline_access', 'api:read', 'api:write'],
@@ -202,6 +215,21 @@ function configuration() {
           audience: resourceIndicator,
           accessTokenFormat: 'opaque',
         }),
+      },
+      // RFC 8705 §2.1 (tls_client_auth) on the HTTPS listener: the client certificate is read from
+      // the TLS socket itself, verified there against IDP_TLS_CA (see clientCertificate below).
+      mTLS: {
+        enabled: true,
+        tlsClientAuth: true,
+        getCertificate: (ctx) => clientCertificate(ctx),
+        certificateAuthorized: (ctx) => ctx.socket?.authorized === true,
+        certificateSubjectMatches: (ctx, property, expected) => {
+          const cert = clientCertificate(ctx);
+          if (!cert) return false;
+          if (property === 'tls_client_auth_subject_dn') return subjectDn(cert) === expected;
+          if (property === 'tls_client_auth_san_dns') return (cert.subjectAltName ?? '').split(', ').includes(`DNS:${expected}`);
+          return false;
+        },
       },
       // The default pages pull Google Fonts; the network is closed and a browser would hang.
       rpInitiatedLogout: {
@@ -268,8 +296,11 @@ function tokenEndpointMiddleware() {
     else if (body.client_assertion !== undefined) authMethod = 'jwt';
     else if (body.client_secret !== undefined) authMethod = 'post';
     const clientId = basic ?? body.client_id ?? null;
+    const cert = clientCertificate(ctx);
     tokenRequests.push({
       grant_type: body.grant_type ?? null,
+      tls: ctx.secure === true,
+      client_certificate_subject: cert ? subjectDn(cert) : null,
       client_id: clientId,
       auth_method: authMethod,
       client_secret_in_body: body.client_secret !== undefined,
@@ -676,6 +707,21 @@ server.listen(port, '127.0.0.1', async () => {
       const [status, result] = await register(provider, input);
       if (status !== 201) { log('client registration failed:', JSON.stringify(result)); quit(1); }
     }
+  }
+  // IDP_TLS_CERT, IDP_TLS_KEY, IDP_TLS_CA (PEM files): a second listener with HTTPS that asks for
+  // a client certificate (RFC 8705). Certificates that do not chain to IDP_TLS_CA still reach the
+  // provider, which refuses them with invalid_client (certificateAuthorized above).
+  if (process.env.IDP_TLS_CERT) {
+    const tls = createTlsServer({
+      cert: readFileSync(process.env.IDP_TLS_CERT),
+      key: readFileSync(process.env.IDP_TLS_KEY),
+      ca: readFileSync(process.env.IDP_TLS_CA),
+      requestCert: true,
+      rejectUnauthorized: false,
+    }, (req, res) => handler(req, res));
+    tls.on('error', (err) => { log('TLS listen failed:', err.message); quit(1); });
+    await new Promise((resolve) => { tls.listen(0, '127.0.0.1', resolve); });
+    process.stdout.write(`IDP_TLS https://127.0.0.1:${tls.address().port}\n`);
   }
   process.stdout.write(`IDP_READY ${issuer}\n`);
 });

@@ -59,6 +59,8 @@ pub struct Config {
     /// What one run may hold: `max_steps_limit`, `run_data_limit`, `monitor_value_limit`
     /// (docs/security.md, "Runs").
     pub run_limits: RunLimits,
+    /// Extra trusted CA certificates (PEM) for every outgoing connection (`tls_ca`).
+    pub tls_ca: Option<String>,
 }
 
 /// Default and bounds of `header_read_timeout` (seconds).
@@ -143,6 +145,7 @@ struct RawConfig {
     max_steps_limit: Option<u64>,
     run_data_limit: Option<u64>,
     monitor_value_limit: Option<u64>,
+    tls_ca: Option<SecretSource>,
     #[serde(default)]
     oauth_servers: BTreeMap<String, OAuthServerSpec<SecretSource>>,
 }
@@ -273,11 +276,25 @@ fn build(
         ],
         &mut errors,
     );
+    let tls_ca = raw
+        .tls_ca
+        .and_then(|source| resolve("tls_ca", source, base_dir, env, &mut errors))
+        .and_then(|pem| {
+            tokenflow_core::client_cert::check_ca_pem(pem.expose())
+                .map_err(|problem| errors.push(format!("`tls_ca`: {problem}")))
+                .ok()
+        });
     let mut oauth_servers = BTreeMap::new();
     for (id, spec) in raw.oauth_servers {
         let spec = spec.map_secrets(|field, source| {
             let key = format!("oauth_servers.{id}.{field}");
-            resolve(&key, source, base_dir, env, &mut errors)
+            match (field, source) {
+                // A PKCS#12 file is binary: read as bytes, carried as Base64.
+                ("pkcs12", SecretSource::File { file }) => {
+                    read_binary(&key, &base_dir.join(file), &mut errors)
+                }
+                (_, source) => resolve(&key, source, base_dir, env, &mut errors),
+            }
         });
         match spec.validate(&id) {
             Ok(server) => {
@@ -321,7 +338,25 @@ fn build(
         max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
         run_limits,
         oauth_servers,
+        tls_ca,
     })
+}
+
+/// A binary file (a PKCS#12 file) as Base64 text.
+fn read_binary(key: &str, path: &Path, errors: &mut Vec<String>) -> Option<SecretString> {
+    use base64::Engine;
+    match std::fs::read(path) {
+        Ok(bytes) => Some(SecretString::new(
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        )),
+        Err(err) => {
+            errors.push(format!(
+                "`{key}`: cannot read file {}: {err}",
+                path.display()
+            ));
+            None
+        }
+    }
 }
 
 /// The run limits, each within its safe range (a value outside it is an error naming the key).

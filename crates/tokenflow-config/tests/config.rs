@@ -595,7 +595,7 @@ fn client_authentication_errors_name_the_server_and_field() {
         ),
         (
             "token_endpoint_auth_method = \"tls_client_auth\"\n".to_owned(),
-            "oauth server `s`, field `token_endpoint_auth_method`: `tls_client_auth` (mutual TLS, RFC 8705) is not supported yet",
+            "oauth server `s`, field `private_key`: is required with token_endpoint_auth_method = \"tls_client_auth\"",
         ),
         (
             "client_secret = \"x\"\ntoken_endpoint_auth_method = \"client_secret_basic\"\nclient_credentials_delivery = \"body\"\n".to_owned(),
@@ -628,4 +628,32 @@ fn client_authentication_errors_name_the_server_and_field() {
         load_with(&file, &[]).unwrap().oauth_servers["s"].token_endpoint_auth_method,
         TokenEndpointAuthMethod::ClientSecretBasic
     );
+}
+
+#[test]
+fn pkcs12_files_are_read_as_bytes_and_tls_ca_from_a_file() {
+    let pki = tokenflow_testkit::TestPki::generate();
+    pki.pkcs12("client", "client.p12", "cfg-Pfx-1", false);
+    let file = write(
+        pki.dir(),
+        "tokenflow.toml",
+        "tls_ca = { file = \"ca.pem\" }\n[oauth_servers.s]\nclient_id = \"app\"\ntoken_url = \"https://idp.example/token\"\ntoken_endpoint_auth_method = \"tls_client_auth\"\npkcs12 = { file = \"client.p12\" }\npkcs12_password = { env = \"PFX_PW\" }\ntls_ca = { file = \"ca.pem\" }\n",
+    );
+    let config = load_with(&file, &[("PFX_PW", "cfg-Pfx-1")]).unwrap();
+    let server = &config.oauth_servers["s"];
+    let certificate = server.client_certificate.as_ref().unwrap();
+    assert!(certificate.certificates_pem().contains("BEGIN CERTIFICATE"));
+    assert!(
+        config
+            .tls_ca
+            .as_deref()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert_eq!(server.tls_ca, config.tls_ca);
+    assert!(!format!("{config:?}").contains("cfg-Pfx-1"));
+
+    let bad = write(pki.dir(), "bad.toml", "tls_ca = \"not a certificate\"\n");
+    let err = load_with(&bad, &[]).unwrap_err().to_string();
+    assert!(err.contains("`tls_ca`"), "{err}");
 }

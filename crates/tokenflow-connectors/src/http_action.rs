@@ -37,9 +37,11 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
-use tokenflow_core::SecretString;
+use tokenflow_core::{ClientCertificate, SecretString};
 
-use crate::http::{ReadBodyError, error_chain, read_body_limited};
+use crate::http::{
+    ReadBodyError, TlsClients, action_client_builder, error_chain, read_body_limited,
+};
 use crate::status::HttpStatus;
 
 /// Largest response body returned as `content` (16 MiB); larger bodies fail with
@@ -63,9 +65,6 @@ pub const MAX_REDIRECTS: usize = 10;
 pub const CROSS_ORIGIN_HEADERS: [&str; 4] =
     ["accept", "accept-language", "user-agent", "content-type"];
 
-/// Connection-establishment timeout; the overall timeout is per request (`timeout_ms`).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The methods Thinkwise's HTTP connector offers; anything else is `-3`.
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
@@ -74,6 +73,8 @@ const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OP
 #[derive(Debug, Clone)]
 pub struct HttpConnector {
     client: reqwest::Client,
+    /// Clients that present a `client_certificate` (docs/connectors.md).
+    tls: TlsClients,
 }
 
 /// The action's inputs, as the engine hands them over.
@@ -99,6 +100,8 @@ pub struct HttpInput {
     pub timeout_ms: Option<u64>,
     /// Follow up to [`MAX_REDIRECTS`] redirects; default false.
     pub follow_redirects: bool,
+    /// Presented in the TLS handshake (mutual TLS), to the URL's origin only.
+    pub client_certificate: Option<ClientCertificate>,
 }
 
 /// Hand-written so that header values, which may carry credentials besides the bearer token
@@ -115,6 +118,7 @@ impl fmt::Debug for HttpInput {
             .field("auth", &self.auth)
             .field("timeout_ms", &self.timeout_ms)
             .field("follow_redirects", &self.follow_redirects)
+            .field("client_certificate", &self.client_certificate)
             .finish()
     }
 }
@@ -185,6 +189,8 @@ impl HttpOutputs {
 
 /// A request that passed every input check.
 struct Prepared {
+    /// The client that presents the client certificate, if one was given.
+    certificate_client: Option<reqwest::Client>,
     method: Method,
     url: Url,
     headers: HeaderMap,
@@ -197,21 +203,24 @@ struct Prepared {
 impl HttpConnector {
     /// `client` must follow no redirects (tokenflow follows them itself) and send no `Referer`.
     pub fn new(client: reqwest::Client) -> Self {
-        Self { client }
+        Self {
+            tls: TlsClients::around_actions(client.clone()),
+            client,
+        }
+    }
+
+    /// With `tls`'s default client, and its clients for client certificates.
+    pub fn with_tls(tls: TlsClients) -> Self {
+        Self {
+            client: tls.default_client().clone(),
+            tls,
+        }
     }
 
     /// Builds the client: rustls, a 10 s connect timeout, no redirects, no `Referer`. No overall
     /// client timeout: every call sets its own.
     pub fn build() -> Result<Self, reqwest::Error> {
-        Ok(Self::new(
-            reqwest::Client::builder()
-                .tls_backend_rustls()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .user_agent(concat!("tokenflow/", env!("CARGO_PKG_VERSION")))
-                .redirect(reqwest::redirect::Policy::none())
-                .referer(false)
-                .build()?,
-        ))
+        Ok(Self::new(action_client_builder().build()?))
     }
 
     /// Runs one call. Never panics and never fails: every outcome is an [`HttpOutputs`].
@@ -263,7 +272,18 @@ impl HttpConnector {
                 format!("the timeout must be between 1 and {MAX_TIMEOUT_MS} ms, not {timeout_ms}"),
             )));
         }
+        let certificate_client = match &input.client_certificate {
+            None => None,
+            Some(certificate) => Some(self.tls.client(Some(certificate), None).map_err(|err| {
+                Box::new(HttpOutputs::failure(
+                    HttpStatus::Unknown,
+                    "invalid_client_certificate",
+                    err.to_string(),
+                ))
+            })?),
+        };
         Ok(Prepared {
+            certificate_client,
             method,
             url,
             headers,
@@ -277,6 +297,7 @@ impl HttpConnector {
     /// Sends the request, following redirects hop by hop when asked; the timeout covers all hops.
     async fn send(&self, prepared: Prepared) -> HttpOutputs {
         let Prepared {
+            mut certificate_client,
             mut method,
             mut url,
             mut headers,
@@ -297,8 +318,9 @@ impl HttpConnector {
                 )
                 .with_warnings(warnings);
             }
-            let mut request = self
-                .client
+            let mut request = certificate_client
+                .as_ref()
+                .unwrap_or(&self.client)
                 .request(method.clone(), url.clone())
                 .headers(headers.clone())
                 .timeout(remaining);
@@ -341,7 +363,10 @@ impl HttpConnector {
                 headers.remove(CONTENT_TYPE);
             }
             if next.origin() != url.origin() {
-                let dropped = keep_cross_origin_headers(&mut headers, body.is_some());
+                let mut dropped = keep_cross_origin_headers(&mut headers, body.is_some());
+                if certificate_client.take().is_some() {
+                    dropped.push("(the client certificate)".to_owned());
+                }
                 if !dropped.is_empty() {
                     warnings.push(format!(
                         "a redirect led to another origin; these headers were not sent there: {}",

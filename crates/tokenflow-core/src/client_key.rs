@@ -17,6 +17,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::der::der_element;
 use crate::secret::SecretString;
 
 /// The JWS algorithm of a `private_key_jwt` client assertion.
@@ -244,28 +245,4 @@ fn rsa_pkcs1_of_pkcs8(der: &[u8]) -> Option<&[u8]> {
     }
     let (tag, private_key, _) = der_element(rest)?;
     (tag == 0x04).then_some(private_key)
-}
-
-/// One DER element: its tag, its contents and what follows it.
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 || rest.len() < count {
-            return None;
-        }
-        let (bytes, rest) = rest.split_at(count);
-        let len = bytes
-            .iter()
-            .fold(0usize, |len, byte| (len << 8) | usize::from(*byte));
-        (len, rest)
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let (contents, rest) = rest.split_at(len);
-    Some((tag, contents, rest))
 }

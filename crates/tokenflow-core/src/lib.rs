@@ -6,23 +6,29 @@
 //! - [`providers`]: the provider catalogue (`providers.toml`): presets and provider quirks.
 //! - [`client_key`]: the private key of `private_key_jwt` client authentication.
 //! - [`service_account`]: a Google-style service account key, the JWT bearer grant's credential.
+//! - [`client_cert`]: client certificates for mutual TLS and extra trusted CAs (`tls_ca`).
+//! - [`pkcs12`]: the key and certificates inside a PKCS#12 file.
 //! - [`clock`]: injected time, so tests control expiry.
 //! - [`flow`]: process flows: the action catalogue, the YAML format, validation with file/line/column.
 //! - [`limits`]: the bounds on what one run may hold.
 //! - [`status`]: the life states of a run and of a vault entry.
 
+pub mod client_cert;
 pub mod client_key;
 pub mod clock;
+mod der;
 pub mod flow;
 pub mod input;
 pub mod limits;
 pub mod oauth_server;
 pub mod provider_quirks;
 pub mod providers;
+pub mod pkcs12;
 pub mod secret;
 pub mod service_account;
 pub mod status;
 
+pub use client_cert::ClientCertificate;
 pub use client_key::{ClientKey, SigningAlg};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use input::Input;

@@ -11,10 +11,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::client_cert::ClientCertificate;
 use crate::client_key::{ClientKey, SigningAlg};
 use crate::provider_quirks::{PresetRef, ProviderQuirks, ScopeSeparator};
 use crate::secret::SecretString;
 use crate::service_account::ServiceAccountKey;
+use client_auth::{ClientAuthFields, client_authentication};
+
+mod client_auth;
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -43,7 +47,8 @@ pub enum TokenEndpointAuthMethod {
     PrivateKeyJwt,
     /// No client authentication: the `client_id` in the body (RFC 6749 §3.2.1).
     None,
-    /// Mutual TLS (RFC 8705): read so it can be refused with a clear message; not supported yet.
+    /// Mutual TLS with a CA-issued certificate (RFC 8705 §2.1.1): the client certificate is
+    /// presented in the TLS handshake, `client_id` goes in the body.
     TlsClientAuth,
 }
 
@@ -168,10 +173,11 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub client_credentials_delivery: Option<CredentialsDelivery>,
     /// `client_secret_post` (default), `client_secret_basic`, `client_secret_jwt`,
-    /// `private_key_jwt` or `none`.
+    /// `private_key_jwt`, `tls_client_auth` or `none`.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
-    /// With `private_key_jwt`: the PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC). Write-only
+    /// With `private_key_jwt` or `tls_client_auth`: the PEM private key (PKCS#8, PKCS#1 RSA or
+    /// SEC1 EC). Write-only
     /// like `client_secret`: omitted, the stored key is kept (with the same rule); `""` removes it.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub private_key: Option<Secret>,
@@ -188,6 +194,18 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     /// `mode: jwt_bearer` (RFC 7523 §2.1). Configuration file only.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub service_account_key: Option<Secret>,
+    /// Instead of `private_key` + `certificate`: a PKCS#12 file, as Base64 (the config file's
+    /// `{ file }` reads the file itself). Write-only: the API unpacks it into `private_key` and
+    /// `certificate` and keeps neither the file nor its password.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub pkcs12: Option<Secret>,
+    /// The password of `pkcs12` (empty when absent). Write-only, never stored.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub pkcs12_password: Option<Secret>,
+    /// Extra trusted CA certificate(s), PEM, for this server's endpoints (a private CA). Not
+    /// secret, but read like `certificate`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub tls_ca: Option<Secret>,
     /// With `basic_header`: `form_urlencoded` (default, RFC 6749 §2.3.1) or `raw` (for providers
     /// that do not decode the credentials).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
@@ -245,6 +263,10 @@ pub struct OAuthServer {
     pub client_key: Option<ClientKey>,
     /// The service account key of the JWT bearer grant, parsed.
     pub service_account_key: Option<ServiceAccountKey>,
+    /// With `tls_client_auth` only: the certificate and key presented in the TLS handshake.
+    pub client_certificate: Option<ClientCertificate>,
+    /// Extra trusted CA certificates (PEM) for this server's endpoints.
+    pub tls_ca: Option<String>,
     pub authorization_url: Option<Url>,
     pub token_url: Option<Url>,
     /// The RFC 7009 revocation endpoint; filled from discovery's `revocation_endpoint` when absent.
@@ -276,7 +298,8 @@ impl OAuthServer {
     pub fn authenticates_client(&self) -> bool {
         match self.token_endpoint_auth_method {
             TokenEndpointAuthMethod::PrivateKeyJwt => self.client_key.is_some(),
-            TokenEndpointAuthMethod::None | TokenEndpointAuthMethod::TlsClientAuth => false,
+            TokenEndpointAuthMethod::TlsClientAuth => self.client_certificate.is_some(),
+            TokenEndpointAuthMethod::None => false,
             _ => self.client_secret.is_some(),
         }
     }
@@ -346,6 +369,9 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             certificate: None,
             x5t_sha1: None,
             service_account_key: None,
+            pkcs12: None,
+            pkcs12_password: None,
+            tls_ca: None,
             basic_auth_encoding: None,
             authorization_url: None,
             token_url: None,
@@ -398,6 +424,11 @@ impl<Secret> OAuthServerSpec<Secret> {
             service_account_key: self
                 .service_account_key
                 .and_then(|key| f("service_account_key", key)),
+            pkcs12: self.pkcs12.and_then(|file| f("pkcs12", file)),
+            pkcs12_password: self
+                .pkcs12_password
+                .and_then(|password| f("pkcs12_password", password)),
+            tls_ca: self.tls_ca.and_then(|ca| f("tls_ca", ca)),
             basic_auth_encoding: self.basic_auth_encoding,
             authorization_url: self.authorization_url,
             token_url: self.token_url,
@@ -542,7 +573,7 @@ impl OAuthServerSpec {
             );
         }
         let client_secret = self.client_secret.filter(|secret| !secret.is_empty());
-        let (token_endpoint_auth_method, client_key) = client_authentication(
+        let (token_endpoint_auth_method, client_key, client_certificate) = client_authentication(
             ClientAuthFields {
                 method: self.token_endpoint_auth_method,
                 delivery: self.client_credentials_delivery,
@@ -551,9 +582,16 @@ impl OAuthServerSpec {
                 signing_alg: self.signing_alg,
                 certificate: self.certificate,
                 x5t_sha1: self.x5t_sha1,
+                pkcs12: self.pkcs12,
+                pkcs12_password: self.pkcs12_password,
             },
             &mut problem,
         );
+        let tls_ca = self.tls_ca.and_then(|ca| {
+            crate::client_cert::check_ca_pem(ca.expose())
+                .map_err(|text| problem("tls_ca", text))
+                .ok()
+        });
         let scope = self.scope.map(|scope| normalize_scope(&scope));
         let vault_keep_alive = match &self.vault_keep_alive {
             None => None,
@@ -580,6 +618,8 @@ impl OAuthServerSpec {
             basic_auth_encoding,
             client_key,
             service_account_key,
+            client_certificate,
+            tls_ca,
             authorization_url,
             token_url,
             revocation_url,
@@ -601,107 +641,6 @@ impl OAuthServerSpec {
             preset,
             quirks,
         })
-    }
-}
-
-/// The client-authentication fields of a spec, for [`client_authentication`].
-struct ClientAuthFields {
-    method: Option<TokenEndpointAuthMethod>,
-    delivery: Option<CredentialsDelivery>,
-    has_secret: bool,
-    private_key: Option<SecretString>,
-    signing_alg: Option<SigningAlg>,
-    certificate: Option<SecretString>,
-    x5t_sha1: Option<bool>,
-}
-
-/// The method (`token_endpoint_auth_method`, or what `client_credentials_delivery` means) and,
-/// for `private_key_jwt`, the parsed key; every inconsistency is reported through `problem`.
-fn client_authentication(
-    fields: ClientAuthFields,
-    problem: &mut impl FnMut(&str, String),
-) -> (TokenEndpointAuthMethod, Option<ClientKey>) {
-    use TokenEndpointAuthMethod as M;
-    let method = match (fields.method, fields.delivery) {
-        (Some(M::TlsClientAuth), _) => {
-            problem(
-                "token_endpoint_auth_method",
-                "`tls_client_auth` (mutual TLS, RFC 8705) is not supported yet; use                  `private_key_jwt` (with `certificate` for Entra ID) or a client secret"
-                    .to_owned(),
-            );
-            M::TlsClientAuth
-        }
-        (Some(method), Some(delivery)) if method.delivery() != Some(delivery) => {
-            problem(
-                "token_endpoint_auth_method",
-                format!(
-                    "`{method}` contradicts client_credentials_delivery = \"{delivery}\" (which                      means `{}`); give only token_endpoint_auth_method",
-                    match delivery {
-                        CredentialsDelivery::Body => M::ClientSecretPost,
-                        CredentialsDelivery::BasicHeader => M::ClientSecretBasic,
-                    }
-                ),
-            );
-            method
-        }
-        (Some(method), _) => method,
-        (None, Some(CredentialsDelivery::BasicHeader)) => M::ClientSecretBasic,
-        (None, _) => M::ClientSecretPost,
-    };
-    match method {
-        M::ClientSecretJwt if !fields.has_secret => problem(
-            "client_secret",
-            "is required with token_endpoint_auth_method = \"client_secret_jwt\"".to_owned(),
-        ),
-        M::PrivateKeyJwt | M::None if fields.has_secret => problem(
-            "client_secret",
-            format!("is not used with token_endpoint_auth_method = \"{method}\"; remove it"),
-        ),
-        _ => {}
-    }
-    if method != M::PrivateKeyJwt {
-        let only_with_key_jwt = [
-            ("private_key", fields.private_key.is_some()),
-            ("signing_alg", fields.signing_alg.is_some()),
-            ("certificate", fields.certificate.is_some()),
-            ("x5t_sha1", fields.x5t_sha1.is_some()),
-        ];
-        for (field, given) in only_with_key_jwt {
-            if given {
-                problem(
-                    field,
-                    "is only used with token_endpoint_auth_method = \"private_key_jwt\"".to_owned(),
-                );
-            }
-        }
-        return (method, None);
-    }
-    let x5t_sha1 = fields.x5t_sha1.unwrap_or(false);
-    if x5t_sha1 && fields.certificate.is_none() {
-        problem(
-            "x5t_sha1",
-            "needs `certificate`: the thumbprint is the certificate's".to_owned(),
-        );
-    }
-    let Some(private_key) = fields.private_key.filter(|key| !key.is_empty()) else {
-        problem(
-            "private_key",
-            "is required with token_endpoint_auth_method = \"private_key_jwt\"".to_owned(),
-        );
-        return (method, None);
-    };
-    let certificate = fields.certificate.as_ref().map(SecretString::expose);
-    match ClientKey::from_pem(
-        &private_key,
-        fields.signing_alg.unwrap_or_default(),
-        certificate,
-        x5t_sha1,
-    ) {
-        Ok(key) => (method, Some(key)),
-        Err(err) => {
-            problem(err.field, err.problem);
-            (method, None)
-        }
     }
 }
 

@@ -12,8 +12,8 @@
 //! - the request is sent once more with the new token, and both attempts' HTTP status codes go
 //!   into the monitor record; a second 401 is handed to the flow as the response it is.
 //!
-//! The inputs are checked before any token is obtained: URL, method, headers, timeout, then
-//! `auth`.
+//! The inputs are checked before any token is obtained: URL, method, headers, timeout,
+//! `client_certificate`, then `auth`.
 
 use serde_json::{Map, Value};
 use tokenflow_connectors::http_action::{HttpAuth, HttpInput, HttpOutputs};
@@ -59,7 +59,28 @@ pub(crate) async fn call(
             .assigned()
             .copied()
             .unwrap_or(false),
+        client_certificate: None,
     };
+    // After the URL, method, headers and timeout, before `auth` (docs/connectors.md).
+    if let Some(certificate) = inputs
+        .json("client_certificate")
+        .filter(|c| !c.is_null() && c.as_str() != Some(""))
+    {
+        if let Err(out) = engine.http().check(&input) {
+            return Ok(outcome(*out, Vec::new()));
+        }
+        match tokenflow_core::flow::client_certificate::from_value(&certificate) {
+            Ok(certificate) => input.client_certificate = Some(certificate),
+            Err(description) => {
+                return Ok(failed(
+                    HttpStatus::InvalidHeaders,
+                    "invalid_client_certificate",
+                    description,
+                    Vec::new(),
+                ));
+            }
+        }
+    }
     // An empty `auth` (a variable that holds nothing) counts as absent, like `bearer_token`.
     let Some(auth) = inputs
         .json("auth")

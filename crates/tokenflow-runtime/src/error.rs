@@ -30,6 +30,8 @@ pub enum RuntimeError {
     InvalidFlowsDirectory { dir: String, problems: Vec<String> },
     #[error("cannot build the HTTP client")]
     HttpClient(#[source] tokenflow_connectors::http::ReqwestError),
+    #[error("cannot build the HTTP client with the configured `tls_ca`")]
+    Tls(#[source] tokenflow_connectors::http::TlsError),
     #[error("the store failed")]
     Store(#[from] StoreError),
     /// Something stored (a run's state or record, a flow version) cannot be read back.

@@ -40,12 +40,15 @@ pub struct OAuthServerView {
     pub token_endpoint_auth_method: String,
     /// With `private_key_jwt`: `RS256`, `PS256` or `ES256`.
     pub signing_alg: Option<String>,
-    /// With `private_key_jwt`: the PEM certificate of the key, if configured (public).
+    /// With `private_key_jwt`: the PEM certificate of the key, if configured; with
+    /// `tls_client_auth`: the client certificate (public).
     pub certificate: Option<String>,
     /// With a certificate: `true` when the SHA-1 thumbprint `x5t` is sent too.
     pub x5t_sha1: Option<bool>,
     /// With `basic_header`: `form_urlencoded` (RFC 6749 §2.3.1) or `raw`.
     pub basic_auth_encoding: String,
+    /// Extra trusted CA certificates (PEM) for this server's endpoints, if configured.
+    pub tls_ca: Option<String>,
     pub authorization_url: Option<String>,
     pub token_url: Option<String>,
     /// The RFC 7009 revocation endpoint (`oauth_revoke_token`), if configured.
@@ -80,9 +83,11 @@ pub struct OAuthServerView {
     pub response_fields: Vec<String>,
     pub source: Source,
     pub has_client_secret: bool,
-    /// With `private_key_jwt`: whether a private key is configured (never the key).
+    /// With `private_key_jwt` or `tls_client_auth`: whether a private key is configured (never
+    /// the key).
     pub has_private_key: bool,
-    /// With a certificate: the `x5t#S256` thumbprint sent in the assertion's header.
+    /// With a certificate: its `x5t#S256` thumbprint (sent in the assertion's header with
+    /// `private_key_jwt`).
     pub certificate_x5t_s256: Option<String>,
     pub resolved_token_url: Option<String>,
     pub resolved_authorization_url: Option<String>,
@@ -124,12 +129,17 @@ impl OAuthServerView {
                 .client_key
                 .as_ref()
                 .and_then(|key| key.certificate())
+                .or(server
+                    .client_certificate
+                    .as_ref()
+                    .map(|certificate| certificate.certificates_pem()))
                 .map(str::to_owned),
             x5t_sha1: server
                 .client_key
                 .as_ref()
                 .and_then(|key| key.x5t().map(|_| true)),
             basic_auth_encoding: server.basic_auth_encoding.to_string(),
+            tls_ca: server.tls_ca.clone(),
             authorization_url: url(&server.authorization_url),
             token_url: url(&server.token_url),
             revocation_url: url(&server.revocation_url),
@@ -156,12 +166,16 @@ impl OAuthServerView {
             response_fields: server.quirks.response_fields.clone(),
             source,
             has_client_secret: server.client_secret.is_some(),
-            has_private_key: server.client_key.is_some(),
+            has_private_key: server.client_key.is_some() || server.client_certificate.is_some(),
             certificate_x5t_s256: server
                 .client_key
                 .as_ref()
                 .and_then(|key| key.x5t_s256())
-                .map(str::to_owned),
+                .map(str::to_owned)
+                .or(server
+                    .client_certificate
+                    .as_ref()
+                    .map(tokenflow_core::ClientCertificate::x5t_s256)),
             resolved_token_url: url(&server.token_url),
             resolved_authorization_url: url(&server.authorization_url),
             resolved_revocation_url: url(&server.revocation_url),
@@ -336,7 +350,8 @@ impl ServerRegistry {
             None => existing.as_ref().and_then(|row| row.client_secret.clone()),
         };
         spec.client_secret = secret.clone();
-        let key_given = spec.private_key.is_some();
+        let key_given = spec.private_key.is_some() || spec.pkcs12.is_some();
+        unpack_pkcs12(id, &mut spec)?;
         let private_key = match spec.private_key.take() {
             Some(key) if key.is_empty() => None,
             Some(key) => Some(key),
@@ -475,6 +490,33 @@ impl ServerDirectory for ServerRegistry {
             .map(|entries| entries.keys().cloned().collect())
             .unwrap_or_default()
     }
+}
+
+/// A PKCS#12 file given through the API is unpacked on arrival: its key is kept like
+/// `private_key` (encrypted, write-only) and its certificates like `certificate`; neither the
+/// file nor its password is stored.
+fn unpack_pkcs12(id: &str, spec: &mut OAuthServerSpec) -> Result<(), RuntimeError> {
+    let Some(pkcs12) = spec.pkcs12.take().filter(|file| !file.is_empty()) else {
+        return Ok(());
+    };
+    let invalid = |field: &str, problem: String| {
+        RuntimeError::InvalidInput(format!("oauth server `{id}`, field `{field}`: {problem}"))
+    };
+    if spec.private_key.is_some() || spec.certificate.is_some() {
+        return Err(invalid(
+            "pkcs12",
+            "give either `pkcs12` or `private_key` and `certificate`, not both".to_owned(),
+        ));
+    }
+    let password = spec
+        .pkcs12_password
+        .take()
+        .unwrap_or_else(|| tokenflow_core::SecretString::new(""));
+    let contents = tokenflow_core::client_cert::open_pkcs12(&pkcs12, &password)
+        .map_err(|problem| invalid(problem.field, problem.problem))?;
+    spec.private_key = Some(contents.private_key);
+    spec.certificate = Some(tokenflow_core::SecretString::new(contents.certificates));
+    Ok(())
 }
 
 /// Fields whose change cannot send the client secret anywhere else, or in another way: it still

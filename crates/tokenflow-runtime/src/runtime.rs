@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokenflow_config::Config;
-use tokenflow_connectors::http::build_client;
+use tokenflow_connectors::http::TlsClients;
 use tokenflow_connectors::http_action::HttpConnector;
 use tokenflow_connectors::oauth::OAuthConnectors;
 use tokenflow_connectors::oauth::authorize::DEFAULT_PENDING_TTL;
@@ -84,7 +84,10 @@ impl Runtime {
         timing: Timing,
     ) -> Result<Built, RuntimeError> {
         let mut warnings = Vec::new();
-        let http = build_client(Duration::from_secs(30)).map_err(RuntimeError::HttpClient)?;
+        // The global `tls_ca` is trusted by every outgoing connection (docs/connectors.md).
+        let tls = TlsClients::for_tokens(Duration::from_secs(30), config.tls_ca.clone())
+            .map_err(RuntimeError::Tls)?;
+        let http = tls.default_client().clone();
         let metrics = Arc::new(Metrics::new());
         let (registry, registry_warnings) =
             ServerRegistry::load(config.oauth_servers.clone(), store.as_ref(), http.clone())
@@ -108,10 +111,14 @@ impl Runtime {
             }
         }
 
-        let oauth = OAuthConnectors::new(http, clock.clone()).with_observer(metrics.clone());
+        let oauth = OAuthConnectors::new(http, clock.clone())
+            .with_tls(tls)
+            .with_observer(metrics.clone());
         let engine = Engine::new(
             oauth,
-            HttpConnector::build().map_err(RuntimeError::HttpClient)?,
+            HttpConnector::with_tls(
+                TlsClients::for_actions(config.tls_ca.clone()).map_err(RuntimeError::Tls)?,
+            ),
             registry.clone(),
             clock.clone(),
             RedirectSettings {

@@ -98,6 +98,7 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Store(err) => err.into(),
             err @ (RuntimeError::InvalidFlowsDirectory { .. }
             | RuntimeError::HttpClient(_)
+            | RuntimeError::Tls(_)
             | RuntimeError::Unreadable(_)) => ApiError::internal(err),
         }
     }

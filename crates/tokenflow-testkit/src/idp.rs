@@ -25,6 +25,8 @@ pub fn idp_dir() -> PathBuf {
 pub struct Idp {
     _child: Child,
     issuer: Url,
+    /// The HTTPS listener that asks for client certificates, when started with a PKI.
+    tls_base: Option<String>,
     http: reqwest::Client,
     stderr: Arc<Mutex<String>>,
 }
@@ -50,6 +52,13 @@ pub struct TokenRequestRecord {
     pub resource: Option<serde_json::Value>,
     pub status: u16,
     pub error: Option<String>,
+    /// Whether the request came over the HTTPS listener.
+    #[serde(default)]
+    pub tls: bool,
+    /// The subject of the client certificate presented in the TLS handshake, e.g.
+    /// `CN=tokenflow-client`.
+    #[serde(default)]
+    pub client_certificate_subject: Option<String>,
 }
 
 /// A client registered at the IdP by a test.
@@ -62,9 +71,26 @@ pub struct TestClient {
 impl Idp {
     /// Installs the IdP's npm packages if needed, starts it and waits until it listens.
     pub async fn start() -> Idp {
+        Self::start_with(None).await
+    }
+
+    /// Also listens with HTTPS (the PKI's `server.pem`), asking for client certificates and
+    /// trusting those `ca.pem` signed (RFC 8705 `tls_client_auth`; see [`Idp::tls_url`]).
+    pub async fn start_with_tls(pki: &crate::TestPki) -> Idp {
+        Self::start_with(Some(pki)).await
+    }
+
+    async fn start_with(pki: Option<&crate::TestPki>) -> Idp {
         ensure_installed();
         let script = idp_dir().join("server.mjs");
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        if let Some(pki) = pki {
+            command
+                .env("IDP_TLS_CERT", pki.path("server.pem"))
+                .env("IDP_TLS_KEY", pki.path("server.key"))
+                .env("IDP_TLS_CA", pki.path("ca.pem"));
+        }
+        let mut child = command
             .arg(&script)
             .env("IDP_PORT", "0")
             .stdin(Stdio::piped())
@@ -95,8 +121,12 @@ impl Idp {
         }
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
+        let mut tls_base = None;
         let ready = tokio::time::timeout(Duration::from_secs(30), async {
             while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(base) = line.strip_prefix("IDP_TLS ") {
+                    tls_base = Some(base.trim().to_owned());
+                }
                 if let Some(issuer) = line.strip_prefix("IDP_READY ") {
                     return Some(issuer.trim().to_owned());
                 }
@@ -116,6 +146,7 @@ impl Idp {
         Idp {
             _child: child,
             issuer: Url::parse(&issuer).expect("IDP_READY carries a URL"),
+            tls_base,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -132,6 +163,15 @@ impl Idp {
     /// An absolute URL on the IdP.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer())
+    }
+
+    /// An absolute URL on the HTTPS listener (started with [`Idp::start_with_tls`]).
+    pub fn tls_url(&self, path: &str) -> String {
+        let base = self
+            .tls_base
+            .as_deref()
+            .expect("the IdP was started with start_with_tls");
+        format!("{base}{path}")
     }
 
     pub fn token_url(&self) -> String {

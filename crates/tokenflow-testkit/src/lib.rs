@@ -2,6 +2,7 @@
 //!
 //! - [`idp`]: the project's own test identity provider (panva's `oidc-provider` under
 //!   `tests/idp/`), started per test on port 0, with runtime client registration and counters.
+//! - [`pki`]: a CA with server and client certificates and PKCS#12 files, made with `openssl`.
 //! - [`browser`]: a real headless Chromium over WebDriver, with screenshots on failure.
 //! - [`signin`]: a cookie-keeping HTTP client that signs a person in through the IdP's real login
 //!   and consent pages and returns where the IdP redirected to.
@@ -13,9 +14,11 @@
 
 pub mod browser;
 pub mod idp;
+pub mod pki;
 pub mod signin;
 
 pub use idp::{Idp, TestClient, TokenRequestRecord};
+pub use pki::TestPki;
 pub use signin::{Decision, sign_in};
 
 /// Unique-enough suffix for names created by one test (client ids, databases).

@@ -18,6 +18,7 @@ use super::discovery::{DiscoveryError, resolve_endpoints, resolve_revocation_end
 use super::id_token::{Expected, check_id_token};
 use super::outputs::TokenOutputs;
 use super::token_endpoint::{Grant, TokenError, request_token};
+use crate::http::{TlsClients, TlsError};
 use crate::status::{RefreshStatus, RevokeStatus, ServerLoginStatus, UserLoginStatus};
 
 /// Where a user login sends the person back to, and how long it waits.
@@ -41,6 +42,8 @@ pub trait TokenObserver: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct OAuthConnectors {
     http: reqwest::Client,
+    /// Clients for servers with a client certificate or their own `tls_ca`.
+    tls: TlsClients,
     clock: Arc<dyn Clock>,
     observer: Option<Arc<dyn TokenObserver>>,
     cache: Arc<TokenCache>,
@@ -81,11 +84,27 @@ impl TokenCache {
 impl OAuthConnectors {
     pub fn new(http: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
         Self {
+            tls: TlsClients::around(http.clone(), tokenflow_core::oauth_server::DEFAULT_TIMEOUT),
             http,
             clock,
             observer: None,
             cache: Arc::default(),
         }
+    }
+
+    /// Uses `tls`'s clients: its default one for servers without a client certificate or
+    /// `tls_ca` of their own, one per certificate and CA for the others.
+    pub fn with_tls(mut self, tls: TlsClients) -> Self {
+        self.http = tls.default_client().clone();
+        self.tls = tls;
+        self
+    }
+
+    /// The client for `server`'s endpoints: with its client certificate (`tls_client_auth`)
+    /// and its `tls_ca`, else the shared default client.
+    pub fn http_for(&self, server: &OAuthServer) -> Result<reqwest::Client, TlsError> {
+        self.tls
+            .client(server.client_certificate.as_ref(), server.tls_ca.as_deref())
     }
 
     /// Reports every token-endpoint request to `observer`.
@@ -101,7 +120,11 @@ impl OAuthConnectors {
         grant: &Grant<'_>,
     ) -> Result<super::token_response::TokenResponse, TokenError> {
         let started = std::time::Instant::now();
-        let result = request_token(&self.http, server, token_url, grant, self.clock.now()).await;
+        let http = self.http_for(server).map_err(|err| TokenError::Transport {
+            timed_out: false,
+            detail: err.to_string(),
+        })?;
+        let result = request_token(&http, server, token_url, grant, self.clock.now()).await;
         if let Some(observer) = &self.observer {
             observer.token_request(grant.grant_type(), started.elapsed(), result.is_ok());
         }
@@ -517,7 +540,13 @@ impl OAuthConnectors {
                 ),
             );
         }
-        let server = match resolve_revocation_endpoints(&self.http, server).await {
+        let http = match self.http_for(server) {
+            Ok(http) => http,
+            Err(err) => {
+                return TokenOutputs::failure(S::Unknown, "connection_error", err.to_string());
+            }
+        };
+        let server = match resolve_revocation_endpoints(&http, server).await {
             Ok(server) => server,
             Err(err) => {
                 return TokenOutputs::failure(S::Unknown, "discovery_failed", err.to_string());
@@ -528,7 +557,7 @@ impl OAuthConnectors {
         };
         let audience = server.token_url.as_ref().unwrap_or(revocation_url);
         match super::revocation::revoke(
-            &self.http,
+            &http,
             &server,
             revocation_url,
             audience,
@@ -557,7 +586,13 @@ impl OAuthConnectors {
         &self,
         server: &OAuthServer,
     ) -> Result<OAuthServer, DiscoveryError> {
-        resolve_endpoints(&self.http, server).await
+        // Discovery documents are public: the server's `tls_ca`, no client certificate. A CA
+        // that cannot be used fails the request that needs it, with its reason.
+        let http = self
+            .tls
+            .client(None, server.tls_ca.as_deref())
+            .unwrap_or_else(|_| self.http.clone());
+        resolve_endpoints(&http, server).await
     }
 }
 

@@ -9,6 +9,7 @@ mod faults;
 mod http_action;
 mod json;
 mod providers;
+mod mtls;
 mod refresh;
 mod revoke;
 mod server_login;

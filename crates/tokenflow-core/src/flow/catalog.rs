@@ -20,6 +20,9 @@ pub enum ParamType {
     /// `http_connector`'s `auth` object ([`super::auth`]): its fields are constants, variables or
     /// templates; its secret parts are masked in the monitor.
     Auth,
+    /// `http_connector`'s `client_certificate` object: `{ certificate, private_key }` or
+    /// `{ pkcs12, pkcs12_password }`, each a constant, variable or template; masked as a whole.
+    ClientCertificate,
 }
 
 /// One input or output of an action type.
@@ -281,6 +284,11 @@ pub const CATALOG: &[ActionSpec] = &[
             },
             p("timeout", Int),
             p("follow_redirects", Bool),
+            Param {
+                name: "client_certificate",
+                ty: ParamType::ClientCertificate,
+                secret: true,
+            },
         ],
         outputs: &[
             p("http_status_code", Int),

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod client_certificate;
 pub mod error;
 pub mod expr;
 pub mod model;

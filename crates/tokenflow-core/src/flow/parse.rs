@@ -384,6 +384,12 @@ fn check_action(
             }
             continue;
         }
+        if param.ty == ParamType::ClientCertificate {
+            if let Some(binding) = client_certificate_binding(value, variables, problems) {
+                inputs.insert(param.name, binding);
+            }
+            continue;
+        }
         if let Some(binding) = binding(param.ty, value, variables, problems) {
             inputs.insert(param.name, binding);
         }
@@ -509,31 +515,52 @@ fn auth_binding(
             ),
         );
     }
-    fn members(
-        value: Value,
-        at: Location,
-        variables: &IndexMap<String, VariableDecl>,
-        problems: &mut Problems<'_>,
-    ) -> Option<Binding> {
-        match value {
-            Value::Object(map) if !(map.len() == 1 && map.contains_key("var")) => {
-                let mut out = BTreeMap::new();
-                for (name, member) in map {
-                    out.insert(name, members(member, at, variables, problems)?);
-                }
-                Some(Binding::Object(out))
+    members(value.value, at, variables, problems)
+}
+
+/// An object of constants, `{ var: name }` and templates as a binding of its members.
+fn members(
+    value: Value,
+    at: Location,
+    variables: &IndexMap<String, VariableDecl>,
+    problems: &mut Problems<'_>,
+) -> Option<Binding> {
+    match value {
+        Value::Object(map) if !(map.len() == 1 && map.contains_key("var")) => {
+            let mut out = BTreeMap::new();
+            for (name, member) in map {
+                out.insert(name, members(member, at, variables, problems)?);
             }
-            leaf => binding(
-                ParamType::Text,
-                Spanned {
-                    value: leaf,
-                    referenced: at,
-                    defined: at,
-                },
-                variables,
-                problems,
-            ),
+            Some(Binding::Object(out))
         }
+        leaf => binding(
+            ParamType::Text,
+            Spanned {
+                value: leaf,
+                referenced: at,
+                defined: at,
+            },
+            variables,
+            problems,
+        ),
+    }
+}
+
+/// `client_certificate`: `{ var: name }` (the whole object), or `{ certificate, private_key }` or
+/// `{ pkcs12, pkcs12_password }` with leaves (docs/connectors.md).
+fn client_certificate_binding(
+    value: Spanned<Value>,
+    variables: &IndexMap<String, VariableDecl>,
+    problems: &mut Problems<'_>,
+) -> Option<Binding> {
+    let at = value.referenced;
+    if is_var(&value.value) {
+        return binding(ParamType::Json, value, variables, problems);
+    }
+    let is_leaf = |leaf: &Value| matches!(leaf, Value::String(_)) || is_var(leaf);
+    if let Err(message) = super::client_certificate::check_shape(&value.value, &is_leaf) {
+        problems.error(at, message);
+        return None;
     }
     members(value.value, at, variables, problems)
 }
@@ -549,7 +576,7 @@ fn constant(
     problems: &mut Problems<'_>,
 ) -> Option<Binding> {
     let ok = match (ty, &value) {
-        (ParamType::Json | ParamType::Auth, _)
+        (ParamType::Json | ParamType::Auth | ParamType::ClientCertificate, _)
         | (ParamType::Bool, Value::Bool(_))
         | (ParamType::Text, Value::String(_)) => Some(value.clone()),
         (ParamType::Int, Value::Number(n)) if n.is_u64() => Some(value.clone()),
@@ -562,7 +589,7 @@ fn constant(
             ParamType::Text => "a string",
             ParamType::Bool => "true or false",
             ParamType::Int => "a whole number",
-            ParamType::Json | ParamType::Auth => "a JSON value",
+            ParamType::Json | ParamType::Auth | ParamType::ClientCertificate => "a JSON value",
         };
         problems.error(
             at,

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cache;
+mod client_certificate;
 mod http_auth;
 mod limits;
 mod login;

@@ -161,12 +161,19 @@ fn spec_from_form(form: &HashMap<String, String>) -> (Value, OAuthServerSpec, Ve
             object.insert(key.to_owned(), form.contains_key(key).into());
         }
     }
-    // The key's companions only with private_key_jwt (elsewhere they are configuration errors).
-    if text("token_endpoint_auth_method").as_deref() == Some("private_key_jwt") {
-        for key in ["signing_alg", "certificate"] {
-            if let Some(value) = text(key) {
-                object.insert(key.to_owned(), value.into());
-            }
+    // The key's companions only with private_key_jwt and tls_client_auth (elsewhere they are
+    // configuration errors).
+    let method = text("token_endpoint_auth_method");
+    if matches!(
+        method.as_deref(),
+        Some("private_key_jwt" | "tls_client_auth")
+    ) && let Some(value) = text("certificate")
+    {
+        object.insert("certificate".to_owned(), value.into());
+    }
+    if method.as_deref() == Some("private_key_jwt") {
+        if let Some(value) = text("signing_alg") {
+            object.insert("signing_alg".to_owned(), value.into());
         }
         if form.contains_key("x5t_sha1") {
             object.insert("x5t_sha1".to_owned(), true.into());
@@ -218,7 +225,9 @@ async fn save_server(
     }
     let stored = state.registry.get(id);
     let has_secret = stored.as_ref().is_some_and(|s| s.client_secret.is_some());
-    echo["has_private_key"] = stored.is_some_and(|s| s.client_key.is_some()).into();
+    echo["has_private_key"] = stored
+        .is_some_and(|s| s.client_key.is_some() || s.client_certificate.is_some())
+        .into();
     let mut response = form_page(state, session, echo, editing, has_secret, errors);
     *response.status_mut() = StatusCode::BAD_REQUEST;
     response
