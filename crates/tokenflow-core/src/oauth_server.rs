@@ -211,7 +211,12 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     /// refresh tokens do not lapse (e.g. `"12h"`). Off when absent.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub vault_keep_alive: Option<TimeoutSpec>,
+    /// The API statuses after which `http_connector` with `auth.oauth_server` or `auth.vault`
+    /// gets a new token and sends the request once more; default `[401]`, each a 4xx status.
+    pub reauth_on_status: Option<Vec<u16>>,
 }
+
+pub use crate::flow::http_options::DEFAULT_REAUTH_ON_STATUS;
 
 /// A validated OAuth server configuration with every default applied.
 #[derive(Debug, Clone)]
@@ -239,6 +244,8 @@ pub struct OAuthServer {
     pub token_cache: bool,
     pub token_cache_skew: Duration,
     pub vault_keep_alive: Option<Duration>,
+    /// API statuses that make `http_connector` renew the token and send again once.
+    pub reauth_on_status: Vec<u16>,
     /// What the provider's discovery document says about authorization responses; filled in by
     /// discovery, never configured (empty when no document was read).
     pub discovered: DiscoveredIssuer,
@@ -335,6 +342,7 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             token_cache: None,
             token_cache_skew: None,
             vault_keep_alive: None,
+            reauth_on_status: None,
         }
     }
 }
@@ -375,6 +383,7 @@ impl<Secret> OAuthServerSpec<Secret> {
             token_cache: self.token_cache,
             token_cache_skew: self.token_cache_skew,
             vault_keep_alive: self.vault_keep_alive,
+            reauth_on_status: self.reauth_on_status,
         }
     }
 }
@@ -502,6 +511,11 @@ impl OAuthServerSpec {
                 }
             },
         };
+        let reauth_on_status = crate::flow::http_options::reauth_on_status(self.reauth_on_status)
+            .unwrap_or_else(|text| {
+                problem("reauth_on_status", text);
+                Vec::new()
+            });
 
         if !errors.is_empty() {
             return Err(errors);
@@ -530,6 +544,7 @@ impl OAuthServerSpec {
                 .token_cache_skew
                 .map_or(DEFAULT_SKEW, Duration::from_secs),
             vault_keep_alive,
+            reauth_on_status,
             discovered: DiscoveredIssuer::default(),
         })
     }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod expr;
+pub mod http_options;
 pub mod model;
 pub mod parse;
 pub mod schedule;

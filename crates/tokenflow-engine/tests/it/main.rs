@@ -4,6 +4,9 @@
 
 mod cache;
 mod http_auth;
+mod http_paging;
+mod http_reauth;
+mod http_retry;
 mod limits;
 mod login;
 mod revoke;
