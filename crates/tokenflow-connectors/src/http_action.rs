@@ -45,8 +45,10 @@ use tokenflow_core::flow::http_options::Retry;
 use tokio::time::Instant;
 
 use crate::http::{ReadBodyError, error_chain, read_body_limited};
-use crate::http_headers::{request_headers, response_headers};
+pub use crate::http_headers::HttpAuth;
+use crate::http_headers::{HeaderInputs, request_headers, response_headers};
 pub use crate::http_retry::Attempt;
+use crate::http_retry::{Answer, Next, decide};
 use crate::status::HttpStatus;
 
 /// Largest response body returned as `content` (16 MiB); larger bodies fail with
@@ -132,23 +134,6 @@ impl fmt::Debug for HttpInput {
     }
 }
 
-/// Credentials of the `auth` input as the connector applies them (docs/connectors.md,
-/// "Authentication"). `Debug` shows no secret: they are [`SecretString`]s.
-#[derive(Debug, Clone)]
-pub enum HttpAuth {
-    /// `Authorization: Basic base64(username ":" password)` (RFC 7617).
-    Basic {
-        username: String,
-        password: SecretString,
-    },
-    /// An API key in the named header, replacing one from `headers`.
-    Header { name: String, value: SecretString },
-    /// An API key as a query parameter, appended to the URL's query.
-    Query { name: String, value: SecretString },
-    /// `Authorization: Bearer …`.
-    Bearer(SecretString),
-}
-
 /// The action's outputs.
 #[derive(Debug, Clone)]
 pub struct HttpOutputs {
@@ -193,7 +178,7 @@ impl HttpOutputs {
         self
     }
 
-    pub(crate) fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+    fn with_warnings(mut self, warnings: Vec<String>) -> Self {
         self.warnings = warnings;
         self
     }
@@ -201,14 +186,14 @@ impl HttpOutputs {
 
 /// A request that passed every input check.
 #[derive(Clone)]
-pub(crate) struct Prepared {
-    pub(crate) method: Method,
+struct Prepared {
+    method: Method,
     url: Url,
     headers: HeaderMap,
     body: Option<String>,
     follow_redirects: bool,
     timeout_ms: u64,
-    pub(crate) deadline: Instant,
+    deadline: Instant,
     warnings: Vec<String>,
 }
 
@@ -235,7 +220,7 @@ impl HttpConnector {
     /// Runs one call. Never panics and never fails: every outcome is an [`HttpOutputs`].
     pub async fn call(&self, input: &HttpInput) -> HttpOutputs {
         match self.prepare(input) {
-            Ok(prepared) => crate::http_retry::send(self, prepared, input.retry.as_ref()).await,
+            Ok(prepared) => self.send(prepared, input.retry.as_ref()).await,
             Err(outputs) => *outputs,
         }
     }
@@ -263,7 +248,16 @@ impl HttpConnector {
             ))
         })?;
         let mut warnings = Vec::new();
-        let headers = request_headers(input, &mut warnings).map_err(|d| {
+        let headers = request_headers(
+            &HeaderInputs {
+                headers: input.headers.as_ref(),
+                content_type: input.content_type.as_deref(),
+                bearer_token: input.bearer_token.as_ref(),
+                auth: input.auth.as_ref(),
+            },
+            &mut warnings,
+        )
+        .map_err(|d| {
             Box::new(HttpOutputs::failure(
                 HttpStatus::InvalidHeaders,
                 "invalid_headers",
@@ -294,9 +288,48 @@ impl HttpConnector {
         })
     }
 
+    /// Sends `prepared`, again as `retry` allows ([`crate::http_retry`]); every attempt is in
+    /// the outputs' `attempts`.
+    async fn send(&self, prepared: Prepared, retry: Option<&Retry>) -> HttpOutputs {
+        let mut attempts = Vec::new();
+        loop {
+            let at = Instant::now();
+            let mut out = self.send_once(prepared.clone()).await;
+            attempts.push(Attempt {
+                at,
+                http_status_code: out.http_status_code,
+                error: out.error.clone(),
+            });
+            let answer = Answer {
+                http_status_code: out.http_status_code,
+                error: out.error.as_deref(),
+                headers: out.headers.as_ref(),
+            };
+            let next = retry.map_or(Next::Done, |retry| {
+                decide(
+                    retry,
+                    &prepared.method,
+                    &answer,
+                    attempts.len(),
+                    prepared.deadline,
+                )
+            });
+            match next {
+                Next::Done => {}
+                Next::GiveUp(reason) => out.warnings.push(reason),
+                Next::Wait(wait) => {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            out.attempts = attempts;
+            return out;
+        }
+    }
+
     /// Sends the request once, following redirects hop by hop when asked; the deadline covers
     /// all hops.
-    pub(crate) async fn send_once(&self, prepared: Prepared) -> HttpOutputs {
+    async fn send_once(&self, prepared: Prepared) -> HttpOutputs {
         self.send_hops(prepared).await.sent()
     }
 

@@ -6,15 +6,41 @@
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::http_action::{HttpAuth, HttpInput};
+use tokenflow_core::SecretString;
+
+/// Credentials of the `auth` input as the connector applies them (docs/connectors.md,
+/// "Authentication"). `Debug` shows no secret: they are [`SecretString`]s.
+#[derive(Debug, Clone)]
+pub enum HttpAuth {
+    /// `Authorization: Basic base64(username ":" password)` (RFC 7617).
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+    /// An API key in the named header, replacing one from `headers`.
+    Header { name: String, value: SecretString },
+    /// An API key as a query parameter, appended to the URL's query.
+    Query { name: String, value: SecretString },
+    /// `Authorization: Bearer …`.
+    Bearer(SecretString),
+}
+
+/// The inputs that make the request's headers.
+#[derive(Default)]
+pub(crate) struct HeaderInputs<'a> {
+    pub(crate) headers: Option<&'a Value>,
+    pub(crate) content_type: Option<&'a str>,
+    pub(crate) bearer_token: Option<&'a SecretString>,
+    pub(crate) auth: Option<&'a HttpAuth>,
+}
 
 /// The request's headers: `headers`, then `content_type` and `bearer_token` on top.
 pub(crate) fn request_headers(
-    input: &HttpInput,
+    input: &HeaderInputs<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<HeaderMap, String> {
     let mut map = HeaderMap::new();
-    for (name, value) in header_pairs(input.headers.as_ref())? {
+    for (name, value) in header_pairs(input.headers)? {
         let header_name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
         let mut header_value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
@@ -25,17 +51,13 @@ pub(crate) fn request_headers(
         map.append(header_name, header_value);
     }
 
-    if let Some(content_type) = input
-        .content_type
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-    {
+    if let Some(content_type) = input.content_type.filter(|t| !t.trim().is_empty()) {
         let value = HeaderValue::from_str(content_type)
             .map_err(|_| "content_type is not a valid HTTP header value".to_owned())?;
         map.insert(CONTENT_TYPE, value);
     }
 
-    if let Some(token) = input.bearer_token.as_ref().filter(|t| !t.is_empty()) {
+    if let Some(token) = input.bearer_token.filter(|t| !t.is_empty()) {
         // Never mention the token in the message: it would end up in error_description.
         let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
             .map_err(|_| "bearer_token contains characters not allowed in a header".to_owned())?;
@@ -48,7 +70,7 @@ pub(crate) fn request_headers(
     }
 
     // Values are never named in messages: they would end up in error_description.
-    let (name, value, what) = match &input.auth {
+    let (name, value, what) = match input.auth {
         None | Some(HttpAuth::Query { .. }) => return Ok(map),
         Some(HttpAuth::Bearer(token)) => (
             AUTHORIZATION,
@@ -269,9 +291,10 @@ mod tests {
 
     #[test]
     fn header_errors_never_show_header_values() {
-        let input = HttpInput {
-            headers: Some(json!({"X-Api-Key": "key-with\nnewline-s3cr3t"})),
-            ..HttpInput::default()
+        let headers = json!({"X-Api-Key": "key-with\nnewline-s3cr3t"});
+        let input = HeaderInputs {
+            headers: Some(&headers),
+            ..HeaderInputs::default()
         };
         let err = request_headers(&input, &mut Vec::new()).unwrap_err();
         assert!(err.contains("X-Api-Key"), "{err}");

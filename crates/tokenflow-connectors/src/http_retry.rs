@@ -10,19 +10,18 @@
 //!   come back together.
 //! - **`Retry-After` wins over the backoff** (RFC 9110 §10.2.3; seconds or an HTTP date), up to
 //!   [`MAX_RETRY_AFTER_MS`]: a server asking for a longer wait gets no retry; its response goes
-//!   to the flow as it is, with a warning.
+//!   to the flow as it is, with a warning. A date is measured from the response's own `Date`
+//!   header (RFC 9110 §6.6.1), so the two clocks need not agree; without one the backoff applies.
 //! - **Bounded in time**: no wait runs past the request's deadline (the action's `timeout`); when
 //!   the next attempt could not start before it, the last response is the outcome, with a warning.
 //! - A timeout is not retried: the deadline it hit is the whole action's.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::Value;
 use tokenflow_core::flow::http_options::{BACKOFF_CAP_MS, MAX_RETRY_AFTER_MS, Retry};
 use tokio::time::Instant;
-
-use crate::http_action::{HttpConnector, HttpOutputs, Prepared};
 
 /// One request sent: when, and what came of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +36,7 @@ pub struct Attempt {
 
 /// What to do after an attempt.
 #[derive(Debug, PartialEq, Eq)]
-enum Next {
+pub(crate) enum Next {
     /// The outcome is final.
     Done,
     /// Final, with the reason no retry was made.
@@ -45,49 +44,19 @@ enum Next {
     Wait(Duration),
 }
 
-/// Sends `prepared`, again as `retry` allows. Every attempt is in the outputs' `attempts`.
-pub(crate) async fn send(
-    connector: &HttpConnector,
-    prepared: Prepared,
-    retry: Option<&Retry>,
-) -> HttpOutputs {
-    let mut attempts = Vec::new();
-    loop {
-        let at = Instant::now();
-        let mut out = connector.send_once(prepared.clone()).await;
-        attempts.push(Attempt {
-            at,
-            http_status_code: out.http_status_code,
-            error: out.error.clone(),
-        });
-        let next = match retry {
-            None => Next::Done,
-            Some(retry) => decide(
-                retry,
-                &prepared.method,
-                &out,
-                attempts.len(),
-                prepared.deadline,
-            ),
-        };
-        match next {
-            Next::Done => {}
-            Next::GiveUp(reason) => out.warnings.push(reason),
-            Next::Wait(wait) => {
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-        }
-        out.attempts = attempts;
-        return out;
-    }
+/// What one attempt came to, for [`decide`].
+pub(crate) struct Answer<'a> {
+    pub(crate) http_status_code: Option<u16>,
+    pub(crate) error: Option<&'a str>,
+    /// The response headers in the outputs' list form.
+    pub(crate) headers: Option<&'a Value>,
 }
 
 /// Whether and how long to wait before another attempt, after attempt number `sent`.
-fn decide(
+pub(crate) fn decide(
     retry: &Retry,
     method: &Method,
-    out: &HttpOutputs,
+    out: &Answer<'_>,
     sent: usize,
     deadline: Instant,
 ) -> Next {
@@ -105,8 +74,9 @@ fn decide(
     if sent >= retry.attempts as usize {
         return Next::GiveUp(format!("{what}: still failing after {sent} attempts"));
     }
-    let wait = match out.headers.as_ref().and_then(retry_after_header) {
-        Some(text) => match retry_after(text, SystemTime::now()) {
+    let header = |name| out.headers.as_ref().and_then(|h| response_header(h, name));
+    let wait = match header("retry-after") {
+        Some(text) => match retry_after(text, header("date")) {
             Some(wait) if wait > Duration::from_millis(MAX_RETRY_AFTER_MS) => {
                 return Next::GiveUp(format!(
                     "{what}: not retried, Retry-After asks for {} s, more than the {} s honoured",
@@ -140,26 +110,29 @@ fn is_idempotent(method: &Method) -> bool {
     .contains(method)
 }
 
-/// The `Retry-After` value among the response headers (the list form of the outputs).
-fn retry_after_header(headers: &Value) -> Option<&str> {
+/// A response header's value from the list form of the outputs (`name` lowercase).
+fn response_header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
     headers.as_array()?.iter().find_map(|header| {
-        (header.get("Key")?.as_str()? == "retry-after")
+        (header.get("Key")?.as_str()? == name)
             .then(|| header.get("Value")?.as_str())
             .flatten()
     })
 }
 
-/// `Retry-After` as a wait: delta-seconds, or an HTTP date (IMF-fixdate, RFC 9110 §5.6.7) from
-/// `now`; a date in the past is no wait. Anything else is `None` (the backoff applies).
-fn retry_after(text: &str, now: SystemTime) -> Option<Duration> {
+/// `Retry-After` as a wait: delta-seconds, or an HTTP date (IMF-fixdate, RFC 9110 §5.6.7)
+/// measured from the response's `Date`; a date before it is no wait. Anything else, or a date
+/// without `Date`, is `None` (the backoff applies).
+fn retry_after(text: &str, date: Option<&str>) -> Option<Duration> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return Some(Duration::from_secs(text.parse().unwrap_or(u64::MAX)));
     }
-    let date =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc2822).ok()?;
-    let at = SystemTime::from(date);
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let parse = |text: &str| {
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc2822)
+            .ok()
+    };
+    let wait = parse(text)? - parse(date?)?;
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
 /// Full jitter: uniformly random in `0 ..= min(BACKOFF_CAP_MS, base · 2^(sent-1))`.
@@ -185,8 +158,8 @@ mod tests {
 
     #[test]
     fn retry_after_takes_seconds_and_http_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // 1994-11-06 08:49:37Z
-        assert_eq!(retry_after("3", now), Some(Duration::from_secs(3)));
+        let now = Some("Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(retry_after("3", None), Some(Duration::from_secs(3)));
         assert_eq!(
             retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
             Some(Duration::from_secs(30))
@@ -195,6 +168,7 @@ mod tests {
             retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
             Some(Duration::ZERO)
         );
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:50:07 GMT", None), None);
         assert_eq!(retry_after("soon", now), None);
         assert_eq!(retry_after("-1", now), None);
     }
@@ -212,8 +186,8 @@ mod tests {
     fn the_retry_after_header_is_found_in_the_output_list() {
         let headers =
             json!([{"Key": "content-type", "Value": "x"}, {"Key": "retry-after", "Value": "2"}]);
-        assert_eq!(retry_after_header(&headers), Some("2"));
-        assert_eq!(retry_after_header(&json!([])), None);
+        assert_eq!(response_header(&headers, "retry-after"), Some("2"));
+        assert_eq!(response_header(&json!([]), "retry-after"), None);
     }
 
     #[test]
@@ -224,9 +198,11 @@ mod tests {
             on_status: vec![503],
             retry_non_idempotent: false,
         };
-        let mut out = HttpOutputs::failure(crate::status::HttpStatus::Successful, "x", "y");
-        out.error = None;
-        out.http_status_code = Some(503);
+        let mut out = Answer {
+            http_status_code: Some(503),
+            error: None,
+            headers: None,
+        };
         let later = Instant::now() + Duration::from_secs(60);
         assert_eq!(
             decide(&retry, &Method::GET, &out, 1, later),

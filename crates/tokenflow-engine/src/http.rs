@@ -15,7 +15,7 @@
 //!   into the monitor record; a second refusal is handed to the flow as the response it is.
 //!
 //! One deadline, `timeout` from the action's start, bounds every request of the action: its
-//! retries, the request after a renewal and every page ([`crate::http_pages`]).
+//! retries, the request after a renewal and every page ([`crate::http_pages`] reads them).
 //!
 //! The inputs are checked before any token is obtained: URL, method, headers, timeout, `retry`,
 //! `paginate`, then `auth`.
@@ -33,8 +33,10 @@ use tokenflow_core::flow::http_options::{Paginate, Retry};
 use tokenflow_core::oauth_server::DEFAULT_REAUTH_ON_STATUS;
 use tokenflow_core::{Input, SecretString};
 use tokio::time::Instant;
+use url::Url;
 
 use crate::context::ActionContext;
+use crate::http_pages::{PageStep, Pager};
 use crate::inputs::{InputError, Resolved};
 use crate::outcome::Outcome;
 
@@ -156,7 +158,19 @@ pub(crate) async fn call(
         });
     }
     if let Some(paginate) = paginate {
-        return Ok(crate::http_pages::fetch(engine, session, input, &paginate).await);
+        // The connector checked the URL before anything was sent.
+        let Some(first) = input.url.as_deref().and_then(|url| Url::parse(url).ok()) else {
+            let out = HttpOutputs::failure(HttpStatus::InvalidUrl, "invalid_url", "no URL");
+            return Ok(outcome(out, Vec::new()));
+        };
+        let mut pager = Pager::new(first, &paginate);
+        loop {
+            let out = session.send(engine, &mut input).await;
+            if let PageStep::Done(out) = pager.page(out, &mut input) {
+                session.warnings.append(&mut pager.warnings);
+                return Ok(session.finish(out, Some(pager.pages)));
+            }
+        }
     }
     let out = session.send(engine, &mut input).await;
     Ok(session.finish(out, None))
