@@ -63,7 +63,7 @@ pub(crate) fn decide(
     let what = match out.http_status_code {
         Some(code) if retry.on_status.contains(&code) => format!("HTTP {code}"),
         Some(_) => return Next::Done,
-        None if out.error.as_deref() == Some("connection_error") => "a connection error".to_owned(),
+        None if out.error == Some("connection_error") => "a connection error".to_owned(),
         None => return Next::Done,
     };
     if !is_idempotent(method) && !retry.retry_non_idempotent {
