@@ -249,7 +249,12 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     pub token_path: Option<String>,
     pub bearer_token_types: Option<Vec<String>>,
     pub response_fields: Option<Vec<String>>,
+    /// The API statuses after which `http_connector` with `auth.oauth_server` or `auth.vault`
+    /// gets a new token and sends the request once more; default `[401]`, each a 4xx status.
+    pub reauth_on_status: Option<Vec<u16>>,
 }
+
+pub use crate::flow::http_options::DEFAULT_REAUTH_ON_STATUS;
 
 /// A validated OAuth server configuration with every default applied.
 #[derive(Debug, Clone)]
@@ -283,6 +288,8 @@ pub struct OAuthServer {
     pub token_cache: bool,
     pub token_cache_skew: Duration,
     pub vault_keep_alive: Option<Duration>,
+    /// API statuses that make `http_connector` renew the token and send again once.
+    pub reauth_on_status: Vec<u16>,
     /// What the provider's discovery document says about authorization responses; filled in by
     /// discovery, never configured (empty when no document was read).
     pub discovered: DiscoveredIssuer,
@@ -397,6 +404,7 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             token_path: None,
             bearer_token_types: None,
             response_fields: None,
+            reauth_on_status: None,
         }
     }
 }
@@ -454,6 +462,7 @@ impl<Secret> OAuthServerSpec<Secret> {
             token_path: self.token_path,
             bearer_token_types: self.bearer_token_types,
             response_fields: self.response_fields,
+            reauth_on_status: self.reauth_on_status,
         }
     }
 }
@@ -606,6 +615,11 @@ impl OAuthServerSpec {
                 }
             },
         };
+        let reauth_on_status = crate::flow::http_options::reauth_on_status(self.reauth_on_status)
+            .unwrap_or_else(|text| {
+                problem("reauth_on_status", text);
+                Vec::new()
+            });
 
         if !errors.is_empty() {
             return Err(errors);
@@ -637,6 +651,7 @@ impl OAuthServerSpec {
                 .token_cache_skew
                 .map_or(DEFAULT_SKEW, Duration::from_secs),
             vault_keep_alive,
+            reauth_on_status,
             discovered: DiscoveredIssuer::default(),
             preset,
             quirks,

@@ -22,6 +22,7 @@ pub mod actions;
 pub mod context;
 pub mod engine;
 pub mod http;
+mod http_pages;
 pub mod inputs;
 pub mod monitor;
 pub mod outcome;

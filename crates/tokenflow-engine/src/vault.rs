@@ -225,6 +225,14 @@ impl StoreVault {
         self.token(name, Force::IfStill(rejected)).await
     }
 
+    /// The OAuth server of entry `name` (for its `reauth_on_status`), if the entry exists.
+    pub async fn server_of(&self, name: &str) -> Option<String> {
+        match self.store.get_vault_entry(name).await {
+            Ok(Some(entry)) => Some(entry.server_id),
+            _ => None,
+        }
+    }
+
     /// Keep-alive: refreshes every `ok` entry whose server has `vault_keep_alive` and whose last
     /// refresh (or store) is older than that, so idle refresh tokens do not lapse. Outcomes are
     /// recorded on the entries (visible in the UI and `/api/vault`). Returns how many it refreshed.

@@ -66,6 +66,8 @@ pub struct OAuthServerView {
     pub timeout: String,
     /// e.g. `"43200s"`; absent: no keep-alive.
     pub vault_keep_alive: Option<String>,
+    /// The API statuses after which `http_connector` renews the token once.
+    pub reauth_on_status: Vec<u16>,
     pub token_cache: bool,
     /// Seconds.
     pub token_cache_skew: u64,
@@ -153,6 +155,7 @@ impl OAuthServerView {
             extra_token_params: server.extra_token_params.clone(),
             timeout: format!("{}ms", server.timeout.as_millis()),
             vault_keep_alive: server.vault_keep_alive.map(|d| format!("{}s", d.as_secs())),
+            reauth_on_status: server.reauth_on_status.clone(),
             token_cache: server.token_cache,
             token_cache_skew: server.token_cache_skew.as_secs(),
             provider: server.preset.as_ref().map(|preset| preset.provider.clone()),
@@ -534,6 +537,7 @@ const SECRET_NEUTRAL_FIELDS: &[&str] = &[
     "extra_token_params",
     "timeout",
     "vault_keep_alive",
+    "reauth_on_status",
     "token_cache",
     "token_cache_skew",
     "scope_separator",

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod client_certificate;
 pub mod error;
 pub mod expr;
+pub mod http_options;
 pub mod model;
 pub mod parse;
 pub mod schedule;

@@ -378,6 +378,14 @@ fn check_action(
             problems.error(value.referenced, message);
             continue;
         }
+        // `retry` and `paginate` written as constants are checked here (docs/connectors.md); one
+        // that comes from a variable is checked when the action runs.
+        if spec.kind == ActionKind::HttpConnector
+            && let Err(message) = check_http_option(param.name, &value.value)
+        {
+            problems.error(value.referenced, message);
+            continue;
+        }
         if param.ty == ParamType::Auth {
             if let Some(binding) = auth_binding(value, variables, problems, options) {
                 inputs.insert(param.name, binding);
@@ -563,6 +571,17 @@ fn client_certificate_binding(
         return None;
     }
     members(value.value, at, variables, problems)
+}
+
+/// `http_connector`'s `retry` or `paginate` given as a constant object: read as it will be run.
+fn check_http_option(name: &str, value: &Value) -> Result<(), String> {
+    use super::http_options::{Paginate, Retry};
+    match name {
+        _ if is_var(value) || value.is_string() => Ok(()),
+        "retry" => Retry::from_value(value).map(|_| ()),
+        "paginate" => Paginate::from_value(value).map(|_| ()),
+        _ => Ok(()),
+    }
 }
 
 fn is_var(value: &Value) -> bool {

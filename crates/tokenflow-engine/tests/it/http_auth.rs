@@ -87,7 +87,7 @@ async fn a_refused_client_credentials_token_is_replaced_once_and_the_request_sen
     assert_eq!(
         record.warnings,
         [format!(
-            "{RETRIED} (first attempt: HTTP 401, second attempt: HTTP 200)"
+            "401 from the API: {RETRIED} (first attempt: HTTP 401, second attempt: HTTP 200)"
         )]
     );
     assert_eq!(
@@ -258,7 +258,7 @@ async fn sixteen_runs_refused_with_one_vault_token_cause_exactly_one_refresh() {
     for done in &runs {
         assert_eq!(var(done, "code"), json!(200), "{:?}", done.records);
         assert_eq!(var(done, "attempts"), json!(2));
-        assert!(done.records[0].warnings[0].starts_with(RETRIED));
+        assert!(done.records[0].warnings[0].starts_with(&format!("401 from the API: {RETRIED}")));
     }
     assert_eq!(refreshes().await, 1, "sixteen 401s, one refresh");
     let entry = store.get_vault_entry("alice").await.unwrap().unwrap();

@@ -5,6 +5,9 @@
 mod cache;
 mod client_certificate;
 mod http_auth;
+mod http_paging;
+mod http_reauth;
+mod http_retry;
 mod limits;
 mod login;
 mod revoke;

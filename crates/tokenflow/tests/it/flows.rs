@@ -28,6 +28,7 @@ fn every_example_flow_is_valid() {
         "refresh",
         "branch_on_status",
         "graph_me",
+        "graph_users_paged",
         "vault_login",
         "vault_scheduled",
         "vault_refresh_or_login",
