@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use tokenflow_connectors::json::extract_json_limited;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
+use tokenflow_connectors::oauth::device::DeviceAuthorization;
 use tokenflow_connectors::oauth::{AuthorizationRequest, ConnectorStatus, TokenOutputs};
 use tokenflow_core::SecretString;
 use tokenflow_core::flow::{Action, ActionKind};
@@ -19,6 +20,8 @@ use crate::vars::Variables;
 pub enum Execution {
     Done(Outcome),
     Suspend(Box<AuthorizationRequest>),
+    /// An `oauth_device_login` waits for the person (RFC 8628).
+    WaitDevice(Box<DeviceAuthorization>),
 }
 
 /// A vault action where no vault is configured (e.g. `tokenflow run` without a store).
@@ -142,6 +145,16 @@ pub async fn execute(
             {
                 Ok(request) => Execution::Suspend(Box::new(request)),
                 Err(out) => Execution::Done(token_outcome(out, true)),
+            }
+        }
+        ActionKind::OauthDeviceLogin => {
+            match engine
+                .oauth()
+                .start_device_login(server_id, server.as_ref(), &inputs.text("scope"))
+                .await
+            {
+                Ok(authorization) => Execution::WaitDevice(Box::new(authorization)),
+                Err(out) => Execution::Done(crate::device::device_outcome(out, None)),
             }
         }
         ActionKind::HttpConnector => Execution::Done(crate::http::call(engine, &inputs).await?),

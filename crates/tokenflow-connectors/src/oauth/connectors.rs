@@ -93,7 +93,7 @@ impl OAuthConnectors {
         self
     }
 
-    async fn request(
+    pub(super) async fn request(
         &self,
         server: &OAuthServer,
         token_url: &Url,
@@ -109,6 +109,10 @@ impl OAuthConnectors {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    pub(super) fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     /// Drops `rejected` from the client-credentials cache after an API refused it (HTTP 401;
@@ -497,7 +501,10 @@ impl OAuthConnectors {
         }
     }
 
-    async fn endpoints(&self, server: &OAuthServer) -> Result<OAuthServer, DiscoveryError> {
+    pub(super) async fn endpoints(
+        &self,
+        server: &OAuthServer,
+    ) -> Result<OAuthServer, DiscoveryError> {
         resolve_endpoints(&self.http, server).await
     }
 }

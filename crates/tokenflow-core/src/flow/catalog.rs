@@ -60,6 +60,7 @@ pub enum ActionKind {
     VaultStore,
     VaultGetToken,
     ExtractJson,
+    OauthDeviceLogin,
 }
 
 impl ActionKind {
@@ -75,6 +76,7 @@ impl ActionKind {
         ActionKind::VaultStore,
         ActionKind::VaultGetToken,
         ActionKind::ExtractJson,
+        ActionKind::OauthDeviceLogin,
     ];
 
     /// The name flow files use.
@@ -90,6 +92,7 @@ impl ActionKind {
             ActionKind::VaultStore => "vault_store",
             ActionKind::VaultGetToken => "vault_get_token",
             ActionKind::ExtractJson => "extract_json",
+            ActionKind::OauthDeviceLogin => "oauth_device_login",
         }
     }
 
@@ -113,7 +116,8 @@ impl ActionKind {
             | ActionKind::OauthRevokeToken
             | ActionKind::HttpConnector
             | ActionKind::VaultStore
-            | ActionKind::VaultGetToken => true,
+            | ActionKind::VaultGetToken
+            | ActionKind::OauthDeviceLogin => true,
         }
     }
 
@@ -133,7 +137,8 @@ impl ActionKind {
             | ActionKind::OauthRevokeToken
             | ActionKind::HttpConnector
             | ActionKind::VaultStore
-            | ActionKind::VaultGetToken => false,
+            | ActionKind::VaultGetToken
+            | ActionKind::OauthDeviceLogin => false,
         }
     }
 
@@ -150,6 +155,7 @@ impl ActionKind {
             ActionKind::VaultStore => &CATALOG[7],
             ActionKind::VaultGetToken => &CATALOG[8],
             ActionKind::ExtractJson => &CATALOG[9],
+            ActionKind::OauthDeviceLogin => &CATALOG[10],
         }
     }
 }
@@ -328,6 +334,25 @@ pub const CATALOG: &[ActionSpec] = &[
         ],
         needs_server: false,
         interactive: false,
+    },
+    ActionSpec {
+        kind: ActionKind::OauthDeviceLogin,
+        inputs: &[p("scope", Text)],
+        outputs: &[
+            secret("access_token"),
+            p("granted_scopes", Text),
+            p("expires_in", Int),
+            secret("refresh_token"),
+            p("token_type", Text),
+            p("user_code", Text),
+            p("verification_uri", Text),
+            p("verification_uri_complete", Text),
+            p("status_code", Int),
+            p("error", Text),
+            p("error_description", Text),
+        ],
+        needs_server: true,
+        interactive: true,
     },
 ];
 

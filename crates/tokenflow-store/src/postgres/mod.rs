@@ -33,6 +33,7 @@ use crate::migrations::{MigrationList, migrator};
 use crate::{Health, OAuthServerRow, PendingRow, Result, RunRow, StoreError};
 
 mod api_keys;
+mod device_polls;
 mod flows;
 mod housekeeping;
 mod oauth_servers;
@@ -76,6 +77,11 @@ const MIGRATIONS: MigrationList = &[
         6,
         "oauth_private_key",
         include_str!("../../migrations/postgres/0006_oauth_private_key.sql"),
+    ),
+    (
+        7,
+        "device_polls",
+        include_str!("../../migrations/postgres/0007_device_polls.sql"),
     ),
 ];
 

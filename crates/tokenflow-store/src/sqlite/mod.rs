@@ -33,6 +33,7 @@ use crate::{Health, OAuthServerRow, PendingRow, Result, RunRow, StoreError};
 use writes::{Bind, Writes};
 
 mod api_keys;
+mod device_polls;
 mod flows;
 mod housekeeping;
 mod oauth_servers;
@@ -80,6 +81,11 @@ const MIGRATIONS: MigrationList = &[
         6,
         "oauth_private_key",
         include_str!("../../migrations/sqlite/0006_oauth_private_key.sql"),
+    ),
+    (
+        7,
+        "device_polls",
+        include_str!("../../migrations/sqlite/0007_device_polls.sql"),
     ),
 ];
 
