@@ -3,6 +3,7 @@
 //! - [`idp`]: the project's own test identity provider (panva's `oidc-provider` under
 //!   `tests/idp/`), started per test on port 0, with runtime client registration and counters.
 //! - [`browser`]: a real headless Chromium over WebDriver, with screenshots on failure.
+//! - [`device`]: the person's side of a device login (RFC 8628) through the IdP's real pages.
 //! - [`signin`]: a cookie-keeping HTTP client that signs a person in through the IdP's real login
 //!   and consent pages and returns where the IdP redirected to.
 //!
@@ -12,9 +13,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod device;
 pub mod idp;
 pub mod signin;
 
+pub use device::{DeviceDecision, approve_device};
 pub use idp::{Idp, TestClient, TokenRequestRecord};
 pub use signin::{Decision, sign_in};
 

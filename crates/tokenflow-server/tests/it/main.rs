@@ -6,6 +6,7 @@ mod api;
 mod browser;
 mod callback;
 mod conformance;
+mod device;
 mod durability;
 mod limits;
 mod run_limits;
