@@ -340,10 +340,10 @@ pub const CATALOG: &[ActionSpec] = &[
         inputs: &[p("scope", Text)],
         outputs: &[
             secret("access_token"),
-            p("granted_scopes", Text),
-            p("expires_in", Int),
             secret("refresh_token"),
+            p("expires_in", Int),
             p("token_type", Text),
+            p("granted_scopes", Text),
             p("user_code", Text),
             p("verification_uri", Text),
             p("verification_uri_complete", Text),

@@ -31,6 +31,7 @@ fn every_example_flow_is_valid() {
         "vault_login",
         "vault_scheduled",
         "vault_refresh_or_login",
+        "device_login",
     ] {
         assert!(
             text.contains(&format!("(flow `{id}`)")),
