@@ -233,7 +233,7 @@ impl Engine {
                 Progress::Suspended
             }
             Ok((Execution::WaitDevice(authorization), _)) => {
-                match crate::device::waiting(action, *authorization, started) {
+                match crate::actions::device_waiting(action, *authorization, started) {
                     Ok(waiting) => {
                         run.status = RunStatus::Waiting;
                         run.waiting = Some(waiting);
@@ -291,7 +291,7 @@ impl Engine {
             return Progress::Finished;
         };
         let outcome = match &waiting.device {
-            Some(device) => crate::device::device_outcome(
+            Some(device) => crate::actions::device_outcome(
                 self.context.oauth.expire_device_login(),
                 Some(device),
             ),
