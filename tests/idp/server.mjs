@@ -231,6 +231,23 @@ function configuration() {
           return false;
         },
       },
+      // The device authorization grant (RFC 8628) with pages of our own: the defaults pull Google
+      // Fonts. The confirm page's Continue/Abort buttons submit `op.deviceConfirmForm`; the sign-in
+      // that follows uses the interaction pages below.
+      deviceFlow: {
+        enabled: true,
+        userCodeInputSource: async (ctx, form, out, err) => {
+          ctx.body = page('Device sign-in', `${err ? `<p id="error">${esc(err.message ?? 'error')}</p>\n` : ''}${form}
+<button id="device-continue" type="submit" form="op.deviceInputForm">Continue</button>`);
+        },
+        userCodeConfirmSource: async (ctx, form, client, deviceInfo, userCode) => {
+          ctx.body = page('Confirm device', `<p>Client <span id="client">${esc(client.clientId)}</span> shows the code <code id="user-code">${esc(userCode)}</code></p>
+${form}
+<button id="device-confirm" type="submit" form="op.deviceConfirmForm">Continue</button>
+<button id="device-abort" type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button>`);
+        },
+        successSource: async (ctx) => { ctx.body = page('Device signed in', '<p id="device-success">You may close this window.</p>'); },
+      },
       // The default pages pull Google Fonts; the network is closed and a browser would hang.
       rpInitiatedLogout: {
         enabled: true,
@@ -271,6 +288,8 @@ function configuration() {
       ClientCredentials: (ctx, token, client) => optionsFor(client).access_token_ttl ?? 600,
       RefreshToken: (ctx, token, client) => optionsFor(client).refresh_token_ttl ?? 14 * 24 * 3600,
       AuthorizationCode: 60,
+      // `device_code_ttl` of POST /_test/clients makes a client's device codes expire soon.
+      DeviceCode: (ctx, code, client) => optionsFor(client).device_code_ttl ?? 600,
       IdToken: 3600,
       Interaction: 3600,
       Session: 14 * 24 * 3600,
@@ -315,6 +334,31 @@ function tokenEndpointMiddleware() {
     const override = optionsFor(ctx.oidc?.client).token_type;
     if (override && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
       ctx.body.token_type = override;
+    }
+  };
+}
+
+// Device authorization answers (RFC 8628 §3.2): oidc-provider sends no `interval` (clients then
+// wait 5 s); a client registered with `device_interval` gets that one, so tests poll quickly.
+// Every device authorization request is recorded for GET /_test/stats like token requests.
+function deviceAuthorizationMiddleware() {
+  return async (ctx, next) => {
+    if (ctx.path !== '/device/auth') return next();
+    await next();
+    const body = ctx.oidc?.body ?? {};
+    const basic = ctx.get('authorization') ? basicUser(ctx.get('authorization')) : null;
+    tokenRequests.push({
+      grant_type: 'device_authorization',
+      client_id: basic ?? body.client_id ?? null,
+      auth_method: basic !== null ? 'basic' : body.client_assertion !== undefined ? 'jwt' : body.client_secret !== undefined ? 'post' : 'none',
+      client_secret_in_body: body.client_secret !== undefined,
+      assertion_header: jwtHeader(body.client_assertion),
+      status: ctx.status,
+      error: ctx.status >= 400 ? (ctx.body?.error ?? null) : null,
+    });
+    const interval = optionsFor(ctx.oidc?.client).device_interval;
+    if (interval && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+      ctx.body.interval = interval;
     }
   };
 }
@@ -442,7 +486,7 @@ async function register(provider, input) {
     if (typeof input[k] !== 'boolean') return json(ctx, 400, { error: `${k} must be a boolean` });
     opts[k] = input[k];
   }
-  for (const k of ['access_token_ttl', 'refresh_token_ttl']) {
+  for (const k of ['access_token_ttl', 'refresh_token_ttl', 'device_code_ttl', 'device_interval']) {
     if (input[k] === undefined || input[k] === null) continue;
     if (!Number.isInteger(input[k]) || input[k] <= 0) return json(ctx, 400, { error: `${k} must be a positive integer` });
     opts[k] = input[k];
@@ -543,8 +587,8 @@ function testAdminMiddleware(provider) {
     // Every live token value of a client, so tests can assert that none of them leaked anywhere.
     if (ctx.path === '/_test/tokens' && ctx.method === 'GET') {
       const clientId = ctx.query.client_id;
-      const tokens = { access_tokens: [], refresh_tokens: [], client_credentials: [], authorization_codes: [] };
-      const kinds = { AccessToken: 'access_tokens', RefreshToken: 'refresh_tokens', ClientCredentials: 'client_credentials', AuthorizationCode: 'authorization_codes' };
+      const tokens = { access_tokens: [], refresh_tokens: [], client_credentials: [], authorization_codes: [], device_codes: [] };
+      const kinds = { AccessToken: 'access_tokens', RefreshToken: 'refresh_tokens', ClientCredentials: 'client_credentials', AuthorizationCode: 'authorization_codes', DeviceCode: 'device_codes' };
       for (const key of issued.get(clientId) ?? []) {
         const [model, ...rest] = key.split(':');
         if (kinds[model]) tokens[kinds[model]].push(rest.join(':'));
@@ -694,6 +738,7 @@ server.listen(port, '127.0.0.1', async () => {
   registerExtensionGrants(provider);
   provider.use(tokenEndpointMiddleware());
   provider.use(rawBasicMiddleware());
+  provider.use(deviceAuthorizationMiddleware());
   provider.use(interactionMiddleware(provider));
   provider.use(testAdminMiddleware(provider));
   provider.use(resourceApiMiddleware(provider));

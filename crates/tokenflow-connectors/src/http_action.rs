@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, LOCATION};
 use reqwest::{Method, Url};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokenflow_core::flow::http_options::Retry;
 use tokenflow_core::{ClientCertificate, SecretString};
 use tokio::time::Instant;

@@ -112,6 +112,21 @@ status_enum!(
 });
 
 status_enum!(
+    /// `oauth_device_login` (RFC 8628 device authorization grant).
+    DeviceLoginStatus, OauthDeviceLogin, {
+    Successful = 0 => "Successful",
+    Unknown = -1 => "Unsuccessful, cause unknown",
+    /// The person denied the login (`access_denied`).
+    Denied = -2 => "Unsuccessful, denied by the user",
+    /// Transport failure, timeout or 5xx at the device authorization endpoint.
+    ConnectionError = -3 => "Unsuccessful, connection error with the OAuth server",
+    /// `expired_token`, or the device code's `expires_in` passed without an answer.
+    Expired = -4 => "Unsuccessful, the device code expired",
+    /// `token_type` is not `bearer` (case-insensitive).
+    UnsupportedTokenType = -5 => "Unsuccessful, unsupported token type",
+});
+
+status_enum!(
     /// `http_connector` (Thinkwise's HTTP connector codes; `-5` is not used).
     HttpStatus, HttpConnector, {
     /// A response was received, whatever its HTTP status.
@@ -175,6 +190,7 @@ pub fn meaning(action_kind: ActionKind, code: i32) -> Option<&'static str> {
         ActionKind::ExtractJson => find::<ExtractJsonStatus>(code),
         ActionKind::VaultStore => find::<VaultStoreStatus>(code),
         ActionKind::VaultGetToken => find::<VaultGetStatus>(code),
+        ActionKind::OauthDeviceLogin => find::<DeviceLoginStatus>(code),
     }
 }
 
@@ -252,6 +268,7 @@ mod tests {
             markdown_table::<ExtractJsonStatus>(),
             markdown_table::<VaultStoreStatus>(),
             markdown_table::<VaultGetStatus>(),
+            markdown_table::<DeviceLoginStatus>(),
         ] {
             assert!(
                 docs.contains(&table),

@@ -214,6 +214,9 @@ pub struct OAuthServerSpec<Secret = SecretString> {
     pub token_url: Option<String>,
     /// The RFC 7009 revocation endpoint (`oauth_revoke_token`); from discovery when absent.
     pub revocation_url: Option<String>,
+    /// The RFC 8628 device authorization endpoint (`oauth_device_login`); from discovery's
+    /// `device_authorization_endpoint` when absent.
+    pub device_authorization_url: Option<String>,
     pub issuer: Option<String>,
     pub scope: Option<String>,
     pub pkce: Option<bool>,
@@ -276,6 +279,8 @@ pub struct OAuthServer {
     pub token_url: Option<Url>,
     /// The RFC 7009 revocation endpoint; filled from discovery's `revocation_endpoint` when absent.
     pub revocation_url: Option<Url>,
+    /// The RFC 8628 device authorization endpoint; filled from discovery when absent.
+    pub device_authorization_url: Option<Url>,
     pub issuer: Option<Url>,
     pub scope: Option<String>,
     pub pkce: bool,
@@ -352,6 +357,7 @@ const RESERVED_TOKEN_PARAMS: &[&str] = &[
     "code_verifier",
     "redirect_uri",
     "refresh_token",
+    "device_code",
     "scope",
 ];
 
@@ -383,6 +389,7 @@ impl<Secret> Default for OAuthServerSpec<Secret> {
             authorization_url: None,
             token_url: None,
             revocation_url: None,
+            device_authorization_url: None,
             issuer: None,
             scope: None,
             pkce: None,
@@ -441,6 +448,7 @@ impl<Secret> OAuthServerSpec<Secret> {
             authorization_url: self.authorization_url,
             token_url: self.token_url,
             revocation_url: self.revocation_url,
+            device_authorization_url: self.device_authorization_url,
             issuer: self.issuer,
             scope: self.scope,
             pkce: self.pkce,
@@ -531,6 +539,8 @@ impl OAuthServerSpec {
         let authorization_url = url_field("authorization_url", self.authorization_url);
         let token_url = url_field("token_url", self.token_url);
         let revocation_url = url_field("revocation_url", self.revocation_url);
+        let device_authorization_url =
+            url_field("device_authorization_url", self.device_authorization_url);
         let issuer = url_field("issuer", self.issuer);
         let redirect_uri = url_field("redirect_uri", self.redirect_uri);
         if redirect_uri
@@ -637,6 +647,7 @@ impl OAuthServerSpec {
             authorization_url,
             token_url,
             revocation_url,
+            device_authorization_url,
             issuer,
             scope,
             pkce: self.pkce.unwrap_or(true),

@@ -2,10 +2,14 @@
 //! returns every output by its catalogue name; the engine decides which variables receive them.
 
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 use tokenflow_connectors::json::extract_json_limited;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
 use tokenflow_connectors::oauth::token_exchange::TokenExchangeInput;
+use tokenflow_connectors::oauth::device::DeviceAuthorization;
+use tokenflow_connectors::oauth::random::{RandomError, random_token};
 use tokenflow_connectors::oauth::{AuthorizationRequest, ConnectorStatus, TokenOutputs};
+use tokenflow_connectors::oauth::{DeviceLoginStatus, PendingAuthorization};
 use tokenflow_core::SecretString;
 use tokenflow_core::flow::{Action, ActionKind};
 
@@ -13,6 +17,7 @@ pub use crate::outcome::Outcome;
 
 use crate::context::ActionContext;
 use crate::inputs::{InputError, Resolved};
+use crate::run::{DeviceWait, Waiting};
 use crate::vars::Variables;
 
 /// An action either finished or must wait for a person.
@@ -20,6 +25,8 @@ use crate::vars::Variables;
 pub enum Execution {
     Done(Outcome),
     Suspend(Box<AuthorizationRequest>),
+    /// An `oauth_device_login` waits for the person (RFC 8628).
+    WaitDevice(Box<DeviceAuthorization>),
 }
 
 /// A vault action where no vault is configured (e.g. `tokenflow run` without a store).
@@ -185,6 +192,16 @@ pub async fn execute(
                 Err(out) => Execution::Done(token_outcome(out, true)),
             }
         }
+        ActionKind::OauthDeviceLogin => {
+            match engine
+                .oauth()
+                .start_device_login(server_id, server.as_ref(), &inputs.text("scope"))
+                .await
+            {
+                Ok(authorization) => Execution::WaitDevice(Box::new(authorization)),
+                Err(out) => Execution::Done(device_outcome(out, None)),
+            }
+        }
         ActionKind::HttpConnector => Execution::Done(crate::http::call(engine, &inputs).await?),
         ActionKind::VaultStore => {
             let Some(vault) = engine.vault() else {
@@ -247,4 +264,69 @@ pub async fn execute(
         ActionKind::Start | ActionKind::Stop => Execution::Done(Outcome::default()),
     };
     Ok((execution, masked))
+}
+
+/// The wait of `action` for the person to approve `authorization` on another device.
+pub fn device_waiting(
+    action: &Action,
+    authorization: DeviceAuthorization,
+    started: OffsetDateTime,
+) -> Result<Waiting, RandomError> {
+    let DeviceAuthorization {
+        device_code,
+        user_code,
+        verification_uri,
+        verification_uri_complete,
+        expires_at,
+        interval,
+        requested_scope,
+    } = authorization;
+    let pending = PendingAuthorization {
+        state: random_token(32)?,
+        server_id: action.oauth_server.clone().unwrap_or_default(),
+        redirect_uri: String::new(),
+        requested_scope,
+        code_verifier: None,
+        nonce: None,
+        issuer: None,
+        iss_required: false,
+        created_at: started,
+        expires_at,
+    };
+    Ok(Waiting {
+        action: action.id.clone(),
+        authorization_url: verification_uri_complete
+            .clone()
+            .unwrap_or_else(|| verification_uri.clone()),
+        pending,
+        since: started,
+        device: Some(DeviceWait {
+            device_code,
+            user_code,
+            verification_uri,
+            verification_uri_complete,
+            interval_secs: interval.as_secs(),
+        }),
+    })
+}
+
+/// The outputs of `oauth_device_login`: the token outputs and what the person was shown.
+pub fn device_outcome(
+    out: TokenOutputs<DeviceLoginStatus>,
+    device: Option<&DeviceWait>,
+) -> Outcome {
+    let mut outcome = token_outcome(out, true);
+    let shown = |value: Option<&String>| value.map_or(Value::Null, |v| Value::from(v.clone()));
+    outcome
+        .outputs
+        .push(("user_code", shown(device.map(|d| &d.user_code))));
+    outcome.outputs.push((
+        "verification_uri",
+        shown(device.map(|d| &d.verification_uri)),
+    ));
+    outcome.outputs.push((
+        "verification_uri_complete",
+        shown(device.and_then(|d| d.verification_uri_complete.as_ref())),
+    ));
+    outcome
 }

@@ -103,6 +103,10 @@ impl Engine {
         self.context.oauth()
     }
 
+    pub(crate) fn context(&self) -> &ActionContext {
+        &self.context
+    }
+
     pub fn http(&self) -> &HttpConnector {
         self.context.http()
     }
@@ -224,8 +228,22 @@ impl Engine {
                     authorization_url: request.url.to_string(),
                     pending: request.pending,
                     since: started,
+                    device: None,
                 });
                 Progress::Suspended
+            }
+            Ok((Execution::WaitDevice(authorization), _)) => {
+                match crate::actions::device_waiting(action, *authorization, started) {
+                    Ok(waiting) => {
+                        run.status = RunStatus::Waiting;
+                        run.waiting = Some(waiting);
+                        Progress::Suspended
+                    }
+                    Err(err) => {
+                        self.fail(run, err.to_string());
+                        Progress::Finished
+                    }
+                }
             }
             Ok((Execution::Done(outcome), inputs)) => {
                 self.complete(flow, run, action, started, inputs, outcome);
@@ -266,12 +284,19 @@ impl Engine {
         self.after_wait(flow, run, action, waiting, token_outcome(out, true))
     }
 
-    /// The pending authorization of a waiting run expired: the login ends `-2` and the run goes on.
+    /// The pending authorization of a waiting run expired: a user login ends `-2`, a device
+    /// login `-4`, and the run goes on.
     pub fn expire(&self, flow: &Flow, run: &mut Run) -> Progress {
         let Some((action, waiting)) = self.waiting_action(flow, run) else {
             return Progress::Finished;
         };
-        let outcome = token_outcome(self.context.oauth.expire_user_login(), true);
+        let outcome = match &waiting.device {
+            Some(device) => crate::actions::device_outcome(
+                self.context.oauth.expire_device_login(),
+                Some(device),
+            ),
+            None => token_outcome(self.context.oauth.expire_user_login(), true),
+        };
         self.after_wait(flow, run, action, waiting, outcome)
     }
 
@@ -285,7 +310,11 @@ impl Engine {
         true
     }
 
-    fn waiting_action<'f>(&self, flow: &'f Flow, run: &mut Run) -> Option<(&'f Action, Waiting)> {
+    pub(crate) fn waiting_action<'f>(
+        &self,
+        flow: &'f Flow,
+        run: &mut Run,
+    ) -> Option<(&'f Action, Waiting)> {
         if run.status != RunStatus::Waiting {
             return None;
         }
@@ -302,7 +331,7 @@ impl Engine {
         }
     }
 
-    fn after_wait(
+    pub(crate) fn after_wait(
         &self,
         flow: &Flow,
         run: &mut Run,

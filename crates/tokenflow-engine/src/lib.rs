@@ -10,6 +10,7 @@
 //! - [`inputs`]: bindings → action inputs (unassigned stays unassigned).
 //! - [`actions`]: one action executed against its connector, outputs collected by name.
 //! - [`outcome`]: what an executed action produced (status code, outputs, warnings).
+//! - [`device`]: a waiting `oauth_device_login`: one poll, its end, its outputs.
 //! - [`http`]: `http_connector` with `auth`: tokens obtained, renewed once after a 401.
 //! - [`context`]: the connectors, servers, vault and limits that actions run against.
 //! - [`servers`]: where the engine looks OAuth servers up.
@@ -20,6 +21,7 @@
 
 pub mod actions;
 pub mod context;
+pub mod device;
 pub mod engine;
 pub mod http;
 mod http_pages;
@@ -33,6 +35,6 @@ pub mod vars;
 pub mod vault;
 
 pub use engine::{Engine, Progress, StartError};
-pub use run::{ActionRecord, Run, RunStatus, Waiting};
+pub use run::{ActionRecord, DeviceWait, Run, RunStatus, Waiting};
 pub use servers::{ServerDirectory, StaticServers};
 pub use vars::{Val, Variables};

@@ -1,7 +1,7 @@
 //! The run state machine (docs/flows.md) and the JSON form of a run (docs/flows.md).
 //!
 //! ```text
-//! running ──(user login)──> waiting ──(callback | expiry)──> running
+//! running ──(user or device login)──> waiting ──(callback | device poll | expiry)──> running
 //!    │                         │
 //!    ├──> completed            └──(cancel)──> cancelled
 //!    └──> failed   (an internal error: no step holds, a condition failed, max_steps, bad input)
@@ -12,18 +12,51 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use tokenflow_connectors::oauth::PendingAuthorization;
 pub use tokenflow_core::RunStatus;
+use tokenflow_core::SecretString;
 use tokenflow_core::flow::{ActionKind, Flow};
 
 use crate::vars::Variables;
 
-/// A run suspended at a user login.
+/// A run suspended at a user login or a device login.
 #[derive(Debug, Clone)]
 pub struct Waiting {
     pub action: String,
-    /// Where the person must go; holds no secret (PKCE sends only the challenge).
+    /// Where the person must go; holds no secret (PKCE sends only the challenge). For a device
+    /// login, the verification URI (with the user code when the provider gave one).
     pub authorization_url: String,
+    /// For a device login, a `state` that never leaves tokenflow: it makes the wait a pending
+    /// authorization like any other (expiry, cancel, one finisher), with the device code's
+    /// expiry.
     pub pending: PendingAuthorization,
     pub since: OffsetDateTime,
+    /// Set while an `oauth_device_login` waits (RFC 8628).
+    pub device: Option<DeviceWait>,
+}
+
+/// What a waiting device login holds (RFC 8628 §3.2).
+#[derive(Debug, Clone)]
+pub struct DeviceWait {
+    /// Secret: stored encrypted with the run's state, never shown.
+    pub device_code: SecretString,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    /// The polling interval the provider asked for (whole seconds).
+    pub interval_secs: u64,
+}
+
+impl DeviceWait {
+    /// The run JSON's `device` member (docs/flows.md); never the device code.
+    pub fn to_json(&self, expires_at: OffsetDateTime) -> Value {
+        json!({
+            "user_code": self.user_code,
+            "verification_uri": self.verification_uri,
+            "verification_uri_complete": self.verification_uri_complete,
+            "expires_at": expires_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// The monitor record of one executed action (docs/flows.md).
@@ -126,6 +159,9 @@ impl Run {
                     "expires_at".into(),
                     format(waiting.pending.expires_at).into(),
                 );
+                if let Some(device) = &waiting.device {
+                    object.insert("device".into(), device.to_json(waiting.pending.expires_at));
+                }
             }
             if let Some(reason) = &self.reason {
                 object.insert("error".into(), reason.clone().into());

@@ -1,6 +1,7 @@
 //! The durable form of a run: everything the engine needs to continue it — after a restart, or on
 //! another instance — as one JSON document. It contains secrets (variables, the PKCE verifier), so
-//! it is handed to the store as a `SecretString`, which encrypts it.
+//! it is handed to the store as a `SecretString`, which encrypts it. A waiting device login's
+//! device code lives here too, and nowhere else.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,7 +9,7 @@ use time::OffsetDateTime;
 use tokenflow_connectors::oauth::PendingAuthorization;
 use tokenflow_core::SecretString;
 
-use crate::run::{ActionRecord, Run, RunStatus, Waiting};
+use crate::run::{ActionRecord, DeviceWait, Run, RunStatus, Waiting};
 use crate::vars::{Val, Variables};
 
 #[derive(Deserialize)]
@@ -58,6 +59,17 @@ struct StoredWaiting {
     pending: StoredPending,
     #[serde(with = "time::serde::rfc3339")]
     since: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device: Option<StoredDevice>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredDevice {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    verification_uri_complete: Option<String>,
+    interval_secs: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -97,6 +109,13 @@ impl Run {
             action: w.action.clone(),
             authorization_url: w.authorization_url.clone(),
             since: w.since,
+            device: w.device.as_ref().map(|d| StoredDevice {
+                device_code: d.device_code.expose().to_owned(),
+                user_code: d.user_code.clone(),
+                verification_uri: d.verification_uri.clone(),
+                verification_uri_complete: d.verification_uri_complete.clone(),
+                interval_secs: d.interval_secs,
+            }),
             pending: StoredPending {
                 state: w.pending.state.expose().to_owned(),
                 server_id: w.pending.server_id.clone(),
@@ -162,6 +181,13 @@ impl Run {
             action: w.action,
             authorization_url: w.authorization_url,
             since: w.since,
+            device: w.device.map(|d| DeviceWait {
+                device_code: SecretString::new(d.device_code),
+                user_code: d.user_code,
+                verification_uri: d.verification_uri,
+                verification_uri_complete: d.verification_uri_complete,
+                interval_secs: d.interval_secs,
+            }),
             pending: PendingAuthorization {
                 state: SecretString::new(w.pending.state),
                 server_id: w.pending.server_id,

@@ -7,6 +7,7 @@
 //! - [`runner`]: drives runs and persists every transition (one store write per action):
 //!   starting, stepping, suspending at a login, resuming by callback, expiry, cancel, run
 //!   leases, the sweep with recovery of interrupted runs and housekeeping purges.
+//! - [`device`]: the polling of waiting device logins, each run polled by one instance.
 //! - [`scheduler`]: schedules of system flows, each firing claimed once across instances.
 //! - [`catalog`]: flows, versioned in the store and parsed once per version.
 //! - [`registry`]: OAuth servers from the configuration file and the store.
@@ -17,6 +18,7 @@
 //! No SQL (that is the store's) and no HTTP types (that is the server's) live here.
 
 pub mod catalog;
+pub mod device;
 pub mod error;
 pub mod keys;
 pub mod metrics;

@@ -7,7 +7,7 @@ use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 use tokenflow_connectors::http::Client;
-use tokenflow_connectors::oauth::discovery::resolve_revocation_endpoints;
+use tokenflow_connectors::oauth::discovery::resolve_every_endpoint;
 use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors};
 use tokenflow_core::providers::Parameter;
 use tokenflow_core::{Input, OAuthServer, OAuthServerSpec};
@@ -53,6 +53,8 @@ pub struct OAuthServerView {
     pub token_url: Option<String>,
     /// The RFC 7009 revocation endpoint (`oauth_revoke_token`), if configured.
     pub revocation_url: Option<String>,
+    /// The RFC 8628 device authorization endpoint (`oauth_device_login`), if configured.
+    pub device_authorization_url: Option<String>,
     pub issuer: Option<String>,
     pub scope: Option<String>,
     pub pkce: bool,
@@ -94,6 +96,7 @@ pub struct OAuthServerView {
     pub resolved_token_url: Option<String>,
     pub resolved_authorization_url: Option<String>,
     pub resolved_revocation_url: Option<String>,
+    pub resolved_device_authorization_url: Option<String>,
     /// `PUT` only: e.g. discovery failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
@@ -109,6 +112,7 @@ const VIEW_ONLY_FIELDS: &[&str] = &[
     "resolved_token_url",
     "resolved_authorization_url",
     "resolved_revocation_url",
+    "resolved_device_authorization_url",
     "warnings",
 ];
 
@@ -145,6 +149,7 @@ impl OAuthServerView {
             authorization_url: url(&server.authorization_url),
             token_url: url(&server.token_url),
             revocation_url: url(&server.revocation_url),
+            device_authorization_url: url(&server.device_authorization_url),
             issuer: url(&server.issuer),
             scope: server.scope.clone(),
             pkce: server.pkce,
@@ -182,6 +187,7 @@ impl OAuthServerView {
             resolved_token_url: url(&server.token_url),
             resolved_authorization_url: url(&server.authorization_url),
             resolved_revocation_url: url(&server.revocation_url),
+            resolved_device_authorization_url: url(&server.device_authorization_url),
             warnings: None,
         }
     }
@@ -304,7 +310,7 @@ impl ServerRegistry {
     async fn insert(&self, id: String, server: OAuthServer, source: Source) -> Option<String> {
         let mut view = OAuthServerView::of(&server, source);
         view.id.clone_from(&id);
-        let (server, warning) = match resolve_revocation_endpoints(&self.http, &server).await {
+        let (server, warning) = match resolve_every_endpoint(&self.http, &server).await {
             Ok(resolved) => (resolved, None),
             Err(err) => (server, Some(format!("OAuth server `{id}`: {err}"))),
         };
@@ -312,6 +318,10 @@ impl ServerRegistry {
         view.resolved_authorization_url =
             server.authorization_url.as_ref().map(ToString::to_string);
         view.resolved_revocation_url = server.revocation_url.as_ref().map(ToString::to_string);
+        view.resolved_device_authorization_url = server
+            .device_authorization_url
+            .as_ref()
+            .map(ToString::to_string);
         if let Ok(mut entries) = self.entries.write() {
             entries.insert(id, Entry { server, view });
         }

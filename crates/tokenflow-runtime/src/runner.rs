@@ -67,6 +67,14 @@ impl RunView {
             authorization_url: run.waiting.as_ref().map(|w| w.authorization_url.clone()),
             waiting_action: run.waiting.as_ref().map(|w| w.action.clone()),
             expires_at: run.waiting.as_ref().map(|w| rfc3339(w.pending.expires_at)),
+            device: run.waiting.as_ref().and_then(|w| {
+                w.device.as_ref().map(|device| DeviceBody {
+                    user_code: device.user_code.clone(),
+                    verification_uri: device.verification_uri.clone(),
+                    verification_uri_complete: device.verification_uri_complete.clone(),
+                    expires_at: rfc3339(w.pending.expires_at),
+                })
+            }),
             error: run.reason.clone(),
         }
     }
@@ -115,9 +123,23 @@ pub struct RunBody {
     /// Only while waiting: when the login expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// Only while an `oauth_device_login` waits: what the person enters, and where (RFC 8628).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceBody>,
     /// Why the run failed or was cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A waiting device login (RFC 8628 §3.3): the person opens `verification_uri` on any device
+/// and enters `user_code`, or opens `verification_uri_complete`. The device code is never shown.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeviceBody {
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    /// RFC 3339: when the device code expires.
+    pub expires_at: String,
 }
 
 /// One executed action (the process flow monitor's record). Secrets are fingerprints. An input or
@@ -197,14 +219,14 @@ pub enum CallbackResult {
 /// Drives runs and persists them.
 #[derive(Debug)]
 pub struct Runner {
-    store: Arc<dyn Store>,
-    engine: Engine,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) engine: Engine,
     catalog: Arc<FlowCatalog>,
     metrics: Arc<Metrics>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// This instance's name in run leases.
-    owner: String,
+    /// This instance's name in run leases and device-poll claims.
+    pub(crate) owner: String,
     /// How long a run's lease lasts without renewal; another instance fails the run after that.
     lease: Duration,
     /// When the sweeper last purged consumed logins and old firings.
@@ -575,7 +597,10 @@ impl Runner {
         Ok(recovered)
     }
 
-    async fn expire_pending(&self, row: &PendingRow) -> Result<Option<RunView>, RuntimeError> {
+    pub(crate) async fn expire_pending(
+        &self,
+        row: &PendingRow,
+    ) -> Result<Option<RunView>, RuntimeError> {
         let Some(mut view) = self.load_state(&row.run_id).await? else {
             return Ok(None);
         };
@@ -610,7 +635,11 @@ impl Runner {
     /// together with that action's record, before the next action starts. One write less per
     /// run; a crash during such an action leaves no run, and nothing outside it to account for
     /// (ARCHITECTURE.md, "Durable runs").
-    async fn drive(&self, view: &mut RunView, mut stored: bool) -> Result<(), RuntimeError> {
+    pub(crate) async fn drive(
+        &self,
+        view: &mut RunView,
+        mut stored: bool,
+    ) -> Result<(), RuntimeError> {
         // Every record before sequence number `saved` is in the store (the caller persisted it).
         let mut saved = view.run.record_count();
         view.run.forget_records(saved, SHOWN_RECORDS);
@@ -679,7 +708,12 @@ impl Runner {
 
     /// Writes the run's state and its records from sequence number `stored` on; `exists` false
     /// creates the run with them.
-    async fn persist(&self, view: &RunView, stored: u64, exists: bool) -> Result<(), RuntimeError> {
+    pub(crate) async fn persist(
+        &self,
+        view: &RunView,
+        stored: u64,
+        exists: bool,
+    ) -> Result<(), RuntimeError> {
         let row = self.row(view);
         let run = &view.run;
         let skip = usize::try_from(stored.saturating_sub(run.first_record))
@@ -720,8 +754,14 @@ impl Runner {
                 created_at: waiting.pending.created_at,
                 expires_at: waiting.pending.expires_at,
             };
+            if let Some(device) = &waiting.device {
+                // Before the suspension: a schedule whose run did not get to wait is dropped by
+                // the poller, a waiting run without one would never be polled.
+                self.schedule_device_poll(&view.run.id, waiting, device)
+                    .await?;
+            }
             self.store.suspend_run(&row, &pending).await?;
-            tracing::info!(run = %view.run.id, action = %waiting.action, "run waiting for a user login");
+            tracing::info!(run = %view.run.id, action = %waiting.action, device = waiting.device.is_some(), "run waiting for a user login");
         }
         if view.run.status.is_final() {
             self.metrics
@@ -745,7 +785,7 @@ impl Runner {
         }
     }
 
-    fn lock(&self, run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn lock(&self, run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let Ok(mut locks) = self.locks.lock() else {
             return Arc::new(tokio::sync::Mutex::new(()));
         };

@@ -42,6 +42,8 @@ pub struct Intervals {
     pub schedule_tick: Duration,
     /// The vault keep-alive pass (each entry is refreshed at its server's `vault_keep_alive`).
     pub vault_keep_alive: Duration,
+    /// Device logins whose next poll is due (each at its own interval, RFC 8628 §3.5).
+    pub device_poll: Duration,
 }
 
 /// Tunables that tests shorten.
@@ -60,6 +62,7 @@ impl Default for Timing {
                 sweep: Duration::from_secs(5),
                 schedule_tick: Duration::from_millis(250),
                 vault_keep_alive: Duration::from_secs(60),
+                device_poll: Duration::from_secs(1),
             },
         }
     }

@@ -2,6 +2,7 @@
 //! - the sweeper: expired pending logins, runs whose instance stopped, housekeeping purges;
 //! - the scheduler, with the runs it starts;
 //! - the vault keep-alive;
+//! - the device poller: waiting device logins whose next poll is due ([`crate::device`]);
 //! - the flow watch, when other processes may store flows (PostgreSQL): it keeps the flow
 //!   catalogue's newest versions current ([`crate::catalog::FlowCatalog::apply`]).
 //!
@@ -28,13 +29,15 @@ pub struct RuntimeHandle {
 }
 
 impl Runtime {
-    /// Starts the sweeper, the scheduler, the vault keep-alive and the flow watch.
+    /// Starts the sweeper, the scheduler, the vault keep-alive, the device poller and the flow
+    /// watch.
     pub fn spawn(&self) -> RuntimeHandle {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(sweep(self.clone(), stopped.clone()));
         tasks.spawn(schedule(self.clone(), stopped.clone()));
         tasks.spawn(keep_alive(self.clone(), stopped.clone()));
+        tasks.spawn(poll_devices(self.clone(), stopped.clone()));
         if let Some(changes) = self.store.flow_changes() {
             tasks.spawn(watch_flows(self.clone(), changes, stopped));
         }
@@ -110,6 +113,21 @@ async fn keep_alive(runtime: Runtime, mut stop: watch::Receiver<bool>) {
             ticker.tick().await;
             if let Some(vault) = runtime.runner.engine().vault() {
                 vault.keep_alive_once().await;
+            }
+        };
+        if !until_stopped(&mut stop, pass).await {
+            return;
+        }
+    }
+}
+
+async fn poll_devices(runtime: Runtime, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(runtime.intervals.device_poll);
+    loop {
+        let pass = async {
+            ticker.tick().await;
+            if let Err(err) = runtime.runner.poll_devices_once().await {
+                tracing::error!(error = %err, "polling device logins failed");
             }
         };
         if !until_stopped(&mut stop, pass).await {

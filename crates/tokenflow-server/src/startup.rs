@@ -83,6 +83,7 @@ pub async fn build(
                 sweep: timing.sweep_interval,
                 schedule_tick: timing.schedule_tick,
                 vault_keep_alive: timing.vault_keep_alive,
+                device_poll: tokenflow_runtime::Timing::default().intervals.device_poll,
             },
         },
     )

@@ -3,7 +3,7 @@
 //!
 //! - [`Store`]: one trait per concern ([`FlowStore`], [`RunStore`], [`PendingStore`],
 //!   [`OAuthServerStore`], [`ApiKeyStore`], [`ScheduleStore`], [`VaultStore`], [`SessionStore`],
-//!   [`Housekeeping`], [`Health`]) with intent-named methods, and [`Store`] which is all of them;
+//!   [`Housekeeping`], [`Health`], [`DevicePollStore`]) with intent-named methods, and [`Store`] which is all of them;
 //!   every backend implements each with its own SQL, one file per concern, and one contract test
 //!   suite runs against each backend.
 //! - [`crypto`]: XChaCha20-Poly1305 encryption at rest with the master key; every secret column is
@@ -205,6 +205,34 @@ pub trait PendingStore: Send + Sync {
     async fn discard_pending_for_run(&self, run_id: &str) -> Result<bool>;
 }
 
+/// The polling schedules of waiting device logins, each polled by one instance at a time.
+#[async_trait]
+pub trait DevicePollStore: Send + Sync {
+    /// Creates (or replaces) a run's polling schedule, unclaimed.
+    async fn schedule_device_poll(&self, poll: &DevicePollRow) -> Result<()>;
+    /// Claims at most `limit` schedules that are due at `now` and not claimed (or whose claim
+    /// expired), for `owner` until `until`, soonest first: each due schedule is returned to one
+    /// caller only, across instances, until its claim is released or expires.
+    async fn claim_device_polls(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DevicePollRow>>;
+    /// Gives `owner`'s claim back with the next poll's time and interval; false (nothing
+    /// changed) when the claim is not `owner`'s any more or the schedule is gone.
+    async fn release_device_poll(
+        &self,
+        run_id: &str,
+        owner: &str,
+        interval_ms: i64,
+        next_poll_at: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Removes a run's schedule (its device login ended); returns whether it existed.
+    async fn delete_device_poll(&self, run_id: &str) -> Result<bool>;
+}
+
 /// OAuth servers created through the API (the client secret is write-only).
 #[async_trait]
 pub trait OAuthServerStore: Send + Sync {
@@ -316,6 +344,7 @@ pub trait Store:
     + Housekeeping
     + VaultStore
     + SessionStore
+    + DevicePollStore
     + TestReads
     + Send
     + Sync
@@ -334,6 +363,7 @@ impl<T> Store for T where
         + Housekeeping
         + VaultStore
         + SessionStore
+        + DevicePollStore
         + TestReads
         + Send
         + Sync
@@ -371,7 +401,7 @@ pub mod prelude {
     #[cfg(feature = "testing")]
     pub use crate::StoreTesting;
     pub use crate::{
-        ApiKeyStore, FlowStore, Health, Housekeeping, OAuthServerStore, PendingStore, RunStore,
-        ScheduleStore, SessionStore, Store, VaultStore,
+        ApiKeyStore, DevicePollStore, FlowStore, Health, Housekeeping, OAuthServerStore,
+        PendingStore, RunStore, ScheduleStore, SessionStore, Store, VaultStore,
     };
 }

@@ -89,6 +89,20 @@ pub enum TakePending {
     AlreadyUsed,
 }
 
+/// A waiting device login's polling schedule (docs/connectors.md, `oauth_device_login`): when its
+/// run's token endpoint is polled next, and which instance holds the claim to poll it. The
+/// device code is not here: it is part of the run's (encrypted) state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevicePollRow {
+    pub run_id: String,
+    pub action: String,
+    /// The current polling interval (RFC 8628 §3.5: `slow_down` increases it).
+    pub interval_ms: i64,
+    pub next_poll_at: OffsetDateTime,
+    /// The device code's expiry.
+    pub expires_at: OffsetDateTime,
+}
+
 /// An OAuth server created through the API: its spec as JSON without the secrets, and the client
 /// secret and private key separately (encrypted, write-only: only the engine reads them back).
 #[derive(Debug, Clone, PartialEq)]

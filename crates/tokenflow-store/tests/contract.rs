@@ -159,6 +159,7 @@ macro_rules! for_each_contract_test {
             vault_entries_roundtrip_with_versions_and_compare_and_swap,
             twenty_concurrent_vault_swaps_of_one_version_let_exactly_one_win,
             a_vault_refresh_lease_has_one_holder_until_it_is_released_or_expires,
+            a_due_device_poll_is_claimed_by_one_instance_until_released_or_expired,
             running_runs_without_a_live_lease_are_found_after_it_expires,
             an_interrupted_run_is_failed_by_exactly_one_of_twenty_concurrent_claims,
             twenty_concurrent_fresh_grants_of_one_vault_entry_each_get_their_own_version,

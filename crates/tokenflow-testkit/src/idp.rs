@@ -254,6 +254,27 @@ impl Idp {
         }
     }
 
+    /// A confidential client of the device authorization grant (RFC 8628) that may also
+    /// refresh; `options` as for `POST /_test/clients` (`device_code_ttl`, `device_interval`).
+    pub async fn device_client(&self, id: &str, secret: &str, options: Value) -> TestClient {
+        self.register(
+            json!({
+                "client_id": id,
+                "client_secret": secret,
+                "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+                "response_types": [],
+                "redirect_uris": [],
+                "scope": "openid profile offline_access api:read",
+            }),
+            options,
+        )
+        .await;
+        TestClient {
+            id: id.to_owned(),
+            secret: Some(secret.to_owned()),
+        }
+    }
+
     /// Every token-endpoint request of `client_id`, in order.
     pub async fn token_requests(&self, client_id: &str) -> Vec<TokenRequestRecord> {
         #[derive(Deserialize)]

@@ -18,6 +18,7 @@ use tokenflow_connectors::http::build_client;
 use tokenflow_connectors::http_action::HttpConnector;
 use tokenflow_connectors::oauth::OAuthConnectors;
 use tokenflow_connectors::oauth::connectors::RedirectSettings;
+use tokenflow_connectors::oauth::device::{DevicePoll, next_interval};
 use tokenflow_connectors::status::meaning;
 use tokenflow_core::flow::{Flow, ParseOptions, parse_flow};
 use tokenflow_core::{Clock, SystemClock};
@@ -218,6 +219,10 @@ async fn wait_for_login(
     let Some(waiting) = run.waiting.clone() else {
         return Ok(());
     };
+    if let Some(device) = &waiting.device {
+        wait_for_device(engine, flow, run, &waiting, device).await;
+        return Ok(());
+    }
     let redirect = Url::parse(&waiting.pending.redirect_uri)?;
     let Some(address) = listen_address(&redirect) else {
         engine.fail(
@@ -268,6 +273,47 @@ async fn wait_for_login(
         }
     }
     Ok(())
+}
+
+/// Shows the user code and where to enter it, then polls the token endpoint at the provider's
+/// interval (RFC 8628 §3.5) until the login ends or the device code expires.
+async fn wait_for_device(
+    engine: &Engine,
+    flow: &Flow,
+    run: &mut Run,
+    waiting: &tokenflow_engine::Waiting,
+    device: &tokenflow_engine::DeviceWait,
+) {
+    eprintln!(
+        "Device login for action `{}` of flow `{}`: on any device, open",
+        waiting.action, flow.id
+    );
+    eprintln!("  {}", device.verification_uri);
+    eprintln!("and enter the code");
+    eprintln!("  {}", device.user_code);
+    if let Some(complete) = &device.verification_uri_complete {
+        eprintln!("(or open {complete})");
+    }
+    eprintln!("Waiting for the sign-in ...");
+    let mut interval = Duration::from_secs(device.interval_secs.max(1));
+    loop {
+        let remaining = waiting.pending.expires_at - engine.clock().now();
+        let remaining = Duration::try_from(remaining).unwrap_or(Duration::ZERO);
+        if remaining.is_zero() {
+            eprintln!("The device code expired before the sign-in; the login ends with -4.");
+            engine.expire(flow, run);
+            return;
+        }
+        tokio::time::sleep(interval.min(remaining)).await;
+        match engine.poll_device(run).await {
+            Some(DevicePoll::Done(out)) => {
+                engine.finish_device(flow, run, *out);
+                return;
+            }
+            Some(poll) => interval = next_interval(interval, &poll),
+            None => return,
+        }
+    }
 }
 
 fn open_browser(url: &str) {

@@ -140,6 +140,10 @@ impl OAuthConnectors {
         &self.http
     }
 
+    pub(super) fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
     /// Drops `rejected` from the client-credentials cache after an API refused it (HTTP 401;
     /// docs/connectors.md, "Authentication"), so the next `server_login` for its slot asks for a
     /// new token. Only a slot that still holds `rejected` is cleared: when several callers saw

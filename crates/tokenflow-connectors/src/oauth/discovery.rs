@@ -23,6 +23,8 @@ pub struct ProviderMetadata {
     pub userinfo_endpoint: Option<Url>,
     pub introspection_endpoint: Option<Url>,
     pub revocation_endpoint: Option<Url>,
+    /// RFC 8628 §4.
+    pub device_authorization_endpoint: Option<Url>,
     pub jwks_uri: Option<Url>,
     #[serde(default)]
     pub code_challenge_methods_supported: Vec<String>,
@@ -119,6 +121,11 @@ pub fn apply_metadata(server: &OAuthServer, metadata: &ProviderMetadata) -> OAut
     if resolved.revocation_url.is_none() {
         resolved.revocation_url = metadata.revocation_endpoint.clone();
     }
+    if resolved.device_authorization_url.is_none() {
+        resolved
+            .device_authorization_url
+            .clone_from(&metadata.device_authorization_endpoint);
+    }
     resolved.discovered = DiscoveredIssuer {
         // A template names no tenant; responses carry the configured (tenant-specific) issuer.
         issuer: (!metadata.issuer.contains("{tenantid}")).then(|| metadata.issuer.clone()),
@@ -152,6 +159,31 @@ pub async fn resolve_revocation_endpoints(
     }
     let metadata = fetch_metadata(http, server).await?;
     Ok(apply_metadata(server, &metadata))
+}
+
+/// [`resolve_endpoints`], and also discovery when the device authorization endpoint (RFC 8628
+/// §4) is missing and an issuer is configured: what `oauth_device_login` needs.
+pub async fn resolve_device_endpoints(
+    http: &reqwest::Client,
+    server: &OAuthServer,
+) -> Result<OAuthServer, DiscoveryError> {
+    if server.device_authorization_url.is_some() || server.issuer.is_none() {
+        return resolve_endpoints(http, server).await;
+    }
+    let metadata = fetch_metadata(http, server).await?;
+    Ok(apply_metadata(server, &metadata))
+}
+
+/// Every endpoint a server may use, discovered once when a server is loaded: the document is
+/// read when any of them is missing and an issuer is configured.
+pub async fn resolve_every_endpoint(
+    http: &reqwest::Client,
+    server: &OAuthServer,
+) -> Result<OAuthServer, DiscoveryError> {
+    if server.device_authorization_url.is_some() {
+        return resolve_revocation_endpoints(http, server).await;
+    }
+    resolve_device_endpoints(http, server).await
 }
 
 /// Issuer comparison of OIDC Discovery §4.3 (exact, ignoring one trailing slash), plus the Entra

@@ -10,11 +10,13 @@
 //! | [`discovery`] | endpoints from `/.well-known/openid-configuration` |
 //! | [`authorize`] | the authorization request: `state`, PKCE, `nonce`, `prompt`, redirect URI |
 //! | [`id_token`] | the `nonce`/`iss`/`aud` checks of an ID token received from the token endpoint |
+//! | [`device`] | `oauth_device_login`: the device authorization grant (RFC 8628) |
 //! | [`connectors`] | `oauth_server_login`, `oauth_user_login` (both halves), `oauth_refresh_token`, `oauth_revoke_token` |
 
 pub mod authorize;
 pub mod client_auth;
 pub mod connectors;
+pub mod device;
 pub mod discovery;
 pub mod id_token;
 pub mod outputs;
@@ -25,7 +27,8 @@ pub mod token_exchange;
 pub mod token_response;
 
 pub use crate::status::{
-    ConnectorStatus, RefreshStatus, RevokeStatus, ServerLoginStatus, TokenExchangeStatus,
+    ConnectorStatus, DeviceLoginStatus, RefreshStatus, RevokeStatus, ServerLoginStatus,
+    TokenExchangeStatus,
     UserLoginStatus,
 };
 pub use authorize::{

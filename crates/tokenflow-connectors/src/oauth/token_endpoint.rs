@@ -18,6 +18,9 @@ use super::token_response::{
 };
 use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, error_chain, read_body_limited};
 
+/// The `grant_type` of the device authorization grant (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// The grant being requested (RFC 6749 §4.1.3, §4.4.2, §6).
 #[derive(Debug)]
 pub enum Grant<'a> {
@@ -43,6 +46,10 @@ pub enum Grant<'a> {
         grant_type: &'static str,
         params: &'a [(&'static str, SecretString)],
     },
+    /// RFC 8628 §3.4.
+    DeviceCode {
+        device_code: &'a SecretString,
+    },
 }
 
 impl Grant<'_> {
@@ -53,6 +60,7 @@ impl Grant<'_> {
             Grant::AuthorizationCode { .. } => "authorization_code",
             Grant::RefreshToken { .. } => "refresh_token",
             Grant::Extension { grant_type, .. } => grant_type,
+            Grant::DeviceCode { .. } => DEVICE_CODE_GRANT_TYPE,
         }
     }
 }
@@ -123,23 +131,7 @@ pub async fn request_token(
 ) -> Result<TokenResponse, TokenError> {
     let (body, authorization) = form_body(server, token_url, grant, now)?;
     let response = post_form(http, server, token_url, &body, authorization.as_ref()).await?;
-
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let bytes = match read_body_limited(response, MAX_RESPONSE_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(ReadBodyError::TooLarge { limit }) => {
-            return Err(TokenError::Unusable {
-                status,
-                reason: format!("the response body is larger than {limit} bytes"),
-            });
-        }
-        Err(ReadBodyError::Transport(err)) => return Err(transport_error(err)),
-    };
+    let (status, content_type, bytes) = read_answer(response).await?;
     parse_token_response_with(status, content_type.as_deref(), &bytes, &server.quirks)
         .map_err(|problem| match problem {
             ResponseProblem::Provider(error) => TokenError::Provider { status, error },
@@ -220,6 +212,9 @@ fn form_body(
                 form.append_pair(name, value.expose());
             }
         }
+        Grant::DeviceCode { device_code } => {
+            form.append_pair("device_code", device_code.expose());
+        }
     }
     for (key, value) in &server.extra_token_params {
         form.append_pair(key, value);
@@ -299,6 +294,26 @@ pub(super) async fn post_form(
         .send()
         .await
         .map_err(transport_error)
+}
+
+/// The status, `Content-Type` and body (at most [`MAX_RESPONSE_BYTES`]) of an answer.
+pub(super) async fn read_answer(
+    response: reqwest::Response,
+) -> Result<(u16, Option<String>, Vec<u8>), TokenError> {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    match read_body_limited(response, MAX_RESPONSE_BYTES).await {
+        Ok(bytes) => Ok((status, content_type, bytes)),
+        Err(ReadBodyError::TooLarge { limit }) => Err(TokenError::Unusable {
+            status,
+            reason: format!("the response body is larger than {limit} bytes"),
+        }),
+        Err(ReadBodyError::Transport(err)) => Err(transport_error(err)),
+    }
 }
 
 pub(super) fn transport_error(err: reqwest::Error) -> TokenError {

@@ -64,6 +64,7 @@ pub enum ActionKind {
     VaultStore,
     VaultGetToken,
     ExtractJson,
+    OauthDeviceLogin,
 }
 
 impl ActionKind {
@@ -80,6 +81,7 @@ impl ActionKind {
         ActionKind::VaultStore,
         ActionKind::VaultGetToken,
         ActionKind::ExtractJson,
+        ActionKind::OauthDeviceLogin,
     ];
 
     /// The name flow files use.
@@ -96,6 +98,7 @@ impl ActionKind {
             ActionKind::VaultStore => "vault_store",
             ActionKind::VaultGetToken => "vault_get_token",
             ActionKind::ExtractJson => "extract_json",
+            ActionKind::OauthDeviceLogin => "oauth_device_login",
         }
     }
 
@@ -120,7 +123,8 @@ impl ActionKind {
             | ActionKind::OauthTokenExchange
             | ActionKind::HttpConnector
             | ActionKind::VaultStore
-            | ActionKind::VaultGetToken => true,
+            | ActionKind::VaultGetToken
+            | ActionKind::OauthDeviceLogin => true,
         }
     }
 
@@ -141,7 +145,8 @@ impl ActionKind {
             | ActionKind::OauthTokenExchange
             | ActionKind::HttpConnector
             | ActionKind::VaultStore
-            | ActionKind::VaultGetToken => false,
+            | ActionKind::VaultGetToken
+            | ActionKind::OauthDeviceLogin => false,
         }
     }
 
@@ -159,6 +164,7 @@ impl ActionKind {
             ActionKind::VaultGetToken => &CATALOG[8],
             ActionKind::ExtractJson => &CATALOG[9],
             ActionKind::OauthTokenExchange => &CATALOG[10],
+            ActionKind::OauthDeviceLogin => &CATALOG[11],
         }
     }
 }
@@ -374,6 +380,25 @@ pub const CATALOG: &[ActionSpec] = &[
         ],
         needs_server: true,
         interactive: false,
+    },
+    ActionSpec {
+        kind: ActionKind::OauthDeviceLogin,
+        inputs: &[p("scope", Text)],
+        outputs: &[
+            secret("access_token"),
+            secret("refresh_token"),
+            p("expires_in", Int),
+            p("token_type", Text),
+            p("granted_scopes", Text),
+            p("user_code", Text),
+            p("verification_uri", Text),
+            p("verification_uri_complete", Text),
+            p("status_code", Int),
+            p("error", Text),
+            p("error_description", Text),
+        ],
+        needs_server: true,
+        interactive: true,
     },
 ];
 

@@ -61,7 +61,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(actions))
 }
 
-/// The response for a run: 201 + `Location` while it waits at a user login, else 200.
+/// The response for a run: 201 + `Location` while it waits at a user or device login, else 200.
 pub fn run_response(state: &AppState, view: &RunView) -> Response {
     let body = Json(view.body(monitor_value_limit(state)));
     if view.run.status == RunStatus::Waiting {
@@ -78,7 +78,7 @@ pub fn run_response(state: &AppState, view: &RunView) -> Response {
     request_body(content = Object, description = "Input variables by name (optional)", content_type = "application/json"),
     responses(
         (status = 200, description = "The run ended (completed, failed or cancelled)", body = RunBody),
-        (status = 201, description = "The run waits at a user login: see `authorization_url`", body = RunBody,
+        (status = 201, description = "The run waits at a user login (see `authorization_url`) or a device login (see `device`)", body = RunBody,
             headers(("location" = String, description = "/api/runs/{run}"))),
         (status = 400, description = "Invalid JSON or unknown/missing input variables", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),

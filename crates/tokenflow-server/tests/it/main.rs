@@ -7,6 +7,7 @@ mod api_certificates;
 mod browser;
 mod callback;
 mod conformance;
+mod device;
 mod durability;
 mod limits;
 mod providers;

@@ -60,6 +60,29 @@ pub async fn another_instance(app: &TestApp) -> TestApp {
     instance
 }
 
+/// Stops `app` (its server and background tasks) and starts a new instance on its configuration
+/// and data, as a restarted process would be: the old one answers no more before the new one
+/// is built.
+pub async fn restart(app: TestApp) -> TestApp {
+    let TestApp {
+        url,
+        _dir: dir,
+        _shutdown: shutdown,
+        ..
+    } = app;
+    drop(shutdown);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while reqwest::get(format!("{url}/healthz")).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old instance still answers"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let built = build_in(dir.path(), Options::default()).await;
+    serve_built(built, dir)
+}
+
 fn serve_built(built: BuiltParts, dir: tempfile::TempDir) -> TestApp {
     let BuiltParts {
         url,

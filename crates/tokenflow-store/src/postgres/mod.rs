@@ -33,6 +33,7 @@ use crate::migrations::{MigrationList, migrator};
 use crate::{Health, OAuthServerRow, PendingRow, Result, RunRow, StoreError};
 
 mod api_keys;
+mod device_polls;
 mod flows;
 mod housekeeping;
 mod oauth_servers;
@@ -84,6 +85,11 @@ const MIGRATIONS: MigrationList = &[
         7,
         "key_fence",
         include_str!("../../migrations/postgres/0007_key_fence.sql"),
+    ),
+    (
+        8,
+        "device_polls",
+        include_str!("../../migrations/postgres/0008_device_polls.sql"),
     ),
 ];
 

@@ -34,6 +34,7 @@ use writes::{Bind, Writes};
 
 mod api_keys;
 mod backup;
+mod device_polls;
 mod flows;
 mod housekeeping;
 mod oauth_servers;
@@ -90,6 +91,11 @@ const MIGRATIONS: MigrationList = &[
         7,
         "key_fence",
         include_str!("../../migrations/sqlite/0007_key_fence.sql"),
+    ),
+    (
+        8,
+        "device_polls",
+        include_str!("../../migrations/sqlite/0008_device_polls.sql"),
     ),
 ];
 

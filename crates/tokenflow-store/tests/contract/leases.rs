@@ -259,3 +259,95 @@ pub(crate) async fn an_interrupted_run_is_failed_by_exactly_one_of_twenty_concur
             .unwrap()
     );
 }
+
+pub(crate) async fn a_due_device_poll_is_claimed_by_one_instance_until_released_or_expired(
+    store: Arc<dyn Store>,
+) {
+    let poll = |run: &str, next: i64| tokenflow_store::DevicePollRow {
+        run_id: run.to_owned(),
+        action: "login".to_owned(),
+        interval_ms: 5000,
+        next_poll_at: at(next),
+        expires_at: at(600),
+    };
+    store.schedule_device_poll(&poll("due", 5)).await.unwrap();
+    store
+        .schedule_device_poll(&poll("later", 50))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_device_polls("a", at(0), at(60), 8)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is due yet"
+    );
+    let claimed = store
+        .claim_device_polls("a", at(5), at(65), 8)
+        .await
+        .unwrap();
+    assert_eq!(claimed, vec![poll("due", 5)]);
+    assert!(
+        store
+            .claim_device_polls("b", at(6), at(66), 8)
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed by a"
+    );
+    assert!(
+        !store
+            .release_device_poll("due", "b", 10_000, at(16))
+            .await
+            .unwrap(),
+        "only the holder releases"
+    );
+    assert!(
+        store
+            .release_device_poll("due", "a", 10_000, at(16))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_device_polls("b", at(10), at(70), 8)
+            .await
+            .unwrap()
+            .is_empty(),
+        "released with its next poll's time"
+    );
+    let claimed = store
+        .claim_device_polls("b", at(16), at(76), 8)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].interval_ms, 10_000);
+    assert_eq!(claimed[0].next_poll_at, at(16));
+    let taken_over = store
+        .claim_device_polls("c", at(80), at(140), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken_over
+            .iter()
+            .map(|p| p.run_id.as_str())
+            .collect::<Vec<_>>(),
+        ["due"],
+        "b's claim expired at 76; soonest first, at most `limit`"
+    );
+    let rest = store
+        .claim_device_polls("c", at(80), at(140), 8)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].run_id, "later");
+    assert!(store.delete_device_poll("due").await.unwrap());
+    assert!(!store.delete_device_poll("due").await.unwrap());
+    assert!(
+        !store
+            .release_device_poll("due", "c", 1000, at(90))
+            .await
+            .unwrap()
+    );
+}

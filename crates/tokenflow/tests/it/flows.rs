@@ -34,6 +34,7 @@ fn every_example_flow_is_valid() {
         "vault_refresh_or_login",
         "on_behalf_of",
         "google_service_account",
+        "device_login",
     ] {
         assert!(
             text.contains(&format!("(flow `{id}`)")),
