@@ -162,6 +162,20 @@ async fn vault_world(
     tempfile::TempDir,
     SecretString,
 ) {
+    vault_world_with(idp, json!({})).await
+}
+
+/// [`vault_world`] with more fields of the OAuth server `idp` (e.g. `reauth_on_status`).
+pub(crate) async fn vault_world_with(
+    idp: &Idp,
+    more: Value,
+) -> (
+    TestClient,
+    Engine,
+    Arc<dyn Store>,
+    tempfile::TempDir,
+    SecretString,
+) {
     let client = idp
         .web_client(
             &unique("auth-web"),
@@ -174,13 +188,11 @@ async fn vault_world(
     let key = MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), &key).await.unwrap());
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    let engine = engine_with_clock(
-        vec![server(
-            "idp",
-            json!({ "client_id": client.id, "client_secret": "auth-web-secret", "issuer": idp.issuer(), "scope": "openid offline_access" }),
-        )],
-        clock,
-    )
+    let mut fields = json!({ "client_id": client.id, "client_secret": "auth-web-secret", "issuer": idp.issuer(), "scope": "openid offline_access" });
+    if let (Some(fields), Some(more)) = (fields.as_object_mut(), more.as_object()) {
+        fields.extend(more.clone());
+    }
+    let engine = engine_with_clock(vec![server("idp", fields)], clock)
     .with_vault(store.clone());
     let config = engine.servers().get("idp").unwrap();
     let request = engine

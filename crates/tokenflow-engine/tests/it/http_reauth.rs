@@ -8,6 +8,7 @@ use tokenflow_testkit::{Idp, unique};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::http_auth::vault_world_with;
 use crate::http_retry::{run_call, var};
 use crate::support::{engine, server};
 
@@ -85,4 +86,36 @@ async fn a_403_listed_in_reauth_on_status_gets_one_new_token() {
     assert_eq!(var(&run, "code"), json!(403));
     assert_eq!(var(&run, "attempts"), json!(1));
     assert_eq!(api.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_403_listed_by_a_vault_entrys_server_refreshes_the_entry_once() {
+    let idp = Idp::start().await;
+    let (client, engine, store, _dir, access) =
+        vault_world_with(&idp, json!({ "reauth_on_status": [401, 403] })).await;
+    let refreshes = || async {
+        idp.token_requests(&client.id)
+            .await
+            .iter()
+            .filter(|r| r.grant_type.as_deref() == Some("refresh_token"))
+            .count()
+    };
+
+    let api = forbids_once().await;
+    let run = run_call(&engine, &api.uri(), "auth: { vault: alice }").await;
+    assert_eq!(var(&run, "code"), json!(200), "{:?}", run.records);
+    assert_eq!(var(&run, "attempts"), json!(2));
+    assert_eq!(refreshes().await, 1, "one refresh of the entry");
+    let entry = store.get_vault_entry("alice").await.unwrap().unwrap();
+    assert_ne!(
+        entry.access_token.as_ref(),
+        Some(&access),
+        "the entry holds the refreshed token"
+    );
+    let requests = api.received_requests().await.unwrap();
+    assert_eq!(
+        requests[1].headers.get("authorization").map(|v| v.to_str().unwrap().to_owned()),
+        entry.access_token.as_ref().map(|t| format!("Bearer {}", t.expose())),
+        "the second request carried the refreshed token"
+    );
 }
