@@ -28,8 +28,7 @@ pub mod token_response;
 
 pub use crate::status::{
     ConnectorStatus, DeviceLoginStatus, RefreshStatus, RevokeStatus, ServerLoginStatus,
-    TokenExchangeStatus,
-    UserLoginStatus,
+    TokenExchangeStatus, UserLoginStatus,
 };
 pub use authorize::{
     AuthorizationRequest, CallbackParams, PendingAuthorization, resolve_redirect_uri,

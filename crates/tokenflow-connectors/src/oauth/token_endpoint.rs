@@ -47,9 +47,7 @@ pub enum Grant<'a> {
         params: &'a [(&'static str, SecretString)],
     },
     /// RFC 8628 §3.4.
-    DeviceCode {
-        device_code: &'a SecretString,
-    },
+    DeviceCode { device_code: &'a SecretString },
 }
 
 impl Grant<'_> {

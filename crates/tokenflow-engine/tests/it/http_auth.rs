@@ -192,8 +192,7 @@ pub(crate) async fn vault_world_with(
     if let (Some(fields), Some(more)) = (fields.as_object_mut(), more.as_object()) {
         fields.extend(more.clone());
     }
-    let engine = engine_with_clock(vec![server("idp", fields)], clock)
-    .with_vault(store.clone());
+    let engine = engine_with_clock(vec![server("idp", fields)], clock).with_vault(store.clone());
     let config = engine.servers().get("idp").unwrap();
     let request = engine
         .oauth()

@@ -114,8 +114,14 @@ async fn a_403_listed_by_a_vault_entrys_server_refreshes_the_entry_once() {
     );
     let requests = api.received_requests().await.unwrap();
     assert_eq!(
-        requests[1].headers.get("authorization").map(|v| v.to_str().unwrap().to_owned()),
-        entry.access_token.as_ref().map(|t| format!("Bearer {}", t.expose())),
+        requests[1]
+            .headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        entry
+            .access_token
+            .as_ref()
+            .map(|t| format!("Bearer {}", t.expose())),
         "the second request carried the refreshed token"
     );
 }

@@ -585,7 +585,8 @@ async fn migrate_creates_the_store_and_a_created_api_key_opens_the_api() {
         .unwrap();
     assert!(!wrong.status.success());
     assert!(
-        String::from_utf8_lossy(&wrong.stderr).contains("master key does not match"),
+        String::from_utf8_lossy(&wrong.stderr)
+            .contains("master key does not open the store's key check"),
         "{}",
         String::from_utf8_lossy(&wrong.stderr)
     );
