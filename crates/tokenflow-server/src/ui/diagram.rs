@@ -9,6 +9,10 @@
 //! waypoints so they pass between nodes, never through them; one barycenter sweep orders each
 //! column; back edges (loops) climb to a lane of their own above the drawing, so no node hides
 //! them. Everything iterates in file order, so the same flow always gives the same string.
+//!
+//! A run's page draws the same layout with the run's path over it ([`render_run_svg`], the marks
+//! come from `run_path.rs`): colours are SVG attributes, not CSS, so the drawing reads the same
+//! without the stylesheet; only the waiting action's pulse is the stylesheet's.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +36,70 @@ const COLOURS: [(&str, &str, &str); 4] = [
     ("always", "#1565c0", "always"),
     ("expression", "#555", "condition"),
 ];
+/// The colour of the steps a run did not take, and of the nodes it did not reach.
+const GREY: &str = "#bdbdbd";
+/// Pass numbers shown on one edge; the `<title>` has them all.
+const PASSES_SHOWN: usize = 6;
+
+/// What a run did at one node of its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Its latest execution ended with a status code ≥ 0 (docs/flows.md, "Steps and routing").
+    Successful,
+    /// Its latest execution ended with a status code < 0.
+    NotSuccessful,
+    /// Reached without an outcome of its own: `start`, `stop`, a named `stop`.
+    Reached,
+    /// The run waits here for a person to sign in.
+    Waiting,
+    /// The run is executing it now.
+    Running,
+    NotReached,
+}
+
+impl NodeState {
+    /// The `data-state` value, also the stylesheet's hook.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Successful => "successful",
+            NodeState::NotSuccessful => "not-successful",
+            NodeState::Reached => "reached",
+            NodeState::Waiting => "waiting",
+            NodeState::Running => "running",
+            NodeState::NotReached => "not-reached",
+        }
+    }
+
+    /// (fill, stroke, text colour).
+    fn colours(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            NodeState::Successful => ("#e8f5e9", "#2e7d32", "#212121"),
+            NodeState::NotSuccessful => ("#ffebee", "#c62828", "#212121"),
+            NodeState::Reached => ("#eceff1", "#37474f", "#212121"),
+            NodeState::Waiting => ("#fff3e0", "#ef6c00", "#212121"),
+            NodeState::Running => ("#e3f2fd", "#1565c0", "#212121"),
+            NodeState::NotReached => ("#fafafa", GREY, "#9e9e9e"),
+        }
+    }
+}
+
+/// One node's mark: its state, a tooltip line, and where its timeline entry is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeMark {
+    pub state: NodeState,
+    pub title: String,
+    /// A fragment link (`#action-3`) to the node's latest timeline entry.
+    pub href: Option<String>,
+}
+
+/// A run's path over its flow: marked nodes by id, and per step (its index in the flow's
+/// `steps`) the numbers of the passes that took it, in order. Nodes without a mark are drawn as
+/// not reached, steps without passes as not taken.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunMarks {
+    pub nodes: BTreeMap<String, NodeMark>,
+    pub steps: BTreeMap<usize, Vec<u64>>,
+}
 
 /// A coordinate rounded to one decimal: short to print, and the same on every run.
 fn num(v: f64) -> f64 {
@@ -45,6 +113,16 @@ fn pt(x: f64, y: f64) -> String {
 
 /// The flow as an SVG document; never fails, even for a flow that did not pass validation.
 pub fn render_svg(flow: &Flow) -> String {
+    render(flow, None)
+}
+
+/// The flow with a run's path: nodes coloured by their state, the steps taken numbered with
+/// their passes, the rest grey; nodes link to their timeline entries.
+pub fn render_run_svg(flow: &Flow, marks: &RunMarks) -> String {
+    render(flow, Some(marks))
+}
+
+fn render(flow: &Flow, marks: Option<&RunMarks>) -> String {
     // Nodes are (id, type): `start`, the actions in file order, then `stop` if a step uses it.
     // `start` is drawn as a thin circle, `stop` and actions of type `stop` as bold ones.
     let mut nodes = vec![(START, START)];
@@ -57,8 +135,9 @@ pub fn render_svg(flow: &Flow) -> String {
     let index: BTreeMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.0, i)).collect();
     let node_of = |name: &str| index.get(name).copied();
     // A step naming an unknown node cannot be drawn; validation reports it, so skip it here.
-    let edges: Vec<(usize, usize, &Condition)> = (flow.steps.iter())
-        .filter_map(|s| Some((node_of(&s.from)?, node_of(&s.to)?, &s.when)))
+    // Each edge keeps its step's index in `flow.steps`, which the run's marks refer to.
+    let edges: Vec<(usize, usize, &Condition, usize)> = (flow.steps.iter().enumerate())
+        .filter_map(|(i, s)| Some((node_of(&s.from)?, node_of(&s.to)?, &s.when, i)))
         .collect();
     let n = nodes.len();
     let layer = layers(n, &edges);
@@ -66,7 +145,7 @@ pub fn render_svg(flow: &Flow) -> String {
     // Vertices are the nodes followed by the waypoints of edges that span several columns;
     // a chain lists a forward edge's vertices; back edges (but not self-loops) get lanes.
     let (mut vlayer, mut chains, mut back) = (layer.clone(), Vec::new(), Vec::new());
-    for &(from, to, _) in &edges {
+    for &(from, to, ..) in &edges {
         let mut chain = Vec::new();
         if layer[to] > layer[from] {
             chain.push(from);
@@ -105,21 +184,30 @@ pub fn render_svg(flow: &Flow) -> String {
 
     // Parallel edges are counted per (from, to) pair, in one pass so big flows stay linear.
     let mut totals: BTreeMap<(usize, usize), f64> = BTreeMap::new();
-    for &(from, to, _) in &edges {
+    for &(from, to, ..) in &edges {
         *totals.entry((from, to)).or_default() += 1.0;
     }
     let (mut seen, mut lanes, mut edge_svg) = (BTreeMap::new(), 0.0, String::new());
-    for (e, &(from, to, when)) in edges.iter().enumerate() {
+    for (e, &(from, to, when, step)) in edges.iter().enumerate() {
         let count: &mut f64 = seen.entry((from, to)).or_default();
         let parallel = *count;
         *count += 1.0;
-        let (d, label) = if from == to {
+        let (d, label, mark) = if from == to {
             // A self-loop arcs over the node's top; parallel ones arc higher.
             let top = y[from] - if boxed(from) { NODE_H / 2.0 } else { R };
             let (x, w, h) = (cx(from), half(from) / 2.0, 36.0 + 10.0 * parallel);
             let (a, b) = (pt(x + w, top), pt(x + w + 8.0, top - h));
             let (c, z) = (pt(x - w - 8.0, top - h), pt(x - w, top));
-            (format!("M{a} C{b} {c} {z}"), (x, top - 0.75 * h - 4.0))
+            let mark = cubic(
+                [(x + w, top), (x + w + 8.0, top - h), (x - w - 8.0, top - h)],
+                (x - w, top),
+                0.2,
+            );
+            (
+                format!("M{a} C{b} {c} {z}"),
+                (x, top - 0.75 * h - 4.0),
+                mark,
+            )
         } else if back[e] {
             // Right into the gap after the source, up to its own lane, left, down in the gap
             // before the target, right into it, with rounded bends; leaving and entering above
@@ -138,7 +226,11 @@ pub fn render_svg(flow: &Flow) -> String {
             let (g, h, i) = (num(xi + r), pt(xi, lane_y), pt(xi, lane_y + r));
             let (j, k, m, z) = (num(ey - r), pt(xi, ey), pt(xi + r, ey), num(ex));
             let d = format!("M{s} H{a} Q{b} {c} V{d} Q{e} {f} H{g} Q{h} {i} V{j} Q{k} {m} H{z}");
-            (d, ((xo + xi) / 2.0, lane_y - 4.0))
+            (
+                d,
+                ((xo + xi) / 2.0, lane_y - 4.0),
+                (xi, (lane_y + ey) / 2.0),
+            )
         } else {
             // Forward: curves with horizontal tangents between columns, straight across
             // waypoints; parallel edges get their ends spread apart so they never coincide.
@@ -146,6 +238,7 @@ pub fn render_svg(flow: &Flow) -> String {
             let dy = (parallel - (total - 1.0) / 2.0) * 8.0;
             let (mut px, mut py) = (cx(from) + half(from), y[from] + dy);
             let (mut d, mut label) = (format!("M{}", pt(px, py)), (px, py));
+            let mut mark = label;
             for (i, &v) in chains[e].iter().enumerate().skip(1) {
                 let (qx, qy) = (cx(v) - half(v), if v == to { y[v] + dy } else { y[v] });
                 let (mx, z) = ((px + qx) / 2.0, pt(qx, qy));
@@ -153,20 +246,40 @@ pub fn render_svg(flow: &Flow) -> String {
                 if i == 1 {
                     label = (mx, (py + qy) / 2.0 - 4.0);
                 }
+                // Pass numbers sit near the target, away from the condition's label.
+                mark = cubic([(px, py), (mx, py), (mx, qy)], (qx, qy), 0.75);
                 (px, py) = (qx + col_w, qy);
                 if v >= n {
                     d += &format!(" L{}", pt(px, py));
                 }
             }
-            (d, label)
+            (d, label, mark)
         };
-        let (class, colour, _) = style(when);
         let (from, to, text) = (esc(nodes[from].0), esc(nodes[to].0), esc(when.label()));
+        let (class, mut colour, _) = style(when);
+        let (mut arrow, mut width, mut passes) = (class, 1.5, String::new());
+        let mut title = format!("{from} → {to}: {text}");
+        match marks.map(|m| m.steps.get(&step).map_or(&[][..], Vec::as_slice)) {
+            None => {}
+            Some([]) => (colour, arrow) = (GREY, "not-taken"),
+            Some(numbers) => {
+                let list = numbers.iter().map(u64::to_string).collect::<Vec<_>>();
+                title += &format!(" (taken as step {})", list.join(", "));
+                passes = format!(" data-passes=\"{}\"", list.join(" "));
+                width = 3.0;
+            }
+        }
         edge_svg += &format!(
-            "<g class=\"edge edge-{class}\" data-from=\"{from}\" data-to=\"{to}\" data-step=\"{e}\">\
-             <title>{from} → {to}: {text}</title><path d=\"{d}\" fill=\"none\" stroke=\"{colour}\" \
-             stroke-width=\"1.5\" marker-end=\"url(#tf-arrow-{class})\"/>"
+            "<g class=\"edge edge-{class}\" data-from=\"{from}\" data-to=\"{to}\" \
+             data-step=\"{step}\"{passes}><title>{title}</title><path d=\"{d}\" fill=\"none\" \
+             stroke=\"{colour}\" stroke-width=\"{width}\" marker-end=\"url(#tf-arrow-{arrow})\"/>"
         );
+        if let Some(numbers) = marks
+            .and_then(|m| m.steps.get(&step))
+            .filter(|n| !n.is_empty())
+        {
+            edge_svg += &pass_badge(numbers, mark, colour);
+        }
         if let Some(source) = expression(when) {
             let (x, y, text) = (num(label.0), num(label.1), esc(&cut(source, LABEL_CHARS)));
             edge_svg += &format!(
@@ -178,33 +291,59 @@ pub fn render_svg(flow: &Flow) -> String {
     }
 
     let mut node_svg = String::new();
-    for (v, &(id, kind)) in nodes.iter().enumerate() {
-        let (id, shown, kind_text) = (esc(id), esc(&cut(id, ID_CHARS)), esc(kind));
+    for (v, &(name, kind)) in nodes.iter().enumerate() {
+        let (id, shown, kind_text) = (esc(name), esc(&cut(name, ID_CHARS)), esc(kind));
         let (x, cy) = (num(cx(v)), num(y[v]));
+        let mark = marks.map(|m| m.nodes.get(name));
+        let state = mark.map(|m| m.map_or(NodeState::NotReached, |m| m.state));
+        let ((fill, line, ink), width): (_, f64) = match state {
+            None => (("#fff", "#37474f", "#212121"), 1.5),
+            Some(NodeState::NotReached) => (NodeState::NotReached.colours(), 1.5),
+            Some(state) => (state.colours(), 3.0),
+        };
+        let data_state = state.map_or(String::new(), |s| format!(" data-state=\"{}\"", s.as_str()));
+        let title = match mark.flatten() {
+            Some(mark) => format!("{id} ({kind_text}): {}", esc(&mark.title)),
+            None => format!("{id} ({kind_text})"),
+        };
         node_svg += &format!(
-            "<g class=\"node\" data-node=\"{id}\" data-kind=\"{kind_text}\">\
-             <title>{id} ({kind_text})</title>"
+            "<g class=\"node\" data-node=\"{id}\" data-kind=\"{kind_text}\"{data_state}>\
+             <title>{title}</title>"
         );
+        let href = mark.flatten().and_then(|m| m.href.as_deref());
+        if let Some(href) = href {
+            node_svg += &format!("<a href=\"{}\">", esc(href));
+        }
         node_svg += &if boxed(v) {
             let (left, top, w) = (num(cx(v) - col_w / 2.0), num(cy - NODE_H / 2.0), num(col_w));
             let (y1, y2) = (num(cy - 3.0), num(cy + 13.0));
+            let kind_ink = if state == Some(NodeState::NotReached) {
+                GREY
+            } else {
+                "#607d8b"
+            };
             format!(
                 "<rect x=\"{left}\" y=\"{top}\" width=\"{w}\" height=\"{NODE_H}\" rx=\"8\" \
-                 fill=\"#fff\" stroke=\"#37474f\" stroke-width=\"1.5\"/><text x=\"{x}\" y=\"{y1}\" \
-                 text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\" fill=\"#212121\">{shown}\
-                 </text><text x=\"{x}\" y=\"{y2}\" text-anchor=\"middle\" font-size=\"10\" \
-                 fill=\"#607d8b\">{kind_text}</text>"
+                 fill=\"{fill}\" stroke=\"{line}\" stroke-width=\"{width}\"/><text x=\"{x}\" \
+                 y=\"{y1}\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\" \
+                 fill=\"{ink}\">{shown}</text><text x=\"{x}\" y=\"{y2}\" text-anchor=\"middle\" \
+                 font-size=\"10\" fill=\"{kind_ink}\">{kind_text}</text>"
             )
         } else {
             // The modeler's start is a thin circle and its end a bold one; the id goes below.
-            let (stroke, below) = (if kind == STOP { 4 } else { 1 }, num(cy + R + 14.0));
+            let stroke = match state {
+                _ if kind == STOP => 4.0,
+                None | Some(NodeState::NotReached) => 1.0,
+                Some(_) => 2.0,
+            };
+            let below = num(cy + R + 14.0);
             format!(
-                "<circle cx=\"{x}\" cy=\"{cy}\" r=\"{R}\" fill=\"#fff\" stroke=\"#37474f\" \
+                "<circle cx=\"{x}\" cy=\"{cy}\" r=\"{R}\" fill=\"{fill}\" stroke=\"{line}\" \
                  stroke-width=\"{stroke}\"/><text x=\"{x}\" y=\"{below}\" text-anchor=\"middle\" \
-                 font-size=\"12\" fill=\"#212121\">{shown}</text>"
+                 font-size=\"12\" fill=\"{ink}\">{shown}</text>"
             )
         };
-        node_svg += "</g>";
+        node_svg += if href.is_some() { "</a></g>" } else { "</g>" };
     }
 
     let nodes_bottom = nodes_top + tallest * SLOT_H;
@@ -216,11 +355,14 @@ pub fn render_svg(flow: &Flow) -> String {
          viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Process flow {id}\" \
          font-family=\"sans-serif\" data-flow=\"{id}\"><title>Process flow {id}</title><defs>"
     );
-    // One arrowhead per colour: `context-stroke` is not supported everywhere yet.
-    for (class, colour, _) in COLOURS {
+    // One arrowhead per colour: `context-stroke` is not supported everywhere yet. Sized in user
+    // units, so the thicker lines of the steps a run took keep the same arrowheads.
+    let grey = marks.map(|_| ("not-taken", GREY, ""));
+    for (class, colour, _) in COLOURS.into_iter().chain(grey) {
         svg += &format!(
             "<marker id=\"tf-arrow-{class}\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" \
-             markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\">\
+             markerUnits=\"userSpaceOnUse\" markerWidth=\"10.5\" markerHeight=\"10.5\" \
+             orient=\"auto\">\
              <path d=\"M0 0 L10 5 L0 10 z\" fill=\"{colour}\"/></marker>"
         );
     }
@@ -239,9 +381,38 @@ pub fn render_svg(flow: &Flow) -> String {
     svg + "</g></svg>"
 }
 
+/// The point at `t` of the cubic Bézier curve from `p[0]` over `p[1]`, `p[2]` to `end`.
+fn cubic(p: [(f64, f64); 3], end: (f64, f64), t: f64) -> (f64, f64) {
+    let u = 1.0 - t;
+    let (a, b, c, d) = (u * u * u, 3.0 * u * u * t, 3.0 * u * t * t, t * t * t);
+    let x = a * p[0].0 + b * p[1].0 + c * p[2].0 + d * end.0;
+    (x, a * p[0].1 + b * p[1].1 + c * p[2].1 + d * end.1)
+}
+
+/// The pass numbers of a step taken, on a pill in the edge's colour: all of them up to
+/// [`PASSES_SHOWN`], else the first and the last ones around an ellipsis.
+fn pass_badge(numbers: &[u64], at: (f64, f64), colour: &str) -> String {
+    let list = |n: &[u64]| n.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let text = if numbers.len() <= PASSES_SHOWN {
+        list(numbers)
+    } else {
+        let keep = PASSES_SHOWN / 2;
+        let head = list(&numbers[..keep]);
+        format!("{head} … {}", list(&numbers[numbers.len() - keep..]))
+    };
+    let w = text.chars().count() as f64 * 6.2 + 10.0;
+    let (left, top, w) = (num(at.0 - w / 2.0), num(at.1 - 8.0), num(w));
+    let (x, y) = (num(at.0), num(at.1 + 3.5));
+    format!(
+        "<rect class=\"passes\" x=\"{left}\" y=\"{top}\" width=\"{w}\" height=\"16\" rx=\"8\" \
+         fill=\"{colour}\"/><text x=\"{x}\" y=\"{y}\" text-anchor=\"middle\" font-size=\"10\" \
+         font-weight=\"700\" fill=\"#fff\">{text}</text>"
+    )
+}
+
 /// Column of every node: longest path from `start` once DFS back edges are set aside (so loops
 /// cannot make it infinite); nodes `start` cannot reach share one column after the others.
-fn layers(n: usize, edges: &[(usize, usize, &Condition)]) -> Vec<usize> {
+fn layers(n: usize, edges: &[(usize, usize, &Condition, usize)]) -> Vec<usize> {
     let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (e, edge) in edges.iter().enumerate() {
         out[edge.0].push(e);
@@ -494,6 +665,55 @@ steps:
         let (w, h) = (attr(&svg, "width"), attr(&svg, "height"));
         assert!(svg.contains(&format!("viewBox=\"0 0 {w} {h}\"")));
         assert!(svg.contains("<g class=\"legend\""));
+    }
+
+    #[test]
+    fn a_run_colours_its_nodes_numbers_its_steps_and_greys_the_rest() {
+        let mut marks = RunMarks::default();
+        let mark = |state, href: &str| NodeMark {
+            state,
+            title: "x < y".into(),
+            href: Some(href.into()),
+        };
+        marks
+            .nodes
+            .insert("fetch".into(), mark(NodeState::NotSuccessful, "#action-9"));
+        marks
+            .nodes
+            .insert("failed".into(), mark(NodeState::Reached, "#a&b"));
+        marks.steps.insert(0, vec![1]);
+        marks.steps.insert(1, (2..=9).collect());
+        marks.steps.insert(4, vec![10]);
+        let svg = render_run_svg(&flow(LOOPS), &marks);
+        let nodes = groups(&svg, "node\"");
+        let states: Vec<_> = nodes.iter().map(|g| attr(g, "data-state")).collect();
+        let expected = [
+            "not-reached",
+            "not-successful",
+            "not-reached",
+            "reached",
+            "not-reached",
+        ];
+        assert_eq!(states, expected);
+        assert!(nodes[1].contains("<a href=\"#action-9\">") && nodes[1].contains("#c62828"));
+        assert!(nodes[3].contains("<a href=\"#a&amp;b\">") && nodes[3].contains(": x &lt; y"));
+        assert!(!nodes[0].contains("<a ") && nodes[2].contains(&format!("stroke=\"{GREY}\"")));
+        let edges = groups(&svg, "edge ");
+        let passes: Vec<_> = edges.iter().map(|g| g.contains("data-passes")).collect();
+        assert_eq!(passes, [true, true, false, false, true, false, false]);
+        assert_eq!(attr(edges[1], "data-passes"), "2 3 4 5 6 7 8 9");
+        assert!(
+            edges[1].contains(">2, 3, 4 … 7, 8, 9</text>"),
+            "{}",
+            edges[1]
+        );
+        assert!(edges[4].contains("stroke=\"#c62828\" stroke-width=\"3\""));
+        assert!(edges[2].contains(&format!("stroke=\"{GREY}\"")));
+        assert!(edges[2].contains("url(#tf-arrow-not-taken)"));
+        // The flow page's drawing carries none of it.
+        let plain = render_svg(&flow(LOOPS));
+        assert!(!plain.contains("data-state") && !plain.contains("data-passes"));
+        assert!(!plain.contains("<a ") && !plain.contains("not-taken"));
     }
 
     #[test]

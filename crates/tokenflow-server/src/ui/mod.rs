@@ -2,7 +2,8 @@
 //! external CDN. Each area owns its routes, beside its handlers:
 //!
 //! - [`sign_in`]: `/login`, `/logout`.
-//! - [`runs`]: `/runs`, one run's timeline with live updates, cancelling a run.
+//! - [`runs`]: `/runs`, one run's path on the [`diagram`] ([`run_path`]) and its timeline with
+//!   live updates, cancelling a run.
 //! - [`flows`]: `/flows`, one flow with its [`diagram`], starting a run (`/flows/{id}/run`, and the
 //!   browser start of a user flow, `/flows/{id}/start`).
 //! - [`servers`]: `/servers`, creating, editing, deleting and testing OAuth servers.
@@ -18,6 +19,7 @@ pub mod assets;
 pub mod diagram;
 pub mod flows;
 pub mod hints;
+pub mod run_path;
 pub mod runs;
 pub mod servers;
 pub mod sign_in;

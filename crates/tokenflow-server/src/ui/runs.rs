@@ -1,5 +1,6 @@
-//! The process flow monitor (docs/api.md): the list of runs with filters, one run as a timeline
-//! of its monitor records that updates live (server-sent events), and cancelling a run.
+//! The process flow monitor (docs/api.md): the list of runs with filters, one run as its path on
+//! the flow diagram and a timeline of its monitor records, both updating live (server-sent
+//! events), and cancelling a run.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -19,6 +20,7 @@ use tokenflow_store::{RunFilter, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::hints::aadsts_hint;
+use super::run_path::{self, Entry, Position};
 use super::templates::{render, rfc3339};
 use crate::auth::csrf::CsrfForm;
 use crate::auth::session::SignedIn;
@@ -178,12 +180,13 @@ async fn run_context(
             .map(|records| {
                 records
                 .iter()
-                .map(|record| {
+                .zip(offset + 1..)
+                .map(|(record, number)| {
                     let kind = record["type"].as_str().unwrap_or_default();
                     let code = record["status_code"].as_i64().and_then(|c| i32::try_from(c).ok());
                     let error = record["error"].as_str().map(str::to_owned);
                     json!({
-                        "action": record["action"], "type": kind, "status_code": code,
+                        "number": number, "action": record["action"], "type": kind, "status_code": code,
                         "meaning": ActionKind::parse(kind).zip(code).and_then(|(kind, c)| meaning(kind, c)).unwrap_or(""),
                         "started_at": record["started_at"], "duration_ms": record["duration_ms"],
                         "inputs": pairs(&record["inputs"]), "outputs": pairs(&record["outputs"]),
@@ -197,7 +200,29 @@ async fn run_context(
             .unwrap_or_default();
     // Live updates replace the page with the latest records, so a page of earlier ones is static.
     let live = !view.run.status.is_final() && end >= total;
-    let ctx = json!({ "run": json, "actions": actions, "variables": pairs(&json["variables"]), "live": live, "paging": paging });
+    let records = json["actions"].as_array().map_or(&[][..], Vec::as_slice);
+    let entries: Vec<Entry<'_>> = (records.iter().zip(offset..))
+        .map(|(record, seq)| Entry {
+            seq,
+            action: record["action"].as_str().unwrap_or_default(),
+            status_code: record["status_code"].as_i64(),
+        })
+        .collect();
+    let status = view.run.status;
+    let at = Position {
+        waiting: view.run.waiting.as_ref().map(|w| w.action.as_str()),
+        running: (status == RunStatus::Running)
+            .then_some(view.run.next.as_deref())
+            .flatten(),
+        completed: status == RunStatus::Completed,
+        latest: end >= total,
+    };
+    let marks = run_path::marks(&view.flow, &entries, at);
+    let diagram = super::diagram::render_run_svg(&view.flow, &marks);
+    let ctx = json!({
+        "run": json, "actions": actions, "variables": pairs(&json["variables"]), "live": live,
+        "paging": paging, "diagram": diagram,
+    });
     Ok(Some((ctx, live)))
 }
 

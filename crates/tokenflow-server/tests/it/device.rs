@@ -45,15 +45,15 @@ steps:
     )
 }
 
-struct DeviceWorld {
-    idp: Idp,
-    app: TestApp,
-    client: String,
+pub(crate) struct DeviceWorld {
+    pub idp: Idp,
+    pub app: TestApp,
+    pub client: String,
 }
 
 /// An IdP with a device client (`options` as for its registration) and an app whose server
 /// `idp` discovers the device authorization endpoint.
-async fn device_world(options: Value) -> DeviceWorld {
+pub(crate) async fn device_world(options: Value) -> DeviceWorld {
     let idp = Idp::start().await;
     let client = unique("device");
     idp.device_client(&client, "device-secret", options).await;
@@ -71,7 +71,7 @@ async fn device_world(options: Value) -> DeviceWorld {
 }
 
 /// Starts the device flow over the API: 201 with the `device` member.
-async fn start(app: &TestApp) -> Value {
+pub(crate) async fn start(app: &TestApp) -> Value {
     let (status, run, location) = app.post_json("/api/flows/device/runs", json!({})).await;
     assert_eq!(status, 201, "{run}");
     assert_eq!(run["status"], "waiting");

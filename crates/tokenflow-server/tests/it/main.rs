@@ -17,5 +17,6 @@ mod shutdown;
 mod startup;
 mod support;
 mod ui;
+mod ui_run;
 mod ui_servers;
 mod ui_sessions;
