@@ -9,6 +9,7 @@
 //! - [`servers`]: `/servers`, creating, editing, deleting and testing OAuth servers.
 //! - [`vault`]: `/vault`, the token vault's metadata.
 //! - [`diagram`]: a flow as one self-contained SVG.
+//! - [`device_qr`]: a device login's sign-in link as a QR code (SVG).
 //! - [`hints`]: what to check for an identity provider's error code.
 //! - [`templates`]: the page templates and rendering; [`assets`]: the stylesheet and script.
 //!
@@ -16,6 +17,7 @@
 //! [`crate::auth`]'s.
 
 pub mod assets;
+pub mod device_qr;
 pub mod diagram;
 pub mod flows;
 pub mod hints;

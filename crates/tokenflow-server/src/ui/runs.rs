@@ -219,9 +219,11 @@ async fn run_context(
     };
     let marks = run_path::marks(&view.flow, &entries, at);
     let diagram = super::diagram::render_run_svg(&view.flow, &marks);
+    let complete = json["device"]["verification_uri_complete"].as_str();
+    let device_qr = complete.and_then(super::device_qr::svg);
     let ctx = json!({
         "run": json, "actions": actions, "variables": pairs(&json["variables"]), "live": live,
-        "paging": paging, "diagram": diagram,
+        "paging": paging, "diagram": diagram, "device_qr": device_qr,
     });
     Ok(Some((ctx, live)))
 }

@@ -77,6 +77,15 @@ async fn waiting_profile_run(app: &TestApp) -> (String, String) {
     (field("id"), field("authorization_url"))
 }
 
+/// The README's screenshots come from the tests: `SCREENSHOTS_DIR=docs/screenshots`.
+async fn screenshot(client: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("SCREENSHOTS_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), client.screenshot().await.unwrap()).unwrap();
+    }
+}
+
 fn node(id: &str) -> String {
     format!("g.node[data-node='{id}']")
 }
@@ -168,12 +177,7 @@ async fn the_steps_taken_are_numbered_in_order_with_each_pass_of_a_loop_and_an_a
             let numbers = "Array.from(document.querySelectorAll('#timeline li.action .number')).map(function (n) { return n.textContent; }).join(' ')";
             assert_eq!(eval(&client, numbers).await, "1 2 3 4 5");
 
-            if let Some(dir) = std::env::var_os("SCREENSHOTS_DIR") {
-                let dir = std::path::PathBuf::from(dir);
-                std::fs::create_dir_all(&dir).unwrap();
-                let png = client.screenshot().await.unwrap();
-                std::fs::write(dir.join("run-path.png"), png).unwrap();
-            }
+            screenshot(&client, "run-path.png").await;
 
             // Selecting `peel` brings its latest entry into view.
             let entry = "document.getElementById('action-5').getBoundingClientRect().top";
@@ -273,6 +277,9 @@ async fn a_waiting_device_login_shows_its_user_code_large_with_a_copy_button() {
                 eval(&client, &attr(&node("login"), "data-state")).await,
                 "waiting"
             );
+            let qr = wait_for(&client, "#device-qr svg path", 10).await;
+            assert!(qr.is_displayed().await.unwrap(), "the sign-in link as a QR code");
+            screenshot(&client, "device-login.png").await;
             let button = wait_for(&client, "#copy-user-code", 10).await;
             assert!(button.is_displayed().await.unwrap());
             button.click().await.unwrap();
