@@ -71,6 +71,9 @@ async fn a_user_login_started_from_the_ui_lands_on_the_completed_run() {
             if let Some(dir) = std::env::var_os("SCREENSHOTS_DIR") {
                 let dir = std::path::PathBuf::from(dir);
                 std::fs::create_dir_all(&dir).unwrap();
+                // The run's path comes first on the page (ui_run.rs shoots it); this is the timeline.
+                let timeline = "document.getElementById('timeline').scrollIntoView(); return null;";
+                client.execute(timeline, vec![]).await.unwrap();
                 std::fs::write(
                     dir.join("run-timeline.png"),
                     client.screenshot().await.unwrap(),
