@@ -38,6 +38,50 @@ pub fn svg(uri: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// Reads the drawn code back: the path's modules at 4 pixels each, through another decoder.
+    fn decode(svg: &str) -> String {
+        let size: usize = svg
+            .split("viewBox=\"0 0 ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let path = svg
+            .split(" d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let mut dark = vec![false; size * size];
+        for module in path.split('M').filter(|m| !m.is_empty()) {
+            let corner = module.trim_end_matches("h1v1h-1z");
+            let (x, y) = corner.split_once(' ').unwrap();
+            dark[y.parse::<usize>().unwrap() * size + x.parse::<usize>().unwrap()] = true;
+        }
+        let image = rqrr::PreparedImage::prepare_from_greyscale(size * 4, size * 4, |x, y| {
+            if dark[y / 4 * size + x / 4] { 0 } else { 255 }
+        });
+        let mut image = image;
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1);
+        grids[0].decode().unwrap().1
+    }
+
+    #[test]
+    fn the_drawn_code_reads_back_as_the_uri() {
+        for uri in [
+            "https://idp.example/device?user_code=WDJB-MJHT",
+            "https://microsoft.com/devicelogin",
+            &format!("https://idp.example/device?user_code={}", "Q".repeat(400)),
+        ] {
+            assert_eq!(decode(&svg(uri).unwrap()), uri);
+        }
+    }
+
     #[test]
     fn a_uri_becomes_one_square_svg_with_a_quiet_zone() {
         let uri = "https://idp.example/device?user_code=WDJB-MJHT";
