@@ -11,12 +11,14 @@
 //! them. Everything iterates in file order, so the same flow always gives the same string.
 //!
 //! A run's page draws the same layout with the run's path over it ([`render_run_svg`], the marks
-//! come from `run_path.rs`): colours are SVG attributes, not CSS, so the drawing reads the same
+//! come from [`super::run_path`]): colours are SVG attributes, not CSS, so the drawing reads the same
 //! without the stylesheet; only the waiting action's pulse is the stylesheet's.
 
 use std::collections::BTreeMap;
 
 use tokenflow_core::flow::{Condition, Flow, START, STOP};
+
+use super::run_path::{NodeState, RunMarks};
 
 const MARGIN: f64 = 16.0;
 const NODE_H: f64 = 48.0;
@@ -41,64 +43,16 @@ const GREY: &str = "#bdbdbd";
 /// Pass numbers shown on one edge; the `<title>` has them all.
 const PASSES_SHOWN: usize = 6;
 
-/// What a run did at one node of its flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeState {
-    /// Its latest execution ended with a status code ≥ 0 (docs/flows.md, "Steps and routing").
-    Successful,
-    /// Its latest execution ended with a status code < 0.
-    NotSuccessful,
-    /// Reached without an outcome of its own: `start`, `stop`, a named `stop`.
-    Reached,
-    /// The run waits here for a person to sign in.
-    Waiting,
-    /// The run is executing it now.
-    Running,
-    NotReached,
-}
-
-impl NodeState {
-    /// The `data-state` value, also the stylesheet's hook.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeState::Successful => "successful",
-            NodeState::NotSuccessful => "not-successful",
-            NodeState::Reached => "reached",
-            NodeState::Waiting => "waiting",
-            NodeState::Running => "running",
-            NodeState::NotReached => "not-reached",
-        }
+/// A node's (fill, stroke, text colour) for a run's state.
+fn node_colours(state: NodeState) -> (&'static str, &'static str, &'static str) {
+    match state {
+        NodeState::Successful => ("#e8f5e9", "#2e7d32", "#212121"),
+        NodeState::NotSuccessful => ("#ffebee", "#c62828", "#212121"),
+        NodeState::Reached => ("#eceff1", "#37474f", "#212121"),
+        NodeState::Waiting => ("#fff3e0", "#ef6c00", "#212121"),
+        NodeState::Running => ("#e3f2fd", "#1565c0", "#212121"),
+        NodeState::NotReached => ("#fafafa", GREY, "#9e9e9e"),
     }
-
-    /// (fill, stroke, text colour).
-    fn colours(self) -> (&'static str, &'static str, &'static str) {
-        match self {
-            NodeState::Successful => ("#e8f5e9", "#2e7d32", "#212121"),
-            NodeState::NotSuccessful => ("#ffebee", "#c62828", "#212121"),
-            NodeState::Reached => ("#eceff1", "#37474f", "#212121"),
-            NodeState::Waiting => ("#fff3e0", "#ef6c00", "#212121"),
-            NodeState::Running => ("#e3f2fd", "#1565c0", "#212121"),
-            NodeState::NotReached => ("#fafafa", GREY, "#9e9e9e"),
-        }
-    }
-}
-
-/// One node's mark: its state, a tooltip line, and where its timeline entry is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeMark {
-    pub state: NodeState,
-    pub title: String,
-    /// A fragment link (`#action-3`) to the node's latest timeline entry.
-    pub href: Option<String>,
-}
-
-/// A run's path over its flow: marked nodes by id, and per step (its index in the flow's
-/// `steps`) the numbers of the passes that took it, in order. Nodes without a mark are drawn as
-/// not reached, steps without passes as not taken.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunMarks {
-    pub nodes: BTreeMap<String, NodeMark>,
-    pub steps: BTreeMap<usize, Vec<u64>>,
 }
 
 /// A coordinate rounded to one decimal: short to print, and the same on every run.
@@ -298,8 +252,8 @@ fn render(flow: &Flow, marks: Option<&RunMarks>) -> String {
         let state = mark.map(|m| m.map_or(NodeState::NotReached, |m| m.state));
         let ((fill, line, ink), width): (_, f64) = match state {
             None => (("#fff", "#37474f", "#212121"), 1.5),
-            Some(NodeState::NotReached) => (NodeState::NotReached.colours(), 1.5),
-            Some(state) => (state.colours(), 3.0),
+            Some(NodeState::NotReached) => (node_colours(NodeState::NotReached), 1.5),
+            Some(state) => (node_colours(state), 3.0),
         };
         let data_state = state.map_or(String::new(), |s| format!(" data-state=\"{}\"", s.as_str()));
         let title = match mark.flatten() {
@@ -527,6 +481,7 @@ mod tests {
     use tokenflow_core::flow::{ParseOptions, Step, parse_flow};
 
     use super::*;
+    use crate::ui::run_path::NodeMark;
 
     const LOOPS: &str = r#"id: loops
 variables: { s: {}, t: {} }

@@ -13,7 +13,53 @@ use std::collections::BTreeMap;
 
 use tokenflow_core::flow::{ActionKind, Condition, Flow, START, STOP};
 
-use super::diagram::{NodeMark, NodeState, RunMarks};
+/// What a run did at one node of its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Its latest execution ended with a status code ≥ 0 (docs/flows.md, "Steps and routing").
+    Successful,
+    /// Its latest execution ended with a status code < 0.
+    NotSuccessful,
+    /// Reached without an outcome of its own: `start`, `stop`, a named `stop`.
+    Reached,
+    /// The run waits here for a person to sign in.
+    Waiting,
+    /// The run is executing it now.
+    Running,
+    NotReached,
+}
+
+impl NodeState {
+    /// The `data-state` value, also the stylesheet's hook.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Successful => "successful",
+            NodeState::NotSuccessful => "not-successful",
+            NodeState::Reached => "reached",
+            NodeState::Waiting => "waiting",
+            NodeState::Running => "running",
+            NodeState::NotReached => "not-reached",
+        }
+    }
+}
+
+/// One node's mark: its state, a tooltip line, and where its timeline entry is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeMark {
+    pub state: NodeState,
+    pub title: String,
+    /// A fragment link (`#action-3`) to the node's latest timeline entry.
+    pub href: Option<String>,
+}
+
+/// A run's path over its flow: marked nodes by id, and per step (its index in the flow's
+/// `steps`) the numbers of the passes that took it, in order. Nodes without a mark are drawn as
+/// not reached, steps without passes as not taken.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunMarks {
+    pub nodes: BTreeMap<String, NodeMark>,
+    pub steps: BTreeMap<usize, Vec<u64>>,
+}
 
 /// One monitor record as the path needs it.
 #[derive(Debug, Clone, PartialEq)]
