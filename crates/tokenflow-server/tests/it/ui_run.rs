@@ -11,6 +11,7 @@ use tokenflow_testkit::{Decision, sign_in};
 use crate::browser::sign_in_to_ui;
 use crate::device::{device_world, start};
 use crate::support::{Options, TestApp, spawn_app, world};
+use crate::ui::signed_in;
 
 const RED: &str = "rgb(198, 40, 40)";
 const GREEN: &str = "rgb(46, 125, 50)";
@@ -105,6 +106,20 @@ async fn a_run_that_took_the_failure_branch_shows_that_branch_red_and_the_other_
     assert_eq!(response.status(), 200);
     let (_, run) = w.app.get_json(&format!("/api/runs/{id}")).await;
     assert_eq!(run["actions"][1]["action"], "denied", "{run}");
+    // The path is in the page as served: it needs no script.
+    let (cookie, _) = signed_in(&w.app).await;
+    let page = w
+        .app
+        .http
+        .get(format!("{base}/runs/{id}"))
+        .header("cookie", cookie);
+    let html = page.send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(
+        "data-node=\"login\" data-kind=\"oauth_user_login\" data-state=\"not-successful\""
+    ));
+    assert!(
+        html.contains("data-from=\"login\" data-to=\"denied\" data-step=\"2\" data-passes=\"2\"")
+    );
 
     let browser = Browser::start().await;
     browser
