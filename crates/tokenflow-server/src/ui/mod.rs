@@ -5,6 +5,7 @@
 //! - [`runs`]: `/runs`, one run's timeline with live updates, cancelling a run.
 //! - [`flows`]: `/flows`, one flow with its [`diagram`], starting a run (`/flows/{id}/run`, and the
 //!   browser start of a user flow, `/flows/{id}/start`).
+//! - [`flow_edit`]: creating and editing flows in the browser, their versions and diffs.
 //! - [`servers`]: `/servers`, creating, editing, deleting and testing OAuth servers.
 //! - [`vault`]: `/vault`, the token vault's metadata.
 //! - [`diagram`]: a flow as one self-contained SVG.
@@ -16,6 +17,7 @@
 
 pub mod assets;
 pub mod diagram;
+pub mod flow_edit;
 pub mod flows;
 pub mod hints;
 pub mod runs;
@@ -38,6 +40,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(sign_in::routes())
         .merge(runs::routes())
         .merge(flows::routes())
+        .merge(flow_edit::routes())
         .merge(servers::routes())
         .merge(vault::routes())
 }

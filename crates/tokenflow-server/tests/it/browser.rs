@@ -7,7 +7,7 @@ use tokenflow_testkit::{Decision, sign_in, unique};
 
 use crate::support::{API_KEY, World, world};
 
-async fn sign_in_to_ui(client: &Client, base: &str) {
+pub(crate) async fn sign_in_to_ui(client: &Client, base: &str) {
     client.goto(&format!("{base}/runs")).await.unwrap();
     wait_for_url(client, &format!("{base}/login"), 10).await;
     submit_sign_in(client, base).await;
