@@ -29,10 +29,10 @@ async fn an_edit_with_a_yaml_error_shows_the_error_at_its_line_and_cannot_be_sav
                 .unwrap();
             wait_for(&client, "#validation-status.ok", 10).await;
             wait_for(&client, "#preview svg", 10).await;
-            // Line 7 names an action type that does not exist.
+            // A YAML syntax error on line 7: a second `:` in a plain value.
             type_flow(
                 &client,
-                &PURE_FLOW.replace("type: extract_json", "type: extract_jsn"),
+                &PURE_FLOW.replace("type: extract_json", "type: extract_json: x"),
             )
             .await;
             let gutter = wait_for(&client, "#gutter .ln.bad[data-line='7']", 10).await;
@@ -40,7 +40,7 @@ async fn an_edit_with_a_yaml_error_shows_the_error_at_its_line_and_cannot_be_sav
             let marker = wait_for(&client, "#markers .marker[data-line='7']", 10).await;
             let note = marker.text().await.unwrap();
             assert!(
-                note.contains("column 11") && note.contains("extract_jsn"),
+                note.contains("column 23") && note.contains("mapping values are not allowed"),
                 "{note}"
             );
             let listed = wait_for(&client, "#problems li[data-line='7']", 10)
@@ -48,7 +48,7 @@ async fn an_edit_with_a_yaml_error_shows_the_error_at_its_line_and_cannot_be_sav
                 .text()
                 .await
                 .unwrap();
-            assert!(listed.starts_with("line 7, column 11:"), "{listed}");
+            assert!(listed.starts_with("line 7, column 23:"), "{listed}");
             assert_eq!(
                 client
                     .find_all(fantoccini::Locator::Css("#gutter .ln.bad"))
@@ -60,6 +60,8 @@ async fn an_edit_with_a_yaml_error_shows_the_error_at_its_line_and_cannot_be_sav
             );
             let save = wait_for(&client, "#save:disabled", 10).await;
             wait_for(&client, "#preview.stale", 10).await;
+            // The README's editor screenshot comes from here: SCREENSHOTS_DIR=<the repository's
+            // docs/screenshots> (a relative path counts from this crate's folder).
             if let Some(dir) = std::env::var_os("SCREENSHOTS_DIR") {
                 let dir = std::path::PathBuf::from(dir);
                 std::fs::create_dir_all(&dir).unwrap();

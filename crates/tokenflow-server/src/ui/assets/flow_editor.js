@@ -34,6 +34,20 @@
   });
   form.classList.add('live');
 
+  // The width of one character of the editor's monospace font.
+  var charWidth = (function () {
+    var probe = document.createElement('span');
+    probe.textContent = '0000000000';
+    probe.style.position = 'absolute';
+    probe.style.visibility = 'hidden';
+    probe.style.whiteSpace = 'pre';
+    probe.style.font = window.getComputedStyle(text).font;
+    document.body.appendChild(probe);
+    var width = probe.getBoundingClientRect().width / 10;
+    probe.remove();
+    return width || 8;
+  })();
+
   function lineHeight() {
     return parseFloat(window.getComputedStyle(text).lineHeight) || 18;
   }
@@ -78,10 +92,18 @@
     follow();
   }
 
-  // Keeps the gutter and the markers at the textarea's scroll position.
+  // Keeps the gutter and the markers at the textarea's scroll position; a message stands two
+  // characters after the end of its line, or at the middle of the editor for a long line.
   function follow() {
     gutter.scrollTop = text.scrollTop;
     markers.style.transform = 'translateY(' + (-text.scrollTop) + 'px)';
+    var lines = text.value.split('\n');
+    var widest = text.offsetLeft + text.clientWidth / 2;
+    Array.prototype.forEach.call(markers.children, function (note) {
+      var line = lines[Number(note.getAttribute('data-line')) - 1] || '';
+      var end = text.offsetLeft + PAD + (line.length + 2) * charWidth - text.scrollLeft;
+      note.style.left = Math.max(text.offsetLeft, Math.min(end, widest)) + 'px';
+    });
   }
 
   function item(className, p) {
