@@ -117,6 +117,15 @@ async fn validating_a_flow_answers_every_problem_with_its_line_and_column_and_st
         )]
     );
 
+    let put_reserved = app
+        .request(Method::PUT, "/api/flows/new")
+        .header("content-type", "application/yaml")
+        .body(reserved)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put_reserved.status(), 400);
+
     // A valid flow: its diagram, and what only warns.
     let (status, body) = validate(&app, "?id=pure", PURE_FLOW).await;
     assert_eq!(
