@@ -107,6 +107,7 @@ async fn a_fixed_edit_saves_version_two_its_run_uses_it_and_the_diff_shows_the_c
             let fixed = PURE_FLOW.replace(r#""{\"a\": 7}""#, r#""{\"a\": 8}""#);
             type_flow(&client, &fixed).await;
             wait_for(&client, "#validation-status.ok", 10).await;
+            wait_for(&client, "#preview:not(.stale) svg", 10).await;
             assert!(
                 client
                     .find_all(fantoccini::Locator::Css(
