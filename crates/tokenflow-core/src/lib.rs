@@ -10,6 +10,7 @@
 //! - [`pkcs12`]: the key and certificates inside a PKCS#12 file.
 //! - [`clock`]: injected time, so tests control expiry.
 //! - [`flow`]: process flows: the action catalogue, the YAML format, validation with file/line/column.
+//! - [`line_diff`]: a bounded line diff of two texts (two versions of a flow).
 //! - [`limits`]: the bounds on what one run may hold.
 //! - [`status`]: the life states of a run and of a vault entry.
 
@@ -20,6 +21,7 @@ mod der;
 pub mod flow;
 pub mod input;
 pub mod limits;
+pub mod line_diff;
 pub mod oauth_server;
 pub mod pkcs12;
 pub mod provider_quirks;

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use tokenflow_core::flow::parse::Parsed;
 use tokenflow_core::flow::{
     Flow, FlowError, FlowProblems, ParseOptions, check_flow_id, parse_flow,
 };
@@ -73,22 +74,9 @@ impl FlowCatalog {
     ) -> Result<Accepted, RuntimeError> {
         // The id of the URL is checked like a flow file's `id:` before the YAML is read.
         check_flow_id(id).map_err(RuntimeError::InvalidInput)?;
-        let options = ParseOptions {
-            known_servers: Some(known_servers),
-            max_steps_limit: self.max_steps_limit,
-        };
-        let parsed = parse_flow(file, yaml, &options).map_err(RuntimeError::InvalidFlow)?;
-        if parsed.flow.id != id {
-            return Err(RuntimeError::InvalidFlow(FlowProblems(vec![FlowError {
-                file: file.to_owned(),
-                line: 1,
-                column: 1,
-                message: format!(
-                    "the flow's id `{}` differs from `{id}` in the URL",
-                    parsed.flow.id
-                ),
-            }])));
-        }
+        let parsed = self
+            .validate(Some(id), yaml, file, known_servers)
+            .map_err(RuntimeError::InvalidFlow)?;
         let before = self.store.get_flow(id).await?;
         let generation = self.generation.load(Ordering::Acquire);
         let row = self.store.put_flow(id, yaml, now).await?;
@@ -102,6 +90,34 @@ impl FlowCatalog {
             warnings: parsed.warnings,
             created,
         })
+    }
+
+    /// Validates `yaml` as [`FlowCatalog::put`] would, storing nothing: every problem with its
+    /// line and column, or the flow with its warnings. With `id`, the YAML's `id` must equal it.
+    pub fn validate(
+        &self,
+        id: Option<&str>,
+        yaml: &str,
+        file: &str,
+        known_servers: BTreeSet<String>,
+    ) -> Result<Parsed, FlowProblems> {
+        let options = ParseOptions {
+            known_servers: Some(known_servers),
+            max_steps_limit: self.max_steps_limit,
+        };
+        let parsed = parse_flow(file, yaml, &options)?;
+        match id {
+            Some(id) if parsed.flow.id != id => Err(FlowProblems(vec![FlowError {
+                file: file.to_owned(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "the flow's id `{}` differs from `{id}` in the URL",
+                    parsed.flow.id
+                ),
+            }])),
+            _ => Ok(parsed),
+        }
     }
 
     /// Loads every `*.yaml`/`*.yml` of `dir` into the store; all problems of all files at once.

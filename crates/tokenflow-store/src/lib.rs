@@ -90,6 +90,9 @@ pub trait FlowStore: Send + Sync {
     async fn get_flow(&self, id: &str) -> Result<Option<FlowRow>>;
     /// One version of a flow.
     async fn get_flow_version(&self, id: &str, version: i64) -> Result<Option<FlowRow>>;
+    /// A flow's versions, newest first, at most `limit` of them (no YAML): an empty list for an
+    /// unknown flow.
+    async fn list_flow_versions(&self, id: &str, limit: u32) -> Result<Vec<FlowVersionRow>>;
     /// The newest version of every flow, by id.
     async fn list_flows(&self) -> Result<Vec<FlowRow>>;
     /// Where this process learns of flow versions other processes store, so that it can keep

@@ -13,6 +13,15 @@ pub struct FlowRow {
     pub created_at: OffsetDateTime,
 }
 
+/// A version of a flow as a list shows it: without its YAML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowVersionRow {
+    pub version: i64,
+    pub created_at: OffsetDateTime,
+    /// The YAML's length in bytes.
+    pub bytes: i64,
+}
+
 /// A run. `state` holds everything the engine needs to continue (variables, including secret
 /// ones, the pending login, the next node) as JSON, and is encrypted at rest.
 #[derive(Debug, Clone, PartialEq)]

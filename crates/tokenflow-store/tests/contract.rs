@@ -25,8 +25,9 @@ use tokenflow_store::postgres::PostgresStore;
 use tokenflow_store::prelude::*;
 use tokenflow_store::sqlite::{DB_FILE_NAME, SqliteStore};
 use tokenflow_store::{
-    ActionRecordRow, ApiKeyRow, FiringRow, FlowChange, MasterKey, OAuthServerRow, PendingRow,
-    RunFilter, RunRow, Store, StoreError, TakePending, UiSessionOwner, UiSessionRow, VaultEntryRow,
+    ActionRecordRow, ApiKeyRow, FiringRow, FlowChange, FlowVersionRow, MasterKey, OAuthServerRow,
+    PendingRow, RunFilter, RunRow, Store, StoreError, TakePending, UiSessionOwner, UiSessionRow,
+    VaultEntryRow,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -148,6 +149,7 @@ macro_rules! for_each_contract_test {
             finding_a_pending_authorization_does_not_consume_it,
             an_expired_pending_authorization_is_reported_expired_once_then_already_used,
             twenty_concurrent_takers_of_one_state_get_exactly_one_taken,
+            a_flows_versions_are_listed_newest_first_without_their_yaml_up_to_the_limit,
             take_expired_pending_returns_each_expired_row_once_and_never_a_taken_one,
             discarding_a_runs_pending_authorization_consumes_only_that_one,
             a_suspend_with_a_reused_state_is_a_conflict_and_leaves_the_run_unchanged,

@@ -212,7 +212,7 @@ pub const MAX_FLOW_ID_CHARS: usize = 128;
 
 /// The one check of a flow id, wherever one is accepted (a flow file's `id:`, the API's URL):
 /// 1–128 letters, digits, `-`, `_` and `.`, and not `.` or `..`, which name no flow but a
-/// directory in paths and URLs.
+/// directory in paths and URLs, and not one of [`RESERVED_FLOW_IDS`].
 pub fn check_flow_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("the flow id is empty".to_owned());
@@ -234,8 +234,17 @@ pub fn check_flow_id(id: &str) -> Result<(), String> {
             "the flow id cannot be `{id}` (it names a directory, not a flow)"
         ));
     }
+    if RESERVED_FLOW_IDS.contains(&id) {
+        return Err(format!(
+            "the flow id cannot be `{id}` (`/flows/{id}` is the flow editor's own address)"
+        ));
+    }
     Ok(())
 }
+
+/// Flow ids that name the flow editor's pages and endpoints (`/flows/new`, `/flows/validate`,
+/// `/api/flows/validate`, docs/flows.md), so no flow may take them.
+pub const RESERVED_FLOW_IDS: [&str; 2] = ["new", "validate"];
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: variable and action names, usable in placeholders and expressions.
 pub fn is_identifier(text: &str) -> bool {
@@ -324,6 +333,10 @@ mod tests {
         }
         assert!(check_flow_id("").is_err());
         assert!(check_flow_id("a/b").is_err());
+        for reserved in RESERVED_FLOW_IDS {
+            assert!(check_flow_id(reserved).unwrap_err().contains("editor"));
+        }
+        assert!(check_flow_id("new-flow").is_ok());
         assert!(
             check_flow_id("...").is_ok(),
             "only `.` and `..` are special"

@@ -1,4 +1,5 @@
 //! Flows: list, show, and `PUT /api/flows/{id}` with the YAML as the body (validated, versioned).
+//! Validation alone, versions and their diff are [`super::flow_versions`]'s.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -61,7 +62,7 @@ pub struct ScheduleList {
     pub schedules: Vec<ScheduleBody>,
 }
 
-fn summary(flow: &tokenflow_core::flow::Flow, version: i64) -> FlowBody {
+pub(super) fn summary(flow: &tokenflow_core::flow::Flow, version: i64) -> FlowBody {
     FlowBody {
         id: flow.id.clone(),
         version,
@@ -126,26 +127,7 @@ async fn put(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<FlowBody>), ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if !matches!(
-        essence.as_str(),
-        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/plain"
-    ) {
-        return Err(ApiError::UnsupportedMediaType(
-            "send the flow as YAML (Content-Type: application/yaml)".to_owned(),
-        ));
-    }
-    let yaml = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::InvalidInput("the body is not UTF-8".to_owned()))?;
+    let yaml = yaml_text(&headers, &body)?;
     let accepted = state
         .catalog
         .put(
@@ -164,6 +146,30 @@ async fn put(
     let mut body = summary(&accepted.flow, accepted.row.version);
     body.warnings = Some(accepted.warnings.iter().map(ToString::to_string).collect());
     Ok((status, Json(body)))
+}
+
+/// A request body that carries a flow: YAML by its `Content-Type`, and UTF-8.
+pub(super) fn yaml_text<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<&'a str, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(
+        essence.as_str(),
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/plain"
+    ) {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the flow as YAML (Content-Type: application/yaml)".to_owned(),
+        ));
+    }
+    std::str::from_utf8(body)
+        .map_err(|_| ApiError::InvalidInput("the body is not UTF-8".to_owned()))
 }
 
 /// Scheduled flows with their next due time and last firing.

@@ -3,6 +3,7 @@
 //! from the same routes ([`doc`]), so a route cannot exist without being documented.
 
 pub mod doc;
+pub mod flow_versions;
 mod flows;
 mod oauth_servers;
 mod runs;
@@ -20,6 +21,7 @@ pub fn routes(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::Op
     let router = OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
         .merge(runs::routes())
         .merge(flows::routes())
+        .merge(flow_versions::routes())
         .merge(oauth_servers::routes())
         .merge(vault::routes());
     let (router, openapi) = router.split_for_parts();

@@ -4,11 +4,13 @@
 //! this browser ([`crate::auth::binding`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
+use tokenflow_core::flow::Flow;
 use tokenflow_engine::RunStatus;
 use tokenflow_store::RunFilter;
 use utoipa_axum::router::OpenApiRouter;
@@ -57,15 +59,23 @@ async fn flows(State(state): State<AppState>, SignedIn(session): SignedIn) -> Re
     }
 }
 
+/// The newest version of flow `id`, or the page to answer when there is none.
+pub(super) async fn newest(state: &AppState, id: &str) -> Result<(Arc<Flow>, i64), Response> {
+    match state.catalog.current(id).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(ApiError::NotFound(format!("flow `{id}`")).into_response()),
+        Err(err) => Err(ApiError::from(err).into_response()),
+    }
+}
+
 async fn flow(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let (flow, version) = match state.catalog.current(&id).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return ApiError::NotFound(format!("flow `{id}`")).into_response(),
-        Err(err) => return ApiError::from(err).into_response(),
+    let (flow, version) = match newest(&state, &id).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let filter = RunFilter {
         flow_id: Some(id.clone()),

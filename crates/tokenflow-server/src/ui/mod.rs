@@ -6,6 +6,7 @@
 //!   live updates, cancelling a run.
 //! - [`flows`]: `/flows`, one flow with its [`diagram`], starting a run (`/flows/{id}/run`, and the
 //!   browser start of a user flow, `/flows/{id}/start`).
+//! - [`flow_edit`]: creating and editing flows in the browser, their versions and diffs.
 //! - [`servers`]: `/servers`, creating, editing, deleting and testing OAuth servers.
 //! - [`vault`]: `/vault`, the token vault's metadata.
 //! - [`diagram`]: a flow as one self-contained SVG.
@@ -19,6 +20,7 @@
 pub mod assets;
 pub mod device_qr;
 pub mod diagram;
+pub mod flow_edit;
 pub mod flows;
 pub mod hints;
 pub mod run_path;
@@ -42,6 +44,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(sign_in::routes())
         .merge(runs::routes())
         .merge(flows::routes())
+        .merge(flow_edit::routes())
         .merge(servers::routes())
         .merge(vault::routes())
 }

@@ -316,6 +316,68 @@ async fn every_api_answer_matches_the_schema_the_openapi_document_declares_for_i
         .await;
     p.expect(404, M::GET, "/api/flows/{id}", "/api/flows/ghost", none)
         .await;
+    // Flow editing: validation without storing, versions, one version, a diff of two.
+    let checked = p
+        .expect(
+            200,
+            M::POST,
+            "/api/flows/validate",
+            "/api/flows/validate",
+            yaml("id: bad\nactions: 7\n".into()),
+        )
+        .await;
+    assert_eq!(checked["valid"], false, "{checked}");
+    p.expect(
+        200,
+        M::POST,
+        "/api/flows/validate",
+        "/api/flows/validate?id=ticker",
+        yaml(ticker("two")),
+    )
+    .await;
+    p.expect(
+        415,
+        M::POST,
+        "/api/flows/validate",
+        "/api/flows/validate",
+        |r| r.header("content-type", "application/json").body("{}"),
+    )
+    .await;
+    let versions = "/api/flows/{id}/versions";
+    p.expect(200, M::GET, versions, "/api/flows/ticker/versions", none)
+        .await;
+    p.expect(404, M::GET, versions, "/api/flows/ghost/versions", none)
+        .await;
+    let version = "/api/flows/{id}/versions/{version}";
+    p.expect(200, M::GET, version, "/api/flows/ticker/versions/1", none)
+        .await;
+    p.expect(404, M::GET, version, "/api/flows/ticker/versions/9", none)
+        .await;
+    let diff = "/api/flows/{id}/diff";
+    p.expect(
+        200,
+        M::GET,
+        diff,
+        "/api/flows/ticker/diff?from=1&to=1",
+        none,
+    )
+    .await;
+    p.expect(
+        400,
+        M::GET,
+        diff,
+        "/api/flows/ticker/diff?from=x&to=1",
+        none,
+    )
+    .await;
+    p.expect(
+        404,
+        M::GET,
+        diff,
+        "/api/flows/ticker/diff?from=1&to=9",
+        none,
+    )
+    .await;
     let schedules = p
         .expect(200, M::GET, "/api/schedules", "/api/schedules", none)
         .await;
@@ -633,7 +695,10 @@ async fn every_api_answer_matches_the_schema_the_openapi_document_declares_for_i
         })
         .collect();
     for (method, template) in &operations {
-        let path = template.replace("{id}", "x").replace("{name}", "x");
+        let path = template
+            .replace("{id}", "x")
+            .replace("{name}", "x")
+            .replace("{version}", "1");
         let request = w.app.http.request(
             Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap(),
             format!("{}{path}", w.app.url),

@@ -5,10 +5,12 @@
 mod api;
 mod api_certificates;
 mod browser;
+mod browser_flow_edit;
 mod callback;
 mod conformance;
 mod device;
 mod durability;
+mod flow_edit;
 mod limits;
 mod providers;
 mod run_limits;

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{PUT_FLOW_ATTEMPTS, PostgresStore, get};
 use crate::at_rest::{from_ms, to_ms};
-use crate::{FlowChange, FlowChanges, FlowRow, FlowStore, Result, StoreError};
+use crate::{FlowChange, FlowChanges, FlowRow, FlowStore, FlowVersionRow, Result, StoreError};
 
 #[async_trait]
 impl FlowStore for PostgresStore {
@@ -77,6 +77,27 @@ impl FlowStore for PostgresStore {
             pool: self.pool.clone(),
             listener: None,
         }))
+    }
+
+    async fn list_flow_versions(&self, id: &str, limit: u32) -> Result<Vec<FlowVersionRow>> {
+        sqlx::query(
+            "SELECT version, created_at, octet_length(yaml)::BIGINT AS bytes FROM flows WHERE id = $1 \
+             ORDER BY version DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?
+        .iter()
+        .map(|row| {
+            Ok(FlowVersionRow {
+                version: get(row, "version")?,
+                created_at: from_ms(get(row, "created_at")?)?,
+                bytes: get(row, "bytes")?,
+            })
+        })
+        .collect()
     }
 
     async fn list_flows(&self) -> Result<Vec<FlowRow>> {

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{SqliteStore, get};
 use crate::at_rest::{from_ms, to_ms};
-use crate::{FlowRow, FlowStore, Result, StoreError};
+use crate::{FlowRow, FlowStore, FlowVersionRow, Result, StoreError};
 
 #[async_trait]
 impl FlowStore for SqliteStore {
@@ -73,6 +73,27 @@ impl FlowStore for SqliteStore {
             .map_err(StoreError::Database)?
             .map(|row| flow_from_row(&row))
             .transpose()
+    }
+
+    async fn list_flow_versions(&self, id: &str, limit: u32) -> Result<Vec<FlowVersionRow>> {
+        sqlx::query(
+            "SELECT version, created_at, length(CAST(yaml AS BLOB)) AS bytes FROM flows WHERE id = ? \
+             ORDER BY version DESC LIMIT ?",
+        )
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)?
+        .iter()
+        .map(|row| {
+            Ok(FlowVersionRow {
+                version: get(row, "version")?,
+                created_at: from_ms(get(row, "created_at")?)?,
+                bytes: get(row, "bytes")?,
+            })
+        })
+        .collect()
     }
 
     async fn list_flows(&self) -> Result<Vec<FlowRow>> {

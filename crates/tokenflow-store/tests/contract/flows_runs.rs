@@ -87,6 +87,40 @@ pub(crate) async fn a_changed_flow_yaml_becomes_the_next_version_and_old_version
     assert_eq!(store.get_flow_version("nope", 1).await.unwrap(), None);
 }
 
+pub(crate) async fn a_flows_versions_are_listed_newest_first_without_their_yaml_up_to_the_limit(
+    store: Arc<dyn Store>,
+) {
+    assert_eq!(store.list_flow_versions("f", 10).await.unwrap(), vec![]);
+    store.put_flow("f", "a: 1\n", at(0)).await.unwrap();
+    store.put_flow("f", "a: 22\n", at(5)).await.unwrap();
+    store.put_flow("f", "a: ü\n", at(9)).await.unwrap();
+    store.put_flow("other", "b: 1\n", at(0)).await.unwrap();
+    let versions = store.list_flow_versions("f", 10).await.unwrap();
+    assert_eq!(
+        versions,
+        vec![
+            FlowVersionRow {
+                version: 3,
+                created_at: at(9),
+                bytes: 6
+            },
+            FlowVersionRow {
+                version: 2,
+                created_at: at(5),
+                bytes: 6
+            },
+            FlowVersionRow {
+                version: 1,
+                created_at: at(0),
+                bytes: 5
+            },
+        ],
+        "bytes, not characters: `ü` is two"
+    );
+    let newest_two = store.list_flow_versions("f", 2).await.unwrap();
+    assert_eq!(newest_two, versions[..2].to_vec());
+}
+
 pub(crate) async fn going_back_to_an_older_yaml_is_still_a_new_version(store: Arc<dyn Store>) {
     store.put_flow("f", "a: 1\n", at(0)).await.unwrap();
     store.put_flow("f", "a: 2\n", at(1)).await.unwrap();
