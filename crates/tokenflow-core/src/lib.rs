@@ -12,6 +12,7 @@
 //! - [`flow`]: process flows: the action catalogue, the YAML format, validation with file/line/column.
 //! - [`limits`]: the bounds on what one run may hold.
 //! - [`status`]: the life states of a run and of a vault entry.
+//! - [`token_life`]: when a cached or stored access token is due for renewal.
 
 pub mod client_cert;
 pub mod client_key;
@@ -27,6 +28,7 @@ pub mod providers;
 pub mod secret;
 pub mod service_account;
 pub mod status;
+pub mod token_life;
 
 pub use client_cert::ClientCertificate;
 pub use client_key::{ClientKey, SigningAlg};
