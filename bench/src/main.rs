@@ -7,8 +7,10 @@ mod procs;
 mod profile;
 mod report;
 mod servers;
+mod soak_report;
 mod stats;
 mod suite;
+mod svg;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -58,6 +60,10 @@ struct Cli {
     /// (`NAME=BINARY`, repeated), taking turns; prints one table.
     #[arg(long, value_name = "NAME=BINARY")]
     ablate: Vec<String>,
+    /// Instead of the suite: the soak, a mixed load for this long (`90s`, `10m`, `1h`), sampled
+    /// over time; with `--write`, its section of the report and `bench/soak.svg`.
+    #[arg(long, value_name = "DURATION", value_parser = soak_report::parse_duration)]
+    soak: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +155,9 @@ async fn suite(cli: Cli) -> anyhow::Result<()> {
         writeln!(std::io::stdout().lock(), "{table}")?;
         return Ok(());
     }
+    if let Some(duration) = cli.soak {
+        return soak(&cli, &ctx, duration, &when).await;
+    }
     let mut results = report::Results::default();
     if wanted(&cli, 1) {
         eprintln!("==> 1. connector overhead");
@@ -183,6 +192,17 @@ async fn suite(cli: Cli) -> anyhow::Result<()> {
         eprintln!("==> 5. footprint");
         results.footprint = Some(suite::footprint::run(&ctx).await.context("benchmark 5")?);
     }
+    if cli.quick && cli.only.is_empty() {
+        // The soak's smoke test: every kind of load and the whole report, for a few seconds.
+        eprintln!("==> 6. soak (a few seconds)");
+        let plan = suite::soak::SoakPlan::new(std::time::Duration::from_secs(12), true);
+        let soak = suite::soak::run(&ctx, plan).await.context("the soak")?;
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            soak_report::render(&soak, &plan, &cli.build, &when)
+        )?;
+    }
     let section = report::render(&plan, &cli.build, &when, &results);
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{section}")?;
@@ -191,6 +211,38 @@ async fn suite(cli: Cli) -> anyhow::Result<()> {
         std::fs::write(path, report::splice(&document, &section))
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("==> report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--soak DURATION`: the soak alone; its section goes between its own markers.
+async fn soak(
+    cli: &Cli,
+    ctx: &Ctx,
+    duration: std::time::Duration,
+    when: &str,
+) -> anyhow::Result<()> {
+    let plan = suite::soak::SoakPlan::new(duration, cli.quick);
+    eprintln!(
+        "==> soak for {} s, a sample every {} s",
+        duration.as_secs(),
+        plan.sample_every.as_secs()
+    );
+    let soak = suite::soak::run(ctx, plan).await.context("the soak")?;
+    let section = soak_report::render(&soak, &plan, &cli.build, when);
+    writeln!(std::io::stdout().lock(), "{section}")?;
+    if let Some(path) = &cli.write {
+        let document = std::fs::read_to_string(path).unwrap_or_default();
+        std::fs::write(path, soak_report::splice(&document, &section))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let chart = procs::repo().join(soak_report::CHART);
+        std::fs::write(&chart, soak_report::chart(&soak))
+            .with_context(|| format!("cannot write {}", chart.display()))?;
+        eprintln!(
+            "==> soak written to {} and {}",
+            path.display(),
+            chart.display()
+        );
     }
     Ok(())
 }

@@ -180,6 +180,11 @@ impl Tokenflow {
         format!("{}{path}", self.process.url)
     }
 
+    /// The file its log (standard error) goes to.
+    pub fn log_path(&self) -> PathBuf {
+        self._dir.path().join("tokenflow.log")
+    }
+
     /// Its data folder (`tokenflow.db` on SQLite, `master.key`).
     pub fn data_dir(&self) -> PathBuf {
         self._dir.path().join("data")

@@ -508,13 +508,19 @@ fn footprint(out: &mut String, f: &Footprint) {
 /// `document` with the text between the markers replaced by `section` (markers added at the end
 /// when missing).
 pub fn splice(document: &str, section: &str) -> String {
-    match (document.find(BEGIN), document.find(END)) {
-        (Some(begin), Some(end)) if begin < end => format!(
-            "{}{BEGIN}\n{section}{}",
-            &document[..begin],
-            &document[end..]
+    splice_between(document, BEGIN, END, section)
+}
+
+/// `document` with the text between the markers `begin` and `end` replaced by `section`
+/// (markers added at the end when missing).
+pub fn splice_between(document: &str, begin: &str, end: &str, section: &str) -> String {
+    match (document.find(begin), document.find(end)) {
+        (Some(at), Some(until)) if at < until => format!(
+            "{}{begin}\n{section}{}",
+            &document[..at],
+            &document[until..]
         ),
-        _ => format!("{document}\n{BEGIN}\n{section}{END}\n"),
+        _ => format!("{document}\n{begin}\n{section}{end}\n"),
     }
 }
 

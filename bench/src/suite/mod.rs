@@ -3,6 +3,7 @@
 pub mod ablation;
 pub mod footprint;
 pub mod overhead;
+pub mod soak;
 pub mod throughput;
 pub mod vault;
 pub mod waiting;

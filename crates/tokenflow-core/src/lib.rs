@@ -13,6 +13,7 @@
 //! - [`line_diff`]: a bounded line diff of two texts (two versions of a flow).
 //! - [`limits`]: the bounds on what one run may hold.
 //! - [`status`]: the life states of a run and of a vault entry.
+//! - [`token_life`]: when a cached or stored access token is due for renewal.
 
 pub mod client_cert;
 pub mod client_key;
@@ -29,6 +30,7 @@ pub mod providers;
 pub mod secret;
 pub mod service_account;
 pub mod status;
+pub mod token_life;
 
 pub use client_cert::ClientCertificate;
 pub use client_key::{ClientKey, SigningAlg};

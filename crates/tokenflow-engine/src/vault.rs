@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors, RevokeStatus, TokenOutputs};
 use tokenflow_connectors::status::{VaultGetStatus, VaultStoreStatus};
+use tokenflow_core::token_life::still_fresh;
 use tokenflow_core::{Clock, Input, SecretString, VaultEntryState};
 use tokenflow_store::{Store, VaultEntryRow};
 
@@ -307,7 +308,9 @@ impl StoreVault {
         };
         if !force
             && let Some(token) = &entry.access_token
-            && entry.expires_at.is_none_or(|at| at - skew > now)
+            && entry
+                .expires_at
+                .is_none_or(|at| still_fresh(now, skew, entry.updated_at, at))
         {
             return issued(token.clone(), entry.expires_at, now, Vec::new());
         }

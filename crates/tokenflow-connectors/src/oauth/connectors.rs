@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokenflow_core::token_life::still_fresh;
 use tokenflow_core::{Clock, Input, OAuthServer, SecretString};
 use url::Url;
 
@@ -58,6 +59,7 @@ type CacheKey = (String, String, String, String, String);
 struct Cached {
     access_token: SecretString,
     token_type: String,
+    obtained_at: time::OffsetDateTime,
     expires_at: time::OffsetDateTime,
     response_fields: std::collections::BTreeMap<String, serde_json::Value>,
 }
@@ -235,7 +237,7 @@ impl OAuthConnectors {
         let skew =
             time::Duration::try_from(server.token_cache_skew).unwrap_or(time::Duration::minutes(1));
         if let Some(token) = cached.as_ref()
-            && token.expires_at - skew > now
+            && still_fresh(now, skew, token.obtained_at, token.expires_at)
         {
             let remaining = (token.expires_at - now).whole_seconds().max(0);
             let mut outputs = TokenOutputs::with_status(S::Successful);
@@ -256,6 +258,7 @@ impl OAuthConnectors {
                     .token_type
                     .clone()
                     .unwrap_or_else(|| "Bearer".to_owned()),
+                obtained_at: now,
                 expires_at: now + time::Duration::seconds(i64::try_from(secs).unwrap_or(0)),
                 response_fields: outputs.response_fields.clone(),
             }),

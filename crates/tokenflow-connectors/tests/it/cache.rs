@@ -109,3 +109,34 @@ async fn failures_are_not_cached() {
     }
     assert_eq!(idp.token_requests(&client).await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_token_that_lives_no_longer_than_the_skew_is_cached_for_half_its_life() {
+    let idp = Idp::start().await;
+    let id = unique("short");
+    idp.register(
+        json!({ "client_id": id, "client_secret": "short-secret", "grant_types": ["client_credentials"],
+                "response_types": [], "redirect_uris": [], "scope": "api:read" }),
+        json!({ "access_token_ttl": 60 }),
+    )
+    .await;
+    let server = server(
+        "idp",
+        json!({ "client_id": id, "client_secret": "short-secret", "token_url": idp.token_url(),
+                "scope": "api:read" }),
+    );
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let connectors = connectors_with_clock(clock.clone());
+    let login = || connectors.server_login("idp", Some(&server), &Input::Unassigned);
+    let first = login().await;
+    assert_eq!(first.expires_in, Some(60), "{first:?}");
+    clock.advance(time::Duration::seconds(29));
+    let cached = login().await;
+    assert_eq!(cached.access_token, first.access_token);
+    assert_eq!(cached.response.get("token_cache"), Some(&json!("hit")));
+    assert_eq!(idp.token_requests(&id).await.len(), 1);
+    clock.advance(time::Duration::seconds(2));
+    let fresh = login().await;
+    assert_ne!(fresh.access_token, first.access_token);
+    assert_eq!(idp.token_requests(&id).await.len(), 2);
+}

@@ -26,15 +26,15 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(json!({ "rotate_refresh_token": true })).await
+}
+
+/// A world whose IdP client has these options (`POST /_test/clients`).
+async fn world_with(options: serde_json::Value) -> World {
     let idp = Idp::start().await;
     let client = unique("vault-web");
-    idp.web_client(
-        &client,
-        "vault-secret",
-        REDIRECT_URI,
-        json!({ "rotate_refresh_token": true }),
-    )
-    .await;
+    idp.web_client(&client, "vault-secret", REDIRECT_URI, options)
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let key = MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), &key).await.unwrap());
@@ -155,6 +155,29 @@ async fn two_hundred_concurrent_callers_on_an_expired_entry_cause_exactly_one_re
     let entry = w.store.get_vault_entry("alice").await.unwrap().unwrap();
     assert_eq!(entry.last_refresh_outcome.as_deref(), Some("ok"));
     assert_eq!(entry.state, VaultEntryState::Ok);
+}
+
+#[tokio::test]
+async fn a_sixty_second_token_is_handed_out_for_half_its_life_not_refreshed_on_every_call() {
+    // The default skew (60 s) is as long as the token lives: without the half-life cap every
+    // call would refresh.
+    let w = world_with(json!({ "rotate_refresh_token": true, "access_token_ttl": 60 })).await;
+    w.grant("short").await;
+    let first = concurrent_gets(&w, "short", 1).await;
+    assert_eq!(
+        w.refreshes().await,
+        1,
+        "the expired grant is refreshed once"
+    );
+    w.clock.advance(time::Duration::seconds(29));
+    let same = concurrent_gets(&w, "short", 20).await;
+    assert!(same.iter().all(|t| *t == first[0]), "served from the vault");
+    assert_eq!(w.refreshes().await, 1, "no refresh within the first half");
+    w.clock.advance(time::Duration::seconds(2));
+    let next = concurrent_gets(&w, "short", 20).await;
+    assert!(next.iter().all(|t| *t == next[0] && *t != first[0]));
+    assert_eq!(w.refreshes().await, 2, "one refresh past half its life");
+    assert!(w.token_works(&next[0]).await);
 }
 
 #[tokio::test]

@@ -556,7 +556,7 @@ async fn get_run_json(state: &tokenflow_server::AppState, id: &str) -> Value {
         .to_json(state.runner.engine().limits().monitor_value)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_with_a_hundred_vault_callers_each_refresh_an_expired_entry_once() {
     let idp = Idp::start().await;
     let web = unique("multi-vault");
@@ -621,11 +621,17 @@ async fn three_processes_with_a_hundred_vault_callers_each_refresh_an_expired_en
         200
     );
 
+    // One client for all 300 callers: building a client per caller (each loads its TLS roots)
+    // on the test's thread could hold connections that are already open without their request
+    // head for longer than the servers' `header_read_timeout` on a loaded machine, and the
+    // servers rightly close those.
+    let client = http();
     let mut tasks = Vec::new();
     for i in 0..300 {
         let base = [&a.url, &b.url, &c.url][i % 3].clone();
+        let client = client.clone();
         tasks.push(tokio::spawn(async move {
-            let run: Value = http()
+            let run: Value = client
                 .post(format!("{base}/api/flows/use/runs"))
                 .bearer_auth(API_KEY)
                 .json(&json!({}))
