@@ -138,6 +138,12 @@ impl Writes {
         answer.await.map_err(|_| closed())?
     }
 
+    /// Whether the writer thread is gone (it ended, or the store was closed): no write can land
+    /// any more. `/readyz` asks (`Health::ping`).
+    pub(crate) fn stopped(&self) -> bool {
+        self.queue.is_closed()
+    }
+
     /// Lets the writes already queued finish, then closes both connections (a last checkpoint).
     pub(crate) async fn close(&self) {
         let (reply, answer) = oneshot::channel();
@@ -220,9 +226,20 @@ fn commit(conn: &Connection, batch: &mut Vec<(Write, oneshot::Sender<Result<()>>
         .iter()
         .map(|(write, _)| in_savepoint(conn, write))
         .collect();
-    if let Err(err) = exec(conn, "COMMIT") {
-        let _ = exec(conn, "ROLLBACK");
-        let err = Arc::new(err);
+    // Some failures (SQLITE_FULL, SQLITE_IOERR) make SQLite roll the whole transaction back on
+    // its own: nothing of the batch landed, and the cause is the failing write's error — a
+    // COMMIT would only add "no transaction is active" (docs/operations.md, "When the database
+    // fails").
+    let rolled_back = conn.is_autocommit();
+    let committed = if rolled_back {
+        Err(first_sqlite_error(&results))
+    } else {
+        exec(conn, "COMMIT").map_err(|err| {
+            let _ = exec(conn, "ROLLBACK");
+            Arc::new(err)
+        })
+    };
+    if let Err(err) = committed {
         for (_, reply) in batch.drain(..) {
             let _ = reply.send(Err(StoreError::Sqlite(err.clone())));
         }
@@ -255,8 +272,25 @@ fn in_savepoint(conn: &Connection, write: &Write) -> Result<()> {
     } else {
         exec(conn, "ROLLBACK TO w").and_then(|()| exec(conn, "RELEASE w"))
     };
-    end.map_err(sqlite)?;
-    outcome
+    // The write's own failure is the cause; the savepoint's end fails after it only when SQLite
+    // already rolled everything back.
+    outcome.and(end.map_err(sqlite))
+}
+
+/// The first writer-connection error among a batch's results (what rolled the batch back).
+fn first_sqlite_error(results: &[Result<()>]) -> Arc<rusqlite::Error> {
+    results
+        .iter()
+        .find_map(|result| match result {
+            Err(StoreError::Sqlite(err)) => Some(err.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            Arc::new(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the transaction was rolled back".to_owned()),
+            ))
+        })
 }
 
 /// Runs one statement without parameters, prepared once per connection.
