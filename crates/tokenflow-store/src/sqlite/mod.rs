@@ -410,6 +410,18 @@ mod tests {
     use super::*;
     use crate::migrations::assert_embedded_in_order;
 
+    #[tokio::test]
+    async fn the_store_is_not_ready_once_its_writer_thread_has_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        let store = SqliteStore::open(dir.path(), &key).await.unwrap();
+        store.ping().await.unwrap();
+        // The reads still answer; only the writer is gone.
+        store.writes.close().await;
+        assert!(matches!(store.ping().await, Err(StoreError::WriterStopped)));
+        store.close().await;
+    }
+
     #[test]
     fn every_migration_file_is_embedded_in_order() {
         assert_embedded_in_order("sqlite", MIGRATIONS);
