@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::process::Command;
 
-use crate::serve::{API_KEY, Site, http, post_run_with, terminate};
+use crate::serve::{Site, get_status, post_run_with, terminate};
 
 /// A local flow that writes a few KiB per run (its variable), and nothing outside.
 fn filler_flow() -> String {
@@ -125,17 +125,6 @@ fn data_dir(site: &Site) -> PathBuf {
     site.dir.path().join("data")
 }
 
-async fn get(site: &Site, path: &str) -> (u16, String) {
-    let response = http()
-        .get(site.url(path))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
-
 /// `PRAGMA integrity_check` of the stopped server's database, and its number of runs.
 fn check_database(site: &Site) -> i64 {
     let db = rusqlite::Connection::open(data_dir(site).join("tokenflow.db")).unwrap();
@@ -145,6 +134,18 @@ fn check_database(site: &Site) -> i64 {
     assert_eq!(check, "ok");
     db.query_row("SELECT count(*) FROM runs", [], |row| row.get(0))
         .unwrap()
+}
+
+/// After the repair: the server starts, shows the run stored before the fault, stores a new one,
+/// and the database is intact with both.
+async fn works_again(site: &Site, run_id: &str) {
+    let child = site.start().await;
+    let (status, text) = get_status(site, &format!("/api/runs/{run_id}")).await;
+    assert_eq!(status, 200, "{text}");
+    let (status, _, text) = post_run_with(site, "local", json!({})).await;
+    assert_eq!(status, 200, "{text}");
+    terminate(child).await;
+    assert_eq!(check_database(site), 2);
 }
 
 /// Fills the file system under `dir` with one file until no byte more fits.
@@ -206,9 +207,9 @@ async fn sqlite_disk_full_answers_507_keeps_the_database_intact_and_writes_resum
         "{text}"
     );
     // Reads go on, and the server stays ready for them.
-    let (status, text) = get(&site, "/api/runs?limit=1").await;
+    let (status, text) = get_status(&site, "/api/runs?limit=1").await;
     assert_eq!(status, 200, "{text}");
-    assert_eq!(get(&site, "/readyz").await.0, 200);
+    assert_eq!(get_status(&site, "/readyz").await.0, 200);
 
     std::fs::remove_file(filler).unwrap();
     let (status, run, text) = post_run_with(&site, "local", json!({})).await;
@@ -260,13 +261,7 @@ async fn a_read_only_data_folder_is_refused_at_start_with_its_name_and_works_onc
     );
 
     disk.remount("rw");
-    let child = site.start().await;
-    let (status, text) = get(&site, &format!("/api/runs/{}", run["id"].as_str().unwrap())).await;
-    assert_eq!(status, 200, "{text}");
-    let (status, _, text) = post_run_with(&site, "local", json!({})).await;
-    assert_eq!(status, 200, "{text}");
-    terminate(child).await;
-    assert_eq!(check_database(&site), 2);
+    works_again(&site, run["id"].as_str().unwrap()).await;
 }
 
 #[tokio::test]
@@ -312,9 +307,10 @@ async fn a_file_system_turning_read_only_under_the_server_refuses_writes_clearly
             .contains("nothing was stored"),
         "{text}"
     );
-    let (status, text) = get(&site, &format!("/api/runs/{}", run["id"].as_str().unwrap())).await;
+    let (status, text) =
+        get_status(&site, &format!("/api/runs/{}", run["id"].as_str().unwrap())).await;
     assert_eq!(status, 200, "reads go on: {text}");
-    let (status, _) = get(&site, "/api/runs").await;
+    let (status, _) = get_status(&site, "/api/runs").await;
     assert_eq!(status, 200);
 
     // Recovery is the operator's: stop, repair the file system, mount it again, start.
@@ -329,11 +325,5 @@ async fn a_file_system_turning_read_only_under_the_server_refuses_writes_clearly
         &["-o", "loop,errors=remount-ro", &image, &disk.path()],
     )
     .unwrap();
-    let child = site.start().await;
-    let (status, text) = get(&site, &format!("/api/runs/{}", run["id"].as_str().unwrap())).await;
-    assert_eq!(status, 200, "{text}");
-    let (status, _, text) = post_run_with(&site, "local", json!({})).await;
-    assert_eq!(status, 200, "{text}");
-    terminate(child).await;
-    assert_eq!(check_database(&site), 2);
+    works_again(&site, run["id"].as_str().unwrap()).await;
 }

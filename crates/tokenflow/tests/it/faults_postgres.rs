@@ -11,7 +11,7 @@ use tokenflow_testkit::{Decision, Idp, PgCluster, sign_in, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::serve::{API_KEY, Site, http, post_run_with, terminate};
+use crate::serve::{API_KEY, Site, get_status, http, post_run_with, terminate};
 
 const WEB_SECRET: &str = "fault-web-secret";
 
@@ -79,21 +79,8 @@ where
     }
 }
 
-async fn status_of(site: &Site, path: &str) -> (u16, String) {
-    let response = http()
-        .get(site.url(path))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    (
-        response.status().as_u16(),
-        response.text().await.unwrap_or_default(),
-    )
-}
-
 async fn runs(site: &Site) -> Vec<Value> {
-    let (status, text) = status_of(site, "/api/runs?limit=100").await;
+    let (status, text) = get_status(site, "/api/runs?limit=100").await;
     assert_eq!(status, 200, "{text}");
     let body: Value = serde_json::from_str(&text).unwrap();
     body.as_array()
@@ -157,9 +144,9 @@ async fn postgres_stopped_under_running_and_waiting_runs_answers_503_and_after_i
     cluster.stop_immediate();
     peer.release.send(true).unwrap();
 
-    let (status, text) = status_of(&site, "/readyz").await;
+    let (status, text) = get_status(&site, "/readyz").await;
     assert_eq!(status, 503, "{text}");
-    let (status, text) = status_of(&site, "/api/runs").await;
+    let (status, text) = get_status(&site, "/api/runs").await;
     assert_eq!(status, 503, "{text}");
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["error"], "store_unavailable", "{body}");
@@ -183,7 +170,7 @@ async fn postgres_stopped_under_running_and_waiting_runs_answers_503_and_after_i
 
     cluster.start_again();
     until("/readyz says ready", || async {
-        status_of(&site, "/readyz").await.0 == 200
+        get_status(&site, "/readyz").await.0 == 200
     })
     .await;
     for task in executing {
@@ -212,7 +199,7 @@ async fn postgres_stopped_under_running_and_waiting_runs_answers_503_and_after_i
             200
         );
         let (_, text) =
-            status_of(&site, &format!("/api/runs/{}", run["id"].as_str().unwrap())).await;
+            get_status(&site, &format!("/api/runs/{}", run["id"].as_str().unwrap())).await;
         let shown: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(shown["status"], "completed", "{shown}");
     }
