@@ -28,7 +28,7 @@ async fn healthz() -> &'static str {
 /// acquire timeout (10 s), longer than a probe waits.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The store answers within [`READY_TIMEOUT`] (and SQLite's writer thread runs).
+/// The store answers within 2 s (and SQLite's writer thread runs).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready", content_type = "text/plain"), (status = 503, description = "the store does not answer", content_type = "text/plain")))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {

@@ -312,6 +312,7 @@ async fn a_file_system_turning_read_only_under_the_server_refuses_writes_clearly
     assert_eq!(status, 200, "reads go on: {text}");
     let (status, _) = get_status(&site, "/api/runs").await;
     assert_eq!(status, 200);
+    assert_eq!(get_status(&site, "/readyz").await.0, 200, "ready for reads");
 
     // Recovery is the operator's: stop, repair the file system, mount it again, start.
     child.kill().await.unwrap();
@@ -326,4 +327,60 @@ async fn a_file_system_turning_read_only_under_the_server_refuses_writes_clearly
     )
     .unwrap();
     works_again(&site, run["id"].as_str().unwrap()).await;
+}
+
+/// docs/operations.md, "When the database fails": every test its table names exists, and every
+/// error code it lists is one the server answers.
+#[test]
+fn the_operations_guide_names_tests_and_error_codes_that_exist() {
+    let repo = crate::support::repo();
+    let guide = std::fs::read_to_string(repo.join("docs/operations.md")).unwrap();
+    let section = guide
+        .split("## When the database fails")
+        .nth(1)
+        .expect("the section");
+    let mut sources = String::new();
+    let mut dirs = vec![repo.join("crates")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                sources.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    let quoted: Vec<&str> = section.split('`').skip(1).step_by(2).collect();
+    let tests: Vec<&&str> = quoted.iter().filter(|q| q.contains("::")).collect();
+    assert!(tests.len() >= 6, "{tests:?}");
+    for test in tests {
+        let name = test.rsplit("::").next().unwrap();
+        let found = if name == "tests" {
+            sources.contains(&format!("mod {}", test.split("::").next().unwrap()))
+        } else {
+            sources.contains(&format!("fn {name}("))
+        };
+        assert!(
+            found,
+            "docs/operations.md names `{test}`, which does not exist"
+        );
+    }
+    let errors =
+        std::fs::read_to_string(repo.join("crates/tokenflow-server/src/error.rs")).unwrap();
+    for code in [
+        "store_unavailable",
+        "disk_full",
+        "store_read_only",
+        "store_io_error",
+    ] {
+        assert!(
+            section.contains(&format!("`{code}`")),
+            "{code} is documented"
+        );
+        assert!(
+            errors.contains(&format!("\"{code}\"")),
+            "{code} is answered"
+        );
+    }
 }
