@@ -7,6 +7,7 @@
 //! - [`runner`]: drives runs and persists every transition (one store write per action):
 //!   starting, stepping, suspending at a login, resuming by callback, expiry, cancel, run
 //!   leases, the sweep with recovery of interrupted runs and housekeeping purges.
+//! - `outage`: a run's writes tried again through a short database outage.
 //! - [`device`]: the polling of waiting device logins, each run polled by one instance.
 //! - [`scheduler`]: schedules of system flows, each firing claimed once across instances.
 //! - [`catalog`]: flows, versioned in the store and parsed once per version.
@@ -22,6 +23,7 @@ pub mod device;
 pub mod error;
 pub mod keys;
 pub mod metrics;
+mod outage;
 pub mod registry;
 pub mod runner;
 pub mod runtime;

@@ -26,6 +26,7 @@ use tokenflow_store::{ActionRecordRow, PendingRow, RunRow, Store, TakePending};
 use crate::catalog::FlowCatalog;
 use crate::error::RuntimeError;
 use crate::metrics::Metrics;
+use crate::outage::write_through_outage;
 
 /// A run with the flow version it runs on.
 #[derive(Debug, Clone)]
@@ -733,10 +734,16 @@ impl Runner {
             (Some(waiting), RunStatus::Waiting) => Some(waiting),
             _ => None,
         };
+        // A new run's first write is not tried again: nothing outside the run happened before it
+        // (its first actions are repeatable), so the caller may as well hear of the outage now.
+        let patience = self.lease / 2;
         if !exists {
             self.store.create_run_with_records(&row, &rows).await?;
         } else if !rows.is_empty() || waiting.is_none() {
-            self.store.record_action_outcomes(&row, &rows).await?;
+            write_through_outage(&run.id, patience, || {
+                self.store.record_action_outcomes(&row, &rows)
+            })
+            .await?;
         }
         for record in new_records {
             self.metrics
@@ -760,7 +767,8 @@ impl Runner {
                 self.schedule_device_poll(&view.run.id, waiting, device)
                     .await?;
             }
-            self.store.suspend_run(&row, &pending).await?;
+            write_through_outage(&run.id, patience, || self.store.suspend_run(&row, &pending))
+                .await?;
             tracing::info!(run = %view.run.id, action = %waiting.action, device = waiting.device.is_some(), "run waiting for a user login");
         }
         if view.run.status.is_final() {

@@ -11,14 +11,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokenflow_core::flow::FlowProblems;
 use tokenflow_runtime::RuntimeError;
-use tokenflow_store::StoreError;
+use tokenflow_store::{Outage, StoreError};
 
 /// Every error's body: a stable code and a message.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// `unauthorized`, `not_found`, `invalid_json`, `payload_too_large`, `request_timeout`,
     /// `unsupported_media_type`, `invalid_flow`, `invalid_input`, `secret_required`, `conflict`,
-    /// `defined_in_configuration`, `internal`.
+    /// `defined_in_configuration`, `store_unavailable`, `store_read_only`, `store_io_error`,
+    /// `disk_full`, `internal`.
     pub error: String,
     pub message: String,
     /// For `invalid_flow`: every problem as `file:line:column: message`.
@@ -53,6 +54,10 @@ pub enum ApiError {
     /// An OAuth server of the configuration file, which only the file changes.
     #[error("{0}")]
     DefinedInConfiguration(String),
+    /// The database's condition, not the request: try again once the operator fixed it
+    /// (docs/operations.md, "When the database fails"). Nothing of the request was stored.
+    #[error("{}", outage_message(*.0))]
+    Outage(Outage),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -68,11 +73,18 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict(what) => ApiError::Conflict(what),
+            err @ (StoreError::Database(_) | StoreError::Sqlite(_)) => match err.outage() {
+                Some(outage) => {
+                    // Logged here, once per answer; the cause's text stays in the log.
+                    tracing::warn!(error = %error_chain(&err), "the database failed");
+                    ApiError::Outage(outage)
+                }
+                None => ApiError::internal(err),
+            },
             // The database, its migrations, the data directory, the master key or stored data:
             // nothing the caller did, and nothing to tell them beyond "internal".
-            err @ (StoreError::Database(_)
-            | StoreError::Sqlite(_)
-            | StoreError::Closed
+            err @ (StoreError::Closed
+            | StoreError::WriterStopped
             | StoreError::Migration(_)
             | StoreError::DataDir { .. }
             | StoreError::WrongMasterKey
@@ -122,6 +134,14 @@ impl IntoResponse for ApiError {
             ApiError::DefinedInConfiguration(_) => {
                 (StatusCode::CONFLICT, "defined_in_configuration")
             }
+            ApiError::Outage(Outage::Unavailable) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+            }
+            ApiError::Outage(Outage::ReadOnly) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_read_only")
+            }
+            ApiError::Outage(Outage::Io) => (StatusCode::SERVICE_UNAVAILABLE, "store_io_error"),
+            ApiError::Outage(Outage::DiskFull) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let mut body = ErrorBody {
@@ -145,9 +165,16 @@ impl IntoResponse for ApiError {
             | ApiError::InvalidInput(_)
             | ApiError::Conflict(_)
             | ApiError::SecretRequired(_)
-            | ApiError::DefinedInConfiguration(_) => {}
+            | ApiError::DefinedInConfiguration(_)
+            | ApiError::Outage(_) => {}
         }
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 "www-authenticate",
@@ -171,6 +198,21 @@ pub async fn json_api_errors(response: Response) -> Response {
         return ApiError::PayloadTooLarge.into_response();
     }
     response
+}
+
+/// What an [`ApiError::Outage`] says: the condition and what was (not) done, never the cause's
+/// own text (paths, hosts).
+fn outage_message(outage: Outage) -> &'static str {
+    match outage {
+        Outage::Unavailable => "the database is unavailable; nothing was stored, try again later",
+        Outage::DiskFull => {
+            "the database's disk is full (no space left); nothing was stored, try again once space is freed"
+        }
+        Outage::ReadOnly => "the database is read-only; nothing was stored, reads still work",
+        Outage::Io => {
+            "the database's storage failed (I/O error, e.g. a file system that turned read-only); nothing was stored"
+        }
+    }
 }
 
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

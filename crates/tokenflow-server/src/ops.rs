@@ -1,6 +1,8 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store answers),
 //! `/metrics` (Prometheus text format). All public, none reveals anything secret.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -22,14 +24,22 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The store answers.
+/// How long `/readyz` waits for the store: a stopped PostgreSQL makes a query wait for the pool's
+/// acquire timeout (10 s), longer than a probe waits.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The store answers within 2 s (and SQLite's writer thread runs).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready", content_type = "text/plain"), (status = 503, description = "the store does not answer", content_type = "text/plain")))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(err) => {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Err(err)) => {
             tracing::warn!(error = %err, "not ready: the store does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "the store does not answer")
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the store did not answer within 2 s");
             (StatusCode::SERVICE_UNAVAILABLE, "the store does not answer")
         }
     }

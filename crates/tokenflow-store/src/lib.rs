@@ -42,6 +42,10 @@ pub enum StoreError {
     /// The store was closed (the process is stopping).
     #[error("the store is closed")]
     Closed,
+    /// The SQLite store's writer thread has ended: no run can be written until tokenflow
+    /// restarts (`/readyz` reports it).
+    #[error("the SQLite writer thread has stopped")]
+    WriterStopped,
     #[error("cannot apply migrations")]
     Migration(#[source] sqlx::migrate::MigrateError),
     #[error("cannot prepare the data directory {path}")]
@@ -72,6 +76,83 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A store failure that is the database's condition rather than anything the caller did or any
+/// stored value: it passes when the operator fixes the database (docs/operations.md, "When the
+/// database fails"), so callers answer "try again later" and the runner waits it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The database does not answer (PostgreSQL stopped, restarting or unreachable).
+    Unavailable,
+    /// The disk under the database is full (`SQLITE_FULL`, PostgreSQL `53100`).
+    DiskFull,
+    /// The database or its folder is read-only (`SQLITE_READONLY`, PostgreSQL `25006`).
+    ReadOnly,
+    /// The storage under the database fails to read or write (`SQLITE_IOERR`; a file system
+    /// the kernel turned read-only under an open database shows as this).
+    Io,
+}
+
+impl StoreError {
+    /// The outage this failure is, if it is one.
+    pub fn outage(&self) -> Option<Outage> {
+        match self {
+            StoreError::Database(err) => sqlx_outage(err),
+            StoreError::Sqlite(err) => sqlite_outage(err),
+            StoreError::Closed
+            | StoreError::Migration(_)
+            | StoreError::DataDir { .. }
+            | StoreError::WriterStopped
+            | StoreError::WrongMasterKey
+            | StoreError::RotationUnfinished
+            | StoreError::InvalidMasterKey(_)
+            | StoreError::Decrypt(_)
+            | StoreError::Corrupt(_)
+            | StoreError::NotFound(_)
+            | StoreError::Conflict(_) => None,
+        }
+    }
+}
+
+fn sqlx_outage(err: &sqlx::Error) -> Option<Outage> {
+    match err {
+        // A connection that broke, or none to be had before the acquire timeout.
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => Some(Outage::Unavailable),
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            if let Ok(sqlite) = code.parse::<i32>() {
+                return sqlite_code_outage(sqlite);
+            }
+            match code.as_ref() {
+                // Class 08 (connection exception); 57P01-57P03: the server is shutting down,
+                // crashed or is starting (PostgreSQL, Appendix A).
+                "57P01" | "57P02" | "57P03" => Some(Outage::Unavailable),
+                code if code.starts_with("08") => Some(Outage::Unavailable),
+                "53100" => Some(Outage::DiskFull),
+                "25006" => Some(Outage::ReadOnly),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn sqlite_outage(err: &rusqlite::Error) -> Option<Outage> {
+    match err {
+        rusqlite::Error::SqliteFailure(failure, _) => sqlite_code_outage(failure.extended_code),
+        _ => None,
+    }
+}
+
+/// An SQLite result code (primary or extended: the primary is its low byte).
+fn sqlite_code_outage(code: i32) -> Option<Outage> {
+    match code & 0xff {
+        rusqlite::ffi::SQLITE_FULL => Some(Outage::DiskFull),
+        rusqlite::ffi::SQLITE_READONLY => Some(Outage::ReadOnly),
+        rusqlite::ffi::SQLITE_IOERR | rusqlite::ffi::SQLITE_CANTOPEN => Some(Outage::Io),
+        _ => None,
+    }
+}
 
 /// Whether the database answers.
 #[async_trait]

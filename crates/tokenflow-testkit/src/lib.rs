@@ -3,6 +3,7 @@
 //! - [`idp`]: the project's own test identity provider (panva's `oidc-provider` under
 //!   `tests/idp/`), started per test on port 0, with runtime client registration and counters.
 //! - [`pki`]: a CA with server and client certificates and PKCS#12 files, made with `openssl`.
+//! - [`pg_cluster`]: a PostgreSQL cluster of a test's own, which it may stop and start.
 //! - [`browser`]: a real headless Chromium over WebDriver, with screenshots on failure.
 //! - [`device`]: the person's side of a device login (RFC 8628) through the IdP's real pages.
 //! - [`signin`]: a cookie-keeping HTTP client that signs a person in through the IdP's real login
@@ -16,11 +17,13 @@
 pub mod browser;
 pub mod device;
 pub mod idp;
+pub mod pg_cluster;
 pub mod pki;
 pub mod signin;
 
 pub use device::{DeviceDecision, approve_device};
 pub use idp::{Idp, TestClient, TokenRequestRecord};
+pub use pg_cluster::PgCluster;
 pub use pki::TestPki;
 pub use signin::{Decision, sign_in};
 

@@ -122,10 +122,14 @@ impl SqliteStore {
     /// Opens (creating when missing) `<data_dir>/tokenflow.db`; the data directory is created
     /// with mode 0700. See [`SqliteStore::open_file`].
     pub async fn open(data_dir: &Path, key: &MasterKey) -> Result<Self> {
-        create_private_dir(data_dir).map_err(|source| StoreError::DataDir {
+        let dir_error = |source| StoreError::DataDir {
             path: data_dir.display().to_string(),
             source,
-        })?;
+        };
+        create_private_dir(data_dir).map_err(dir_error)?;
+        // A read-only folder would otherwise surface later as a migration or write failure that
+        // does not name it (docs/operations.md, "When the database fails").
+        check_writable(data_dir).map_err(dir_error)?;
         Self::open_file(&data_dir.join(DB_FILE_NAME), key).await
     }
 
@@ -329,6 +333,14 @@ fn make_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Creates and removes a file in `dir`: fails when the folder cannot be written (a read-only file
+/// system; permissions do not stop root, which is why this is not a permission check).
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(".tokenflow-write-check");
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
 /// Takes group and other permissions away from `path` if it exists.
 fn restrict_if_present(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -366,7 +378,11 @@ fn run_update_binds(run: &RunRow, sealed_state: Vec<u8>) -> Vec<Bind> {
 
 #[async_trait]
 impl Health for SqliteStore {
+    /// The database answers a read, and the writer thread still takes writes.
     async fn ping(&self) -> Result<()> {
+        if self.writes.stopped() {
+            return Err(StoreError::WriterStopped);
+        }
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
@@ -393,6 +409,18 @@ fn run_status(row: &SqliteRow) -> Result<RunStatus> {
 mod tests {
     use super::*;
     use crate::migrations::assert_embedded_in_order;
+
+    #[tokio::test]
+    async fn the_store_is_not_ready_once_its_writer_thread_has_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        let store = SqliteStore::open(dir.path(), &key).await.unwrap();
+        store.ping().await.unwrap();
+        // The reads still answer; only the writer is gone.
+        store.writes.close().await;
+        assert!(matches!(store.ping().await, Err(StoreError::WriterStopped)));
+        store.close().await;
+    }
 
     #[test]
     fn every_migration_file_is_embedded_in_order() {

@@ -138,6 +138,12 @@ impl Writes {
         answer.await.map_err(|_| closed())?
     }
 
+    /// Whether the writer thread is gone (it ended, or the store was closed): no write can land
+    /// any more. `/readyz` asks (`Health::ping`).
+    pub(crate) fn stopped(&self) -> bool {
+        self.queue.is_closed()
+    }
+
     /// Lets the writes already queued finish, then closes both connections (a last checkpoint).
     pub(crate) async fn close(&self) {
         let (reply, answer) = oneshot::channel();
@@ -220,9 +226,20 @@ fn commit(conn: &Connection, batch: &mut Vec<(Write, oneshot::Sender<Result<()>>
         .iter()
         .map(|(write, _)| in_savepoint(conn, write))
         .collect();
-    if let Err(err) = exec(conn, "COMMIT") {
-        let _ = exec(conn, "ROLLBACK");
-        let err = Arc::new(err);
+    // Some failures (SQLITE_FULL, SQLITE_IOERR) make SQLite roll the whole transaction back on
+    // its own: nothing of the batch landed, and the cause is the failing write's error — a
+    // COMMIT would only add "no transaction is active" (docs/operations.md, "When the database
+    // fails").
+    let rolled_back = conn.is_autocommit();
+    let committed = if rolled_back {
+        Err(first_sqlite_error(&results))
+    } else {
+        exec(conn, "COMMIT").map_err(|err| {
+            let _ = exec(conn, "ROLLBACK");
+            Arc::new(err)
+        })
+    };
+    if let Err(err) = committed {
         for (_, reply) in batch.drain(..) {
             let _ = reply.send(Err(StoreError::Sqlite(err.clone())));
         }
@@ -255,8 +272,25 @@ fn in_savepoint(conn: &Connection, write: &Write) -> Result<()> {
     } else {
         exec(conn, "ROLLBACK TO w").and_then(|()| exec(conn, "RELEASE w"))
     };
-    end.map_err(sqlite)?;
-    outcome
+    // The write's own failure is the cause; the savepoint's end fails after it only when SQLite
+    // already rolled everything back.
+    outcome.and(end.map_err(sqlite))
+}
+
+/// The first writer-connection error among a batch's results (what rolled the batch back).
+fn first_sqlite_error(results: &[Result<()>]) -> Arc<rusqlite::Error> {
+    results
+        .iter()
+        .find_map(|result| match result {
+            Err(StoreError::Sqlite(err)) => Some(err.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            Arc::new(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the transaction was rolled back".to_owned()),
+            ))
+        })
 }
 
 /// Runs one statement without parameters, prepared once per connection.
@@ -353,4 +387,75 @@ fn wal_checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64)>
     conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
         Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Outage;
+
+    fn insert(run_id: &str, bytes: usize) -> Write {
+        Write {
+            statements: vec![Statement::new(
+                "INSERT INTO t (id, data) VALUES (?, ?)",
+                vec![Bind::Text(run_id.to_owned()), Bind::Blob(vec![7; bytes])],
+            )],
+            run_id: run_id.to_owned(),
+            conflict: format!("{run_id} exists"),
+        }
+    }
+
+    fn answers(conn: &Connection, writes: Vec<Write>) -> Vec<Result<()>> {
+        let mut batch = Vec::new();
+        let mut answers = Vec::new();
+        for write in writes {
+            let (reply, answer) = oneshot::channel();
+            batch.push((write, reply));
+            answers.push(answer);
+        }
+        commit(conn, &mut batch);
+        answers
+            .into_iter()
+            .map(|mut answer| answer.try_recv().unwrap())
+            .collect()
+    }
+
+    /// A full disk in the middle of a batch (SQLite's page limit stands in for the disk here;
+    /// `tokenflow`'s `faults_disk` tests fill a real one) makes SQLite roll the whole transaction
+    /// back: every write of the batch hears "disk full", none hears a confusing follow-up
+    /// error, and the connection takes the next batch.
+    #[test]
+    fn a_full_disk_mid_batch_fails_every_write_of_it_as_disk_full_and_the_next_batch_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Connection::open(&path).unwrap());
+        let conn = open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY, data BLOB)")
+            .unwrap();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .unwrap();
+        conn.query_row(
+            &format!("PRAGMA max_page_count = {}", pages + 4),
+            [],
+            |_| Ok(()),
+        )
+        .unwrap();
+
+        let results = answers(&conn, vec![insert("a", 100), insert("b", 1 << 20)]);
+        for result in results {
+            let err = result.unwrap_err();
+            assert_eq!(err.outage(), Some(Outage::DiskFull), "{err:?}");
+        }
+        assert!(conn.is_autocommit(), "no transaction is left open");
+
+        conn.query_row("PRAGMA max_page_count = 1000000", [], |_| Ok(()))
+            .unwrap();
+        let results = answers(&conn, vec![insert("a", 100), insert("b", 1 << 20)]);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 2);
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::serve::{API_KEY, Site, http, terminate};
+use crate::serve::{API_KEY, Site, get_status, http, terminate};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -63,14 +63,9 @@ async fn post_run(site: &Site, flow: &str) -> (Value, usize) {
 }
 
 async fn get_text(site: &Site, path: &str) -> String {
-    let response = http()
-        .get(site.url(path))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    response.text().await.unwrap()
+    let (status, text) = get_status(site, path).await;
+    assert_eq!(status, 200, "{path}");
+    text
 }
 
 #[tokio::test]

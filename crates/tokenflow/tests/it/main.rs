@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bounded;
+mod faults_disk;
+mod faults_postgres;
 mod flows;
 mod multi;
 mod ops;

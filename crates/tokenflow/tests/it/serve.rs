@@ -148,6 +148,18 @@ fn servers(idp: &Idp, web: &str, cc: &str) -> String {
     )
 }
 
+/// `GET path` with the API key: the status and the body, whatever the status.
+pub(crate) async fn get_status(site: &Site, path: &str) -> (u16, String) {
+    let response = http()
+        .get(site.url(path))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
 async fn post_run(site: &Site, flow: &str) -> (u16, Value, String) {
     post_run_with(site, flow, json!({})).await
 }
