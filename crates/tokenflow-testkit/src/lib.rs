@@ -4,6 +4,8 @@
 //!   `tests/idp/`), started per test on port 0, with runtime client registration and counters.
 //! - [`pki`]: a CA with server and client certificates and PKCS#12 files, made with `openssl`.
 //! - [`browser`]: a real headless Chromium over WebDriver, with screenshots on failure.
+//! - [`fault_proxy`]: a TCP proxy in front of the IdP that refuses, stalls, answers 500 or holds
+//!   the IdP's answer on demand (the faults a real IdP cannot be told to produce).
 //! - [`device`]: the person's side of a device login (RFC 8628) through the IdP's real pages.
 //! - [`signin`]: a cookie-keeping HTTP client that signs a person in through the IdP's real login
 //!   and consent pages and returns where the IdP redirected to.
@@ -15,11 +17,13 @@
 
 pub mod browser;
 pub mod device;
+pub mod fault_proxy;
 pub mod idp;
 pub mod pki;
 pub mod signin;
 
 pub use device::{DeviceDecision, approve_device};
+pub use fault_proxy::{Fault, FaultProxy, Seen};
 pub use idp::{Idp, TestClient, TokenRequestRecord};
 pub use pki::TestPki;
 pub use signin::{Decision, sign_in};
