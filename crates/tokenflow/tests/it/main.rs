@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bounded;
+mod faults_kill;
 mod flows;
 mod multi;
 mod ops;
