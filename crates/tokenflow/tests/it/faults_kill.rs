@@ -308,3 +308,42 @@ async fn kill_9_during_a_vault_refresh_with_rotation_marks_the_entry_for_a_new_s
     );
     terminate(server).await;
 }
+
+/// docs/operations.md's "What happens when …" table names a test in its last column: each exists,
+/// and every fault test is in the table.
+#[test]
+fn the_failure_table_and_the_fault_tests_name_the_same_tests() {
+    let repo = crate::support::repo();
+    let doc = std::fs::read_to_string(repo.join("docs/operations.md")).unwrap();
+    let section = doc.split("## What happens when").nth(1).unwrap();
+    let named: Vec<String> = section
+        .lines()
+        .filter(|line| line.starts_with("| ") && line.ends_with("` |"))
+        .filter_map(|line| line.trim_end_matches(" |").rsplit("| ").next())
+        .map(|cell| cell.trim_matches('`').to_owned())
+        .collect();
+    assert!(named.len() >= 15, "{named:?}");
+    let files = [
+        "crates/tokenflow-engine/tests/it/faults_idp.rs",
+        "crates/tokenflow/tests/it/faults_kill.rs",
+        "crates/tokenflow/tests/it/serve.rs",
+    ]
+    .map(|path| std::fs::read_to_string(repo.join(path)).unwrap());
+    for name in &named {
+        assert!(
+            files
+                .iter()
+                .any(|code| code.contains(&format!("async fn {name}()"))),
+            "docs/operations.md names `{name}`, which is no test"
+        );
+    }
+    for code in &files[..2] {
+        for test in code.split("#[tokio::test]\nasync fn ").skip(1) {
+            let test = test.split("()").next().unwrap();
+            assert!(
+                named.iter().any(|name| name == test),
+                "`{test}` is missing from docs/operations.md's table"
+            );
+        }
+    }
+}
