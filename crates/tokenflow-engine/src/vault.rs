@@ -14,7 +14,7 @@ use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors, RevokeStatus
 use tokenflow_connectors::status::{VaultGetStatus, VaultStoreStatus};
 use tokenflow_core::token_life::still_fresh;
 use tokenflow_core::{Clock, Input, SecretString, VaultEntryState};
-use tokenflow_store::{Store, VaultEntryRow};
+use tokenflow_store::{RefreshClaim, Store, VaultEntryRow};
 
 use crate::servers::ServerDirectory;
 
@@ -53,14 +53,24 @@ enum Force<'a> {
 
 /// The outcome of trying to become the one refresher of an entry.
 enum Fenced {
-    /// This vault holds the lease; the entry as it is now still needs a refresh.
-    Refresh(VaultEntryRow),
+    /// This vault holds the lease; the entry as it is now still needs a refresh. `Interrupted`
+    /// when the lease was taken over from a refresher that never finished.
+    Refresh(VaultEntryRow, Interrupted),
     /// Somebody else refreshed (or an error): here is the answer.
     Done(TokenOutputs<VaultGetStatus>),
 }
 
+/// Whether an earlier refresh of the entry was interrupted (its lease expired unreleased): a
+/// refresh token it sent may have been rotated at the provider and the answer lost with it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Interrupted(bool);
+
 /// How long a refresh lease lasts; a refresher that dies is replaced after this.
 const LEASE: time::Duration = time::Duration::seconds(30);
+
+/// The last refresh outcome of an entry whose refresh token was refused after an earlier refresh
+/// never finished (docs/operations.md, "What happens when …").
+pub const INTERRUPTED_OUTCOME: &str = "invalid_grant_after_interrupted_refresh";
 
 /// What deleting a vault entry did to its grant at the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,15 +333,20 @@ impl StoreVault {
                 return issued(token, entry.expires_at, now, Vec::new());
             }
             return self
-                .grant_gone(entry, now, "no refresh token and the access token expired")
+                .grant_gone(
+                    entry,
+                    now,
+                    "invalid_grant",
+                    "no refresh token and the access token expired",
+                )
                 .await;
         }
 
-        let entry = match self.fence(name, &entry, skew).await {
+        let (entry, interrupted) = match self.fence(name, &entry, skew).await {
             Fenced::Done(outputs) => return outputs,
-            Fenced::Refresh(latest) => latest,
+            Fenced::Refresh(latest, interrupted) => (latest, interrupted),
         };
-        let outputs = self.refresh(name, entry, &server, now).await;
+        let outputs = self.refresh(name, entry, &server, now, interrupted).await;
         let _ = self.store.release_vault_refresh(name, &self.owner).await;
         outputs
     }
@@ -355,11 +370,18 @@ impl StoreVault {
                         err.to_string(),
                     ));
                 }
-                Ok(true) => {
+                Ok(claim) if claim.is_held() => {
+                    let interrupted = Interrupted(claim == RefreshClaim::TakenOver);
+                    if interrupted.0 {
+                        tracing::warn!(
+                            entry = name,
+                            "an earlier refresh of the vault entry never finished (its lease expired); refreshing again"
+                        );
+                    }
                     // Another instance may have refreshed between our read and our claim.
                     return match self.store.get_vault_entry(name).await {
                         Ok(Some(latest)) if latest.version == entry.version => {
-                            Fenced::Refresh(latest)
+                            Fenced::Refresh(latest, interrupted)
                         }
                         Ok(latest) => {
                             let _ = self.store.release_vault_refresh(name, &self.owner).await;
@@ -375,7 +397,7 @@ impl StoreVault {
                         }
                     };
                 }
-                Ok(false) => {}
+                Ok(_) => {}
             }
             if std::time::Instant::now() >= deadline {
                 return Fenced::Done(TokenOutputs::failure(
@@ -437,6 +459,7 @@ impl StoreVault {
         entry: VaultEntryRow,
         server: &tokenflow_core::OAuthServer,
         now: time::OffsetDateTime,
+        interrupted: Interrupted,
     ) -> TokenOutputs<VaultGetStatus> {
         use VaultGetStatus as S;
         let valid_until = |at: Option<time::OffsetDateTime>| at.is_none_or(|at| at > now);
@@ -506,13 +529,26 @@ impl StoreVault {
             return outputs;
         }
         if out.error.as_deref() == Some("invalid_grant") {
-            let mut gone = self
-                .grant_gone(
-                    entry,
-                    now,
-                    out.error_description.as_deref().unwrap_or("invalid_grant"),
-                )
-                .await;
+            let provider_said = out.error_description.as_deref().unwrap_or("invalid_grant");
+            let mut gone = match interrupted {
+                // The provider most likely rotated the refresh token in the refresh that was
+                // interrupted, and the new one was lost with it (docs/operations.md).
+                Interrupted(true) => {
+                    self.grant_gone(
+                        entry,
+                        now,
+                        INTERRUPTED_OUTCOME,
+                        &format!(
+                            "{provider_said}; an earlier refresh never finished, so the provider probably rotated the refresh token and the new one was lost"
+                        ),
+                    )
+                    .await
+                }
+                Interrupted(false) => {
+                    self.grant_gone(entry, now, "invalid_grant", provider_said)
+                        .await
+                }
+            };
             // E.g. `error_missing`: the provider said so without an error code.
             gone.warnings = out.warnings;
             return gone;
@@ -550,19 +586,21 @@ impl StoreVault {
         failed
     }
 
+    /// Marks the entry `needs_login` with `outcome` as its last refresh's outcome.
     async fn grant_gone(
         &self,
         entry: VaultEntryRow,
         now: time::OffsetDateTime,
+        outcome: &str,
         why: &str,
     ) -> TokenOutputs<VaultGetStatus> {
         let mut gone = entry.clone();
         gone.state = VaultEntryState::NeedsLogin;
         gone.last_refresh_at = Some(now);
-        gone.last_refresh_outcome = Some("invalid_grant".to_owned());
+        gone.last_refresh_outcome = Some(outcome.to_owned());
         gone.updated_at = now;
         let _ = self.store.update_vault_entry(&gone, entry.version).await;
-        tracing::warn!(entry = %entry.name, "vault grant is gone; the entry needs a new sign-in");
+        tracing::warn!(entry = %entry.name, outcome, "vault grant is gone; the entry needs a new sign-in");
         TokenOutputs::failure(
             VaultGetStatus::GrantGone,
             "invalid_grant",

@@ -380,15 +380,15 @@ pub trait VaultStore: Send + Sync {
     /// Every entry, by name (tokens included: callers show metadata only).
     async fn list_vault_entries(&self) -> Result<Vec<VaultEntryRow>>;
     async fn delete_vault_entry(&self, name: &str) -> Result<bool>;
-    /// Claims the right to refresh entry `name` until `until` (a lease): true for one caller at a
-    /// time, across instances; an expired lease can be taken over.
+    /// Claims the right to refresh entry `name` until `until` (a lease): held by one caller at a
+    /// time, across instances; an expired lease of another owner is taken over, and says so.
     async fn claim_vault_refresh(
         &self,
         name: &str,
         owner: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
-    ) -> Result<bool>;
+    ) -> Result<RefreshClaim>;
     /// Gives a lease back (only the owner's).
     async fn release_vault_refresh(&self, name: &str, owner: &str) -> Result<()>;
 }

@@ -160,6 +160,29 @@ pub struct VaultEntryRow {
     pub updated_at: OffsetDateTime,
 }
 
+/// What [`crate::VaultStore::claim_vault_refresh`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshClaim {
+    /// Another owner holds a live lease, or there is no such entry.
+    Refused,
+    /// The lease was free, or already this owner's.
+    Claimed,
+    /// Another owner's lease had expired: its refresh never ended (that instance stopped, or took
+    /// longer than the lease), so a refresh token it sent may have been rotated and its answer
+    /// lost (docs/operations.md, "What happens when …").
+    TakenOver,
+}
+
+impl RefreshClaim {
+    /// Whether the caller now holds the lease.
+    pub fn is_held(self) -> bool {
+        match self {
+            RefreshClaim::Claimed | RefreshClaim::TakenOver => true,
+            RefreshClaim::Refused => false,
+        }
+    }
+}
+
 /// Whose API key opened a web UI session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UiSessionOwner {

@@ -26,7 +26,8 @@ use tokenflow_store::prelude::*;
 use tokenflow_store::sqlite::{DB_FILE_NAME, SqliteStore};
 use tokenflow_store::{
     ActionRecordRow, ApiKeyRow, FiringRow, FlowChange, FlowVersionRow, MasterKey, OAuthServerRow,
-    PendingRow, RunFilter, RunRow, Store, StoreError, TakePending, UiSessionOwner, UiSessionRow,
+    PendingRow, RefreshClaim, RunFilter, RunRow, Store, StoreError, TakePending, UiSessionOwner,
+    UiSessionRow,
     VaultEntryRow,
 };
 

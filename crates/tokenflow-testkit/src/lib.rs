@@ -5,6 +5,8 @@
 //! - [`pki`]: a CA with server and client certificates and PKCS#12 files, made with `openssl`.
 //! - [`pg_cluster`]: a PostgreSQL cluster of a test's own, which it may stop and start.
 //! - [`browser`]: a real headless Chromium over WebDriver, with screenshots on failure.
+//! - [`fault_proxy`]: a TCP proxy in front of the IdP that refuses, stalls, answers 500 or holds
+//!   the IdP's answer on demand (the faults a real IdP cannot be told to produce).
 //! - [`device`]: the person's side of a device login (RFC 8628) through the IdP's real pages.
 //! - [`signin`]: a cookie-keeping HTTP client that signs a person in through the IdP's real login
 //!   and consent pages and returns where the IdP redirected to.
@@ -16,12 +18,14 @@
 
 pub mod browser;
 pub mod device;
+pub mod fault_proxy;
 pub mod idp;
 pub mod pg_cluster;
 pub mod pki;
 pub mod signin;
 
 pub use device::{DeviceDecision, approve_device};
+pub use fault_proxy::{Fault, FaultProxy, Seen};
 pub use idp::{Idp, TestClient, TokenRequestRecord};
 pub use pg_cluster::PgCluster;
 pub use pki::TestPki;

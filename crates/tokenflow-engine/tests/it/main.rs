@@ -4,6 +4,7 @@
 
 mod cache;
 mod client_certificate;
+mod faults_idp;
 mod http_auth;
 mod http_paging;
 mod http_reauth;

@@ -12,26 +12,38 @@ use tokenflow_engine::vault::{StoreInput, StoreVault};
 use tokenflow_engine::{Engine, Progress, RunStatus};
 use tokenflow_store::sqlite::SqliteStore;
 use tokenflow_store::{MasterKey, Store};
-use tokenflow_testkit::{Decision, Idp, sign_in, unique};
+use tokenflow_testkit::{Decision, FaultProxy, Idp, sign_in, unique};
 
 use crate::support::{REDIRECT_URI, engine_with_clock, flow, server};
 
-struct World {
-    idp: Idp,
-    client: String,
-    engine: Engine,
-    store: Arc<dyn Store>,
-    clock: Arc<ManualClock>,
+pub(crate) struct World {
+    pub(crate) idp: Idp,
+    /// In front of the IdP's token endpoint, when made by [`world_behind_proxy`].
+    pub(crate) proxy: Option<FaultProxy>,
+    pub(crate) client: String,
+    pub(crate) engine: Engine,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
 async fn world() -> World {
-    world_with(json!({ "rotate_refresh_token": true })).await
+    world_with(json!({ "rotate_refresh_token": true }), false).await
 }
 
-/// A world whose IdP client has these options (`POST /_test/clients`).
-async fn world_with(options: serde_json::Value) -> World {
+/// A world whose OAuth server sends token requests through a [`FaultProxy`] (1 s timeout).
+pub(crate) async fn world_behind_proxy() -> World {
+    world_with(json!({ "rotate_refresh_token": true }), true).await
+}
+
+/// A world whose IdP client has these `options` (`POST /_test/clients`), its token requests
+/// through a [`FaultProxy`] when `proxied`.
+async fn world_with(options: serde_json::Value, proxied: bool) -> World {
     let idp = Idp::start().await;
+    let proxy = match proxied {
+        true => Some(FaultProxy::start(&idp.issuer()).await),
+        false => None,
+    };
     let client = unique("vault-web");
     idp.web_client(&client, "vault-secret", REDIRECT_URI, options)
         .await;
@@ -39,13 +51,16 @@ async fn world_with(options: serde_json::Value) -> World {
     let key = MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), &key).await.unwrap());
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    let server = server(
-        "idp",
-        json!({ "client_id": client, "client_secret": "vault-secret", "issuer": idp.issuer(), "scope": "openid profile offline_access" }),
-    );
+    let mut fields = json!({ "client_id": client, "client_secret": "vault-secret", "issuer": idp.issuer(), "scope": "openid profile offline_access" });
+    if let Some(proxy) = &proxy {
+        fields["token_url"] = json!(proxy.url("/token"));
+        fields["timeout"] = json!("1s");
+    }
+    let server = server("idp", fields);
     let engine = engine_with_clock(vec![server], clock.clone()).with_vault(store.clone());
     World {
         idp,
+        proxy,
         client,
         engine,
         store,
@@ -55,12 +70,12 @@ async fn world_with(options: serde_json::Value) -> World {
 }
 
 impl World {
-    fn vault(&self) -> &StoreVault {
+    pub(crate) fn vault(&self) -> &StoreVault {
         self.engine.vault().unwrap()
     }
 
     /// Signs alice in and stores the grant under `name`, already expired.
-    async fn grant(&self, name: &str) {
+    pub(crate) async fn grant(&self, name: &str) {
         let server = self.engine.servers().get("idp").unwrap();
         let request = self
             .engine
@@ -105,7 +120,7 @@ impl World {
         assert_eq!(stored.status.code(), 0, "{stored:?}");
     }
 
-    async fn refreshes(&self) -> usize {
+    pub(crate) async fn refreshes(&self) -> usize {
         self.idp
             .token_requests(&self.client)
             .await
@@ -114,12 +129,12 @@ impl World {
             .count()
     }
 
-    async fn token_works(&self, token: &SecretString) -> bool {
+    pub(crate) async fn token_works(&self, token: &SecretString) -> bool {
         self.idp.userinfo(token.expose()).await.0 == 200
     }
 }
 
-async fn concurrent_gets(w: &World, name: &str, callers: usize) -> Vec<SecretString> {
+pub(crate) async fn concurrent_gets(w: &World, name: &str, callers: usize) -> Vec<SecretString> {
     let vault = w.engine.clone();
     let mut tasks = Vec::new();
     for _ in 0..callers {
@@ -161,7 +176,7 @@ async fn two_hundred_concurrent_callers_on_an_expired_entry_cause_exactly_one_re
 async fn a_sixty_second_token_is_handed_out_for_half_its_life_not_refreshed_on_every_call() {
     // The default skew (60 s) is as long as the token lives: without the half-life cap every
     // call would refresh.
-    let w = world_with(json!({ "rotate_refresh_token": true, "access_token_ttl": 60 })).await;
+    let w = world_with(json!({ "rotate_refresh_token": true, "access_token_ttl": 60 }), false).await;
     w.grant("short").await;
     let first = concurrent_gets(&w, "short", 1).await;
     assert_eq!(
@@ -412,6 +427,7 @@ async fn keep_alive_refreshes_idle_entries_and_records_failures() {
     let engine = engine_with_clock(vec![server], clock.clone()).with_vault(store.clone());
     let w = World {
         idp,
+        proxy: None,
         client,
         engine,
         store,
@@ -522,6 +538,7 @@ async fn three_instances_on_postgres_refresh_once_per_expiry_period_and_never_lo
     let dir = tempfile::tempdir().unwrap();
     let w = World {
         idp,
+        proxy: None,
         client,
         engine: engines[0].clone(),
         store: Arc::new(SqliteStore::open(dir.path(), &key).await.unwrap()),

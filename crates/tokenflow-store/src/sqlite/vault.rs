@@ -9,7 +9,7 @@ use tokenflow_core::VaultEntryState;
 
 use super::{SqliteStore, get};
 use crate::at_rest::{from_ms, to_ms, vault_token_aad as aad};
-use crate::{Result, StoreError, VaultEntryRow, VaultStore};
+use crate::{RefreshClaim, Result, StoreError, VaultEntryRow, VaultStore};
 
 const COLUMNS: &str = "name, server_id, access_token, refresh_token, expires_at, granted_scopes, state, \
                        last_refresh_at, last_refresh_outcome, version, updated_at";
@@ -154,20 +154,38 @@ impl VaultStore for SqliteStore {
         owner: &str,
         until: time::OffsetDateTime,
         now: time::OffsetDateTime,
-    ) -> Result<bool> {
-        let done = sqlx::query(
+    ) -> Result<RefreshClaim> {
+        // Two conditional updates, each atomic: a free (or own) lease first, then an expired one
+        // of another owner, so the answer can tell a takeover apart.
+        let free = sqlx::query(
             "UPDATE vault_entries SET refresh_lease_owner = ?, refresh_lease_until = ? \
-             WHERE name = ? AND (refresh_lease_until IS NULL OR refresh_lease_until <= ? OR refresh_lease_owner = ?)",
+             WHERE name = ? AND (refresh_lease_until IS NULL OR refresh_lease_owner = ?)",
+        )
+        .bind(owner)
+        .bind(to_ms(until))
+        .bind(name)
+        .bind(owner)
+        .execute(&self.writer)
+        .await
+        .map_err(StoreError::Database)?;
+        if free.rows_affected() == 1 {
+            return Ok(RefreshClaim::Claimed);
+        }
+        let taken = sqlx::query(
+            "UPDATE vault_entries SET refresh_lease_owner = ?, refresh_lease_until = ? \
+             WHERE name = ? AND refresh_lease_until <= ?",
         )
         .bind(owner)
         .bind(to_ms(until))
         .bind(name)
         .bind(to_ms(now))
-        .bind(owner)
         .execute(&self.writer)
         .await
         .map_err(StoreError::Database)?;
-        Ok(done.rows_affected() == 1)
+        Ok(match taken.rows_affected() {
+            1 => RefreshClaim::TakenOver,
+            _ => RefreshClaim::Refused,
+        })
     }
 
     async fn release_vault_refresh(&self, name: &str, owner: &str) -> Result<()> {

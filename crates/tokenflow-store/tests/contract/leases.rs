@@ -9,54 +9,45 @@ pub(crate) async fn a_vault_refresh_lease_has_one_holder_until_it_is_released_or
         .put_vault_entry(&vault_entry("leased", Some("at"), Some("rt")))
         .await
         .unwrap();
-    assert!(
-        store
-            .claim_vault_refresh("leased", "a", at(30), at(0))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .claim_vault_refresh("leased", "b", at(30), at(1))
-            .await
-            .unwrap(),
+    let claim = |name: &'static str, owner: &'static str, until: i64, now: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_vault_refresh(name, owner, at(until), at(now))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim("leased", "a", 30, 0).await, RefreshClaim::Claimed);
+    assert_eq!(
+        claim("leased", "b", 30, 1).await,
+        RefreshClaim::Refused,
         "held by a"
     );
-    assert!(
-        store
-            .claim_vault_refresh("leased", "a", at(40), at(2))
-            .await
-            .unwrap(),
+    assert_eq!(
+        claim("leased", "a", 40, 2).await,
+        RefreshClaim::Claimed,
         "the holder renews"
     );
     store.release_vault_refresh("leased", "b").await.unwrap();
-    assert!(
-        !store
-            .claim_vault_refresh("leased", "b", at(30), at(3))
-            .await
-            .unwrap(),
+    assert_eq!(
+        claim("leased", "b", 30, 3).await,
+        RefreshClaim::Refused,
         "only the holder releases"
     );
     store.release_vault_refresh("leased", "a").await.unwrap();
-    assert!(
-        store
-            .claim_vault_refresh("leased", "b", at(30), at(4))
-            .await
-            .unwrap()
+    assert_eq!(claim("leased", "b", 30, 4).await, RefreshClaim::Claimed);
+    assert_eq!(
+        claim("leased", "c", 90, 31).await,
+        RefreshClaim::TakenOver,
+        "an expired lease of another owner is taken over, and said to be"
     );
-    assert!(
-        store
-            .claim_vault_refresh("leased", "c", at(90), at(31))
-            .await
-            .unwrap(),
-        "an expired lease is taken over"
+    assert_eq!(
+        claim("leased", "c", 120, 95).await,
+        RefreshClaim::Claimed,
+        "an own expired lease is simply claimed again"
     );
-    assert!(
-        !store
-            .claim_vault_refresh("missing", "a", at(30), at(0))
-            .await
-            .unwrap()
-    );
+    assert_eq!(claim("missing", "a", 30, 0).await, RefreshClaim::Refused);
 
     let barrier = Arc::new(tokio::sync::Barrier::new(20));
     store
@@ -76,7 +67,7 @@ pub(crate) async fn a_vault_refresh_lease_has_one_holder_until_it_is_released_or
     }
     let mut holders = 0;
     for task in tasks {
-        if task.await.unwrap() {
+        if task.await.unwrap().is_held() {
             holders += 1;
         }
     }

@@ -4,6 +4,7 @@
 mod bounded;
 mod faults_disk;
 mod faults_postgres;
+mod faults_kill;
 mod flows;
 mod multi;
 mod ops;

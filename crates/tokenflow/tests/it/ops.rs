@@ -43,7 +43,8 @@ async fn post(site: &Site, flow: &str, inputs: Value) -> (u16, Value) {
     (status, run)
 }
 
-async fn get(site: &Site, path: &str) -> Value {
+/// `GET path` of the API with the API key, as JSON.
+pub(crate) async fn get(site: &Site, path: &str) -> Value {
     http()
         .get(site.url(path))
         .bearer_auth(API_KEY)

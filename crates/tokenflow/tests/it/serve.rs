@@ -123,7 +123,7 @@ pub(crate) async fn terminate(mut child: Child) {
 }
 
 /// `kill -9`.
-async fn kill9(mut child: Child) {
+pub(crate) async fn kill9(mut child: Child) {
     child.kill().await.unwrap();
 }
 
@@ -177,7 +177,7 @@ pub(crate) async fn post_run_with(site: &Site, flow: &str, inputs: Value) -> (u1
     (status, serde_json::from_str(&text).unwrap(), text)
 }
 
-async fn get_run(site: &Site, id: &str) -> (Value, String) {
+pub(crate) async fn get_run(site: &Site, id: &str) -> (Value, String) {
     let text = http()
         .get(site.url(&format!("/api/runs/{id}")))
         .bearer_auth(API_KEY)
