@@ -733,7 +733,25 @@ server.on('error', (err) => { log('listen failed:', err.message); quit(1); });
 
 const port = Number.parseInt(process.env.IDP_PORT ?? '0', 10) || 0;
 server.listen(port, '127.0.0.1', async () => {
-  const issuer = `http://127.0.0.1:${server.address().port}`;
+  // IDP_TLS_CERT, IDP_TLS_KEY, IDP_TLS_CA (PEM files): a second listener with HTTPS that asks for
+  // a client certificate (RFC 8705). Certificates that do not chain to IDP_TLS_CA still reach the
+  // provider, which refuses them with invalid_client (certificateAuthorized above). With
+  // IDP_TLS_ISSUER=1 the HTTPS listener's address is the issuer (discovery over a private CA).
+  let tlsBase = null;
+  if (process.env.IDP_TLS_CERT) {
+    const tls = createTlsServer({
+      cert: readFileSync(process.env.IDP_TLS_CERT),
+      key: readFileSync(process.env.IDP_TLS_KEY),
+      ca: readFileSync(process.env.IDP_TLS_CA),
+      requestCert: true,
+      rejectUnauthorized: false,
+    }, (req, res) => handler(req, res));
+    tls.on('error', (err) => { log('TLS listen failed:', err.message); quit(1); });
+    await new Promise((resolve) => { tls.listen(0, '127.0.0.1', resolve); });
+    tlsBase = `https://127.0.0.1:${tls.address().port}`;
+    process.stdout.write(`IDP_TLS ${tlsBase}\n`);
+  }
+  const issuer = process.env.IDP_TLS_ISSUER === '1' && tlsBase ? tlsBase : `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, configuration());
   registerExtensionGrants(provider);
   provider.use(tokenEndpointMiddleware());
@@ -752,21 +770,6 @@ server.listen(port, '127.0.0.1', async () => {
       const [status, result] = await register(provider, input);
       if (status !== 201) { log('client registration failed:', JSON.stringify(result)); quit(1); }
     }
-  }
-  // IDP_TLS_CERT, IDP_TLS_KEY, IDP_TLS_CA (PEM files): a second listener with HTTPS that asks for
-  // a client certificate (RFC 8705). Certificates that do not chain to IDP_TLS_CA still reach the
-  // provider, which refuses them with invalid_client (certificateAuthorized above).
-  if (process.env.IDP_TLS_CERT) {
-    const tls = createTlsServer({
-      cert: readFileSync(process.env.IDP_TLS_CERT),
-      key: readFileSync(process.env.IDP_TLS_KEY),
-      ca: readFileSync(process.env.IDP_TLS_CA),
-      requestCert: true,
-      rejectUnauthorized: false,
-    }, (req, res) => handler(req, res));
-    tls.on('error', (err) => { log('TLS listen failed:', err.message); quit(1); });
-    await new Promise((resolve) => { tls.listen(0, '127.0.0.1', resolve); });
-    process.stdout.write(`IDP_TLS https://127.0.0.1:${tls.address().port}\n`);
   }
   process.stdout.write(`IDP_READY ${issuer}\n`);
 });

@@ -20,6 +20,16 @@ pub fn idp_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
 }
 
+/// The client for the IdP's admin routes: trusting the PKI's CA when the issuer is HTTPS.
+fn admin_client(pki: Option<&crate::TestPki>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(pki) = pki {
+        let ca = reqwest::Certificate::from_pem(pki.read("ca.pem").as_bytes()).expect("ca.pem");
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build().expect("client builds")
+}
+
 /// A running test IdP; the process is killed when this is dropped.
 #[derive(Debug)]
 pub struct Idp {
@@ -80,7 +90,17 @@ impl Idp {
         Self::start_with(Some(pki)).await
     }
 
+    /// Like [`Idp::start_with_tls`], but the HTTPS listener is the issuer: its discovery
+    /// document and endpoints are reached only by a client that trusts the PKI's `ca.pem`.
+    pub async fn start_with_tls_issuer(pki: &crate::TestPki) -> Idp {
+        Self::spawn(Some(pki), true).await
+    }
+
     async fn start_with(pki: Option<&crate::TestPki>) -> Idp {
+        Self::spawn(pki, false).await
+    }
+
+    async fn spawn(pki: Option<&crate::TestPki>, tls_issuer: bool) -> Idp {
         ensure_installed();
         let script = idp_dir().join("server.mjs");
         let mut command = Command::new("node");
@@ -89,6 +109,9 @@ impl Idp {
                 .env("IDP_TLS_CERT", pki.path("server.pem"))
                 .env("IDP_TLS_KEY", pki.path("server.key"))
                 .env("IDP_TLS_CA", pki.path("ca.pem"));
+            if tls_issuer {
+                command.env("IDP_TLS_ISSUER", "1");
+            }
         }
         let mut child = command
             .arg(&script)
@@ -147,10 +170,7 @@ impl Idp {
             _child: child,
             issuer: Url::parse(&issuer).expect("IDP_READY carries a URL"),
             tls_base,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client builds"),
+            http: admin_client(pki.filter(|_| tls_issuer)),
             stderr,
         }
     }

@@ -140,6 +140,12 @@ impl OAuthConnectors {
         &self.http
     }
 
+    /// The clients by client certificate and CA (discovery picks one with
+    /// `discovery::discovery_client`).
+    pub fn tls(&self) -> &TlsClients {
+        &self.tls
+    }
+
     pub(super) fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
     }
@@ -550,7 +556,7 @@ impl OAuthConnectors {
                 return TokenOutputs::failure(S::Unknown, "connection_error", err.to_string());
             }
         };
-        let server = match resolve_revocation_endpoints(&http, server).await {
+        let server = match resolve_revocation_endpoints(&self.tls, server).await {
             Ok(server) => server,
             Err(err) => {
                 return TokenOutputs::failure(S::Unknown, "discovery_failed", err.to_string());
@@ -590,13 +596,7 @@ impl OAuthConnectors {
         &self,
         server: &OAuthServer,
     ) -> Result<OAuthServer, DiscoveryError> {
-        // Discovery documents are public: the server's `tls_ca`, no client certificate. A CA
-        // that cannot be used fails the request that needs it, with its reason.
-        let http = self
-            .tls
-            .client(None, server.tls_ca.as_deref())
-            .unwrap_or_else(|_| self.http.clone());
-        resolve_endpoints(&http, server).await
+        resolve_endpoints(&self.tls, server).await
     }
 }
 
