@@ -330,6 +330,9 @@ function tokenEndpointMiddleware() {
       resource: body.resource ?? null,
       status: ctx.status,
       error: ctx.status >= 400 ? (ctx.body?.error ?? null) : null,
+      // Why the provider refused, which its answer does not say (e.g. `invalid_client` for a
+      // replayed client assertion: "client assertion tokens must only be used once").
+      error_detail: ctx.status >= 400 ? (ctx.state.errorDetail ?? null) : null,
     });
     const override = optionsFor(ctx.oidc?.client).token_type;
     if (override && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
@@ -762,6 +765,7 @@ server.listen(port, '127.0.0.1', async () => {
   provider.use(resourceApiMiddleware(provider));
   // Surface unexpected server errors; expected OAuth errors are the tests' business.
   provider.on('server_error', (ctx, err) => log('server_error', ctx.method, ctx.path, err));
+  provider.on('grant.error', (ctx, err) => { ctx.state.errorDetail = err.error_detail ?? null; });
   handler = provider.callback();
   // IDP_CLIENTS_FILE: a JSON array of POST /_test/clients bodies, registered before READY (the demo).
   if (process.env.IDP_CLIENTS_FILE) {

@@ -62,6 +62,10 @@ pub struct TokenRequestRecord {
     pub resource: Option<serde_json::Value>,
     pub status: u16,
     pub error: Option<String>,
+    /// Why the provider refused, beyond `error` (oidc-provider's `error_detail`, which its
+    /// answer leaves out).
+    #[serde(default)]
+    pub error_detail: Option<String>,
     /// Whether the request came over the HTTPS listener.
     #[serde(default)]
     pub tls: bool,

@@ -403,6 +403,9 @@ async fn the_assertion_is_dated_by_the_injected_clock() {
         .await;
 
     assert_eq!(out.error.as_deref(), Some("invalid_client"), "{out:?}");
+    assert_eq!(out.status, ServerLoginStatus::Unknown);
+    assert_eq!(out.status.code(), -1);
+    assert_eq!(idp.token_requests(&id).await[0].status, 401);
 }
 
 #[test]
