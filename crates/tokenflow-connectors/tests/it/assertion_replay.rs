@@ -14,7 +14,7 @@ use tokenflow_testkit::{Idp, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::client_assertion::fixture;
+use crate::client_assertion::{fixture, register};
 use crate::support::{connectors, server};
 
 /// A proxy that forwards the first request unchanged and every later one as the first one's
@@ -109,16 +109,12 @@ fn jti(assertion: &str) -> String {
 async fn a_replayed_client_assertion_is_refused_by_the_idp_with_invalid_client() {
     let idp = Idp::start().await;
     let id = unique("cc-replay");
-    idp.register(
-        json!({
-            "client_id": id,
-            "token_endpoint_auth_method": "private_key_jwt",
-            "grant_types": ["client_credentials"],
-            "response_types": [],
-            "redirect_uris": [],
-            "scope": "api:read",
-        }),
-        json!({ "public_key_pem": fixture("test-only-rsa.public.pem") }),
+    register(
+        &idp,
+        &id,
+        "private_key_jwt",
+        None,
+        Some("test-only-rsa.public.pem"),
     )
     .await;
     let proxy = ReplayProxy::start(idp.issuer().trim_start_matches("http://").to_owned()).await;

@@ -51,7 +51,7 @@ fn decode_part(part: &str) -> Value {
 
 /// Registers a client-credentials client that authenticates with `method`; `public_key` is the
 /// fixture name of its public key (`private_key_jwt`), `secret` its secret (`client_secret_jwt`).
-async fn register(
+pub async fn register(
     idp: &Idp,
     id: &str,
     method: &str,
