@@ -46,6 +46,9 @@ struct StoredPending {
     issuer: Option<String>,
     #[serde(default)]
     iss_required: bool,
+    /// RFC 8707 indicators of a user login; absent in states stored before they were kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    resource: String,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -129,6 +132,7 @@ impl Run {
                 nonce: w.pending.nonce.as_ref().map(|s| s.expose().to_owned()),
                 issuer: w.pending.issuer.clone(),
                 iss_required: w.pending.iss_required,
+                resource: w.pending.resource.clone(),
                 created_at: w.pending.created_at,
                 expires_at: w.pending.expires_at,
             },
@@ -197,6 +201,7 @@ impl Run {
                 nonce: w.pending.nonce.map(SecretString::new),
                 issuer: w.pending.issuer,
                 iss_required: w.pending.iss_required,
+                resource: w.pending.resource,
                 created_at: w.pending.created_at,
                 expires_at: w.pending.expires_at,
             },

@@ -406,6 +406,7 @@ impl OAuthConnectors {
             code,
             redirect_uri: &pending.redirect_uri,
             code_verifier: pending.code_verifier.as_ref(),
+            resource: &pending.resource,
         };
         let response = match self.request(&server, token_url, &grant).await {
             Ok(response) => response,

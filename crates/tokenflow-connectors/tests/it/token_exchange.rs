@@ -504,3 +504,54 @@ async fn a_refresh_sends_its_resource_indicators() {
         ]))
     );
 }
+
+#[tokio::test]
+async fn a_user_login_sends_its_resource_in_the_authorization_request_and_the_code_exchange() {
+    let idp = Idp::start().await;
+    let id = unique("resource-login");
+    idp.web_client(&id, "web-secret-3", REDIRECT_URI, json!({}))
+        .await;
+    let server = server("idp", web_server_fields(&idp, &id, "web-secret-3"));
+    let c = connectors();
+    let input = UserLoginInput {
+        scope: assigned("openid api:read"),
+        resource: assigned("https://api.example.test/orders"),
+        ..UserLoginInput::default()
+    };
+    let request = start_login(&c, &server, &input).await;
+    // RFC 8707 §2.1: in the authorization request.
+    let sent: Vec<String> = request
+        .url
+        .query_pairs()
+        .filter(|(key, _)| key == "resource")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    assert_eq!(sent, ["https://api.example.test/orders"]);
+    let landed = sign_in(
+        request.url.as_str(),
+        REDIRECT_URI,
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+
+    let login = c
+        .finish_user_login(
+            Some(&server),
+            &request.pending,
+            &CallbackParams::from_url(&landed),
+        )
+        .await;
+
+    assert_eq!(login.status, UserLoginStatus::Successful, "{login:?}");
+    // §2.2: again in the code exchange, so the access token is for that resource.
+    let exchange = idp.token_requests(&id).await.pop().unwrap();
+    assert_eq!(exchange.grant_type.as_deref(), Some("authorization_code"));
+    assert_eq!(
+        exchange.resource,
+        Some(json!("https://api.example.test/orders"))
+    );
+    let seen = whoami(&idp, login.access_token.as_ref().unwrap()).await;
+    assert_eq!(seen["aud"], "https://api.example.test/orders", "{seen}");
+}
