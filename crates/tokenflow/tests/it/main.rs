@@ -7,6 +7,7 @@ mod multi;
 mod ops;
 mod providers;
 mod run;
+mod secrecy;
 mod serve;
 mod servers;
 mod support;

@@ -56,7 +56,7 @@ impl Site {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.dir.path().join("server.log")
     }
 
@@ -165,7 +165,7 @@ pub(crate) async fn post_run_with(site: &Site, flow: &str, inputs: Value) -> (u1
     (status, serde_json::from_str(&text).unwrap(), text)
 }
 
-async fn get_run(site: &Site, id: &str) -> (Value, String) {
+pub(crate) async fn get_run(site: &Site, id: &str) -> (Value, String) {
     let text = http()
         .get(site.url(&format!("/api/runs/{id}")))
         .bearer_auth(API_KEY)
@@ -504,7 +504,7 @@ async fn no_secret_reaches_logs_api_responses_or_the_database_files() {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window == needle)
