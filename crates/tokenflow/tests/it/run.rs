@@ -1,5 +1,5 @@
 use serde_json::Value;
-use tokenflow_testkit::{Decision, Idp, sign_in, unique};
+use tokenflow_testkit::{Decision, DeviceDecision, Idp, approve_device, sign_in, unique};
 
 use crate::support::{
     Cli, SECRETS_ENV, SERVICE_SECRET, WEB_SECRET, assert_no_tokens, demo_config, example,
@@ -401,4 +401,77 @@ async fn a_busy_callback_port_is_reported_with_the_address_and_the_reason() {
         "{stderr}"
     );
     drop(busy);
+}
+
+#[tokio::test]
+async fn a_device_login_prints_the_code_and_the_address_and_completes_once_approved() {
+    let idp = Idp::start().await;
+    let client = unique("cli-device");
+    idp.device_client(
+        &client,
+        "cli-device-secret",
+        serde_json::json!({ "device_interval": 1 }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tokenflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[oauth_servers.dev]\nclient_id = \"{client}\"\nclient_secret = {{ env = \"E2E_DEVICE_SECRET\" }}\nissuer = \"{}\"\n",
+            idp.issuer()
+        ),
+    )
+    .unwrap();
+    let flow = dir.path().join("device.yaml");
+    std::fs::write(
+        &flow,
+        "id: device\nvariables:\n  status: {}\n  code: {}\nactions:\n  login:\n    type: oauth_device_login\n    oauth_server: dev\n    input: { scope: openid }\n    output: { status_code: status, user_code: code }\nsteps:\n  - { from: start, to: login }\n  - { from: login, to: stop }\n",
+    )
+    .unwrap();
+    let mut cli = Cli::spawn(
+        &[
+            "run",
+            &flow.display().to_string(),
+            "--config",
+            &config.display().to_string(),
+            "--format",
+            "json",
+        ],
+        &[("E2E_DEVICE_SECRET", "cli-device-secret")],
+    );
+
+    // The address, then the code, then the address with the code in it.
+    let address = cli.line(|line| line.trim_start().starts_with("http")).await;
+    assert!(
+        address.trim().starts_with(&idp.url("/device")),
+        "{address}"
+    );
+    cli.line(|line| line == "and enter the code").await;
+    let user_code = cli.line(|_| true).await.trim().to_owned();
+    assert!(!user_code.is_empty());
+    let complete = cli.line(|line| line.starts_with("(or open ")).await;
+    let complete = complete
+        .trim_start_matches("(or open ")
+        .trim_end_matches(')');
+    approve_device(
+        complete,
+        "alice",
+        "alice-password",
+        DeviceDecision::Approve,
+    )
+    .await;
+
+    let (ok, stdout, stderr) = cli.finish().await;
+    assert!(ok, "{stderr}");
+    let run = json(&stdout);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["variables"]["status"], 0, "{run}");
+    assert_eq!(run["variables"]["code"], user_code.as_str());
+    // The device code and the tokens are never printed.
+    let device_codes = idp.issued_tokens(&client).await;
+    assert!(!device_codes.is_empty());
+    for secret in device_codes {
+        assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+    }
 }
