@@ -333,11 +333,16 @@ function tokenEndpointMiddleware() {
       // Why the provider refused, which its answer does not say (e.g. `invalid_client` for a
       // replayed client assertion: "client assertion tokens must only be used once").
       error_detail: ctx.status >= 400 ? (ctx.state.errorDetail ?? null) : null,
+      // When the request arrived (ms since the epoch): how far apart polls were.
+      at: Date.now(),
     });
     const override = optionsFor(ctx.oidc?.client).token_type;
     if (override && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
       ctx.body.token_type = override;
     }
+    // `token_delay_ms`: a slow provider, which answers the client's token requests that late.
+    const delay = optionsFor(ctx.oidc?.client).token_delay_ms;
+    if (delay) await new Promise((resolve) => { setTimeout(resolve, delay); });
   };
 }
 
@@ -489,7 +494,7 @@ async function register(provider, input) {
     if (typeof input[k] !== 'boolean') return json(ctx, 400, { error: `${k} must be a boolean` });
     opts[k] = input[k];
   }
-  for (const k of ['access_token_ttl', 'refresh_token_ttl', 'device_code_ttl', 'device_interval']) {
+  for (const k of ['access_token_ttl', 'refresh_token_ttl', 'device_code_ttl', 'device_interval', 'token_delay_ms']) {
     if (input[k] === undefined || input[k] === null) continue;
     if (!Number.isInteger(input[k]) || input[k] <= 0) return json(ctx, 400, { error: `${k} must be a positive integer` });
     opts[k] = input[k];

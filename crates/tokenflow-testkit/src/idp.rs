@@ -66,6 +66,9 @@ pub struct TokenRequestRecord {
     /// answer leaves out).
     #[serde(default)]
     pub error_detail: Option<String>,
+    /// When the request reached the IdP, in milliseconds since the Unix epoch (the IdP's clock).
+    #[serde(default)]
+    pub at: u64,
     /// Whether the request came over the HTTPS listener.
     #[serde(default)]
     pub tls: bool,

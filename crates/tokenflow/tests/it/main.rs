@@ -4,6 +4,7 @@
 mod bounded;
 mod flows;
 mod multi;
+mod multi_device;
 mod ops;
 mod providers;
 mod run;

@@ -443,10 +443,7 @@ async fn a_device_login_prints_the_code_and_the_address_and_completes_once_appro
 
     // The address, then the code, then the address with the code in it.
     let address = cli.line(|line| line.trim_start().starts_with("http")).await;
-    assert!(
-        address.trim().starts_with(&idp.url("/device")),
-        "{address}"
-    );
+    assert!(address.trim().starts_with(&idp.url("/device")), "{address}");
     cli.line(|line| line == "and enter the code").await;
     let user_code = cli.line(|_| true).await.trim().to_owned();
     assert!(!user_code.is_empty());
@@ -454,13 +451,7 @@ async fn a_device_login_prints_the_code_and_the_address_and_completes_once_appro
     let complete = complete
         .trim_start_matches("(or open ")
         .trim_end_matches(')');
-    approve_device(
-        complete,
-        "alice",
-        "alice-password",
-        DeviceDecision::Approve,
-    )
-    .await;
+    approve_device(complete, "alice", "alice-password", DeviceDecision::Approve).await;
 
     let (ok, stdout, stderr) = cli.finish().await;
     assert!(ok, "{stderr}");
