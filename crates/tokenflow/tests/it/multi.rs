@@ -150,6 +150,20 @@ pub(crate) async fn get_json(base: &str, path: &str) -> Value {
         .unwrap()
 }
 
+/// Starts a run of `flow` on the instance at `base`; the run's JSON.
+pub(crate) async fn start_run(base: &str, flow: &str) -> Value {
+    http()
+        .post(format!("{base}/api/flows/{flow}/runs"))
+        .bearer_auth(API_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_login_started_on_a_completes_by_a_callback_to_b_and_shows_on_c() {
     let idp = Idp::start().await;
@@ -176,16 +190,7 @@ async fn a_login_started_on_a_completes_by_a_callback_to_b_and_shows_on_c() {
     )
     .await;
 
-    let started: Value = http()
-        .post(format!("{}/api/flows/profile/runs", a.url))
-        .bearer_auth(API_KEY)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = start_run(&a.url, "profile").await;
     assert_eq!(started["status"], "waiting", "{started}");
     let landed = sign_in(
         started["authorization_url"].as_str().unwrap(),

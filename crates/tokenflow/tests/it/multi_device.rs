@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokenflow_testkit::{DeviceDecision, Idp, TokenRequestRecord, approve_device, unique};
 
-use crate::multi::{API_KEY, Database, get_json, http, instance};
+use crate::multi::{Database, get_json, instance, start_run};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// The interval the IdP gives (s), and the least two polls of one login may be apart (ms): the
@@ -43,16 +43,7 @@ async fn two_instances_on_one_database_poll_a_device_login_once_per_interval() {
     let flow = "id: device\nvariables:\n  status: {}\nactions:\n  login:\n    type: oauth_device_login\n    oauth_server: dev\n    input: { scope: openid }\n    output: { status_code: status }\nsteps:\n  - { from: start, to: login }\n  - { from: login, to: stop }\n";
     let a = instance(&db, None, &servers, &[("device.yaml", flow.to_owned())]).await;
     let b = instance(&db, None, &servers, &[]).await;
-    let started: Value = http()
-        .post(format!("{}/api/flows/device/runs", a.url))
-        .bearer_auth(API_KEY)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = start_run(&a.url, "device").await;
     assert_eq!(started["status"], "waiting", "{started}");
     let id = started["id"].as_str().unwrap();
 
