@@ -466,3 +466,45 @@ async fn a_device_login_prints_the_code_and_the_address_and_completes_once_appro
         assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
     }
 }
+
+#[tokio::test]
+async fn the_top_level_tls_ca_is_trusted_by_discovery_the_token_request_and_http_calls() {
+    // The IdP's only address is HTTPS with a private CA, which only `tls_ca` vouches for.
+    let pki = tokenflow_testkit::TestPki::generate();
+    let idp = Idp::start_with_tls_issuer(&pki).await;
+    let service = unique("svc-ca");
+    idp.client_credentials_client(&service, SERVICE_SECRET)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tokenflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "tls_ca = {{ file = \"{}\" }}\n\n[oauth_servers.demo-service]\nclient_id = \"{service}\"\nclient_secret = {{ env = \"E2E_SERVICE_SECRET\" }}\nissuer = \"{}\"\nscope = \"api:read\"\n",
+            pki.path("ca.pem").display(),
+            idp.issuer()
+        ),
+    )
+    .unwrap();
+    let api = format!("api_url={}", idp.url("/api/whoami"));
+    let flow = example("service_call.yaml").display().to_string();
+    let cli = Cli::spawn(
+        &[
+            "run",
+            &flow,
+            "--config",
+            &config.display().to_string(),
+            "--input",
+            &api,
+            "--format",
+            "json",
+        ],
+        SECRETS_ENV,
+    );
+    let (ok, stdout, stderr) = cli.finish().await;
+    assert!(ok, "{stderr}\n{stdout}");
+    assert!(!stderr.contains("warning"), "discovery worked: {stderr}");
+    let run = json(&stdout);
+    assert_eq!(run["variables"]["http_status"], 200, "{run}");
+    assert_eq!(run["variables"]["client"], service.as_str());
+}
