@@ -330,11 +330,19 @@ function tokenEndpointMiddleware() {
       resource: body.resource ?? null,
       status: ctx.status,
       error: ctx.status >= 400 ? (ctx.body?.error ?? null) : null,
+      // Why the provider refused, which its answer does not say (e.g. `invalid_client` for a
+      // replayed client assertion: "client assertion tokens must only be used once").
+      error_detail: ctx.status >= 400 ? (ctx.state.errorDetail ?? null) : null,
+      // When the request arrived (ms since the epoch): how far apart polls were.
+      at: Date.now(),
     });
     const override = optionsFor(ctx.oidc?.client).token_type;
     if (override && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
       ctx.body.token_type = override;
     }
+    // `token_delay_ms`: a slow provider, which answers the client's token requests that late.
+    const delay = optionsFor(ctx.oidc?.client).token_delay_ms;
+    if (delay) await new Promise((resolve) => { setTimeout(resolve, delay); });
   };
 }
 
@@ -486,7 +494,7 @@ async function register(provider, input) {
     if (typeof input[k] !== 'boolean') return json(ctx, 400, { error: `${k} must be a boolean` });
     opts[k] = input[k];
   }
-  for (const k of ['access_token_ttl', 'refresh_token_ttl', 'device_code_ttl', 'device_interval']) {
+  for (const k of ['access_token_ttl', 'refresh_token_ttl', 'device_code_ttl', 'device_interval', 'token_delay_ms']) {
     if (input[k] === undefined || input[k] === null) continue;
     if (!Number.isInteger(input[k]) || input[k] <= 0) return json(ctx, 400, { error: `${k} must be a positive integer` });
     opts[k] = input[k];
@@ -733,29 +741,11 @@ server.on('error', (err) => { log('listen failed:', err.message); quit(1); });
 
 const port = Number.parseInt(process.env.IDP_PORT ?? '0', 10) || 0;
 server.listen(port, '127.0.0.1', async () => {
-  const issuer = `http://127.0.0.1:${server.address().port}`;
-  const provider = new Provider(issuer, configuration());
-  registerExtensionGrants(provider);
-  provider.use(tokenEndpointMiddleware());
-  provider.use(rawBasicMiddleware());
-  provider.use(deviceAuthorizationMiddleware());
-  provider.use(interactionMiddleware(provider));
-  provider.use(testAdminMiddleware(provider));
-  provider.use(resourceApiMiddleware(provider));
-  // Surface unexpected server errors; expected OAuth errors are the tests' business.
-  provider.on('server_error', (ctx, err) => log('server_error', ctx.method, ctx.path, err));
-  handler = provider.callback();
-  // IDP_CLIENTS_FILE: a JSON array of POST /_test/clients bodies, registered before READY (the demo).
-  if (process.env.IDP_CLIENTS_FILE) {
-    const list = JSON.parse(readFileSync(process.env.IDP_CLIENTS_FILE, 'utf8'));
-    for (const input of list) {
-      const [status, result] = await register(provider, input);
-      if (status !== 201) { log('client registration failed:', JSON.stringify(result)); quit(1); }
-    }
-  }
   // IDP_TLS_CERT, IDP_TLS_KEY, IDP_TLS_CA (PEM files): a second listener with HTTPS that asks for
   // a client certificate (RFC 8705). Certificates that do not chain to IDP_TLS_CA still reach the
-  // provider, which refuses them with invalid_client (certificateAuthorized above).
+  // provider, which refuses them with invalid_client (certificateAuthorized above). With
+  // IDP_TLS_ISSUER=1 the HTTPS listener's address is the issuer (discovery over a private CA).
+  let tlsBase = null;
   if (process.env.IDP_TLS_CERT) {
     const tls = createTlsServer({
       cert: readFileSync(process.env.IDP_TLS_CERT),
@@ -766,7 +756,29 @@ server.listen(port, '127.0.0.1', async () => {
     }, (req, res) => handler(req, res));
     tls.on('error', (err) => { log('TLS listen failed:', err.message); quit(1); });
     await new Promise((resolve) => { tls.listen(0, '127.0.0.1', resolve); });
-    process.stdout.write(`IDP_TLS https://127.0.0.1:${tls.address().port}\n`);
+    tlsBase = `https://127.0.0.1:${tls.address().port}`;
+    process.stdout.write(`IDP_TLS ${tlsBase}\n`);
+  }
+  const issuer = process.env.IDP_TLS_ISSUER === '1' && tlsBase ? tlsBase : `http://127.0.0.1:${server.address().port}`;
+  const provider = new Provider(issuer, configuration());
+  registerExtensionGrants(provider);
+  provider.use(tokenEndpointMiddleware());
+  provider.use(rawBasicMiddleware());
+  provider.use(deviceAuthorizationMiddleware());
+  provider.use(interactionMiddleware(provider));
+  provider.use(testAdminMiddleware(provider));
+  provider.use(resourceApiMiddleware(provider));
+  // Surface unexpected server errors; expected OAuth errors are the tests' business.
+  provider.on('server_error', (ctx, err) => log('server_error', ctx.method, ctx.path, err));
+  provider.on('grant.error', (ctx, err) => { ctx.state.errorDetail = err.error_detail ?? null; });
+  handler = provider.callback();
+  // IDP_CLIENTS_FILE: a JSON array of POST /_test/clients bodies, registered before READY (the demo).
+  if (process.env.IDP_CLIENTS_FILE) {
+    const list = JSON.parse(readFileSync(process.env.IDP_CLIENTS_FILE, 'utf8'));
+    for (const input of list) {
+      const [status, result] = await register(provider, input);
+      if (status !== 201) { log('client registration failed:', JSON.stringify(result)); quit(1); }
+    }
   }
   process.stdout.write(`IDP_READY ${issuer}\n`);
 });

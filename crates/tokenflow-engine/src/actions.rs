@@ -182,6 +182,7 @@ pub async fn execute(
             let input = UserLoginInput {
                 scope: inputs.text("scope"),
                 use_prompt: inputs.boolean("use_prompt")?,
+                resource: inputs.text("resource"),
             };
             match engine
                 .oauth()
@@ -290,6 +291,7 @@ pub fn device_waiting(
         nonce: None,
         issuer: None,
         iss_required: false,
+        resource: String::new(),
         created_at: started,
         expires_at,
     };

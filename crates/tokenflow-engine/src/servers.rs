@@ -29,11 +29,11 @@ impl StaticServers {
     /// returned warnings.
     pub async fn resolve_endpoints(
         &mut self,
-        http: &tokenflow_connectors::http::Client,
+        tls: &tokenflow_connectors::http::TlsClients,
     ) -> Vec<String> {
         let mut warnings = Vec::new();
         for (id, server) in &mut self.servers {
-            match resolve_endpoints(http, server).await {
+            match resolve_endpoints(tls, server).await {
                 Ok(resolved) => *server = resolved,
                 Err(err) => warnings.push(format!("OAuth server `{id}`: {err}")),
             }

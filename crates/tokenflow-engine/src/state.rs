@@ -46,6 +46,9 @@ struct StoredPending {
     issuer: Option<String>,
     #[serde(default)]
     iss_required: bool,
+    /// RFC 8707 indicators of a user login; absent in states stored before they were kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    resource: String,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -129,6 +132,7 @@ impl Run {
                 nonce: w.pending.nonce.as_ref().map(|s| s.expose().to_owned()),
                 issuer: w.pending.issuer.clone(),
                 iss_required: w.pending.iss_required,
+                resource: w.pending.resource.clone(),
                 created_at: w.pending.created_at,
                 expires_at: w.pending.expires_at,
             },
@@ -197,6 +201,7 @@ impl Run {
                 nonce: w.pending.nonce.map(SecretString::new),
                 issuer: w.pending.issuer,
                 iss_required: w.pending.iss_required,
+                resource: w.pending.resource,
                 created_at: w.pending.created_at,
                 expires_at: w.pending.expires_at,
             },
@@ -224,7 +229,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_state_stored_before_the_issuer_was_kept_is_still_readable_and_new_ones_keep_it() {
+    fn a_state_stored_before_the_issuer_and_resource_were_kept_is_still_readable_and_new_ones_keep_them()
+     {
         let old = r#"{"variables":{},"next":null,"executed":1,"reason":null,
             "waiting":{"action":"login","authorization_url":"http://idp.example/auth",
               "since":"2026-01-01T00:00:00Z",
@@ -246,10 +252,12 @@ mod tests {
         let pending = &run.waiting.as_ref().unwrap().pending;
         assert_eq!(pending.issuer, None);
         assert!(!pending.iss_required);
+        assert_eq!(pending.resource, "");
 
         if let Some(waiting) = run.waiting.as_mut() {
             waiting.pending.issuer = Some("http://idp.example".into());
             waiting.pending.iss_required = true;
+            waiting.pending.resource = "https://api.example/ https://other.example/".into();
         }
         let again = Run::from_stored(
             "r".into(),
@@ -265,5 +273,10 @@ mod tests {
         let pending = &again.waiting.as_ref().unwrap().pending;
         assert_eq!(pending.issuer.as_deref(), Some("http://idp.example"));
         assert!(pending.iss_required);
+        // RFC 8707 §2.2: the code exchange after a restart repeats the indicators.
+        assert_eq!(
+            pending.resource,
+            "https://api.example/ https://other.example/"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
-use tokenflow_connectors::http::Client;
+use tokenflow_connectors::http::TlsClients;
 use tokenflow_connectors::oauth::discovery::resolve_every_endpoint;
 use tokenflow_connectors::oauth::{ConnectorStatus, OAuthConnectors};
 use tokenflow_core::providers::Parameter;
@@ -255,14 +255,15 @@ struct Entry {
 pub struct ServerRegistry {
     entries: RwLock<BTreeMap<String, Entry>>,
     config: BTreeMap<String, OAuthServer>,
-    http: Client,
+    /// Discovery's clients: each server's own `tls_ca` is trusted (`discovery_client`).
+    tls: TlsClients,
 }
 
 impl ServerRegistry {
     /// The configuration's servers only, as configured: endpoints are not discovered here (the
     /// connectors discover them when a server is used). For the command line, which has no store
     /// and should not reach every issuer to use one server.
-    pub fn from_config(config: BTreeMap<String, OAuthServer>, http: Client) -> Self {
+    pub fn from_config(config: BTreeMap<String, OAuthServer>, tls: TlsClients) -> Self {
         let entries = config
             .iter()
             .map(|(id, server)| {
@@ -278,7 +279,7 @@ impl ServerRegistry {
         Self {
             entries: RwLock::new(entries),
             config,
-            http,
+            tls,
         }
     }
 
@@ -286,9 +287,9 @@ impl ServerRegistry {
     pub async fn load(
         config: BTreeMap<String, OAuthServer>,
         store: &dyn Store,
-        http: Client,
+        tls: TlsClients,
     ) -> Result<(Self, Vec<String>), RuntimeError> {
-        let registry = Self::from_config(config.clone(), http);
+        let registry = Self::from_config(config.clone(), tls);
         let mut warnings = Vec::new();
         for (id, server) in config {
             warnings.extend(registry.insert(id, server, Source::Config).await);
@@ -310,7 +311,7 @@ impl ServerRegistry {
     async fn insert(&self, id: String, server: OAuthServer, source: Source) -> Option<String> {
         let mut view = OAuthServerView::of(&server, source);
         view.id.clone_from(&id);
-        let (server, warning) = match resolve_every_endpoint(&self.http, &server).await {
+        let (server, warning) = match resolve_every_endpoint(&self.tls, &server).await {
             Ok(resolved) => (resolved, None),
             Err(err) => (server, Some(format!("OAuth server `{id}`: {err}"))),
         };
@@ -765,7 +766,7 @@ mod tests {
             http.clone(),
             std::sync::Arc::new(tokenflow_core::SystemClock),
         );
-        let registry = ServerRegistry::from_config(BTreeMap::new(), http);
+        let registry = ServerRegistry::from_config(BTreeMap::new(), connectors.tls().clone());
         let err = registry.test(&connectors, "ghost", None).await.unwrap_err();
         assert!(
             matches!(&err, RuntimeError::NotFound(what) if what == "OAuth server `ghost`"),

@@ -93,8 +93,7 @@ impl Runtime {
         let http = tls.default_client().clone();
         let metrics = Arc::new(Metrics::new());
         let (registry, registry_warnings) =
-            ServerRegistry::load(config.oauth_servers.clone(), store.as_ref(), http.clone())
-                .await?;
+            ServerRegistry::load(config.oauth_servers.clone(), store.as_ref(), tls.clone()).await?;
         warnings.extend(registry_warnings);
         let registry = Arc::new(registry);
 

@@ -20,6 +20,16 @@ pub fn idp_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
 }
 
+/// The client for the IdP's admin routes: trusting the PKI's CA when the issuer is HTTPS.
+fn admin_client(pki: Option<&crate::TestPki>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(pki) = pki {
+        let ca = reqwest::Certificate::from_pem(pki.read("ca.pem").as_bytes()).expect("ca.pem");
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build().expect("client builds")
+}
+
 /// A running test IdP; the process is killed when this is dropped.
 #[derive(Debug)]
 pub struct Idp {
@@ -52,6 +62,13 @@ pub struct TokenRequestRecord {
     pub resource: Option<serde_json::Value>,
     pub status: u16,
     pub error: Option<String>,
+    /// Why the provider refused, beyond `error` (oidc-provider's `error_detail`, which its
+    /// answer leaves out).
+    #[serde(default)]
+    pub error_detail: Option<String>,
+    /// When the request reached the IdP, in milliseconds since the Unix epoch (the IdP's clock).
+    #[serde(default)]
+    pub at: u64,
     /// Whether the request came over the HTTPS listener.
     #[serde(default)]
     pub tls: bool,
@@ -80,7 +97,17 @@ impl Idp {
         Self::start_with(Some(pki)).await
     }
 
+    /// Like [`Idp::start_with_tls`], but the HTTPS listener is the issuer: its discovery
+    /// document and endpoints are reached only by a client that trusts the PKI's `ca.pem`.
+    pub async fn start_with_tls_issuer(pki: &crate::TestPki) -> Idp {
+        Self::spawn(Some(pki), true).await
+    }
+
     async fn start_with(pki: Option<&crate::TestPki>) -> Idp {
+        Self::spawn(pki, false).await
+    }
+
+    async fn spawn(pki: Option<&crate::TestPki>, tls_issuer: bool) -> Idp {
         ensure_installed();
         let script = idp_dir().join("server.mjs");
         let mut command = Command::new("node");
@@ -89,6 +116,9 @@ impl Idp {
                 .env("IDP_TLS_CERT", pki.path("server.pem"))
                 .env("IDP_TLS_KEY", pki.path("server.key"))
                 .env("IDP_TLS_CA", pki.path("ca.pem"));
+            if tls_issuer {
+                command.env("IDP_TLS_ISSUER", "1");
+            }
         }
         let mut child = command
             .arg(&script)
@@ -147,10 +177,7 @@ impl Idp {
             _child: child,
             issuer: Url::parse(&issuer).expect("IDP_READY carries a URL"),
             tls_base,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client builds"),
+            http: admin_client(pki.filter(|_| tls_issuer)),
             stderr,
         }
     }

@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value};
 use tokenflow_config::Config;
-use tokenflow_connectors::http::build_client;
+use tokenflow_connectors::http::TlsClients;
 use tokenflow_connectors::http_action::HttpConnector;
 use tokenflow_connectors::oauth::OAuthConnectors;
 use tokenflow_connectors::oauth::connectors::RedirectSettings;
@@ -137,7 +137,10 @@ pub async fn run(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let inputs = parse_inputs(&args.inputs)?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let http = build_client(Duration::from_secs(30)).context("cannot build the HTTP client")?;
+    // The global `tls_ca` is trusted by every outgoing connection, as in `tokenflow serve`
+    // (docs/connectors.md); each server's own `tls_ca` is added for its requests.
+    let tls = TlsClients::for_tokens(Duration::from_secs(30), config.tls_ca.clone())
+        .context("cannot build the HTTP client")?;
     let mut servers = StaticServers::new(
         config
             .oauth_servers
@@ -145,7 +148,7 @@ pub async fn run(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
             .into_iter()
             .collect::<BTreeMap<_, _>>(),
     );
-    for warning in servers.resolve_endpoints(&http).await {
+    for warning in servers.resolve_endpoints(&tls).await {
         eprintln!("warning: {warning}");
     }
     // RFC 8252 §7.3/§8.3: the IP literal, not `localhost` (which may resolve elsewhere, or to
@@ -165,8 +168,11 @@ pub async fn run(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         loopback_redirect_uri(args.callback_host, args.callback_port)?
     };
     let engine = Engine::new(
-        OAuthConnectors::new(http, clock.clone()),
-        HttpConnector::build().context("cannot build the HTTP client")?,
+        OAuthConnectors::new(tls.default_client().clone(), clock.clone()).with_tls(tls),
+        HttpConnector::with_tls(
+            TlsClients::for_actions(config.tls_ca.clone())
+                .context("cannot build the HTTP client")?,
+        ),
         Arc::new(servers),
         clock.clone(),
         RedirectSettings {

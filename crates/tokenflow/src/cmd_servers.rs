@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 use tokenflow_config::Config;
-use tokenflow_connectors::http::build_client;
+use tokenflow_connectors::http::TlsClients;
 use tokenflow_connectors::oauth::OAuthConnectors;
 use tokenflow_core::SystemClock;
 use tokenflow_runtime::RuntimeError;
@@ -67,11 +67,13 @@ pub async fn run(command: ServersCommand, config: Config) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         ServersCommand::Test { id, scope } => {
-            let http =
-                build_client(Duration::from_secs(30)).context("cannot build the HTTP client")?;
-            let connectors = OAuthConnectors::new(http.clone(), Arc::new(SystemClock));
+            let tls = TlsClients::for_tokens(Duration::from_secs(30), config.tls_ca.clone())
+                .context("cannot build the HTTP client")?;
+            let connectors =
+                OAuthConnectors::new(tls.default_client().clone(), Arc::new(SystemClock))
+                    .with_tls(tls.clone());
             // The same operation as the server's API and UI, on the configuration file's servers.
-            let registry = ServerRegistry::from_config(config.oauth_servers.clone(), http);
+            let registry = ServerRegistry::from_config(config.oauth_servers.clone(), tls);
             let out = match registry.test(&connectors, &id, scope).await {
                 Ok(out) => out,
                 Err(RuntimeError::NotFound(_)) => anyhow::bail!("no OAuth server `{id}`"),

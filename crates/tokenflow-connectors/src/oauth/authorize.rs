@@ -41,6 +41,9 @@ pub struct PendingAuthorization {
     /// The provider advertises `authorization_response_iss_parameter_supported`, so a response
     /// without `iss` is refused.
     pub iss_required: bool,
+    /// The RFC 8707 resource indicators sent, separated by spaces (empty: none); the code
+    /// exchange repeats them (RFC 8707 §2.2).
+    pub resource: String,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
@@ -106,6 +109,9 @@ pub struct UserLoginInput {
     pub scope: Input<String>,
     /// `UsePrompt`; unassigned means true (Thinkwise's default).
     pub use_prompt: Input<bool>,
+    /// RFC 8707 resource indicators, separated by white space: sent in the authorization request
+    /// (§2.1) and again in the code exchange (§2.2).
+    pub resource: Input<String>,
 }
 
 /// The redirect URI of docs/api.md: the server's own, else the global `oauth_redirect_uri`, else the
@@ -144,6 +150,11 @@ pub fn build_authorization_request(
     ttl: Duration,
 ) -> Result<AuthorizationRequest, RandomError> {
     let scope = user_login_scope(server, &input.scope);
+    let resource = input
+        .resource
+        .assigned()
+        .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     let state = random_token(32)?;
     let code_verifier = if server.pkce {
         Some(random_token(32)?)
@@ -177,6 +188,9 @@ pub fn build_authorization_request(
         if input.use_prompt.assigned().copied().unwrap_or(true) {
             query.append_pair("prompt", server.prompt.as_str());
         }
+        for value in resource.split(' ').filter(|v| !v.is_empty()) {
+            query.append_pair("resource", value);
+        }
         for (key, value) in &server.extra_authorize_params {
             query.append_pair(key, value);
         }
@@ -193,6 +207,7 @@ pub fn build_authorization_request(
             nonce,
             issuer: expected_issuer(server),
             iss_required: server.discovered.iss_parameter_supported,
+            resource,
             created_at: now,
             expires_at: now + ttl,
         },

@@ -142,6 +142,12 @@ impl OAuthConnectors {
         &self.http
     }
 
+    /// The clients by client certificate and CA (discovery picks one with
+    /// `discovery::discovery_client`).
+    pub fn tls(&self) -> &TlsClients {
+        &self.tls
+    }
+
     pub(super) fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
     }
@@ -403,6 +409,7 @@ impl OAuthConnectors {
             code,
             redirect_uri: &pending.redirect_uri,
             code_verifier: pending.code_verifier.as_ref(),
+            resource: &pending.resource,
         };
         let response = match self.request(&server, token_url, &grant).await {
             Ok(response) => response,
@@ -553,7 +560,7 @@ impl OAuthConnectors {
                 return TokenOutputs::failure(S::Unknown, "connection_error", err.to_string());
             }
         };
-        let server = match resolve_revocation_endpoints(&http, server).await {
+        let server = match resolve_revocation_endpoints(&self.tls, server).await {
             Ok(server) => server,
             Err(err) => {
                 return TokenOutputs::failure(S::Unknown, "discovery_failed", err.to_string());
@@ -593,13 +600,7 @@ impl OAuthConnectors {
         &self,
         server: &OAuthServer,
     ) -> Result<OAuthServer, DiscoveryError> {
-        // Discovery documents are public: the server's `tls_ca`, no client certificate. A CA
-        // that cannot be used fails the request that needs it, with its reason.
-        let http = self
-            .tls
-            .client(None, server.tls_ca.as_deref())
-            .unwrap_or_else(|_| self.http.clone());
-        resolve_endpoints(&http, server).await
+        resolve_endpoints(&self.tls, server).await
     }
 }
 

@@ -97,7 +97,7 @@ impl OAuthConnectors {
                 format!("OAuth server `{server_id}` is not configured"),
             ));
         };
-        let server = resolve_device_endpoints(self.http(), server)
+        let server = resolve_device_endpoints(self.tls(), server)
             .await
             .map_err(|err| {
                 let status = match &err {

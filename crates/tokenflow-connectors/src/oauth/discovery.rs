@@ -7,12 +7,17 @@
 //! matches any configured tenant path. That template is accepted here only: the `iss` of an
 //! authorization response is compared exactly (see `authorize::check_callback_issuer`).
 //! Explicitly configured endpoints always win over discovered ones.
+//!
+//! Every discovery goes through [`discovery_client`]: the server's own `tls_ca` (an issuer behind
+//! a private CA), never its client certificate (the document is public). The registry's start-up
+//! discovery and each connector's use the same rule, so a server that works later also resolves
+//! at start-up.
 
 use serde::Deserialize;
 use tokenflow_core::{DiscoveredIssuer, OAuthServer};
 use url::Url;
 
-use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, error_chain, read_body_limited};
+use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, TlsClients, error_chain, read_body_limited};
 
 /// The members of the discovery document that tokenflow uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -134,56 +139,77 @@ pub fn apply_metadata(server: &OAuthServer, metadata: &ProviderMetadata) -> OAut
     resolved
 }
 
+/// The client a discovery document of `server` is fetched with: trusting the server's `tls_ca`
+/// (besides the global one and the system's roots), without its client certificate. A `tls_ca`
+/// that cannot be used fails the discovery with its reason.
+pub fn discovery_client(
+    tls: &TlsClients,
+    server: &OAuthServer,
+) -> Result<reqwest::Client, DiscoveryError> {
+    tls.client(None, server.tls_ca.as_deref())
+        .map_err(|err| DiscoveryError::Transport {
+            url: server
+                .issuer
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
+            detail: err.to_string(),
+        })
+}
+
+/// Fetches the document with [`discovery_client`] and fills what `server` lacks.
+async fn discover(tls: &TlsClients, server: &OAuthServer) -> Result<OAuthServer, DiscoveryError> {
+    let http = discovery_client(tls, server)?;
+    let metadata = fetch_metadata(&http, server).await?;
+    Ok(apply_metadata(server, &metadata))
+}
+
 /// Fills missing endpoints by discovery when an issuer is configured; otherwise returns the server
 /// unchanged.
 pub async fn resolve_endpoints(
-    http: &reqwest::Client,
+    tls: &TlsClients,
     server: &OAuthServer,
 ) -> Result<OAuthServer, DiscoveryError> {
     let complete = server.token_url.is_some() && server.authorization_url.is_some();
     if complete || server.issuer.is_none() {
         return Ok(server.clone());
     }
-    let metadata = fetch_metadata(http, server).await?;
-    Ok(apply_metadata(server, &metadata))
+    discover(tls, server).await
 }
 
 /// [`resolve_endpoints`], and also discovery when the revocation endpoint (RFC 7009) is missing
 /// and an issuer is configured: what `oauth_revoke_token` needs.
 pub async fn resolve_revocation_endpoints(
-    http: &reqwest::Client,
+    tls: &TlsClients,
     server: &OAuthServer,
 ) -> Result<OAuthServer, DiscoveryError> {
     if server.revocation_url.is_some() || server.issuer.is_none() {
-        return resolve_endpoints(http, server).await;
+        return resolve_endpoints(tls, server).await;
     }
-    let metadata = fetch_metadata(http, server).await?;
-    Ok(apply_metadata(server, &metadata))
+    discover(tls, server).await
 }
 
 /// [`resolve_endpoints`], and also discovery when the device authorization endpoint (RFC 8628
 /// §4) is missing and an issuer is configured: what `oauth_device_login` needs.
 pub async fn resolve_device_endpoints(
-    http: &reqwest::Client,
+    tls: &TlsClients,
     server: &OAuthServer,
 ) -> Result<OAuthServer, DiscoveryError> {
     if server.device_authorization_url.is_some() || server.issuer.is_none() {
-        return resolve_endpoints(http, server).await;
+        return resolve_endpoints(tls, server).await;
     }
-    let metadata = fetch_metadata(http, server).await?;
-    Ok(apply_metadata(server, &metadata))
+    discover(tls, server).await
 }
 
 /// Every endpoint a server may use, discovered once when a server is loaded: the document is
 /// read when any of them is missing and an issuer is configured.
 pub async fn resolve_every_endpoint(
-    http: &reqwest::Client,
+    tls: &TlsClients,
     server: &OAuthServer,
 ) -> Result<OAuthServer, DiscoveryError> {
     if server.device_authorization_url.is_some() {
-        return resolve_revocation_endpoints(http, server).await;
+        return resolve_revocation_endpoints(tls, server).await;
     }
-    resolve_device_endpoints(http, server).await
+    resolve_device_endpoints(tls, server).await
 }
 
 /// Issuer comparison of OIDC Discovery §4.3 (exact, ignoring one trailing slash), plus the Entra

@@ -33,6 +33,8 @@ pub enum Grant<'a> {
         code: &'a SecretString,
         redirect_uri: &'a str,
         code_verifier: Option<&'a SecretString>,
+        /// RFC 8707 resource indicators, separated by white space (empty: none).
+        resource: &'a str,
     },
     RefreshToken {
         refresh_token: &'a SecretString,
@@ -191,12 +193,14 @@ fn form_body(
             code,
             redirect_uri,
             code_verifier,
+            resource,
         } => {
             form.append_pair("code", code.expose());
             form.append_pair("redirect_uri", redirect_uri);
             if let Some(verifier) = code_verifier {
                 form.append_pair("code_verifier", verifier.expose());
             }
+            append_resources(&mut form, resource);
         }
         Grant::RefreshToken {
             refresh_token,

@@ -51,7 +51,7 @@ fn decode_part(part: &str) -> Value {
 
 /// Registers a client-credentials client that authenticates with `method`; `public_key` is the
 /// fixture name of its public key (`private_key_jwt`), `secret` its secret (`client_secret_jwt`).
-async fn register(
+pub async fn register(
     idp: &Idp,
     id: &str,
     method: &str,
@@ -403,6 +403,9 @@ async fn the_assertion_is_dated_by_the_injected_clock() {
         .await;
 
     assert_eq!(out.error.as_deref(), Some("invalid_client"), "{out:?}");
+    assert_eq!(out.status, ServerLoginStatus::Unknown);
+    assert_eq!(out.status.code(), -1);
+    assert_eq!(idp.token_requests(&id).await[0].status, 401);
 }
 
 #[test]

@@ -25,7 +25,7 @@ async fn issuer_alone_fills_both_endpoints_from_the_idp_metadata() {
         metadata.token_endpoint.as_ref().map(|u| u.as_str()),
         Some(idp.token_url().as_str())
     );
-    let resolved = resolve_endpoints(c.http(), &server).await.unwrap();
+    let resolved = resolve_endpoints(c.tls(), &server).await.unwrap();
     assert_eq!(resolved.token_url.unwrap().as_str(), idp.token_url());
     assert_eq!(
         resolved.authorization_url.unwrap().as_str(),
@@ -48,7 +48,7 @@ async fn configured_endpoints_win_and_a_wrong_issuer_is_refused() {
         "idp",
         json!({ "client_id": "a", "issuer": idp.issuer(), "token_url": "http://127.0.0.1:1/custom-token" }),
     );
-    let resolved = resolve_endpoints(c.http(), &explicit).await.unwrap();
+    let resolved = resolve_endpoints(c.tls(), &explicit).await.unwrap();
     assert_eq!(
         resolved.token_url.unwrap().as_str(),
         "http://127.0.0.1:1/custom-token"

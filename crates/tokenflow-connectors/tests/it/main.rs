@@ -2,6 +2,7 @@
 //! wiremock only for faults a real provider cannot be made to produce.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
+mod assertion_replay;
 mod cache;
 mod client_assertion;
 mod discovery;

@@ -270,3 +270,34 @@ async fn http_connector_presents_its_client_certificate_to_a_server_that_require
     assert_eq!(out.error.as_deref(), Some("connection_error"));
     assert_eq!(out.http_status_code, None);
 }
+
+#[tokio::test]
+async fn a_device_login_discovers_its_endpoint_through_the_servers_tls_ca() {
+    // The issuer is the IdP's HTTPS listener, whose certificate only `tls_ca` vouches for.
+    let pki = TestPki::generate();
+    let idp = Idp::start_with_tls_issuer(&pki).await;
+    let id = unique("ca-device");
+    idp.device_client(&id, "ca-device-secret", json!({})).await;
+    let server = server(
+        "idp",
+        json!({
+            "client_id": id,
+            "client_secret": "ca-device-secret",
+            "issuer": idp.issuer(),
+            "tls_ca": pki.read("ca.pem"),
+            "scope": "openid",
+        }),
+    );
+    assert!(server.device_authorization_url.is_none() && server.token_url.is_none());
+
+    let started = connectors()
+        .start_device_login("idp", Some(&server), &Input::Unassigned)
+        .await;
+
+    let device = started.unwrap_or_else(|out| panic!("{out:?}"));
+    assert!(
+        device.verification_uri.starts_with(&idp.issuer()),
+        "{}",
+        device.verification_uri
+    );
+}

@@ -25,6 +25,28 @@ fn secret(value: &SecretString) -> Input<SecretString> {
     Input::Assigned(value.clone())
 }
 
+/// Alice allows a user login of `server` started with `request`; the login's outputs.
+async fn alice_allows(
+    c: &tokenflow_connectors::oauth::OAuthConnectors,
+    server: &OAuthServer,
+    request: &tokenflow_connectors::oauth::authorize::AuthorizationRequest,
+) -> tokenflow_connectors::oauth::outputs::TokenOutputs<UserLoginStatus> {
+    let landed = sign_in(
+        request.url.as_str(),
+        REDIRECT_URI,
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+    c.finish_user_login(
+        Some(server),
+        &request.pending,
+        &CallbackParams::from_url(&landed),
+    )
+    .await
+}
+
 /// A fresh RSA key pair from the `openssl` command: (PKCS#8 private PEM, SPKI public PEM).
 pub fn generate_rsa_key() -> (String, String) {
     let run = |args: &[&str], input: Option<&str>| {
@@ -279,21 +301,7 @@ async fn on_behalf_of_exchanges_a_users_token_for_a_token_of_the_same_user() {
     let web_server = server("web", web_server_fields(&idp, &web, "web-secret-1"));
     let c = connectors();
     let request = start_login(&c, &web_server, &UserLoginInput::default()).await;
-    let landed = sign_in(
-        request.url.as_str(),
-        REDIRECT_URI,
-        "alice",
-        "alice-password",
-        Decision::Allow,
-    )
-    .await;
-    let login = c
-        .finish_user_login(
-            Some(&web_server),
-            &request.pending,
-            &CallbackParams::from_url(&landed),
-        )
-        .await;
+    let login = alice_allows(&c, &web_server, &request).await;
     assert_eq!(login.status, UserLoginStatus::Successful, "{login:?}");
     let user_token = login.access_token.unwrap();
 
@@ -469,21 +477,7 @@ async fn a_refresh_sends_its_resource_indicators() {
     let server = server("idp", web_server_fields(&idp, &id, "web-secret-2"));
     let c = connectors();
     let request = start_login(&c, &server, &UserLoginInput::default()).await;
-    let landed = sign_in(
-        request.url.as_str(),
-        REDIRECT_URI,
-        "alice",
-        "alice-password",
-        Decision::Allow,
-    )
-    .await;
-    let login = c
-        .finish_user_login(
-            Some(&server),
-            &request.pending,
-            &CallbackParams::from_url(&landed),
-        )
-        .await;
+    let login = alice_allows(&c, &server, &request).await;
     let refresh_token = login.refresh_token.unwrap();
     let out = c
         .refresh_token_for(
@@ -503,4 +497,40 @@ async fn a_refresh_sends_its_resource_indicators() {
             "https://b.example.test/"
         ]))
     );
+}
+
+#[tokio::test]
+async fn a_user_login_sends_its_resource_in_the_authorization_request_and_the_code_exchange() {
+    let idp = Idp::start().await;
+    let id = unique("resource-login");
+    idp.web_client(&id, "web-secret-3", REDIRECT_URI, json!({}))
+        .await;
+    let server = server("idp", web_server_fields(&idp, &id, "web-secret-3"));
+    let c = connectors();
+    let input = UserLoginInput {
+        scope: assigned("openid api:read"),
+        resource: assigned("https://api.example.test/orders"),
+        ..UserLoginInput::default()
+    };
+    let request = start_login(&c, &server, &input).await;
+    // RFC 8707 §2.1: in the authorization request.
+    let sent: Vec<String> = request
+        .url
+        .query_pairs()
+        .filter(|(key, _)| key == "resource")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    assert_eq!(sent, ["https://api.example.test/orders"]);
+    let login = alice_allows(&c, &server, &request).await;
+
+    assert_eq!(login.status, UserLoginStatus::Successful, "{login:?}");
+    // §2.2: again in the code exchange, so the access token is for that resource.
+    let exchange = idp.token_requests(&id).await.pop().unwrap();
+    assert_eq!(exchange.grant_type.as_deref(), Some("authorization_code"));
+    assert_eq!(
+        exchange.resource,
+        Some(json!("https://api.example.test/orders"))
+    );
+    let seen = whoami(&idp, login.access_token.as_ref().unwrap()).await;
+    assert_eq!(seen["aud"], "https://api.example.test/orders", "{seen}");
 }

@@ -251,7 +251,7 @@ pub const CATALOG: &[ActionSpec] = &[
     },
     ActionSpec {
         kind: ActionKind::OauthUserLogin,
-        inputs: &[p("scope", Text), p("use_prompt", Bool)],
+        inputs: &[p("scope", Text), p("use_prompt", Bool), p("resource", Text)],
         outputs: TOKEN_OUTPUTS,
         needs_server: true,
         interactive: true,

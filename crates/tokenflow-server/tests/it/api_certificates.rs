@@ -99,3 +99,43 @@ async fn a_pkcs12_file_given_through_the_api_is_unpacked_and_neither_it_nor_its_
     assert!(answer.contains("`pkcs12`"), "{answer}");
     assert!(!answer.contains("Wrong-Api-Pw-8"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_server_whose_issuer_has_a_private_ca_is_discovered_at_start_up_with_its_tls_ca() {
+    let pki = TestPki::generate();
+    let idp = Idp::start_with_tls_issuer(&pki).await;
+    let client = idp
+        .client_credentials_client(&unique("ca-disc"), "ca-disc-secret")
+        .await;
+    // Discovery only: no endpoint is configured.
+    let config = format!(
+        "[oauth_servers.idp]\nclient_id = \"{}\"\nclient_secret = \"ca-disc-secret\"\nissuer = \"{}\"\ntls_ca = {{ file = \"{}\" }}\nscope = \"api:read\"\n",
+        client.id,
+        idp.issuer(),
+        pki.path("ca.pem").display()
+    );
+    let app = spawn_app(Options {
+        config,
+        ..Options::default()
+    })
+    .await;
+
+    // The registry's start-up discovery read the document over the private CA.
+    let (_, shown) = app.get_json("/api/oauth-servers/idp").await;
+    assert_eq!(
+        shown["resolved_token_url"],
+        format!("{}/token", idp.issuer()),
+        "{shown}"
+    );
+    assert!(
+        shown["resolved_device_authorization_url"]
+            .as_str()
+            .is_some_and(|url| url.starts_with(&idp.issuer())),
+        "{shown}"
+    );
+    let (_, tested, _) = app
+        .post_json("/api/oauth-servers/idp/test", json!({}))
+        .await;
+    assert_eq!(tested["status_code"], 0, "{tested}");
+    assert!(idp.token_requests(&client.id).await[0].tls);
+}

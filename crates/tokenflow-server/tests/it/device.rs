@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokenflow_testkit::{DeviceDecision, Idp, approve_device, unique};
 
-use crate::support::{Options, TestApp, restart, spawn_app};
+use crate::support::{Options, TestApp, build_app, restart, spawn_app};
 use crate::ui::signed_in;
 
 /// A device login, then the IdP's userinfo with the token.
@@ -205,4 +205,98 @@ async fn a_restarted_instance_finishes_the_polling_of_a_waiting_device_login() {
     let run = ended(&next, &id).await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["variables"]["name"], "Alice Example");
+}
+
+/// The token-endpoint requests the fake provider received so far.
+async fn token_polls(provider: &wiremock::MockServer) -> usize {
+    provider
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/token")
+        .count()
+}
+
+#[tokio::test]
+async fn the_poller_waits_five_seconds_longer_after_slow_down_by_the_injected_clock() {
+    // A provider cannot be made to answer `slow_down` on demand: a fake one answers
+    // `authorization_pending`, then `slow_down`, then a token (RFC 8628 §3.5).
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/device"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "device_code": "fake-device-code-4711", "user_code": "ABCD-EFGH",
+            "verification_uri": format!("{}/activate", provider.uri()),
+            "expires_in": 600, "interval": 1,
+        })))
+        .mount(&provider)
+        .await;
+    let refused = |error: &str| ResponseTemplate::new(400).set_body_json(json!({ "error": error }));
+    let token_request = || {
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("fake-device-code-4711"))
+    };
+    for (priority, answer) in [(1, "authorization_pending"), (2, "slow_down")] {
+        token_request()
+            .respond_with(refused(answer))
+            .up_to_n_times(1)
+            .with_priority(priority)
+            .mount(&provider)
+            .await;
+    }
+    token_request()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "fake-access-token", "token_type": "Bearer", "expires_in": 3600,
+        })))
+        .with_priority(3)
+        .mount(&provider)
+        .await;
+    let flow = "id: fake\nvariables:\n  status: {}\nactions:\n  login:\n    type: oauth_device_login\n    oauth_server: fake\n    output: { status_code: status }\nsteps:\n  - { from: start, to: login }\n  - { from: login, to: stop }\n";
+    // Built, not served: no poller of its own races the passes below.
+    let app = build_app(Options {
+        config: format!(
+            "[oauth_servers.fake]\nclient_id = \"c\"\nclient_secret = \"s\"\ntoken_url = \"{0}/token\"\ndevice_authorization_url = \"{0}/device\"\n",
+            provider.uri()
+        ),
+        flows: vec![("fake.yaml", flow.to_owned())],
+        manual_clock: true,
+        ..Options::default()
+    })
+    .await;
+    let clock = app.clock.clone().unwrap();
+    let runner = &app.state.runner;
+    let run = runner
+        .start("fake", serde_json::Map::new(), None)
+        .await
+        .unwrap();
+    let id = run.run.id.clone();
+    assert_eq!(run.run.status, tokenflow_core::RunStatus::Waiting);
+
+    // Each step: advance the clock, run one poller pass, count the polls.
+    let step = |seconds: i64| {
+        clock.advance(time::Duration::seconds(seconds));
+        async { runner.poll_devices_once().await.unwrap() }
+    };
+    assert_eq!(step(0).await, 0, "the first poll is one interval away");
+    assert_eq!(step(1).await, 1);
+    assert_eq!(token_polls(&provider).await, 1, "authorization_pending");
+    assert_eq!(step(1).await, 1);
+    assert_eq!(token_polls(&provider).await, 2, "slow_down");
+    // The interval is now 1 s + 5 s: nothing is due one, two … five seconds later.
+    for _ in 0..5 {
+        assert_eq!(step(1).await, 0);
+    }
+    assert_eq!(token_polls(&provider).await, 2);
+    assert_eq!(step(1).await, 1);
+    assert_eq!(token_polls(&provider).await, 3);
+    let ended = runner.load(&id).await.unwrap().unwrap();
+    assert_eq!(ended.run.status, tokenflow_core::RunStatus::Completed);
+    assert_eq!(
+        ended.run.variables.get("status").map(|v| v.expose()),
+        Some(json!(0))
+    );
 }

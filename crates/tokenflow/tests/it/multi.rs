@@ -9,7 +9,7 @@ use tokenflow_testkit::{Decision, Idp, sign_in, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const API_KEY: &str = "multi-instance-key-7";
+pub(crate) const API_KEY: &str = "multi-instance-key-7";
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn server_url() -> String {
@@ -18,12 +18,12 @@ fn server_url() -> String {
 }
 
 /// A fresh database on the test PostgreSQL server, dropped when this is dropped.
-struct Database {
+pub(crate) struct Database {
     name: String,
 }
 
 impl Database {
-    fn create() -> Database {
+    pub(crate) fn create() -> Database {
         let name = format!("tf_multi_{}", unique("db").replace('-', "_"));
         let ok = std::process::Command::new("psql")
             .args([
@@ -68,13 +68,13 @@ impl Drop for Database {
     }
 }
 
-struct Instance {
-    url: String,
+pub(crate) struct Instance {
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
-    child: Child,
+    pub(crate) child: Child,
 }
 
-async fn instance(
+pub(crate) async fn instance(
     db: &Database,
     public_url: Option<&str>,
     extra: &str,
@@ -131,17 +131,31 @@ async fn instance(
     }
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
 
-async fn get_json(base: &str, path: &str) -> Value {
+pub(crate) async fn get_json(base: &str, path: &str) -> Value {
     http()
         .get(format!("{base}{path}"))
         .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Starts a run of `flow` on the instance at `base`; the run's JSON.
+pub(crate) async fn start_run(base: &str, flow: &str) -> Value {
+    http()
+        .post(format!("{base}/api/flows/{flow}/runs"))
+        .bearer_auth(API_KEY)
+        .json(&json!({}))
         .send()
         .await
         .unwrap()
@@ -176,16 +190,7 @@ async fn a_login_started_on_a_completes_by_a_callback_to_b_and_shows_on_c() {
     )
     .await;
 
-    let started: Value = http()
-        .post(format!("{}/api/flows/profile/runs", a.url))
-        .bearer_auth(API_KEY)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = start_run(&a.url, "profile").await;
     assert_eq!(started["status"], "waiting", "{started}");
     let landed = sign_in(
         started["authorization_url"].as_str().unwrap(),

@@ -1,5 +1,5 @@
 use serde_json::Value;
-use tokenflow_testkit::{Decision, Idp, sign_in, unique};
+use tokenflow_testkit::{Decision, DeviceDecision, Idp, approve_device, sign_in, unique};
 
 use crate::support::{
     Cli, SECRETS_ENV, SERVICE_SECRET, WEB_SECRET, assert_no_tokens, demo_config, example,
@@ -401,4 +401,110 @@ async fn a_busy_callback_port_is_reported_with_the_address_and_the_reason() {
         "{stderr}"
     );
     drop(busy);
+}
+
+#[tokio::test]
+async fn a_device_login_prints_the_code_and_the_address_and_completes_once_approved() {
+    let idp = Idp::start().await;
+    let client = unique("cli-device");
+    idp.device_client(
+        &client,
+        "cli-device-secret",
+        serde_json::json!({ "device_interval": 1 }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tokenflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[oauth_servers.dev]\nclient_id = \"{client}\"\nclient_secret = {{ env = \"E2E_DEVICE_SECRET\" }}\nissuer = \"{}\"\n",
+            idp.issuer()
+        ),
+    )
+    .unwrap();
+    let flow = dir.path().join("device.yaml");
+    std::fs::write(
+        &flow,
+        "id: device\nvariables:\n  status: {}\n  code: {}\nactions:\n  login:\n    type: oauth_device_login\n    oauth_server: dev\n    input: { scope: openid }\n    output: { status_code: status, user_code: code }\nsteps:\n  - { from: start, to: login }\n  - { from: login, to: stop }\n",
+    )
+    .unwrap();
+    let mut cli = Cli::spawn(
+        &[
+            "run",
+            &flow.display().to_string(),
+            "--config",
+            &config.display().to_string(),
+            "--format",
+            "json",
+        ],
+        &[("E2E_DEVICE_SECRET", "cli-device-secret")],
+    );
+
+    // The address, then the code, then the address with the code in it.
+    let address = cli.line(|line| line.trim_start().starts_with("http")).await;
+    assert!(address.trim().starts_with(&idp.url("/device")), "{address}");
+    cli.line(|line| line == "and enter the code").await;
+    let user_code = cli.line(|_| true).await.trim().to_owned();
+    assert!(!user_code.is_empty());
+    let complete = cli.line(|line| line.starts_with("(or open ")).await;
+    let complete = complete
+        .trim_start_matches("(or open ")
+        .trim_end_matches(')');
+    approve_device(complete, "alice", "alice-password", DeviceDecision::Approve).await;
+
+    let (ok, stdout, stderr) = cli.finish().await;
+    assert!(ok, "{stderr}");
+    let run = json(&stdout);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["variables"]["status"], 0, "{run}");
+    assert_eq!(run["variables"]["code"], user_code.as_str());
+    // The device code and the tokens are never printed.
+    let device_codes = idp.issued_tokens(&client).await;
+    assert!(!device_codes.is_empty());
+    for secret in device_codes {
+        assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+    }
+}
+
+#[tokio::test]
+async fn the_top_level_tls_ca_is_trusted_by_discovery_the_token_request_and_http_calls() {
+    // The IdP's only address is HTTPS with a private CA, which only `tls_ca` vouches for.
+    let pki = tokenflow_testkit::TestPki::generate();
+    let idp = Idp::start_with_tls_issuer(&pki).await;
+    let service = unique("svc-ca");
+    idp.client_credentials_client(&service, SERVICE_SECRET)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tokenflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "tls_ca = {{ file = \"{}\" }}\n\n[oauth_servers.demo-service]\nclient_id = \"{service}\"\nclient_secret = {{ env = \"E2E_SERVICE_SECRET\" }}\nissuer = \"{}\"\nscope = \"api:read\"\n",
+            pki.path("ca.pem").display(),
+            idp.issuer()
+        ),
+    )
+    .unwrap();
+    let api = format!("api_url={}", idp.url("/api/whoami"));
+    let flow = example("service_call.yaml").display().to_string();
+    let cli = Cli::spawn(
+        &[
+            "run",
+            &flow,
+            "--config",
+            &config.display().to_string(),
+            "--input",
+            &api,
+            "--format",
+            "json",
+        ],
+        SECRETS_ENV,
+    );
+    let (ok, stdout, stderr) = cli.finish().await;
+    assert!(ok, "{stderr}\n{stdout}");
+    assert!(!stderr.contains("warning"), "discovery worked: {stderr}");
+    let run = json(&stdout);
+    assert_eq!(run["variables"]["http_status"], 200, "{run}");
+    assert_eq!(run["variables"]["client"], service.as_str());
 }

@@ -56,7 +56,7 @@ impl Site {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.dir.path().join("server.log")
     }
 
@@ -516,7 +516,7 @@ async fn no_secret_reaches_logs_api_responses_or_the_database_files() {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window == needle)

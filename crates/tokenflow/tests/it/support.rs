@@ -73,6 +73,23 @@ impl Cli {
         }
     }
 
+    /// Waits (at most 60 s) for the first stderr line not yet read that `wanted` accepts.
+    pub async fn line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        let found = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Some(line) = self.lines.recv().await {
+                if wanted(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!("no such line; stderr:\n{}", self.stderr().join("\n")),
+        }
+    }
+
     pub fn stderr(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
     }
