@@ -7,6 +7,7 @@
 //! - [`runner`]: drives runs and persists every transition (one store write per action):
 //!   starting, stepping, suspending at a login, resuming by callback, expiry, cancel, run
 //!   leases, the sweep with recovery of interrupted runs and housekeeping purges.
+//! - [`retention`]: retention of ended runs (by the sweeper) and the bound on waiting runs.
 //! - [`device`]: the polling of waiting device logins, each run polled by one instance.
 //! - [`scheduler`]: schedules of system flows, each firing claimed once across instances.
 //! - [`catalog`]: flows, versioned in the store and parsed once per version.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod keys;
 pub mod metrics;
 pub mod registry;
+pub mod retention;
 pub mod runner;
 pub mod runtime;
 pub mod scheduler;

@@ -108,9 +108,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     accept_failed(err).await;
                     continue;
@@ -118,8 +118,18 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        // Each request carries its connection's peer address, which failed sign-ins are
+        // counted by (`auth::attempts`).
+        let app = service.clone();
+        let with_peer = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                hyper::service::Service::call(&app, request)
+            },
+        );
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), with_peer));
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 // Timeouts and clients that hang up are routine, not the server's failure.
