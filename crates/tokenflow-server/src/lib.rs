@@ -81,6 +81,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// - `max_connections`: a permit is taken before each accept, so once that many connections are
 ///   open, further clients wait in the listen queue until one closes.
 ///
+/// Each request carries its connection's peer address (`ConnectInfo`), by which failed sign-ins
+/// are counted ([`auth::attempts`]).
+///
 /// The time to send a body after the head is bounded by `body_read_timeout` ([`body`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
