@@ -122,7 +122,22 @@ pub(crate) async fn retention_by_count_keeps_the_newest_ended_runs_of_each_flow(
     for i in 0..2 {
         ended_run(store.as_ref(), &format!("b{i}"), "b", "failed", 100 + i).await;
     }
-    suspended(store.as_ref(), "a-waiting", "state-a", 5000).await;
+    // Runs of flow `a` that have not ended: never among the ones beyond the newest.
+    store
+        .create_run(&run("a-waiting", "a", "running", 0))
+        .await
+        .unwrap();
+    store
+        .suspend_run(
+            &run("a-waiting", "a", "waiting", 0),
+            &pending("state-a", "a-waiting", 0, 5000),
+        )
+        .await
+        .unwrap();
+    store
+        .create_run(&run("a-running", "a", "running", 0))
+        .await
+        .unwrap();
     let rule = RetentionRule {
         ended_before: None,
         keep_per_flow: Some(2),
@@ -131,8 +146,8 @@ pub(crate) async fn retention_by_count_keeps_the_newest_ended_runs_of_each_flow(
     assert_eq!(store.purge_ended_runs(&rule, 500).await.unwrap(), 0);
     assert_eq!(
         stored_ids(store.as_ref()).await,
-        ["a-waiting", "a3", "a4", "b0", "b1"],
-        "flow a keeps its two newest ended runs, flow b had only two, the waiting run stays"
+        ["a-running", "a-waiting", "a3", "a4", "b0", "b1"],
+        "flow a keeps its two newest ended runs, flow b had only two, the unended runs stay"
     );
 
     // Both parts of a rule at once, in batches of one.
@@ -150,7 +165,10 @@ pub(crate) async fn retention_by_count_keeps_the_newest_ended_runs_of_each_flow(
         purged += batch;
     }
     assert_eq!(purged, 2);
-    assert_eq!(stored_ids(store.as_ref()).await, ["a-waiting", "a4", "b1"]);
+    assert_eq!(
+        stored_ids(store.as_ref()).await,
+        ["a-running", "a-waiting", "a4", "b1"]
+    );
 }
 
 pub(crate) async fn the_waiting_runs_of_a_flow_are_counted(store: Arc<dyn Store>) {
