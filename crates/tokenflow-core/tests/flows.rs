@@ -556,7 +556,7 @@ fn a_yaml_alias_bomb_is_refused_without_expanding_it() {
     );
     for level in 1..12 {
         let previous = format!("*a{}", level - 1);
-        let list = vec![previous.as_str(); 9].join(",");
+        let list = [previous.as_str(); 9].join(",");
         yaml.push_str(&format!("  a{level}: {{ default: &a{level} [{list}] }}\n"));
     }
     yaml.push_str("steps: []\n");

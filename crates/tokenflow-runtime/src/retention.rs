@@ -12,10 +12,10 @@
 //! start without reading the store (ARCHITECTURE.md, "Flows in memory").
 
 use tokenflow_core::flow::Flow;
-use tokenflow_store::RetentionRule;
+use tokenflow_store::{RetentionRule, Store};
 
 use crate::error::RuntimeError;
-use crate::runner::Runner;
+use crate::metrics::Metrics;
 
 /// Ended runs deleted per write transaction.
 pub const RETENTION_BATCH: u32 = 200;
@@ -38,20 +38,25 @@ impl Default for StorageBounds {
     }
 }
 
-impl Runner {
-    /// Deletes the ended runs that retention no longer keeps, in batches; returns how many.
-    pub async fn apply_retention(&self, now: time::OffsetDateTime) -> Result<u64, RuntimeError> {
-        let retention = self.bounds.retention;
+impl StorageBounds {
+    /// Deletes the ended runs that retention no longer keeps at `now`, in batches; returns how
+    /// many.
+    pub async fn apply_retention(
+        &self,
+        store: &dyn Store,
+        metrics: &Metrics,
+        now: time::OffsetDateTime,
+    ) -> Result<u64, RuntimeError> {
         let rule = RetentionRule {
-            ended_before: retention.max_age.map(|age| now - age),
-            keep_per_flow: retention.max_runs_per_flow,
+            ended_before: self.retention.max_age.map(|age| now - age),
+            keep_per_flow: self.retention.max_runs_per_flow,
         };
         if rule == RetentionRule::default() {
             return Ok(0);
         }
         let mut purged = 0;
         for _ in 0..RETENTION_BATCHES {
-            let batch = self.store.purge_ended_runs(&rule, RETENTION_BATCH).await?;
+            let batch = store.purge_ended_runs(&rule, RETENTION_BATCH).await?;
             purged += batch;
             if batch == 0 {
                 break;
@@ -60,7 +65,7 @@ impl Runner {
             tokio::task::yield_now().await;
         }
         if purged > 0 {
-            self.metrics.runs_purged(purged);
+            metrics.runs_purged(purged);
             tracing::info!(runs = purged, "retention deleted ended runs");
         }
         Ok(purged)
@@ -68,12 +73,16 @@ impl Runner {
 
     /// Refuses to start a run of `flow` while it has `max_waiting_runs_per_flow` runs waiting
     /// for a sign-in.
-    pub(crate) async fn check_waiting_runs(&self, flow: &Flow) -> Result<(), RuntimeError> {
+    pub async fn check_waiting_runs(
+        &self,
+        store: &dyn Store,
+        flow: &Flow,
+    ) -> Result<(), RuntimeError> {
         if !flow.actions.values().any(|action| action.spec.interactive) {
             return Ok(());
         }
-        let limit = self.bounds.max_waiting_runs_per_flow;
-        if self.store.count_waiting_runs(&flow.id).await? >= limit {
+        let limit = self.max_waiting_runs_per_flow;
+        if store.count_waiting_runs(&flow.id).await? >= limit {
             return Err(RuntimeError::TooManyWaitingRuns {
                 flow: flow.id.clone(),
                 limit,

@@ -223,7 +223,7 @@ pub struct Runner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: Engine,
     catalog: Arc<FlowCatalog>,
-    pub(crate) metrics: Arc<Metrics>,
+    metrics: Arc<Metrics>,
     pub(crate) clock: Arc<dyn Clock>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// This instance's name in run leases and device-poll claims.
@@ -233,7 +233,7 @@ pub struct Runner {
     /// When the sweeper last purged consumed logins and old firings.
     purged: Mutex<Option<time::OffsetDateTime>>,
     /// Retention and the bound on waiting runs ([`crate::retention`]).
-    pub(crate) bounds: StorageBounds,
+    bounds: StorageBounds,
 }
 
 /// How long a consumed login is kept (a replayed `state` is answered "already used" until then,
@@ -317,7 +317,9 @@ impl Runner {
     /// Drives a freshly started run; it is first written with its first records, before the
     /// first action that is not repeatable or when it waits or ends ([`Self::drive`]).
     pub async fn start_run(&self, mut view: RunView) -> Result<RunView, RuntimeError> {
-        self.check_waiting_runs(&view.flow).await?;
+        self.bounds
+            .check_waiting_runs(self.store.as_ref(), &view.flow)
+            .await?;
         // One line per run at `info` ("run ended", with its status) is the access log of runs;
         // the start and every action are `debug`: the monitor records them anyway.
         tracing::debug!(run = %view.run.id, flow = %view.run.flow_id, version = view.version, "run started");
@@ -528,7 +530,9 @@ impl Runner {
                 );
             }
             self.purge_expired_sessions(now).await?;
-            self.apply_retention(now).await?;
+            self.bounds
+                .apply_retention(self.store.as_ref(), &self.metrics, now)
+                .await?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ mod at_rest;
 pub mod crypto;
 mod migrations;
 pub mod postgres;
+mod retention;
 pub mod rotation;
 pub mod sqlite;
 mod types;
@@ -296,10 +297,6 @@ pub struct RetentionRule {
     /// Of each flow's ended runs, only the newest (by end) this many stay.
     pub keep_per_flow: Option<u64>,
 }
-
-/// The run statuses retention may delete, as SQL (both backends spell them alike, and the
-/// partial indexes of migration 9 repeat this exact term, which is how the planner picks them).
-pub(crate) const ENDED_STATUSES: &str = "status IN ('completed', 'failed', 'cancelled')";
 
 /// The token vault (docs/connectors.md).
 #[async_trait]

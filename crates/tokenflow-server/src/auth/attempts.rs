@@ -162,9 +162,7 @@ mod tests {
         }
         let same_prefix = "2001:db8:1:2:ffff::1".parse().unwrap();
         assert!(attempts.check(Some(same_prefix), at(1)).is_err());
-        let mapped = IpAddr::V6(Ipv6Addr::from(
-            std::net::Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped(),
-        ));
+        let mapped = IpAddr::V6(std::net::Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
         assert_eq!(counted_as(mapped), IpAddr::V4([192, 0, 2, 1].into()));
     }
 

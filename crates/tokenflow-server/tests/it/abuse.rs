@@ -12,7 +12,7 @@ use tokenflow_store::RunFilter;
 use tokenflow_testkit::{Idp, unique};
 
 use crate::support::{API_KEY, Options, PURE_FLOW, TestApp, build_app, login_flow, spawn_app};
-use crate::ui::value_of;
+use crate::ui::login_form;
 
 /// A client whose connections come from `address` (any of 127.0.0.0/8 reaches the server).
 fn client_from(address: &str) -> reqwest::Client {
@@ -90,15 +90,7 @@ async fn failed_ui_sign_ins_from_one_address_get_a_429_page_and_other_addresses_
     let sign_in = |client: reqwest::Client, key: &'static str| {
         let url = app.url.clone();
         async move {
-            let page = client.get(format!("{url}/login")).send().await.unwrap();
-            let cookie = page.headers()["set-cookie"]
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned();
-            let token = value_of(&page.text().await.unwrap(), "csrf");
+            let (cookie, token) = login_form(&client, &url).await;
             client
                 .post(format!("{url}/login"))
                 .header("cookie", cookie)

@@ -1,14 +1,13 @@
 //! The SQLite store's housekeeping: deleting consumed pending authorizations, old schedule
 //! firings and, by the retention rule, ended runs with everything that hangs on them.
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::SqliteStore;
 use crate::at_rest::to_ms;
-use crate::{ENDED_STATUSES, Housekeeping, Result, RetentionRule, StoreError};
+use crate::retention::{ENDED_STATUSES, RetentionReads, runs_past_retention};
+use crate::{Housekeeping, Result, RetentionRule, StoreError};
 
 #[async_trait]
 impl Housekeeping for SqliteStore {
@@ -33,7 +32,7 @@ impl Housekeeping for SqliteStore {
     }
 
     async fn purge_ended_runs(&self, rule: &RetentionRule, limit: u32) -> Result<u64> {
-        let ids = self.runs_past_retention(rule, limit).await?;
+        let ids = runs_past_retention(self, rule, limit).await?;
         if ids.is_empty() {
             return Ok(0);
         }
@@ -69,53 +68,40 @@ impl Housekeeping for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// At most `limit` ended runs `rule` lets go: by age oldest first, then each flow's beyond
-    /// its newest `keep_per_flow`. Reads only (the reading pool), through migration 9's indexes.
-    async fn runs_past_retention(&self, rule: &RetentionRule, limit: u32) -> Result<Vec<String>> {
-        let mut ids: Vec<String> = Vec::new();
-        if let Some(before) = rule.ended_before {
-            ids = sqlx::query_scalar(&format!(
-                "SELECT id FROM runs WHERE {ENDED_STATUSES} AND ended_at < ? \
+#[async_trait]
+impl RetentionReads for SqliteStore {
+    async fn ended_before(&self, before: OffsetDateTime, limit: i64) -> Result<Vec<String>> {
+        sqlx::query_scalar(&format!(
+            "SELECT id FROM runs WHERE {ENDED_STATUSES} AND ended_at < ? \
                  ORDER BY ended_at, id LIMIT ?"
-            ))
-            .bind(to_ms(before))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::Database)?;
-        }
-        let Some(keep) = rule.keep_per_flow else {
-            return Ok(ids);
-        };
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        let flows: Vec<String> = sqlx::query_scalar(&format!(
+        ))
+        .bind(to_ms(before))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)
+    }
+
+    async fn flows_over(&self, keep: i64) -> Result<Vec<String>> {
+        sqlx::query_scalar(&format!(
             "SELECT flow_id FROM runs WHERE {ENDED_STATUSES} GROUP BY flow_id HAVING COUNT(*) > ?"
         ))
         .bind(keep)
         .fetch_all(&self.pool)
         .await
-        .map_err(StoreError::Database)?;
-        let mut seen: HashSet<String> = ids.iter().cloned().collect();
-        for flow in flows {
-            let room = usize::try_from(limit)
-                .unwrap_or(usize::MAX)
-                .saturating_sub(ids.len());
-            if room == 0 {
-                break;
-            }
-            let beyond: Vec<String> = sqlx::query_scalar(&format!(
-                "SELECT id FROM runs WHERE flow_id = ? AND {ENDED_STATUSES} \
+        .map_err(StoreError::Database)
+    }
+
+    async fn beyond_newest(&self, flow: &str, keep: i64, limit: i64) -> Result<Vec<String>> {
+        sqlx::query_scalar(&format!(
+            "SELECT id FROM runs WHERE flow_id = ? AND {ENDED_STATUSES} \
                  ORDER BY ended_at DESC, id DESC LIMIT ? OFFSET ?"
-            ))
-            .bind(&flow)
-            .bind(i64::try_from(room).unwrap_or(i64::MAX))
-            .bind(keep)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::Database)?;
-            ids.extend(beyond.into_iter().filter(|id| seen.insert(id.clone())));
-        }
-        Ok(ids)
+        ))
+        .bind(flow)
+        .bind(limit)
+        .bind(keep)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Database)
     }
 }
