@@ -7,3 +7,6 @@ CREATE INDEX runs_ended_by_age ON runs (ended_at, id)
 CREATE INDEX runs_ended_by_flow ON runs (flow_id, ended_at DESC, id DESC)
     WHERE status IN ('completed', 'failed', 'cancelled');
 CREATE INDEX runs_waiting_by_flow ON runs (flow_id) WHERE status = 'waiting';
+-- Deleting a run looks up its pending logins (the deletes of retention, and the foreign key's
+-- cascade); consumed ones were not indexed by run.
+CREATE INDEX pending_by_run ON pending_authorizations (run_id);

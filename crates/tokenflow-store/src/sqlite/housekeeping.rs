@@ -69,10 +69,13 @@ impl Housekeeping for SqliteStore {
 }
 
 #[async_trait]
+/// SQLite's planner, without statistics, prefers `runs_by_status` and sorts every ended run
+/// in a temporary B-tree; `INDEXED BY` holds it to migration 9's indexes (and fails loudly if
+/// they were missing).
 impl RetentionReads for SqliteStore {
     async fn ended_before(&self, before: OffsetDateTime, limit: i64) -> Result<Vec<String>> {
         sqlx::query_scalar(&format!(
-            "SELECT id FROM runs WHERE {ENDED_STATUSES} AND ended_at < ? \
+            "SELECT id FROM runs INDEXED BY runs_ended_by_age WHERE {ENDED_STATUSES} AND ended_at < ? \
                  ORDER BY ended_at, id LIMIT ?"
         ))
         .bind(to_ms(before))
@@ -84,7 +87,8 @@ impl RetentionReads for SqliteStore {
 
     async fn flows_over(&self, keep: i64) -> Result<Vec<String>> {
         sqlx::query_scalar(&format!(
-            "SELECT flow_id FROM runs WHERE {ENDED_STATUSES} GROUP BY flow_id HAVING COUNT(*) > ?"
+            "SELECT flow_id FROM runs INDEXED BY runs_ended_by_flow WHERE {ENDED_STATUSES} \
+             GROUP BY flow_id HAVING COUNT(*) > ?"
         ))
         .bind(keep)
         .fetch_all(&self.pool)
@@ -94,7 +98,7 @@ impl RetentionReads for SqliteStore {
 
     async fn beyond_newest(&self, flow: &str, keep: i64, limit: i64) -> Result<Vec<String>> {
         sqlx::query_scalar(&format!(
-            "SELECT id FROM runs WHERE flow_id = ? AND {ENDED_STATUSES} \
+            "SELECT id FROM runs INDEXED BY runs_ended_by_flow WHERE flow_id = ? AND {ENDED_STATUSES} \
                  ORDER BY ended_at DESC, id DESC LIMIT ? OFFSET ?"
         ))
         .bind(flow)
