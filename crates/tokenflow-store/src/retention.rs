@@ -54,3 +54,16 @@ pub(crate) async fn runs_past_retention(
     }
     Ok(ids)
 }
+
+/// The deletes of one batch, in order (what hangs on the runs first, the runs last), each limited
+/// to ended runs; `in_batch` is the backend's test of `id` against the batch's ids (`id IN (?, …)`
+/// or `id = ANY($1)`). The last one's row count is the number of runs deleted.
+pub(crate) fn batch_deletes(in_batch: &str) -> Vec<String> {
+    let runs = format!("runs WHERE {ENDED_STATUSES} AND {in_batch}");
+    let mut deletes: Vec<String> = ["action_records", "pending_authorizations", "device_polls"]
+        .iter()
+        .map(|table| format!("DELETE FROM {table} WHERE run_id IN (SELECT id FROM {runs})"))
+        .collect();
+    deletes.push(format!("DELETE FROM {runs}"));
+    deletes
+}

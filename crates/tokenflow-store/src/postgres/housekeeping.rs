@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::PostgresStore;
 use crate::at_rest::to_ms;
-use crate::retention::{ENDED_STATUSES, RetentionReads, runs_past_retention};
+use crate::retention::{ENDED_STATUSES, RetentionReads, batch_deletes, runs_past_retention};
 use crate::{Housekeeping, Result, RetentionRule, StoreError};
 
 #[async_trait]
@@ -38,20 +38,7 @@ impl Housekeeping for PostgresStore {
         }
         let mut tx = self.pool.begin().await.map_err(StoreError::Database)?;
         let mut deleted = 0;
-        for table in [
-            "action_records",
-            "pending_authorizations",
-            "device_polls",
-            "runs",
-        ] {
-            let sql = if table == "runs" {
-                format!("DELETE FROM runs WHERE {ENDED_STATUSES} AND id = ANY($1)")
-            } else {
-                format!(
-                    "DELETE FROM {table} WHERE run_id IN \
-                     (SELECT id FROM runs WHERE {ENDED_STATUSES} AND id = ANY($1))"
-                )
-            };
+        for sql in batch_deletes("id = ANY($1)") {
             deleted = sqlx::query(&sql)
                 .bind(&ids)
                 .execute(&mut *tx)

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::SqliteStore;
 use crate::at_rest::to_ms;
-use crate::retention::{ENDED_STATUSES, RetentionReads, runs_past_retention};
+use crate::retention::{ENDED_STATUSES, RetentionReads, batch_deletes, runs_past_retention};
 use crate::{Housekeeping, Result, RetentionRule, StoreError};
 
 #[async_trait]
@@ -39,20 +39,7 @@ impl Housekeeping for SqliteStore {
         let list = vec!["?"; ids.len()].join(", ");
         let mut tx = self.writer.begin().await.map_err(StoreError::Database)?;
         let mut deleted = 0;
-        for table in [
-            "action_records",
-            "pending_authorizations",
-            "device_polls",
-            "runs",
-        ] {
-            let sql = if table == "runs" {
-                format!("DELETE FROM runs WHERE {ENDED_STATUSES} AND id IN ({list})")
-            } else {
-                format!(
-                    "DELETE FROM {table} WHERE run_id IN \
-                     (SELECT id FROM runs WHERE {ENDED_STATUSES} AND id IN ({list}))"
-                )
-            };
+        for sql in batch_deletes(&format!("id IN ({list})")) {
             let mut query = sqlx::query(&sql);
             for id in &ids {
                 query = query.bind(id);
