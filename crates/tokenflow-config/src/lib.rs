@@ -61,7 +61,53 @@ pub struct Config {
     pub run_limits: RunLimits,
     /// Extra trusted CA certificates (PEM) for every outgoing connection (`tls_ca`).
     pub tls_ca: Option<String>,
+    /// Which ended runs the sweeper deletes (docs/operations.md, "Retention").
+    pub retention: Retention,
+    /// How many runs of one flow may wait for a sign-in at once; starting another is refused.
+    pub max_waiting_runs_per_flow: u64,
 }
+
+/// `retention = { max_age = "30d", max_runs_per_flow = 10000 }`: ended runs (completed, failed,
+/// cancelled) older than `max_age`, and those beyond the newest `max_runs_per_flow` of their
+/// flow, are deleted with their monitor records. `None` turns a part off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age: Option<std::time::Duration>,
+    pub max_runs_per_flow: Option<u64>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_age: Some(std::time::Duration::from_secs(
+                RETENTION_MAX_AGE_DAYS.default * DAY,
+            )),
+            max_runs_per_flow: Some(RETENTION_MAX_RUNS_PER_FLOW.default),
+        }
+    }
+}
+
+const DAY: u64 = 24 * 3600;
+
+/// Default and bounds of `retention.max_age`, in days (`"30d"`; hours are written `"12h"`, at
+/// least `"1h"`; `"off"` keeps runs of any age).
+pub const RETENTION_MAX_AGE_DAYS: Bounded = Bounded {
+    default: 30,
+    min: 1,
+    max: 3650,
+};
+/// Default and bounds of `retention.max_runs_per_flow` (0 keeps any number).
+pub const RETENTION_MAX_RUNS_PER_FLOW: Bounded = Bounded {
+    default: 10_000,
+    min: 1,
+    max: 10_000_000,
+};
+/// Default and bounds of `max_waiting_runs_per_flow`.
+pub const MAX_WAITING_RUNS_PER_FLOW: Bounded = Bounded {
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+};
 
 /// Default and bounds of `header_read_timeout` (seconds).
 pub const HEADER_READ_TIMEOUT: Bounded = Bounded {
@@ -146,8 +192,17 @@ struct RawConfig {
     run_data_limit: Option<u64>,
     monitor_value_limit: Option<u64>,
     tls_ca: Option<SecretSource>,
+    retention: Option<RawRetention>,
+    max_waiting_runs_per_flow: Option<i64>,
     #[serde(default)]
     oauth_servers: BTreeMap<String, OAuthServerSpec<SecretSource>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    max_age: Option<String>,
+    max_runs_per_flow: Option<i64>,
 }
 
 /// Why the configuration could not be loaded.
@@ -317,6 +372,13 @@ fn build(
     );
     let max_connections =
         MAX_CONNECTIONS.check("max_connections", raw.max_connections, "", &mut errors);
+    let retention = retention(raw.retention, &mut errors);
+    let max_waiting_runs_per_flow = MAX_WAITING_RUNS_PER_FLOW.check(
+        "max_waiting_runs_per_flow",
+        raw.max_waiting_runs_per_flow,
+        "",
+        &mut errors,
+    );
     let (true, Some(public_url)) = (errors.is_empty(), public_url) else {
         return Err(ConfigError::Invalid(errors));
     };
@@ -339,7 +401,58 @@ fn build(
         run_limits,
         oauth_servers,
         tls_ca,
+        retention,
+        max_waiting_runs_per_flow,
     })
+}
+
+/// The retention setting: each part its default when unset, `"off"` / `0` turning it off.
+fn retention(raw: Option<RawRetention>, errors: &mut Vec<String>) -> Retention {
+    let defaults = Retention::default();
+    let Some(raw) = raw else {
+        return defaults;
+    };
+    let max_age = match raw.max_age.as_deref().map(str::trim) {
+        None => defaults.max_age,
+        Some("off") => None,
+        Some(text) => match max_age_seconds(text) {
+            Some(seconds) => Some(std::time::Duration::from_secs(seconds)),
+            None => {
+                errors.push(format!(
+                    "`retention.max_age`: `{text}` is not an age from \"1h\" to \"{}d\" (like \"30d\" or \"12h\") or \"off\"",
+                    RETENTION_MAX_AGE_DAYS.max
+                ));
+                defaults.max_age
+            }
+        },
+    };
+    let max_runs_per_flow = match raw.max_runs_per_flow {
+        Some(0) => None,
+        written => Some(RETENTION_MAX_RUNS_PER_FLOW.check(
+            "retention.max_runs_per_flow",
+            written,
+            " (0 keeps any number)",
+            errors,
+        )),
+    };
+    Retention {
+        max_age,
+        max_runs_per_flow,
+    }
+}
+
+/// `"<n>d"` or `"<n>h"` within 1 hour and `RETENTION_MAX_AGE_DAYS.max` days, in seconds.
+fn max_age_seconds(text: &str) -> Option<u64> {
+    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let number: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "d" => number.checked_mul(DAY)?,
+        "h" => number.checked_mul(3600)?,
+        _ => return None,
+    };
+    (3600..=RETENTION_MAX_AGE_DAYS.max * DAY)
+        .contains(&seconds)
+        .then_some(seconds)
 }
 
 /// A binary file (a PKCS#12 file) as Base64 text.
@@ -463,7 +576,12 @@ fn env_value(key: &str, value: &str) -> Result<Value, String> {
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("`{value}` is not a whole number of seconds")),
-        "max_connections" | "max_steps_limit" | "run_data_limit" | "monitor_value_limit" => value
+        "max_connections"
+        | "max_steps_limit"
+        | "run_data_limit"
+        | "monitor_value_limit"
+        | "max_runs_per_flow"
+        | "max_waiting_runs_per_flow" => value
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("`{value}` is not a whole number")),
@@ -517,6 +635,8 @@ fn apply_env(table: &mut Table, var: &str, value: &str) -> Result<(), ConfigErro
         "max_steps_limit",
         "run_data_limit",
         "monitor_value_limit",
+        "retention",
+        "max_waiting_runs_per_flow",
         "oauth_servers",
     ];
     if !known_top.contains(&path[0].as_str()) {

@@ -466,7 +466,10 @@ fn run_limits_outside_their_safe_range_are_refused_naming_the_key() {
 /// docs/security.md repeats the settings' defaults and ranges in its tables: they match the code.
 #[test]
 fn the_limits_in_the_security_docs_match_the_settings() {
-    use tokenflow_config::{BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+    use tokenflow_config::{
+        BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, MAX_WAITING_RUNS_PER_FLOW,
+        RETENTION_MAX_AGE_DAYS, RETENTION_MAX_RUNS_PER_FLOW,
+    };
     use tokenflow_core::limits::*;
     let doc = include_str!("../../../docs/security.md");
     let thousands = |n: u64| {
@@ -492,6 +495,22 @@ fn the_limits_in_the_security_docs_match_the_settings() {
         format!(
             "| `max_connections` | {} | {}–{} |",
             MAX_CONNECTIONS.default, MAX_CONNECTIONS.min, MAX_CONNECTIONS.max
+        ),
+        format!(
+            "| `retention.max_age` | \"{}d\" | \"1h\"–\"{}d\", or \"off\" |",
+            RETENTION_MAX_AGE_DAYS.default, RETENTION_MAX_AGE_DAYS.max
+        ),
+        format!(
+            "| `retention.max_runs_per_flow` | {} | {}–{}, or 0 (off) |",
+            thousands(RETENTION_MAX_RUNS_PER_FLOW.default),
+            thousands(RETENTION_MAX_RUNS_PER_FLOW.min),
+            thousands(RETENTION_MAX_RUNS_PER_FLOW.max)
+        ),
+        format!(
+            "| `max_waiting_runs_per_flow` | {} | {}–{} |",
+            thousands(MAX_WAITING_RUNS_PER_FLOW.default),
+            thousands(MAX_WAITING_RUNS_PER_FLOW.min),
+            thousands(MAX_WAITING_RUNS_PER_FLOW.max)
         ),
     ];
     rows.push(format!(
@@ -656,4 +675,94 @@ fn pkcs12_files_are_read_as_bytes_and_tls_ca_from_a_file() {
     let bad = write(pki.dir(), "bad.toml", "tls_ca = \"not a certificate\"\n");
     let err = load_with(&bad, &[]).unwrap_err().to_string();
     assert!(err.contains("`tls_ca`"), "{err}");
+}
+
+#[test]
+fn retention_and_waiting_runs_have_defaults_and_are_set_by_file_or_environment() {
+    use std::time::Duration;
+    let config = load(&Sources::default()).unwrap();
+    assert_eq!(
+        config.retention.max_age,
+        Some(Duration::from_secs(30 * 24 * 3600))
+    );
+    assert_eq!(config.retention.max_runs_per_flow, Some(10_000));
+    assert_eq!(config.max_waiting_runs_per_flow, 1000);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "tokenflow.toml",
+        "max_waiting_runs_per_flow = 5\nretention = { max_age = \"12h\", max_runs_per_flow = 0 }\n",
+    );
+    let config = load_with(&file, &[]).unwrap();
+    assert_eq!(
+        config.retention.max_age,
+        Some(Duration::from_secs(12 * 3600))
+    );
+    assert_eq!(
+        config.retention.max_runs_per_flow, None,
+        "0 keeps any number"
+    );
+    assert_eq!(config.max_waiting_runs_per_flow, 5);
+
+    let config = load_with(
+        &file,
+        &[
+            ("TOKENFLOW_RETENTION__MAX_AGE", "off"),
+            ("TOKENFLOW_RETENTION__MAX_RUNS_PER_FLOW", "200"),
+            ("TOKENFLOW_MAX_WAITING_RUNS_PER_FLOW", "7"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.retention.max_age, None);
+    assert_eq!(config.retention.max_runs_per_flow, Some(200));
+    assert_eq!(config.max_waiting_runs_per_flow, 7);
+}
+
+#[test]
+fn retention_and_waiting_runs_out_of_range_are_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in [
+        (
+            "retention = { max_age = \"30m\" }\n",
+            "`retention.max_age`: `30m`",
+        ),
+        (
+            "retention = { max_age = \"0d\" }\n",
+            "`retention.max_age`: `0d`",
+        ),
+        (
+            "retention = { max_age = \"3651d\" }\n",
+            "`retention.max_age`: `3651d`",
+        ),
+        (
+            "retention = { max_age = \"forever\" }\n",
+            "`retention.max_age`",
+        ),
+        (
+            "retention = { max_runs_per_flow = -1 }\n",
+            "`retention.max_runs_per_flow`: -1 is out of range; use 1 to 10000000",
+        ),
+        (
+            "retention = { max_runs_per_flow = 10000001 }\n",
+            "`retention.max_runs_per_flow`",
+        ),
+        (
+            "max_waiting_runs_per_flow = 0\n",
+            "`max_waiting_runs_per_flow`: 0 is out of range; use 1 to 1000000",
+        ),
+    ] {
+        let file = write(dir.path(), "tokenflow.toml", text);
+        let Err(ConfigError::Invalid(problems)) = load_with(&file, &[]) else {
+            panic!("{text} should be refused");
+        };
+        let problems = problems.join("\n");
+        assert!(problems.contains(expected), "{text}: {problems}");
+    }
+    let file = write(
+        dir.path(),
+        "tokenflow.toml",
+        "retention = { max_age = \"30d\", keep = 3 }\n",
+    );
+    assert!(load_with(&file, &[]).is_err(), "unknown keys are refused");
 }

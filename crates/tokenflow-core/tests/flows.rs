@@ -533,3 +533,34 @@ fn an_auth_oauth_server_that_is_not_configured_is_a_warning() {
         ["f.yaml:9:13: OAuth server `ghost` is not configured; this action will end with -4"]
     );
 }
+
+/// docs/security.md, "Flow definitions and expressions": a flow file or `PUT` body is at most
+/// 1 MiB, checked before the YAML parser sees it.
+#[test]
+fn a_flow_over_one_mib_is_refused_before_it_is_parsed() {
+    let padding = format!("description: \"{}\"\n", "x".repeat(1024 * 1024));
+    let error = one_error(&format!("id: big\n{padding}steps: []\n"));
+    assert!(
+        error.contains("the flow is larger than 1048576 bytes"),
+        "{error}"
+    );
+}
+
+/// Aliases that expand exponentially ("billion laughs") in a small document end with an error,
+/// not with the parser's memory growing without bound: serde-saphyr's default budget (250,000
+/// nodes) stops it.
+#[test]
+fn a_yaml_alias_bomb_is_refused_without_expanding_it() {
+    let mut yaml = String::from(
+        "id: bomb\nvariables:\n  a0: { default: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"] }\n",
+    );
+    for level in 1..12 {
+        let previous = format!("*a{}", level - 1);
+        let list = [previous.as_str(); 9].join(",");
+        yaml.push_str(&format!("  a{level}: {{ default: &a{level} [{list}] }}\n"));
+    }
+    yaml.push_str("steps: []\n");
+    assert!(yaml.len() < 4096);
+    let error = one_error(&yaml);
+    assert!(error.contains("budget breached"), "{error}");
+}

@@ -13,6 +13,12 @@ pub enum RuntimeError {
     /// The request contradicts the current state (a run that has already ended).
     #[error("{0}")]
     Conflict(String),
+    /// Starting a run of a flow that has `limit` runs waiting for a sign-in already
+    /// (`max_waiting_runs_per_flow`).
+    #[error(
+        "flow `{flow}` has {limit} runs waiting for a sign-in (max_waiting_runs_per_flow); finish, cancel or let some of them expire first"
+    )]
+    TooManyWaitingRuns { flow: String, limit: u64 },
     /// A value the caller gave is not acceptable.
     #[error("{0}")]
     InvalidInput(String),

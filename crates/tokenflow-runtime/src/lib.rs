@@ -8,6 +8,7 @@
 //!   starting, stepping, suspending at a login, resuming by callback, expiry, cancel, run
 //!   leases, the sweep with recovery of interrupted runs and housekeeping purges.
 //! - `outage`: a run's writes tried again through a short database outage.
+//! - [`retention`]: retention of ended runs (by the sweeper) and the bound on waiting runs.
 //! - [`device`]: the polling of waiting device logins, each run polled by one instance.
 //! - [`scheduler`]: schedules of system flows, each firing claimed once across instances.
 //! - [`catalog`]: flows, versioned in the store and parsed once per version.
@@ -25,6 +26,7 @@ pub mod keys;
 pub mod metrics;
 mod outage;
 pub mod registry;
+pub mod retention;
 pub mod runner;
 pub mod runtime;
 pub mod scheduler;

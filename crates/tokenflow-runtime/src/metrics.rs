@@ -36,6 +36,7 @@ pub struct Metrics {
     runs: Family<RunLabels, Counter>,
     calls: Family<CallLabels, Counter>,
     token_latency: Family<TokenLabels, Histogram>,
+    purged: Counter,
 }
 
 impl Default for Metrics {
@@ -67,8 +68,15 @@ impl Metrics {
             "Token endpoint request latency by grant type and outcome",
             token_latency.clone(),
         );
+        let purged = Counter::default();
+        registry.register(
+            "tokenflow_runs_purged",
+            "Ended runs deleted by retention (with their monitor records)",
+            purged.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
+            purged,
             runs,
             calls,
             token_latency,
@@ -92,6 +100,10 @@ impl Metrics {
                 status_code,
             })
             .inc();
+    }
+
+    pub fn runs_purged(&self, runs: u64) {
+        self.purged.inc_by(runs);
     }
 
     /// The text exposition format.

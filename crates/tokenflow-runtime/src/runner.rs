@@ -27,6 +27,7 @@ use crate::catalog::FlowCatalog;
 use crate::error::RuntimeError;
 use crate::metrics::Metrics;
 use crate::outage::write_through_outage;
+use crate::retention::StorageBounds;
 
 /// A run with the flow version it runs on.
 #[derive(Debug, Clone)]
@@ -232,6 +233,8 @@ pub struct Runner {
     lease: Duration,
     /// When the sweeper last purged consumed logins and old firings.
     purged: Mutex<Option<time::OffsetDateTime>>,
+    /// Retention and the bound on waiting runs ([`crate::retention`]).
+    bounds: StorageBounds,
 }
 
 /// How long a consumed login is kept (a replayed `state` is answered "already used" until then,
@@ -269,7 +272,14 @@ impl Runner {
             owner: instance_name(),
             lease: DEFAULT_RUN_LEASE,
             purged: Mutex::new(None),
+            bounds: StorageBounds::default(),
         }
+    }
+
+    /// Sets retention and the bound on waiting runs.
+    pub fn with_bounds(mut self, bounds: StorageBounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 
     /// Sets the run lease.
@@ -308,6 +318,9 @@ impl Runner {
     /// Drives a freshly started run; it is first written with its first records, before the
     /// first action that is not repeatable or when it waits or ends ([`Self::drive`]).
     pub async fn start_run(&self, mut view: RunView) -> Result<RunView, RuntimeError> {
+        self.bounds
+            .check_waiting_runs(self.store.as_ref(), &view.flow)
+            .await?;
         // One line per run at `info` ("run ended", with its status) is the access log of runs;
         // the start and every action are `debug`: the monitor records them anyway.
         tracing::debug!(run = %view.run.id, flow = %view.run.flow_id, version = view.version, "run started");
@@ -498,7 +511,8 @@ impl Runner {
         Ok(handled)
     }
 
-    /// Deletes consumed logins and old schedule firings (`KEEP_CONSUMED`), at most once per hour.
+    /// Deletes consumed logins and old schedule firings (`KEEP_CONSUMED`), expired UI sessions
+    /// and the ended runs retention no longer keeps, at most once per hour.
     async fn purge_if_due(&self) -> Result<(), RuntimeError> {
         let now = self.clock.now();
         let due = match self.purged.lock() {
@@ -517,6 +531,9 @@ impl Runner {
                 );
             }
             self.purge_expired_sessions(now).await?;
+            self.bounds
+                .apply_retention(self.store.as_ref(), &self.metrics, now)
+                .await?;
         }
         Ok(())
     }

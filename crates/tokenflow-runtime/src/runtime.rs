@@ -140,7 +140,11 @@ impl Runtime {
                 metrics.clone(),
                 clock.clone(),
             )
-            .with_lease(config.run_lease),
+            .with_lease(config.run_lease)
+            .with_bounds(crate::retention::StorageBounds {
+                retention: config.retention,
+                max_waiting_runs_per_flow: config.max_waiting_runs_per_flow,
+            }),
         );
         let recovered = runner.recover_interrupted().await?;
         Ok(Built {

@@ -16,8 +16,9 @@ use tokenflow_store::{Outage, StoreError};
 /// Every error's body: a stable code and a message.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// `unauthorized`, `not_found`, `invalid_json`, `payload_too_large`, `request_timeout`,
-    /// `unsupported_media_type`, `invalid_flow`, `invalid_input`, `secret_required`, `conflict`,
+    /// `unauthorized`, `too_many_failed_attempts`, `not_found`, `invalid_json`,
+    /// `payload_too_large`, `request_timeout`, `unsupported_media_type`, `invalid_flow`,
+    /// `invalid_input`, `secret_required`, `conflict`, `too_many_waiting_runs`,
     /// `defined_in_configuration`, `store_unavailable`, `store_read_only`, `store_io_error`,
     /// `disk_full`, `internal`.
     pub error: String,
@@ -32,6 +33,13 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// Too many failed key checks or sign-ins from this client address; the seconds until the
+    /// next attempt is accepted (docs/security.md, "Failed sign-ins").
+    #[error("too many failed attempts with an API key from this address; try again in {0} seconds")]
+    TooManyFailedAttempts(u64),
+    /// The flow has `max_waiting_runs_per_flow` runs waiting for a sign-in already.
+    #[error("{0}")]
+    TooManyWaitingRuns(String),
     #[error("{0} not found")]
     NotFound(String),
     #[error("invalid JSON: {0}")]
@@ -103,6 +111,9 @@ impl From<RuntimeError> for ApiError {
         match err {
             RuntimeError::NotFound(what) => ApiError::NotFound(what),
             RuntimeError::Conflict(what) => ApiError::Conflict(what),
+            err @ RuntimeError::TooManyWaitingRuns { .. } => {
+                ApiError::TooManyWaitingRuns(err.to_string())
+            }
             RuntimeError::InvalidInput(what) => ApiError::InvalidInput(what),
             RuntimeError::InvalidFlow(problems) => ApiError::InvalidFlow(problems),
             RuntimeError::SecretRequired(what) => ApiError::SecretRequired(what),
@@ -120,6 +131,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::TooManyFailedAttempts(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_failed_attempts")
+            }
+            ApiError::TooManyWaitingRuns(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_waiting_runs")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -157,6 +174,8 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %error_chain(source.as_ref()), "internal error");
             }
             ApiError::Unauthorized
+            | ApiError::TooManyFailedAttempts(_)
+            | ApiError::TooManyWaitingRuns(_)
             | ApiError::NotFound(_)
             | ApiError::InvalidJson(_)
             | ApiError::PayloadTooLarge
@@ -168,8 +187,17 @@ impl IntoResponse for ApiError {
             | ApiError::DefinedInConfiguration(_)
             | ApiError::Outage(_) => {}
         }
+        let retry_after = if let ApiError::TooManyFailedAttempts(seconds) = &self {
+            Some(*seconds)
+        } else {
+            None
+        };
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("5"),

@@ -81,6 +81,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// - `max_connections`: a permit is taken before each accept, so once that many connections are
 ///   open, further clients wait in the listen queue until one closes.
 ///
+/// Each request carries its connection's peer address (`ConnectInfo`), by which failed sign-ins
+/// are counted ([`auth::attempts`]).
+///
 /// The time to send a body after the head is bounded by `body_read_timeout` ([`body`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -108,9 +111,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     accept_failed(err).await;
                     continue;
@@ -118,8 +121,18 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        // Each request carries its connection's peer address, which failed sign-ins are
+        // counted by (`auth::attempts`).
+        let app = service.clone();
+        let with_peer = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                hyper::service::Service::call(&app, request)
+            },
+        );
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), with_peer));
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 // Timeouts and clients that hang up are routine, not the server's failure.

@@ -107,6 +107,7 @@ pub async fn build(
         templates: Arc::new(
             Templates::new().map_err(|err| StartupError::Templates(err.to_string()))?,
         ),
+        failed_attempts: Arc::default(),
     };
     Ok(Startup {
         state,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokenflow_runtime::Runtime;
 use url::Url;
 
+use crate::auth::attempts::FailedAttempts;
 use crate::auth::tokens::SessionKeys;
 use crate::ui::templates::Templates;
 
@@ -54,6 +55,8 @@ pub struct AppState {
     pub session_keys: SessionKeys,
     /// The web UI's page templates.
     pub templates: Arc<Templates>,
+    /// Failed API-key checks and UI sign-ins per client address (docs/security.md).
+    pub failed_attempts: Arc<FailedAttempts>,
 }
 
 /// Handlers use the lifecycle's parts as the state's own (`state.store`, `state.catalog`): the

@@ -20,6 +20,7 @@ mod at_rest;
 pub mod crypto;
 mod migrations;
 pub mod postgres;
+mod retention;
 pub mod rotation;
 pub mod sqlite;
 mod types;
@@ -245,6 +246,9 @@ pub trait RunStore: Send + Sync {
     ) -> Result<Vec<ActionRecordRow>>;
     /// How many monitor records a run has (0 for an unknown run).
     async fn action_record_count(&self, run_id: &str) -> Result<u64>;
+    /// How many runs of `flow_id` wait for a sign-in (`max_waiting_runs_per_flow`); an index
+    /// of waiting runs answers it (migration 9).
+    async fn count_waiting_runs(&self, flow_id: &str) -> Result<u64>;
     /// Extends the lease of a running run held by `owner` (the executing instance) to `until`.
     async fn renew_run_lease(&self, run_id: &str, owner: &str, until: OffsetDateTime)
     -> Result<()>;
@@ -361,6 +365,21 @@ pub trait Housekeeping: Send + Sync {
     /// claimed before `before`, except each flow's newest (where its schedule goes on from).
     /// Returns how many rows were deleted.
     async fn purge_consumed(&self, before: OffsetDateTime) -> Result<u64>;
+    /// Retention: deletes at most `limit` ended runs (`completed`, `failed`, `cancelled` — never
+    /// a waiting or running one) that `rule` no longer keeps, with their monitor records,
+    /// pending authorizations and device polls, in one transaction; returns how many runs. The
+    /// runs are chosen by reads beforehand, so the write transaction holds only the deletes.
+    async fn purge_ended_runs(&self, rule: &RetentionRule, limit: u32) -> Result<u64>;
+}
+
+/// Which ended runs are kept (docs/operations.md, "Retention"); a run goes when either part
+/// lets it go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionRule {
+    /// Ended runs that ended before this instant go.
+    pub ended_before: Option<OffsetDateTime>,
+    /// Of each flow's ended runs, only the newest (by end) this many stay.
+    pub keep_per_flow: Option<u64>,
 }
 
 /// The token vault (docs/connectors.md).

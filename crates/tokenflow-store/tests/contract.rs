@@ -172,6 +172,9 @@ macro_rules! for_each_contract_test {
             a_second_ui_session_with_the_same_id_hash_is_a_conflict,
             deleting_an_api_key_ends_its_ui_sessions_and_a_session_needs_an_existing_key,
             purging_ui_sessions_deletes_expired_ones_at_most_limit_at_a_time,
+            retention_by_age_deletes_ended_runs_oldest_first_a_batch_at_a_time_and_never_a_waiting_or_running_one,
+            retention_by_count_keeps_the_newest_ended_runs_of_each_flow,
+            the_waiting_runs_of_a_flow_are_counted,
         );
     };
 }
@@ -274,6 +277,8 @@ mod flows_runs;
 mod leases;
 #[path = "contract/pending_authorizations.rs"]
 mod pending_authorizations;
+#[path = "contract/retention.rs"]
+mod retention;
 #[path = "contract/rotation.rs"]
 mod rotation;
 #[path = "contract/sqlite_only.rs"]
@@ -287,5 +292,6 @@ use admin::*;
 use flows_runs::*;
 use leases::*;
 use pending_authorizations::*;
+use retention::*;
 use ui_sessions::*;
 use vault::*;

@@ -24,7 +24,8 @@ pub fn routes(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::Op
         .merge(flow_versions::routes())
         .merge(oauth_servers::routes())
         .merge(vault::routes());
-    let (router, openapi) = router.split_for_parts();
+    let (router, mut openapi) = router.split_for_parts();
+    too_many_failed_attempts(&mut openapi);
     let router = router.layer(middleware::map_response(crate::error::json_api_errors));
     let router = match state {
         Some(state) => router.route_layer(middleware::from_fn_with_state(
@@ -34,4 +35,39 @@ pub fn routes(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::Op
         None => router,
     };
     (router, openapi)
+}
+
+/// Every API operation may answer `429` once its client's address has too many failed API keys
+/// (docs/security.md, "Failed sign-ins"); the operations that say more keep their own text.
+fn too_many_failed_attempts(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let answer = ResponseBuilder::new()
+        .description(
+            "`too_many_failed_attempts`: too many failed API keys from this address; `Retry-After` says when to try again",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation
+                .responses
+                .responses
+                .entry("429".to_owned())
+                .or_insert_with(|| answer.clone().into());
+        }
+    }
 }

@@ -84,7 +84,8 @@ pub fn run_response(state: &AppState, view: &RunView) -> Response {
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such flow", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody)),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 429, description = "`too_many_waiting_runs`: the flow has `max_waiting_runs_per_flow` runs waiting for a sign-in; or `too_many_failed_attempts` (with `Retry-After`) after failed API keys from this address", body = ErrorBody)),
     security(("api_key" = [])))]
 async fn start(
     State(state): State<AppState>,

@@ -7,6 +7,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 pub use tokenflow_runtime::keys::hash_key;
 
+use crate::auth::attempts::ClientAddress;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -33,16 +34,38 @@ pub fn bearer(request: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Middleware: 401 unless the request carries a valid API key.
+/// Whether `key` (the request's bearer token, if any) is a valid API key, counting a missing or
+/// wrong one against the client's address; `429` while that address has too many failures
+/// ([`crate::auth::attempts`]), before the key is looked at.
+pub async fn check_key(
+    state: &AppState,
+    client: ClientAddress,
+    key: Option<&str>,
+) -> Result<bool, ApiError> {
+    let now = state.clock.now();
+    state
+        .failed_attempts
+        .check(client.0, now)
+        .map_err(ApiError::TooManyFailedAttempts)?;
+    let valid = match key {
+        Some(key) => is_valid_key(state, key).await?,
+        None => false,
+    };
+    if !valid {
+        state.failed_attempts.failed(client.0, now);
+    }
+    Ok(valid)
+}
+
+/// Middleware: 401 unless the request carries a valid API key (429 after too many failures from
+/// the client's address).
 pub async fn require_api_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Some(key) = bearer(&request) else {
-        return Err(ApiError::Unauthorized);
-    };
-    if !is_valid_key(&state, key).await? {
+    let client = ClientAddress::of(request.extensions());
+    if !check_key(&state, client, bearer(&request)).await? {
         return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)

@@ -7,8 +7,10 @@
 //!   token of the browser-start link.
 //! - [`tokens`]: session ids, CSRF tokens and their constant-time comparison.
 //! - [`binding`]: the cookie that binds a browser-started run's sign-in to its browser.
+//! - [`attempts`]: failed key checks and sign-ins per client address, and the `429` after too many.
 
 pub mod api_keys;
+pub mod attempts;
 pub mod binding;
 pub mod csrf;
 pub mod session;

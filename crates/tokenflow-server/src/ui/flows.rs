@@ -18,7 +18,8 @@ use utoipa_axum::routes;
 
 use super::diagram;
 use super::templates::{render, rfc3339};
-use crate::auth::api_keys::{bearer, is_valid_key};
+use crate::auth::api_keys::{bearer, check_key};
+use crate::auth::attempts::ClientAddress;
 use crate::auth::binding::{new_binding, set_binding_cookie};
 use crate::auth::csrf::{CsrfForm, link_token_matches};
 use crate::auth::session::{self, SignedIn};
@@ -121,7 +122,10 @@ async fn browser_start(
 ) -> Result<Response, ApiError> {
     // A signed-in browser (with the session's CSRF token in the link), or an API key.
     let allowed = match bearer(&request) {
-        Some(key) => is_valid_key(&state, key).await?,
+        Some(key) => {
+            let client = ClientAddress::of(request.extensions());
+            check_key(&state, client, Some(key)).await?
+        }
         None => match session::current(&state, request.headers()).await {
             Some(signed_in) => link_token_matches(&signed_in, request.uri().query()),
             None => return Ok(session::sign_in_then(&format!("/flows/{id}"))),

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::auth::attempts::ClientAddress;
 use crate::auth::csrf::{
     CsrfForm, clear_login_token, login_token_matches, new_login_token, set_login_cookie,
     stale_login_form,
@@ -43,6 +44,7 @@ async fn login_page(
 
 async fn login(
     State(state): State<AppState>,
+    client: ClientAddress,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -50,17 +52,38 @@ async fn login(
     let Some(expected) = login_token_matches(&headers, &given) else {
         return stale_login_form();
     };
+    let refused = |status: StatusCode, error: String| {
+        let ctx =
+            json!({ "login_csrf": expected, "next": safe_next(form.get("next")), "error": error });
+        let mut response = render(&state, "login.html", None, "", ctx);
+        *response.status_mut() = status;
+        response
+    };
+    // Too many failures from this address: refused before the key is looked at, with the form
+    // kept so the person can try again later (docs/security.md, "Failed sign-ins").
+    let now = state.clock.now();
+    if let Err(seconds) = state.failed_attempts.check(client.0, now) {
+        let mut response = refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed sign-ins from your address. Try again in {seconds} seconds."),
+        );
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        return response;
+    }
     let key = form.get("api_key").map(String::as_str).unwrap_or("");
     let owner = match session::owner_of_key(&state, key).await {
         Ok(owner) => owner,
         Err(err) => return err.into_response(),
     };
     let Some(owner) = owner else {
+        state.failed_attempts.failed(client.0, now);
         tracing::warn!("a UI sign-in with an invalid API key was refused");
-        let ctx = json!({ "login_csrf": expected, "next": safe_next(form.get("next")), "error": "That API key is not valid." });
-        let mut response = render(&state, "login.html", None, "", ctx);
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
-        return response;
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            "That API key is not valid.".to_owned(),
+        );
     };
     let mut response = Redirect::to(&safe_next(form.get("next"))).into_response();
     if let Err(err) = session::open(&state, owner, &mut response).await {

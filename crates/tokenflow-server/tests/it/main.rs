@@ -2,6 +2,7 @@
 //! Each test owns its world: a server on port 0, a fresh SQLite store, its own IdP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod api;
 mod api_certificates;
 mod browser;

@@ -10,16 +10,7 @@ pub(crate) async fn signed_in(app: &TestApp) -> (String, String) {
         .redirect(Policy::none())
         .build()
         .unwrap();
-    let page = http.get(format!("{}/login", app.url)).send().await.unwrap();
-    let login_cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = page.text().await.unwrap();
-    let token = value_of(&html, "csrf");
+    let (login_cookie, token) = login_form(&http, &app.url).await;
     let response = http
         .post(format!("{}/login", app.url))
         .header("cookie", &login_cookie)
@@ -55,6 +46,19 @@ pub(crate) async fn signed_in(app: &TestApp) -> (String, String) {
         .await
         .unwrap();
     (session, value_of(&servers, "csrf"))
+}
+
+/// The sign-in page's cookie (`name=value`) and the CSRF token of its form.
+pub(crate) async fn login_form(http: &reqwest::Client, url: &str) -> (String, String) {
+    let page = http.get(format!("{url}/login")).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (cookie, value_of(&page.text().await.unwrap(), "csrf"))
 }
 
 pub(crate) fn value_of(html: &str, name: &str) -> String {

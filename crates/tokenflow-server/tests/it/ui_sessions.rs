@@ -24,19 +24,7 @@ async fn deleting_the_api_key_ends_the_ui_sessions_opened_with_it() {
         .redirect(Policy::none())
         .build()
         .unwrap();
-    let page = http
-        .get(format!("{}/login", w.app.url))
-        .send()
-        .await
-        .unwrap();
-    let login_cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let token = value_of(&page.text().await.unwrap(), "csrf");
+    let (login_cookie, token) = crate::ui::login_form(&http, &w.app.url).await;
     let response = http
         .post(format!("{}/login", w.app.url))
         .header("cookie", &login_cookie)

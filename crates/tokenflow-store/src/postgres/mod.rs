@@ -91,6 +91,11 @@ const MIGRATIONS: MigrationList = &[
         "device_polls",
         include_str!("../../migrations/postgres/0008_device_polls.sql"),
     ),
+    (
+        9,
+        "retention",
+        include_str!("../../migrations/postgres/0009_retention.sql"),
+    ),
 ];
 
 /// Connections per instance: enough for the runner, the API and the sweepers at once, and few

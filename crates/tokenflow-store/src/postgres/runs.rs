@@ -205,6 +205,17 @@ impl RunStore for PostgresStore {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    async fn count_waiting_runs(&self, flow_id: &str) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM runs WHERE flow_id = $1 AND status = 'waiting'",
+        )
+        .bind(flow_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::Database)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn renew_run_lease(
         &self,
         run_id: &str,

@@ -97,6 +97,11 @@ const MIGRATIONS: MigrationList = &[
         "device_polls",
         include_str!("../../migrations/sqlite/0008_device_polls.sql"),
     ),
+    (
+        9,
+        "retention",
+        include_str!("../../migrations/sqlite/0009_retention.sql"),
+    ),
 ];
 
 const RUN_COLUMNS: &str = "id, flow_id, flow_version, status, state, browser_binding, started_at, \

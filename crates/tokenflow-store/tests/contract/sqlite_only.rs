@@ -321,3 +321,63 @@ async fn the_checkpointer_copies_committed_writes_into_the_database_file() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Closed), "{err:?}");
 }
+
+/// Retention and the waiting-run bound read through the partial indexes of migration 9, not by
+/// scanning every run or sorting every ended run (the queries' shapes as the store writes them;
+/// the retention reads name their index with `INDEXED BY`, which fails when it is unusable).
+#[tokio::test]
+async fn retention_and_waiting_counts_use_the_indexes_of_ended_and_waiting_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), &test_key(1)).await.unwrap();
+    let raw = sqlx::sqlite::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new().filename(store.path()),
+    )
+    .await
+    .unwrap();
+    let ended = "status IN ('completed', 'failed', 'cancelled')";
+    for (query, index) in [
+        (
+            "SELECT COUNT(*) FROM runs WHERE flow_id = 'f' AND status = 'waiting'".to_owned(),
+            "runs_waiting_by_flow",
+        ),
+        (
+            format!(
+                "SELECT id FROM runs INDEXED BY runs_ended_by_age WHERE {ended} AND ended_at < 5 \
+                 ORDER BY ended_at, id LIMIT 200"
+            ),
+            "runs_ended_by_age",
+        ),
+        (
+            format!(
+                "SELECT flow_id FROM runs INDEXED BY runs_ended_by_flow WHERE {ended} \
+                 GROUP BY flow_id HAVING COUNT(*) > 10"
+            ),
+            "runs_ended_by_flow",
+        ),
+        (
+            format!(
+                "SELECT id FROM runs INDEXED BY runs_ended_by_flow WHERE flow_id = 'f' AND {ended} \
+                 ORDER BY ended_at DESC, id DESC LIMIT 200 OFFSET 10"
+            ),
+            "runs_ended_by_flow",
+        ),
+    ] {
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {query}"))
+            .fetch_all(&raw)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+            .collect();
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{query}: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{query}: {plan:?}"
+        );
+    }
+    raw.close().await;
+    store.close().await;
+}
