@@ -169,6 +169,10 @@ macro_rules! for_each_contract_test {
             a_second_ui_session_with_the_same_id_hash_is_a_conflict,
             deleting_an_api_key_ends_its_ui_sessions_and_a_session_needs_an_existing_key,
             purging_ui_sessions_deletes_expired_ones_at_most_limit_at_a_time,
+            ended_runs_are_counted_once_per_interval_by_final_status_and_duration,
+            failure_causes_are_the_last_actions_of_a_flows_newest_failed_runs,
+            token_requests_and_cache_hits_are_counted_per_server,
+            vault_expiries_come_soonest_first_with_their_states,
         );
     };
 }
@@ -265,6 +269,8 @@ fn vault_entry(name: &str, access: Option<&str>, refresh: Option<&str>) -> Vault
 
 #[path = "contract/admin.rs"]
 mod admin;
+#[path = "contract/dashboard.rs"]
+mod dashboard;
 #[path = "contract/flows_runs.rs"]
 mod flows_runs;
 #[path = "contract/leases.rs"]
@@ -281,6 +287,7 @@ mod ui_sessions;
 mod vault;
 
 use admin::*;
+use dashboard::*;
 use flows_runs::*;
 use leases::*;
 use pending_authorizations::*;

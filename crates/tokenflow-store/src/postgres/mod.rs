@@ -33,6 +33,7 @@ use crate::migrations::{MigrationList, migrator};
 use crate::{Health, OAuthServerRow, PendingRow, Result, RunRow, StoreError};
 
 mod api_keys;
+mod dashboard;
 mod device_polls;
 mod flows;
 mod housekeeping;
@@ -90,6 +91,11 @@ const MIGRATIONS: MigrationList = &[
         8,
         "device_polls",
         include_str!("../../migrations/postgres/0008_device_polls.sql"),
+    ),
+    (
+        9,
+        "dashboard_counts",
+        include_str!("../../migrations/postgres/0009_dashboard_counts.sql"),
     ),
 ];
 

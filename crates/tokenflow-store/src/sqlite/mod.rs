@@ -34,6 +34,7 @@ use writes::{Bind, Writes};
 
 mod api_keys;
 mod backup;
+mod dashboard;
 mod device_polls;
 mod flows;
 mod housekeeping;
@@ -96,6 +97,11 @@ const MIGRATIONS: MigrationList = &[
         8,
         "device_polls",
         include_str!("../../migrations/sqlite/0008_device_polls.sql"),
+    ),
+    (
+        9,
+        "dashboard_counts",
+        include_str!("../../migrations/sqlite/0009_dashboard_counts.sql"),
     ),
 ];
 
