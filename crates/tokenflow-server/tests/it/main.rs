@@ -7,6 +7,7 @@ mod api_certificates;
 mod browser;
 mod callback;
 mod conformance;
+mod dashboard;
 mod device;
 mod durability;
 mod limits;

@@ -87,13 +87,13 @@ DECLARE
 BEGIN
     IF COALESCE(rec->>'type', '') NOT IN ('oauth_server_login', 'oauth_user_login', 'oauth_refresh_token',
             'oauth_token_exchange', 'oauth_device_login')
-        OR jsonb_typeof(rec->'inputs'->'oauth_server') IS DISTINCT FROM 'string' THEN
+        OR jsonb_typeof(rec->'oauth_server') IS DISTINCT FROM 'string' THEN
         RETURN NULL;
     END IF;
     at_ms := floor(extract(epoch FROM (rec->>'started_at')::timestamptz) * 1000)::bigint;
     hit := CASE WHEN rec->'response'->>'token_cache' = 'hit' THEN 1 ELSE 0 END;
     INSERT INTO token_counts (period_ms, bucket, server_id, shard, requests, cache_hits)
-    SELECT p.period_ms, at_ms - at_ms % p.period_ms, rec->'inputs'->>'oauth_server',
+    SELECT p.period_ms, at_ms - at_ms % p.period_ms, rec->>'oauth_server',
            hashtext(NEW.run_id) & 7, 1 - hit, hit
     FROM count_periods p
     ON CONFLICT (period_ms, bucket, server_id, shard)

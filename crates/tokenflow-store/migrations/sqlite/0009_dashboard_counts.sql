@@ -82,13 +82,13 @@ CREATE TRIGGER action_records_count_tokens AFTER INSERT ON action_records
 WHEN NEW.json LIKE '%"type":"oauth%' -- keeps other records' JSON unparsed (serde_json writes no spaces)
     AND json_extract(NEW.json, '$.type') IN ('oauth_server_login', 'oauth_user_login',
         'oauth_refresh_token', 'oauth_token_exchange', 'oauth_device_login')
-    AND json_type(NEW.json, '$.inputs.oauth_server') = 'text'
+    AND json_type(NEW.json, '$.oauth_server') = 'text'
 BEGIN
     INSERT INTO token_counts (period_ms, bucket, server_id, shard, requests, cache_hits)
     SELECT p.period_ms, r.at - r.at % p.period_ms, r.server, 0, 1 - r.hit, r.hit
     FROM count_periods p,
          (SELECT CAST(unixepoch(json_extract(NEW.json, '$.started_at'), 'subsec') * 1000 AS INTEGER) AS at,
-                 json_extract(NEW.json, '$.inputs.oauth_server') AS server,
+                 json_extract(NEW.json, '$.oauth_server') AS server,
                  COALESCE(json_extract(NEW.json, '$.response.token_cache') = 'hit', 0) AS hit) r
     WHERE r.at IS NOT NULL
     ON CONFLICT (period_ms, bucket, server_id, shard)

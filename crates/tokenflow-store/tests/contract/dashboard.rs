@@ -38,7 +38,7 @@ fn oauth_record(
         run_id: run_id.to_owned(),
         seq,
         json: format!(
-            r#"{{"action":"a{seq}","type":"{kind}","status_code":{code},"started_at":"2025-06-01T12:00:30Z","duration_ms":5,"inputs":{{"oauth_server":"{server}"}},"outputs":{{{extra}}},"error":null,"warnings":[]}}"#
+            r#"{{"action":"a{seq}","type":"{kind}","status_code":{code},"started_at":"2025-06-01T12:00:30Z","duration_ms":5,"oauth_server":"{server}","inputs":{{}},"outputs":{{{extra}}},"error":null,"warnings":[]}}"#
         ),
     }
 }
@@ -224,7 +224,7 @@ pub(crate) async fn token_requests_and_cache_hits_are_counted_per_server(store: 
         ActionRecordRow {
             run_id: "t".into(),
             seq: 4,
-            json: r#"{"action":"x","type":"http_connector","status_code":200,"started_at":"2025-06-01T12:00:30Z","inputs":{"oauth_server":"entra"},"outputs":{}}"#.into(),
+            json: r#"{"action":"x","type":"http_connector","status_code":200,"started_at":"2025-06-01T12:00:30Z","oauth_server":"entra","inputs":{},"outputs":{}}"#.into(),
         },
     ];
     store
