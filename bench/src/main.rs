@@ -34,7 +34,7 @@ struct Cli {
     /// Which build `--tokenflow` is (for the report).
     #[arg(long, default_value = "release")]
     build: String,
-    /// Only these benchmarks (1–5, comma-separated).
+    /// Only these benchmarks (1–6, comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
     /// Seconds per throughput measurement (overrides the plan; e.g. to profile with `perf`).
@@ -182,6 +182,10 @@ async fn suite(cli: Cli) -> anyhow::Result<()> {
     if wanted(&cli, 5) {
         eprintln!("==> 5. footprint");
         results.footprint = Some(suite::footprint::run(&ctx).await.context("benchmark 5")?);
+    }
+    if wanted(&cli, 6) {
+        eprintln!("==> 6. dashboard ({} runs in SQLite)", plan.dashboard_runs);
+        results.dashboard = Some(suite::dashboard::run(&ctx).await.context("benchmark 6")?);
     }
     let section = report::render(&plan, &cli.build, &when, &results);
     let mut stdout = std::io::stdout().lock();

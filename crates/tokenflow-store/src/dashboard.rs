@@ -4,8 +4,9 @@
 //! The design decision: the figures come from counters that triggers keep in the transaction of
 //! each write (migration 9), not from scanning runs. A window's charts then read a few thousand
 //! counter rows whatever the number of runs, which is what keeps the page fast with a million
-//! runs (bench/run, "dashboard"); the price is an upsert per ended run and per OAuth action
-//! record in each period, and durations known to a duration class (about 20 % wide).
+//! runs (bench/run, benchmark 6); the price is, in each of the three periods, two upserts per
+//! ended run (its count, and its duration class) and one per OAuth action record, and durations
+//! known to a duration class (about 20 % wide).
 
 use async_trait::async_trait;
 use time::OffsetDateTime;

@@ -33,7 +33,7 @@ use crate::state::AppState;
 const FLOWS_SHOWN: usize = 20;
 const FAILING_FLOWS: u32 = 10;
 /// The newest failed runs of a flow whose last actions are counted, and the causes listed.
-const FAILURE_SAMPLE: u32 = 200;
+const FAILURE_SAMPLE: u32 = 100;
 const CAUSES_SHOWN: u32 = 5;
 const SERVERS_SHOWN: u32 = 20;
 const VAULT_ENTRIES_SHOWN: u32 = 50;

@@ -2,10 +2,12 @@
 -- charts read a few thousand rows whatever the number of runs. Triggers maintain them in the
 -- transaction of the write they count, on every write path (the runner, cancel, the sweeper),
 -- each event once:
---   run_counts   a run that ended (ended_at set): by period, interval, flow, final status and
---                duration class; read for runs per interval, failures per flow and percentiles.
---   token_counts a monitor record of an OAuth action that names its server: a token request,
---                or a cache hit when the connector answered from its cache.
+--   run_counts    a run that ended (ended_at set): by period, interval, flow and final status;
+--                 read for runs per interval and failures per flow.
+--   run_durations a completed or failed run: by period, interval, flow and duration class; read
+--                 for the percentiles. Apart from run_counts so that counting reads few rows.
+--   token_counts  a monitor record of an OAuth action that names its server: a token request,
+--                 or a cache hit when the connector answered from its cache.
 -- Intervals are aligned to multiples of the period since the Unix epoch (UTC); each event is
 -- counted in the three periods the dashboard's windows use: 1 minute, 1 hour and 6 hours.
 -- A duration class is the lower bound of its range; the bounds grow by about 20 % (at most 10 %
@@ -31,14 +33,23 @@ INSERT INTO duration_classes (lower_ms) VALUES
 -- transactions of different instances rarely wait for each other's row lock; SQLite has one
 -- writer and uses shard 0. Readers sum over shards.
 CREATE TABLE run_counts (
+    period_ms BIGINT NOT NULL,
+    bucket    BIGINT NOT NULL,   -- the interval's start, unix ms
+    flow_id   TEXT NOT NULL,
+    status    TEXT NOT NULL,
+    shard     BIGINT NOT NULL,
+    runs      BIGINT NOT NULL,
+    PRIMARY KEY (period_ms, bucket, flow_id, status, shard)
+);
+
+CREATE TABLE run_durations (
     period_ms   BIGINT NOT NULL,
-    bucket      BIGINT NOT NULL,   -- the interval's start, unix ms
+    bucket      BIGINT NOT NULL,
     flow_id     TEXT NOT NULL,
-    status      TEXT NOT NULL,
     duration_ms BIGINT NOT NULL,   -- the duration class (its lower bound)
     shard       BIGINT NOT NULL,
     runs        BIGINT NOT NULL,
-    PRIMARY KEY (period_ms, bucket, flow_id, status, duration_ms, shard)
+    PRIMARY KEY (period_ms, bucket, flow_id, duration_ms, shard)
 );
 
 CREATE TABLE token_counts (
@@ -56,14 +67,22 @@ CREATE INDEX runs_failed_by_flow ON runs (flow_id, ended_at) WHERE status = 'fai
 
 CREATE FUNCTION tokenflow_count_run(r runs) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO run_counts (period_ms, bucket, flow_id, status, duration_ms, shard, runs)
+    INSERT INTO run_counts (period_ms, bucket, flow_id, status, shard, runs)
     SELECT p.period_ms, r.ended_at - r.ended_at % p.period_ms, r.flow_id, r.status,
-           COALESCE((SELECT MAX(lower_ms) FROM duration_classes
-                     WHERE lower_ms <= r.ended_at - r.started_at), 0),
            hashtext(r.id) & 7, 1
     FROM count_periods p
-    ON CONFLICT (period_ms, bucket, flow_id, status, duration_ms, shard)
+    ON CONFLICT (period_ms, bucket, flow_id, status, shard)
     DO UPDATE SET runs = run_counts.runs + 1;
+    IF r.status IN ('completed', 'failed') THEN
+        INSERT INTO run_durations (period_ms, bucket, flow_id, duration_ms, shard, runs)
+        SELECT p.period_ms, r.ended_at - r.ended_at % p.period_ms, r.flow_id,
+               COALESCE((SELECT MAX(lower_ms) FROM duration_classes
+                         WHERE lower_ms <= r.ended_at - r.started_at), 0),
+               hashtext(r.id) & 7, 1
+        FROM count_periods p
+        ON CONFLICT (period_ms, bucket, flow_id, duration_ms, shard)
+        DO UPDATE SET runs = run_durations.runs + 1;
+    END IF;
 END
 $$;
 
@@ -107,9 +126,14 @@ CREATE TRIGGER action_records_count_tokens AFTER INSERT ON action_records
     FOR EACH ROW WHEN (NEW.json LIKE '%"type":"oauth%') EXECUTE FUNCTION action_records_count_tokens();
 
 -- What is already stored is counted once, here.
-INSERT INTO run_counts (period_ms, bucket, flow_id, status, duration_ms, shard, runs)
-SELECT p.period_ms, r.ended_at - r.ended_at % p.period_ms, r.flow_id, r.status,
+INSERT INTO run_counts (period_ms, bucket, flow_id, status, shard, runs)
+SELECT p.period_ms, r.ended_at - r.ended_at % p.period_ms, r.flow_id, r.status, 0, COUNT(*)
+FROM count_periods p, runs r WHERE r.ended_at IS NOT NULL
+GROUP BY 1, 2, 3, 4;
+INSERT INTO run_durations (period_ms, bucket, flow_id, duration_ms, shard, runs)
+SELECT p.period_ms, r.ended_at - r.ended_at % p.period_ms, r.flow_id,
        COALESCE((SELECT MAX(lower_ms) FROM duration_classes
                  WHERE lower_ms <= r.ended_at - r.started_at), 0) AS duration_ms, 0, COUNT(*)
-FROM count_periods p, runs r WHERE r.ended_at IS NOT NULL
-GROUP BY 1, 2, 3, 4, 5;
+FROM count_periods p, runs r
+WHERE r.ended_at IS NOT NULL AND r.status IN ('completed', 'failed')
+GROUP BY 1, 2, 3, 4;

@@ -2,10 +2,12 @@
 -- charts read a few thousand rows whatever the number of runs. Triggers maintain them in the
 -- transaction of the write they count, on every write path (the runner, cancel, the sweeper),
 -- each event once:
---   run_counts   a run that ended (ended_at set): by period, interval, flow, final status and
---                duration class; read for runs per interval, failures per flow and percentiles.
---   token_counts a monitor record of an OAuth action that names its server: a token request,
---                or a cache hit when the connector answered from its cache.
+--   run_counts    a run that ended (ended_at set): by period, interval, flow and final status;
+--                 read for runs per interval and failures per flow.
+--   run_durations a completed or failed run: by period, interval, flow and duration class; read
+--                 for the percentiles. Apart from run_counts so that counting reads few rows.
+--   token_counts  a monitor record of an OAuth action that names its server: a token request,
+--                 or a cache hit when the connector answered from its cache.
 -- Intervals are aligned to multiples of the period since the Unix epoch (UTC); each event is
 -- counted in the three periods the dashboard's windows use: 1 minute, 1 hour and 6 hours.
 -- A duration class is the lower bound of its range; the bounds grow by about 20 % (at most 10 %
@@ -31,14 +33,23 @@ INSERT INTO duration_classes (lower_ms) VALUES
 -- transactions of different instances rarely wait for each other's row lock; SQLite has one
 -- writer and uses shard 0. Readers sum over shards.
 CREATE TABLE run_counts (
+    period_ms INTEGER NOT NULL,
+    bucket    INTEGER NOT NULL,   -- the interval's start, unix ms
+    flow_id   TEXT NOT NULL,
+    status    TEXT NOT NULL,
+    shard     INTEGER NOT NULL,
+    runs      INTEGER NOT NULL,
+    PRIMARY KEY (period_ms, bucket, flow_id, status, shard)
+) STRICT;
+
+CREATE TABLE run_durations (
     period_ms   INTEGER NOT NULL,
-    bucket      INTEGER NOT NULL,   -- the interval's start, unix ms
+    bucket      INTEGER NOT NULL,
     flow_id     TEXT NOT NULL,
-    status      TEXT NOT NULL,
     duration_ms INTEGER NOT NULL,   -- the duration class (its lower bound)
     shard       INTEGER NOT NULL,
     runs        INTEGER NOT NULL,
-    PRIMARY KEY (period_ms, bucket, flow_id, status, duration_ms, shard)
+    PRIMARY KEY (period_ms, bucket, flow_id, duration_ms, shard)
 ) STRICT;
 
 CREATE TABLE token_counts (
@@ -56,25 +67,31 @@ CREATE INDEX runs_failed_by_flow ON runs (flow_id, ended_at) WHERE status = 'fai
 
 CREATE TRIGGER runs_count_created AFTER INSERT ON runs WHEN NEW.ended_at IS NOT NULL
 BEGIN
-    INSERT INTO run_counts (period_ms, bucket, flow_id, status, duration_ms, shard, runs)
-    SELECT p.period_ms, NEW.ended_at - NEW.ended_at % p.period_ms, NEW.flow_id, NEW.status,
+    INSERT INTO run_counts (period_ms, bucket, flow_id, status, shard, runs)
+    SELECT p.period_ms, NEW.ended_at - NEW.ended_at % p.period_ms, NEW.flow_id, NEW.status, 0, 1
+    FROM count_periods p WHERE true
+    ON CONFLICT (period_ms, bucket, flow_id, status, shard) DO UPDATE SET runs = runs + 1;
+    INSERT INTO run_durations (period_ms, bucket, flow_id, duration_ms, shard, runs)
+    SELECT p.period_ms, NEW.ended_at - NEW.ended_at % p.period_ms, NEW.flow_id,
            COALESCE((SELECT MAX(lower_ms) FROM duration_classes
                      WHERE lower_ms <= NEW.ended_at - NEW.started_at), 0), 0, 1
-    FROM count_periods p WHERE true
-    ON CONFLICT (period_ms, bucket, flow_id, status, duration_ms, shard)
-    DO UPDATE SET runs = runs + 1;
+    FROM count_periods p WHERE NEW.status IN ('completed', 'failed')
+    ON CONFLICT (period_ms, bucket, flow_id, duration_ms, shard) DO UPDATE SET runs = runs + 1;
 END;
 
 CREATE TRIGGER runs_count_ended AFTER UPDATE OF ended_at ON runs
 WHEN OLD.ended_at IS NULL AND NEW.ended_at IS NOT NULL
 BEGIN
-    INSERT INTO run_counts (period_ms, bucket, flow_id, status, duration_ms, shard, runs)
-    SELECT p.period_ms, NEW.ended_at - NEW.ended_at % p.period_ms, NEW.flow_id, NEW.status,
+    INSERT INTO run_counts (period_ms, bucket, flow_id, status, shard, runs)
+    SELECT p.period_ms, NEW.ended_at - NEW.ended_at % p.period_ms, NEW.flow_id, NEW.status, 0, 1
+    FROM count_periods p WHERE true
+    ON CONFLICT (period_ms, bucket, flow_id, status, shard) DO UPDATE SET runs = runs + 1;
+    INSERT INTO run_durations (period_ms, bucket, flow_id, duration_ms, shard, runs)
+    SELECT p.period_ms, NEW.ended_at - NEW.ended_at % p.period_ms, NEW.flow_id,
            COALESCE((SELECT MAX(lower_ms) FROM duration_classes
                      WHERE lower_ms <= NEW.ended_at - NEW.started_at), 0), 0, 1
-    FROM count_periods p WHERE true
-    ON CONFLICT (period_ms, bucket, flow_id, status, duration_ms, shard)
-    DO UPDATE SET runs = runs + 1;
+    FROM count_periods p WHERE NEW.status IN ('completed', 'failed')
+    ON CONFLICT (period_ms, bucket, flow_id, duration_ms, shard) DO UPDATE SET runs = runs + 1;
 END;
 
 -- The record's own start time (RFC 3339 in its JSON) places it in its interval.
@@ -97,9 +114,14 @@ BEGIN
 END;
 
 -- What is already stored is counted once, here.
-INSERT INTO run_counts (period_ms, bucket, flow_id, status, duration_ms, shard, runs)
-SELECT p.period_ms, r.ended_at - r.ended_at % p.period_ms, r.flow_id, r.status,
+INSERT INTO run_counts (period_ms, bucket, flow_id, status, shard, runs)
+SELECT p.period_ms, r.ended_at - r.ended_at % p.period_ms, r.flow_id, r.status, 0, COUNT(*)
+FROM count_periods p, runs r WHERE r.ended_at IS NOT NULL
+GROUP BY 1, 2, 3, 4;
+INSERT INTO run_durations (period_ms, bucket, flow_id, duration_ms, shard, runs)
+SELECT p.period_ms, r.ended_at - r.ended_at % p.period_ms, r.flow_id,
        COALESCE((SELECT MAX(lower_ms) FROM duration_classes
                  WHERE lower_ms <= r.ended_at - r.started_at), 0) AS duration_ms, 0, COUNT(*)
-FROM count_periods p, runs r WHERE r.ended_at IS NOT NULL
-GROUP BY 1, 2, 3, 4, 5;
+FROM count_periods p, runs r
+WHERE r.ended_at IS NOT NULL AND r.status IN ('completed', 'failed')
+GROUP BY 1, 2, 3, 4;

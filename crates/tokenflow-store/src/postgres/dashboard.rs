@@ -11,8 +11,8 @@ impl DashboardBackend for PostgresStore {
     const SQL: DashboardSql = DashboardSql {
         runs_ended_per_interval: "SELECT bucket, status, SUM(runs)::bigint FROM run_counts \
             WHERE period_ms = $1 AND bucket >= $2 AND bucket < $3 GROUP BY bucket, status ORDER BY bucket, status",
-        run_duration_classes: "SELECT flow_id, duration_ms, SUM(runs)::bigint FROM run_counts \
-            WHERE period_ms = $1 AND bucket >= $2 AND bucket < $3 AND status IN ('completed', 'failed') \
+        run_duration_classes: "SELECT flow_id, duration_ms, SUM(runs)::bigint FROM run_durations \
+            WHERE period_ms = $1 AND bucket >= $2 AND bucket < $3 \
             GROUP BY flow_id, duration_ms ORDER BY flow_id, duration_ms",
         flows_with_most_failures: "SELECT flow_id, SUM(runs)::bigint AS failed FROM run_counts \
             WHERE period_ms = $1 AND bucket >= $2 AND bucket < $3 AND status = 'failed' \

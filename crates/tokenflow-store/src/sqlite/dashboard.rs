@@ -11,8 +11,8 @@ impl DashboardBackend for SqliteStore {
     const SQL: DashboardSql = DashboardSql {
         runs_ended_per_interval: "SELECT bucket, status, SUM(runs) FROM run_counts \
             WHERE period_ms = ? AND bucket >= ? AND bucket < ? GROUP BY bucket, status ORDER BY bucket, status",
-        run_duration_classes: "SELECT flow_id, duration_ms, SUM(runs) FROM run_counts \
-            WHERE period_ms = ? AND bucket >= ? AND bucket < ? AND status IN ('completed', 'failed') \
+        run_duration_classes: "SELECT flow_id, duration_ms, SUM(runs) FROM run_durations \
+            WHERE period_ms = ? AND bucket >= ? AND bucket < ? \
             GROUP BY flow_id, duration_ms ORDER BY flow_id, duration_ms",
         flows_with_most_failures: "SELECT flow_id, SUM(runs) AS failed FROM run_counts \
             WHERE period_ms = ? AND bucket >= ? AND bucket < ? AND status = 'failed' \
