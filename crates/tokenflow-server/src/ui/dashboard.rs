@@ -196,7 +196,8 @@ async fn figures(
                 )
             })
             .collect::<Vec<_>>()
-            .join("; "),
+            .join("; ")
+            .or_if_empty("No completed or failed run ended in this window."),
         &flow_names,
         &[
             Series {
@@ -240,7 +241,8 @@ async fn figures(
             .iter()
             .map(|f| format!("{}: {} failed", f.flow_id, f.failed))
             .collect::<Vec<_>>()
-            .join("; "),
+            .join("; ")
+            .or_if_empty("No failed run ended in this window."),
         &failing
             .iter()
             .map(|f| f.flow_id.clone())
@@ -266,7 +268,8 @@ async fn figures(
                 )
             })
             .collect::<Vec<_>>()
-            .join("; "),
+            .join("; ")
+            .or_if_empty("No OAuth action named a server in this window."),
         &tokens
             .iter()
             .map(|t| t.server_id.clone())
@@ -382,6 +385,21 @@ fn duration(ms: f64) -> String {
         format!("{:.1} s", ms / 1_000.0)
     } else {
         format!("{:.1} min", ms / 60_000.0)
+    }
+}
+
+/// A chart's description, or what it says when there is nothing to draw.
+trait OrIfEmpty {
+    fn or_if_empty(self, nothing: &str) -> String;
+}
+
+impl OrIfEmpty for String {
+    fn or_if_empty(self, nothing: &str) -> String {
+        if self.is_empty() {
+            nothing.to_owned()
+        } else {
+            self
+        }
     }
 }
 
