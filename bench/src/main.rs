@@ -36,7 +36,7 @@ struct Cli {
     /// Which build `--tokenflow` is (for the report).
     #[arg(long, default_value = "release")]
     build: String,
-    /// Only these benchmarks (1–5, comma-separated).
+    /// Only these benchmarks (1–6, comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
     /// Seconds per throughput measurement (overrides the plan; e.g. to profile with `perf`).
@@ -192,9 +192,13 @@ async fn suite(cli: Cli) -> anyhow::Result<()> {
         eprintln!("==> 5. footprint");
         results.footprint = Some(suite::footprint::run(&ctx).await.context("benchmark 5")?);
     }
+    if wanted(&cli, 6) {
+        eprintln!("==> 6. dashboard ({} runs in SQLite)", plan.dashboard_runs);
+        results.dashboard = Some(suite::dashboard::run(&ctx).await.context("benchmark 6")?);
+    }
     if cli.quick && cli.only.is_empty() {
         // The soak's smoke test: every kind of load and the whole report, for a few seconds.
-        eprintln!("==> 6. soak (a few seconds)");
+        eprintln!("==> the soak (a few seconds)");
         let plan = suite::soak::SoakPlan::new(std::time::Duration::from_secs(12), true);
         let soak = suite::soak::run(&ctx, plan).await.context("the soak")?;
         writeln!(

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::profile::{self, Profile};
 use crate::stats::{Spread, median, show};
 use crate::suite::Plan;
+use crate::suite::dashboard::{self, Dashboard};
 use crate::suite::footprint::Footprint;
 use crate::suite::overhead::Overhead;
 use crate::suite::throughput::{
@@ -25,10 +26,11 @@ pub struct Results {
     pub waiting: Option<Waiting>,
     pub vault: Option<Vault>,
     pub footprint: Option<Footprint>,
+    pub dashboard: Option<Dashboard>,
 }
 
 /// `met` / `missed by …`, for a figure that must stay at or below `limit`.
-fn at_most(value: f64, limit: f64) -> String {
+pub(crate) fn at_most(value: f64, limit: f64) -> String {
     if value <= limit {
         "met".to_owned()
     } else {
@@ -133,6 +135,9 @@ pub fn render(plan: &Plan, build: &str, when: &str, results: &Results) -> String
     }
     if let Some(f) = &results.footprint {
         footprint(&mut out, f);
+    }
+    if let Some(d) = &results.dashboard {
+        dashboard::render(&mut out, d);
     }
     out
 }

@@ -1,6 +1,7 @@
-//! The five benchmarks. Each takes the shared [`Ctx`] and returns its section of the report.
+//! The six benchmarks. Each takes the shared [`Ctx`] and returns its section of the report.
 
 pub mod ablation;
+pub mod dashboard;
 pub mod footprint;
 pub mod overhead;
 pub mod soak;
@@ -47,6 +48,9 @@ pub struct Plan {
     pub vault_callers: u64,
     /// Benchmark 5: starts of `tokenflow serve`.
     pub starts: usize,
+    /// Benchmark 6: runs in the store, and timed requests per window.
+    pub dashboard_runs: u64,
+    pub dashboard_requests: usize,
 }
 
 impl Plan {
@@ -62,6 +66,8 @@ impl Plan {
             waiting_samples: 200,
             vault_callers: 1_000,
             starts: 5,
+            dashboard_runs: 1_000_000,
+            dashboard_requests: 50,
         }
     }
 
@@ -77,6 +83,8 @@ impl Plan {
             waiting_samples: 20,
             vault_callers: 50,
             starts: 1,
+            dashboard_runs: 20_000,
+            dashboard_requests: 10,
         }
     }
 }

@@ -406,6 +406,7 @@ impl Engine {
         let record = ActionRecord {
             action: action.id.clone(),
             kind: action.spec.kind,
+            oauth_server: action.oauth_server.clone(),
             status_code: Some(outcome.status_code),
             started_at: started,
             duration_ms: u64::try_from(duration).unwrap_or(u64::MAX),

@@ -65,6 +65,10 @@ pub struct ActionRecord {
     pub action: String,
     #[serde(rename = "type")]
     pub kind: ActionKind,
+    /// The action's OAuth server, for those that name one (the dashboard counts token requests
+    /// per server from it, docs/operations.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_server: Option<String>,
     pub status_code: Option<i32>,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,

@@ -3,7 +3,7 @@
 //!
 //! - [`Store`]: one trait per concern ([`FlowStore`], [`RunStore`], [`PendingStore`],
 //!   [`OAuthServerStore`], [`ApiKeyStore`], [`ScheduleStore`], [`VaultStore`], [`SessionStore`],
-//!   [`Housekeeping`], [`Health`], [`DevicePollStore`]) with intent-named methods, and [`Store`] which is all of them;
+//!   [`Housekeeping`], [`Health`], [`DevicePollStore`], [`DashboardStats`]) with intent-named methods, and [`Store`] which is all of them;
 //!   every backend implements each with its own SQL, one file per concern, and one contract test
 //!   suite runs against each backend.
 //! - [`crypto`]: XChaCha20-Poly1305 encryption at rest with the master key; every secret column is
@@ -18,6 +18,8 @@
 
 mod at_rest;
 pub mod crypto;
+pub mod dashboard;
+mod dashboard_queries;
 mod migrations;
 pub mod postgres;
 mod retention;
@@ -26,6 +28,10 @@ pub mod sqlite;
 mod types;
 
 pub use crypto::{Cipher, MasterKey};
+pub use dashboard::{
+    CountWindow, DashboardStats, DurationClassCount, FailureCause, FlowDurations, FlowFailures,
+    ServerTokenCounts, StatusCount, VaultExpiry,
+};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -448,6 +454,7 @@ pub trait Store:
     + VaultStore
     + SessionStore
     + DevicePollStore
+    + DashboardStats
     + TestReads
     + Send
     + Sync
@@ -467,6 +474,7 @@ impl<T> Store for T where
         + VaultStore
         + SessionStore
         + DevicePollStore
+        + DashboardStats
         + TestReads
         + Send
         + Sync
@@ -504,7 +512,7 @@ pub mod prelude {
     #[cfg(feature = "testing")]
     pub use crate::StoreTesting;
     pub use crate::{
-        ApiKeyStore, DevicePollStore, FlowStore, Health, Housekeeping, OAuthServerStore,
-        PendingStore, RunStore, ScheduleStore, SessionStore, Store, VaultStore,
+        ApiKeyStore, DashboardStats, DevicePollStore, FlowStore, Health, Housekeeping,
+        OAuthServerStore, PendingStore, RunStore, ScheduleStore, SessionStore, Store, VaultStore,
     };
 }

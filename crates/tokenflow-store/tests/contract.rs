@@ -175,6 +175,10 @@ macro_rules! for_each_contract_test {
             retention_by_age_deletes_ended_runs_oldest_first_a_batch_at_a_time_and_never_a_waiting_or_running_one,
             retention_by_count_keeps_the_newest_ended_runs_of_each_flow,
             the_waiting_runs_of_a_flow_are_counted,
+            ended_runs_are_counted_once_per_interval_by_final_status_and_duration,
+            failure_causes_are_the_last_actions_of_a_flows_newest_failed_runs,
+            token_requests_and_cache_hits_are_counted_per_server,
+            vault_expiries_come_soonest_first_with_their_states,
         );
     };
 }
@@ -271,6 +275,8 @@ fn vault_entry(name: &str, access: Option<&str>, refresh: Option<&str>) -> Vault
 
 #[path = "contract/admin.rs"]
 mod admin;
+#[path = "contract/dashboard.rs"]
+mod dashboard;
 #[path = "contract/flows_runs.rs"]
 mod flows_runs;
 #[path = "contract/leases.rs"]
@@ -289,6 +295,7 @@ mod ui_sessions;
 mod vault;
 
 use admin::*;
+use dashboard::*;
 use flows_runs::*;
 use leases::*;
 use pending_authorizations::*;

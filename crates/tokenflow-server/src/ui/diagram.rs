@@ -464,7 +464,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// Escapes text for XML content and attribute values alike.
-fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let (mut out, entities) = (String::new(), ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]);
     for c in text.chars() {
         // The five characters are one byte each, so the byte index is the entity's index.

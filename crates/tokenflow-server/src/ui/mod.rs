@@ -2,6 +2,8 @@
 //! external CDN. Each area owns its routes, beside its handlers:
 //!
 //! - [`sign_in`]: `/login`, `/logout`.
+//! - [`dashboard`]: `/dashboard`, the landing page: figures of the last hour, day or week as
+//!   [`charts`] with tables.
 //! - [`runs`]: `/runs`, one run's path on the [`diagram`] ([`run_path`]) and its timeline with
 //!   live updates, cancelling a run.
 //! - [`flows`]: `/flows`, one flow with its [`diagram`], starting a run (`/flows/{id}/run`, and the
@@ -18,6 +20,8 @@
 //! [`crate::auth`]'s.
 
 pub mod assets;
+pub mod charts;
+pub mod dashboard;
 pub mod device_qr;
 pub mod diagram;
 pub mod flow_edit;
@@ -39,9 +43,10 @@ use crate::state::AppState;
 /// Every route of the UI (only the browser start is in the OpenAPI document).
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .route("/", get(|| async { Redirect::to("/runs") }))
+        .route("/", get(|| async { Redirect::to("/dashboard") }))
         .merge(assets::routes())
         .merge(sign_in::routes())
+        .merge(dashboard::routes())
         .merge(runs::routes())
         .merge(flows::routes())
         .merge(flow_edit::routes())

@@ -107,7 +107,7 @@ async fn logout(
 }
 
 /// Where a sign-in goes when `next` is missing or not a path of this site.
-const DEFAULT_NEXT: &str = "/runs";
+const DEFAULT_NEXT: &str = "/dashboard";
 
 /// The page to go to after sign-in: `next` when it is a path on this origin, otherwise the default
 /// page (no open redirect). Browsers remove tabs and newlines from a URL and read `\` as `/`

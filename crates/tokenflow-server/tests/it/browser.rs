@@ -299,7 +299,7 @@ async fn pages_without_a_session_go_to_sign_in_in_the_browser() {
 }
 
 /// Signs in on the page that is open and returns where the browser lands.
-async fn submit_sign_in(client: &Client, base: &str) -> String {
+pub(crate) async fn submit_sign_in(client: &Client, base: &str) -> String {
     wait_for(client, "#api_key", 10)
         .await
         .send_keys(API_KEY)
@@ -356,7 +356,7 @@ async fn signing_in_with_a_crafted_next_lands_on_the_default_page_of_this_origin
                     .await
                     .unwrap();
                 let landed = submit_sign_in(&client, &base).await;
-                assert_eq!(landed, format!("{base}/runs"), "next={next:?}");
+                assert_eq!(landed, format!("{base}/dashboard"), "next={next:?}");
                 // The same value put into the sign-in form itself.
                 client.goto(&format!("{base}/login")).await.unwrap();
                 wait_for(&client, "#api_key", 10).await;
@@ -368,7 +368,7 @@ async fn signing_in_with_a_crafted_next_lands_on_the_default_page_of_this_origin
                     .await
                     .unwrap();
                 let landed = submit_sign_in(&client, &base).await;
-                assert_eq!(landed, format!("{base}/runs"), "form next={next:?}");
+                assert_eq!(landed, format!("{base}/dashboard"), "form next={next:?}");
             }
             // A path of this site is still followed.
             client

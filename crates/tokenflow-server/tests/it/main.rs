@@ -9,6 +9,7 @@ mod browser;
 mod browser_flow_edit;
 mod callback;
 mod conformance;
+mod dashboard;
 mod device;
 mod durability;
 mod flow_edit;

@@ -77,6 +77,7 @@ async fn pages_without_a_session_redirect_to_sign_in() {
         .build()
         .unwrap();
     for path in [
+        "/dashboard",
         "/runs",
         "/flows",
         "/flows/profile",

@@ -261,7 +261,7 @@ async fn control_characters_in_next_never_give_a_server_error() {
             .unwrap()
             .to_owned();
         let html = page.text().await.unwrap();
-        assert_eq!(value_of(&html, "next"), "&#x2f;runs", "{bad:?}");
+        assert_eq!(value_of(&html, "next"), "&#x2f;dashboard", "{bad:?}");
         let token = value_of(&html, "csrf");
         for key in [API_KEY, "a-wrong-key"] {
             let response = client()
@@ -275,11 +275,11 @@ async fn control_characters_in_next_never_give_a_server_error() {
             assert!(status < 500, "{bad:?}: {status}");
             if key == API_KEY {
                 assert_eq!(status, 303);
-                assert_eq!(response.headers()["location"], "/runs", "{bad:?}");
+                assert_eq!(response.headers()["location"], "/dashboard", "{bad:?}");
             } else {
                 assert_eq!(status, 401);
                 let html = response.text().await.unwrap();
-                assert_eq!(value_of(&html, "next"), "&#x2f;runs");
+                assert_eq!(value_of(&html, "next"), "&#x2f;dashboard");
             }
         }
     }

@@ -33,6 +33,7 @@ use crate::migrations::{MigrationList, migrator};
 use crate::{Health, OAuthServerRow, PendingRow, Result, RunRow, StoreError};
 
 mod api_keys;
+mod dashboard;
 mod device_polls;
 mod flows;
 mod housekeeping;
@@ -95,6 +96,11 @@ const MIGRATIONS: MigrationList = &[
         9,
         "retention",
         include_str!("../../migrations/postgres/0009_retention.sql"),
+    ),
+    (
+        10,
+        "dashboard_counts",
+        include_str!("../../migrations/postgres/0010_dashboard_counts.sql"),
     ),
 ];
 

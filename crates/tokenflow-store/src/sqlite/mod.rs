@@ -34,6 +34,7 @@ use writes::{Bind, Writes};
 
 mod api_keys;
 mod backup;
+mod dashboard;
 mod device_polls;
 mod flows;
 mod housekeeping;
@@ -101,6 +102,11 @@ const MIGRATIONS: MigrationList = &[
         9,
         "retention",
         include_str!("../../migrations/sqlite/0009_retention.sql"),
+    ),
+    (
+        10,
+        "dashboard_counts",
+        include_str!("../../migrations/sqlite/0010_dashboard_counts.sql"),
     ),
 ];
 

@@ -224,7 +224,7 @@ async fn instances_starting_at_once_on_a_new_database_migrate_it_once_and_agree_
             .fetch_all(&raw)
             .await
             .unwrap();
-            assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+            assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
             let checks: i64 = sqlx::query_scalar("SELECT count(*) FROM meta")
                 .fetch_one(&raw)
                 .await

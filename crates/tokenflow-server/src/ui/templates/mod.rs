@@ -36,6 +36,7 @@ impl Templates {
             ("servers.html", include_str!("servers.html")),
             ("server_form.html", include_str!("server_form.html")),
             ("vault.html", include_str!("vault.html")),
+            ("dashboard.html", include_str!("dashboard.html")),
         ] {
             env.add_template(name, source)?;
         }
