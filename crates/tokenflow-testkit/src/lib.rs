@@ -15,6 +15,7 @@
 
 pub mod browser;
 pub mod device;
+pub mod fuzz;
 pub mod idp;
 pub mod pki;
 pub mod signin;

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Loading `tokenflow.toml` and `TOKENFLOW_*` overrides.
 
 use std::path::Path;
 
@@ -216,6 +216,22 @@ fn syntax_and_unknown_keys_report_line_and_column() {
         load_with(&file, &[]).unwrap_err(),
         ConfigError::Syntax { .. }
     ));
+}
+
+#[test]
+fn a_syntax_error_on_a_line_with_an_inline_secret_does_not_show_the_line() {
+    // Found by the fuzz tests: the TOML parser's message quoted the whole line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "a.toml",
+        "[oauth_servers.x]\nclient_secret = \"inline-s3cret\" x\n",
+    );
+    let err = load_with(&file, &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{text}");
+    assert!(!text.contains("inline-s3cret"), "{text}");
+    assert!(text.contains("line 2, column 33"), "{text}");
 }
 
 #[test]
@@ -468,7 +484,7 @@ fn run_limits_outside_their_safe_range_are_refused_naming_the_key() {
 fn the_limits_in_the_security_docs_match_the_settings() {
     use tokenflow_config::{BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
     use tokenflow_core::limits::*;
-    let doc = include_str!("../../../docs/security.md");
+    let doc = include_str!("../../../../docs/security.md");
     let thousands = |n: u64| {
         let digits = n.to_string();
         let mut out = String::new();
