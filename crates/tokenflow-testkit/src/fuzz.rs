@@ -210,10 +210,8 @@ pub fn mutated(text: String) -> impl Strategy<Value = String> {
         match how {
             0 => out.truncate(at),
             1 => out.insert(at, c),
-            2 => {
-                if at < out.len() {
-                    out.remove(at);
-                }
+            2 if at < out.len() => {
+                out.remove(at);
             }
             3 => out = format!("{out}{out}"),
             _ => {}
