@@ -20,8 +20,15 @@ use tokenflow_core::{OAuthServer, OAuthServerSpec, RunLimits, SecretString};
 use toml::{Table, Value};
 use url::Url;
 
-/// Environment variables with the prefix that are not configuration keys.
-pub const RESERVED_ENV: &[&str] = &["TOKENFLOW_MASTER_KEY", "TOKENFLOW_CONFIG", "TOKENFLOW_LOG"];
+/// Environment variables with the prefix that are not configuration keys (the last two set the
+/// property and fuzz tests' length, docs/testing.md, and may be set for a whole test run).
+pub const RESERVED_ENV: &[&str] = &[
+    "TOKENFLOW_MASTER_KEY",
+    "TOKENFLOW_CONFIG",
+    "TOKENFLOW_LOG",
+    "TOKENFLOW_FUZZ_CASES",
+    "TOKENFLOW_FUZZ_SECONDS",
+];
 const ENV_PREFIX: &str = "TOKENFLOW_";
 
 /// Log output format.

@@ -219,6 +219,20 @@ fn syntax_and_unknown_keys_report_line_and_column() {
 }
 
 #[test]
+fn the_fuzz_test_variables_are_not_configuration_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "a.toml", "");
+    load_with(
+        &file,
+        &[
+            ("TOKENFLOW_FUZZ_CASES", "1000"),
+            ("TOKENFLOW_FUZZ_SECONDS", "60"),
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
 fn a_syntax_error_on_a_line_with_an_inline_secret_does_not_show_the_line() {
     // Found by the fuzz tests: the TOML parser's message quoted the whole line.
     let dir = tempfile::tempdir().unwrap();
