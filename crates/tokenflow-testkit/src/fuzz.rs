@@ -219,3 +219,34 @@ pub fn mutated(text: String) -> impl Strategy<Value = String> {
         out
     })
 }
+
+/// Callback parameters (RFC 6749 §4.1.2) as query or form text: `code` holds `code` (and only
+/// it), the other names and unknown ones take values from `value`; names repeat; sometimes the
+/// text is mutated or is no form at all.
+pub fn callback_text(
+    code: String,
+    value: impl Strategy<Value = String> + 'static,
+) -> impl Strategy<Value = String> {
+    let name = prop_oneof![
+        Just("state".to_owned()),
+        Just("code".to_owned()),
+        Just("error".to_owned()),
+        Just("error_description".to_owned()),
+        Just("iss".to_owned()),
+        nasty_string(),
+    ];
+    let pair = prop_oneof![
+        1 => Just(("code".to_owned(), code)),
+        4 => (name, value),
+    ];
+    let pairs = proptest::collection::vec(pair, 0..12)
+        .prop_map(|pairs| {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in &pairs {
+                form.append_pair(name, value);
+            }
+            form.finish()
+        })
+        .boxed();
+    prop_oneof![4 => pairs.clone(), 1 => pairs.prop_flat_map(mutated), 1 => nasty_string()]
+}

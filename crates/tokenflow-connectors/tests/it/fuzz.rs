@@ -25,7 +25,8 @@ use tokenflow_connectors::status::ExtractJsonStatus;
 use tokenflow_core::SecretString;
 use tokenflow_core::flow::http_options::Paginate;
 use tokenflow_testkit::fuzz::{
-    check, clear_error, json_value, mutated, nasty_number, nasty_string, nested_json, secret,
+    callback_text, check, clear_error, json_value, mutated, nasty_number, nasty_string,
+    nested_json, secret,
 };
 use url::Url;
 
@@ -184,37 +185,13 @@ fn masked(members: &BTreeMap<String, Value>, secret: &str) -> Result<(), TestCas
     Ok(())
 }
 
-/// Query or form text of parameters, some repeated, some percent-encoded nonsense.
-fn callback_text(code: String) -> impl Strategy<Value = String> {
-    let name = prop_oneof![
-        Just("state".to_owned()),
-        Just("code".to_owned()),
-        Just("error".to_owned()),
-        Just("error_description".to_owned()),
-        Just("iss".to_owned()),
-        nasty_string(),
-    ];
-    let pair = prop_oneof![
-        1 => Just(("code".to_owned(), code)),
-        4 => (name, nasty_string()),
-    ];
-    let pairs = proptest::collection::vec(pair, 0..12).prop_map(|pairs| {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in &pairs {
-            form.append_pair(name, value);
-        }
-        form.finish()
-    });
-    prop_oneof![4 => pairs.clone(), 1 => pairs.prop_flat_map(mutated), 1 => nasty_string()]
-}
-
 #[test]
 fn callback_parameters_keep_one_value_per_name_and_never_show_the_code() {
     let input = secret().prop_flat_map(|code| {
         (
             any::<bool>(),
-            callback_text(code.clone()),
-            callback_text(code.clone()),
+            callback_text(code.clone(), nasty_string()),
+            callback_text(code.clone(), nasty_string()),
             Just(code),
         )
     });

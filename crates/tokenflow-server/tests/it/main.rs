@@ -9,6 +9,7 @@ mod callback;
 mod conformance;
 mod device;
 mod durability;
+mod fuzz;
 mod limits;
 mod providers;
 mod run_limits;
