@@ -20,8 +20,15 @@ use tokenflow_core::{OAuthServer, OAuthServerSpec, RunLimits, SecretString};
 use toml::{Table, Value};
 use url::Url;
 
-/// Environment variables with the prefix that are not configuration keys.
-pub const RESERVED_ENV: &[&str] = &["TOKENFLOW_MASTER_KEY", "TOKENFLOW_CONFIG", "TOKENFLOW_LOG"];
+/// Environment variables with the prefix that are not configuration keys (the last two set the
+/// property and fuzz tests' length, docs/testing.md, and may be set for a whole test run).
+pub const RESERVED_ENV: &[&str] = &[
+    "TOKENFLOW_MASTER_KEY",
+    "TOKENFLOW_CONFIG",
+    "TOKENFLOW_LOG",
+    "TOKENFLOW_FUZZ_CASES",
+    "TOKENFLOW_FUZZ_SECONDS",
+];
 const ENV_PREFIX: &str = "TOKENFLOW_";
 
 /// Log output format.
@@ -253,11 +260,11 @@ pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
             // Parse once into the typed model for errors with line and column.
             toml::from_str::<RawConfig>(&text).map_err(|err| ConfigError::Syntax {
                 path: path.to_owned(),
-                message: err.to_string(),
+                message: syntax_message(&text, &err),
             })?;
             toml::from_str::<Table>(&text).map_err(|err| ConfigError::Syntax {
                 path: path.to_owned(),
-                message: err.to_string(),
+                message: syntax_message(&text, &err),
             })?
         }
         None => Table::new(),
@@ -281,6 +288,22 @@ pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     build(raw, &base_dir, &env_lookup)
+}
+
+/// A TOML error as `line L, column C: message`. The toml crate's own text quotes the line,
+/// which may hold an inline secret (`client_secret = "…"`), so only its message and position
+/// are kept.
+fn syntax_message(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end();
+    match err.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
+    }
 }
 
 fn build(

@@ -246,6 +246,29 @@ pub async fn read_body_limited(
     Ok(body)
 }
 
+/// What is wrong with a JSON body, without repeating the body: serde's messages quote an
+/// offending value whole (a string of any length, perhaps a credential), so only its own words
+/// are kept — the category, a missing field's name, what was expected — and the position.
+pub fn json_problem(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = err.to_string();
+    let text = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(message, _)| message);
+    let what = match err.classify() {
+        Category::Eof => "it ends early".to_owned(),
+        Category::Syntax => "a syntax error".to_owned(),
+        Category::Io => "a read error".to_owned(),
+        Category::Data if text.starts_with("missing field `") => text.to_owned(),
+        // The last ", expected " is serde's own: it follows the quoted value.
+        Category::Data => match text.rsplit_once(", expected ") {
+            Some((_, expected)) => format!("a value of the wrong type (expected {expected})"),
+            None => "a value of the wrong type".to_owned(),
+        },
+    };
+    format!("{what} at line {} column {}", err.line(), err.column())
+}
+
 /// The error and all its causes on one line, for `error_description` outputs. Token endpoint URLs
 /// never carry secrets, so reqwest's messages (which name the URL) are safe to show.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

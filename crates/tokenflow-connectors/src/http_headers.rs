@@ -7,6 +7,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use serde_json::{Value, json};
 
 use tokenflow_core::SecretString;
+use tokenflow_core::flow::excerpt;
 
 /// Credentials of the `auth` input as the connector applies them (docs/connectors.md,
 /// "Authentication"). `Debug` shows no secret: they are [`SecretString`]s.
@@ -34,6 +35,12 @@ pub(crate) struct HeaderInputs<'a> {
     pub(crate) auth: Option<&'a HttpAuth>,
 }
 
+/// `name` quoted for a message, cut short: it comes from the flow's input and may be of any
+/// length.
+fn shown(name: &str) -> String {
+    format!("{:?}", excerpt(name))
+}
+
 /// The request's headers: `headers`, then `content_type` and `bearer_token` on top.
 pub(crate) fn request_headers(
     input: &HeaderInputs<'_>,
@@ -42,9 +49,12 @@ pub(crate) fn request_headers(
     let mut map = HeaderMap::new();
     for (name, value) in header_pairs(input.headers)? {
         let header_name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
+            .map_err(|_| format!("{} is not a valid HTTP header name", shown(&name)))?;
         let mut header_value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
-            format!("the value of header {name:?} is not a valid HTTP header value (control characters?)")
+            format!(
+                "the value of header {} is not a valid HTTP header value (control characters?)",
+                shown(&name)
+            )
         })?;
         header_value.set_sensitive(is_sensitive(&header_name));
         // `append`, not `insert`: the list form may repeat a header on purpose.
@@ -93,7 +103,10 @@ pub(crate) fn request_headers(
         }
         Some(HttpAuth::Header { name, value }) => (
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                format!("auth.api_key.header {name:?} is not a valid HTTP header name")
+                format!(
+                    "auth.api_key.header {} is not a valid HTTP header name",
+                    shown(name)
+                )
             })?,
             value.expose().to_owned(),
             "auth.api_key.value",
@@ -162,11 +175,11 @@ fn structured_pairs(headers: &Value) -> Result<Vec<(String, String)>, String> {
                     .ok_or_else(|| format!("headers[{index}] has no string \"Key\""))?;
                 let value = item
                     .get("Value")
-                    .ok_or_else(|| format!("headers[{index}] ({name:?}) has no \"Value\""))
+                    .ok_or_else(|| format!("headers[{index}] ({}) has no \"Value\"", shown(name)))
                     .and_then(|value| {
                         header_text(value).ok_or_else(|| {
                             format!(
-                                "headers[{index}] ({name:?}) has a \"Value\" that is not a string, number or boolean"
+                                "headers[{index}] ({}) has a \"Value\" that is not a string, number or boolean", shown(name)
                             )
                         })
                     })?;
@@ -179,7 +192,7 @@ fn structured_pairs(headers: &Value) -> Result<Vec<(String, String)>, String> {
                 header_text(value)
                     .map(|text| (name.clone(), text))
                     .ok_or_else(|| {
-                        format!("header {name:?} has a value that is not a string, number or boolean")
+                        format!("header {} has a value that is not a string, number or boolean", shown(name))
                     })
             })
             .collect(),
@@ -238,6 +251,22 @@ mod tests {
 
     fn pairs(value: Value) -> Result<Vec<(String, String)>, String> {
         header_pairs(Some(&value))
+    }
+
+    #[test]
+    fn a_long_invalid_header_name_is_quoted_cut_short() {
+        // Found by the fuzz tests: a 64 KiB name made a 64 KiB error_description.
+        let name = format!("{}\n", "a".repeat(65_536));
+        let err = request_headers(
+            &HeaderInputs {
+                headers: Some(&json!({ name: "v" })),
+                ..HeaderInputs::default()
+            },
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(err.len() < 200, "{} bytes", err.len());
+        assert!(err.contains("…\" is not a valid HTTP header name"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::client_key::{ClientKey, SigningAlg};
+use crate::flow::excerpt;
 use crate::secret::SecretString;
 
 /// A validated service account key.
@@ -61,7 +62,8 @@ impl ServiceAccountKey {
                 Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
                 _ => {
                     return Err(format!(
-                        "has a `token_uri` that is not an http(s) URL: `{uri}`"
+                        "has a `token_uri` that is not an http(s) URL: `{}`",
+                        excerpt(&uri)
                     ));
                 }
             },
@@ -122,6 +124,18 @@ mod tests {
 
     fn json(value: serde_json::Value) -> SecretString {
         SecretString::new(value.to_string())
+    }
+
+    #[test]
+    fn a_long_token_uri_is_quoted_cut_short() {
+        // Found by the fuzz tests: a 64 KiB token_uri made a 64 KiB message.
+        let err = ServiceAccountKey::from_json(&json(serde_json::json!({
+            "type": "service_account", "client_email": "a@b.example", "private_key": KEY,
+            "token_uri": "a".repeat(65_536),
+        })))
+        .unwrap_err();
+        assert!(err.len() < 200, "{} bytes", err.len());
+        assert!(err.contains("not an http(s) URL: `aaaa"), "{err}");
     }
 
     #[test]

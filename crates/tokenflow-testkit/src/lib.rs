@@ -7,6 +7,7 @@
 //! - [`browser`]: a real headless Chromium over WebDriver, with screenshots on failure.
 //! - [`fault_proxy`]: a TCP proxy in front of the IdP that refuses, stalls, answers 500 or holds
 //!   the IdP's answer on demand (the faults a real IdP cannot be told to produce).
+//! - [`fuzz`]: the property/fuzz loop (docs/testing.md) and its input generators.
 //! - [`device`]: the person's side of a device login (RFC 8628) through the IdP's real pages.
 //! - [`signin`]: a cookie-keeping HTTP client that signs a person in through the IdP's real login
 //!   and consent pages and returns where the IdP redirected to.
@@ -19,6 +20,7 @@
 pub mod browser;
 pub mod device;
 pub mod fault_proxy;
+pub mod fuzz;
 pub mod idp;
 pub mod pg_cluster;
 pub mod pki;

@@ -24,6 +24,7 @@ use super::token_endpoint::{
     Grant, TokenError, authenticate_client, post_form, read_answer, with_basic_encoding_hint,
 };
 use super::token_response::{ResponseProblem, parse_token_response};
+use crate::http::json_problem;
 use crate::status::DeviceLoginStatus;
 
 /// The polling interval when the provider gives none (RFC 8628 §3.2).
@@ -302,8 +303,12 @@ pub fn parse_device_authorization(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Result<DeviceAuthorization, String> {
-    let members: Map<String, Value> = serde_json::from_slice(body)
-        .map_err(|err| format!("the device authorization response is not a JSON object ({err})"))?;
+    let members: Map<String, Value> = serde_json::from_slice(body).map_err(|err| {
+        format!(
+            "the device authorization response is not a JSON object ({})",
+            json_problem(&err)
+        )
+    })?;
     let text = |name: &str| match members.get(name) {
         Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
         _ => None,
@@ -365,6 +370,14 @@ mod tests {
         assert_eq!(parsed.expires_at, NOW + time::Duration::hours(1));
         assert_eq!(parsed.verification_uri_complete, None);
         assert_eq!(format!("{:?}", parsed.device_code), "[redacted]");
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_without_repeating_it() {
+        // Found by the fuzz tests: serde's message quoted the whole string.
+        let err = parse_device_authorization(br#""dc-0123456789abcdef""#, NOW).unwrap_err();
+        assert!(!err.contains("dc-0123456789abcdef"), "{err}");
+        assert!(err.contains("expected a map"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,9 @@ use serde::Deserialize;
 use tokenflow_core::{DiscoveredIssuer, OAuthServer};
 use url::Url;
 
-use crate::http::{MAX_RESPONSE_BYTES, ReadBodyError, TlsClients, error_chain, read_body_limited};
+use crate::http::{
+    MAX_RESPONSE_BYTES, ReadBodyError, TlsClients, error_chain, json_problem, read_body_limited,
+};
 
 /// The members of the discovery document that tokenflow uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -100,10 +102,19 @@ pub async fn fetch_metadata(
                 detail: error_chain(&err),
             },
         })?;
+    parse_metadata(issuer, &shown, &body)
+}
+
+/// Reads and checks a discovery document fetched from `url` for `issuer`.
+pub fn parse_metadata(
+    issuer: &Url,
+    url: &str,
+    body: &[u8],
+) -> Result<ProviderMetadata, DiscoveryError> {
     let metadata: ProviderMetadata =
-        serde_json::from_slice(&body).map_err(|err| DiscoveryError::Invalid {
-            url: shown.clone(),
-            reason: err.to_string(),
+        serde_json::from_slice(body).map_err(|err| DiscoveryError::Invalid {
+            url: url.to_owned(),
+            reason: json_problem(&err),
         })?;
     if !issuer_matches(issuer.as_str(), &metadata.issuer) {
         return Err(DiscoveryError::IssuerMismatch {
@@ -236,6 +247,27 @@ pub fn issuer_matches(configured: &str, found: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_document_of_the_wrong_shape_is_refused_without_quoting_its_values() {
+        // serde's message quotes a wrong-typed member whole, of any length.
+        let issuer = Url::parse("https://idp.example").unwrap();
+        let long = "x".repeat(100_000);
+        let body = format!(
+            r#"{{"issuer":"https://idp.example","code_challenge_methods_supported":"{long}"}}"#
+        );
+        let err = parse_metadata(
+            &issuer,
+            "https://idp.example/.well-known/openid-configuration",
+            body.as_bytes(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.len() < 300, "{} bytes", err.len());
+        assert!(err.contains("expected a sequence"), "{err}");
+        let err = parse_metadata(&issuer, "u", b"{}").unwrap_err().to_string();
+        assert!(err.contains("missing field `issuer`"), "{err}");
+    }
 
     #[test]
     fn issuers_match_exactly_or_through_the_entra_template() {

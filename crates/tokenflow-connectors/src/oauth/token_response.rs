@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokenflow_core::SecretString;
+use tokenflow_core::flow::excerpt;
 use tokenflow_core::providers::ProviderQuirks;
 use tokenflow_core::secret::fingerprint;
 use url::form_urlencoded;
@@ -274,6 +275,8 @@ fn parse_members(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
+    // The header is the provider's text, of any length: messages quote the start of it.
+    let shown_mime = excerpt(&mime);
     let text = std::str::from_utf8(body)
         .map_err(|_| ResponseProblem::Unusable("the response body is not UTF-8".to_owned()))?;
     let trimmed = text.trim_start();
@@ -286,7 +289,7 @@ fn parse_members(
                     let shown = if mime.is_empty() {
                         "none"
                     } else {
-                        mime.as_str()
+                        shown_mime.as_str()
                     };
                     warnings.push(Warning::new(
                         "json_with_wrong_content_type",
@@ -326,7 +329,11 @@ fn parse_members(
     } else {
         format!(
             "a body of type `{}`",
-            if mime.is_empty() { "unknown" } else { &mime }
+            if mime.is_empty() {
+                "unknown"
+            } else {
+                &shown_mime
+            }
         )
     };
     Err(ResponseProblem::Unusable(format!(
@@ -456,6 +463,16 @@ fn mask_members(members: Map<String, Value>) -> BTreeMap<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_content_type_is_quoted_cut_short() {
+        // Found by the fuzz tests: the header was quoted whole in the message.
+        let content_type = "a".repeat(10_000);
+        let err = parse_token_response(200, Some(&content_type), b"x").unwrap_err();
+        let text = err.to_string();
+        assert!(text.len() < 200, "{} bytes", text.len());
+        assert!(text.contains("a body of type `aaaa"), "{text}");
+    }
 
     const JSON: Option<&str> = Some("application/json; charset=utf-8");
 

@@ -7,6 +7,7 @@ mod cache;
 mod client_assertion;
 mod discovery;
 mod faults;
+mod fuzz;
 mod http_action;
 mod json;
 mod mtls;

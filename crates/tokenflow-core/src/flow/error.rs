@@ -29,6 +29,17 @@ impl std::error::Error for FlowError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowProblems(pub Vec<FlowError>);
 
+/// Most characters of an input a message quotes: the input may be of any length.
+const EXCERPT_CHARS: usize = 64;
+
+/// `text` for a message, cut to its first 64 characters (with `…`) when longer.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 impl fmt::Display for FlowProblems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, problem) in self.0.iter().enumerate() {

@@ -30,6 +30,11 @@ pub const MAX_EXPRESSION_NESTING: usize = 32;
 /// the syntax tree.
 pub const MAX_EXPRESSION_OPERATORS: usize = 256;
 
+/// Most comprehensions (`map`, `filter`, `all`, `exists`, `exists_one`) one inside the body of
+/// another: each level multiplies the work and the memory of an evaluation by its list's length,
+/// so a 4 KiB condition of three nested `map`s over literal lists would build billions of values.
+pub const MAX_COMPREHENSION_NESTING: usize = 1;
+
 /// Stack of the thread that parses a condition. The generated CEL parser needs ~150 KiB per
 /// nesting level in unoptimised builds; the bounds keep it far below this.
 const PARSE_STACK_BYTES: usize = 64 * 1024 * 1024;
@@ -270,11 +275,67 @@ impl Expression {
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(result)) => Ok(result),
             Ok(other) => Err(format!(
-                "`{}` evaluated to {other:?}, not a boolean",
-                self.source
+                "`{}` evaluated to a {}, not a boolean",
+                self.source,
+                other.type_of()
             )),
-            Err(err) => Err(format!("`{}` failed: {err}", self.source)),
+            Err(err) => Err(format!(
+                "`{}` failed: {}",
+                self.source,
+                describe(&err, &self.source)
+            )),
         }
+    }
+}
+
+/// What went wrong in an evaluation, naming types but never values: a variable may hold a
+/// secret (docs/security.md), and CEL's own messages print the values they were given, whole.
+#[allow(deprecated)] // the deprecated variants hold values too
+fn describe(err: &cel::ExecutionError, source: &str) -> String {
+    use cel::ExecutionError as E;
+    let kind = |value: &cel::Value| value.type_of().to_string();
+    match err {
+        E::UnsupportedTargetType { target } => format!("a {} cannot be used here", kind(target)),
+        E::NotSupportedAsMethod { method, target } => {
+            format!("`{method}` cannot be called on a {}", kind(target))
+        }
+        E::UnsupportedKeyType(key) => format!("a {} cannot be a map key", kind(key)),
+        E::ValuesNotComparable(a, b) => {
+            format!("a {} cannot be compared to a {}", kind(a), kind(b))
+        }
+        E::UnsupportedUnaryOperator(op, value) => {
+            format!("`{op}` does not apply to a {}", kind(value))
+        }
+        E::UnsupportedBinaryOperator(op, a, b) => {
+            format!("`{op}` does not apply to a {} and a {}", kind(a), kind(b))
+        }
+        E::UnsupportedMapIndex(index) | E::UnsupportedListIndex(index) => {
+            format!("a {} cannot be an index", kind(index))
+        }
+        E::UnsupportedIndex(index, target) => {
+            format!("a {} cannot index a {}", kind(index), kind(target))
+        }
+        E::Overflow(op, a, b) => format!("`{op}` overflowed on a {} and a {}", kind(a), kind(b)),
+        E::DivisionByZero(_) => "division by zero".to_owned(),
+        E::RemainderByZero(_) => "remainder by zero".to_owned(),
+        E::IndexOutOfBounds(_) => "an index is out of bounds".to_owned(),
+        E::DuplicateKey(key) => format!("a map repeats a {} key", kind(key)),
+        // A key looked up with a value (`body[token]`) is not shown; one written in the
+        // expression is.
+        E::NoSuchKey(key) if source.contains(key.as_str()) => format!("no such key: {key}"),
+        E::NoSuchKey(_) => "no such key".to_owned(),
+        E::FunctionError { function, .. } => format!("`{function}` failed on its arguments"),
+        E::InternalError(_) => "an internal error of the CEL evaluator".to_owned(),
+        E::UnsupportedFunctionCallIdentifierType(_) | E::UnsupportedFieldsConstruction(_) => {
+            "an unsupported construct".to_owned()
+        }
+        // The rest name only types, counts, functions and references written in the expression.
+        E::InvalidArgumentCount { .. }
+        | E::UnexpectedType { .. }
+        | E::NoSuchOverload(_)
+        | E::UndeclaredReference(_)
+        | E::MissingArgumentOrTarget => err.to_string(),
+        _ => "the expression could not be evaluated".to_owned(),
     }
 }
 
@@ -312,6 +373,12 @@ fn compile_on_this_thread(source: &str) -> Result<Compiled, String> {
         .into_iter()
         .map(str::to_owned)
         .collect();
+    let nesting = comprehension_nesting(program.expression());
+    if nesting > MAX_COMPREHENSION_NESTING {
+        return Err(format!(
+            "the condition nests comprehensions (`map`, `filter`, `all`, `exists`, `exists_one`) {nesting} deep; at most {MAX_COMPREHENSION_NESTING} level is allowed"
+        ));
+    }
     let depth = syntax_depth(program.expression());
     Ok(Compiled {
         program,
@@ -332,6 +399,27 @@ fn syntax_depth(root: &cel::IdedExpr) -> usize {
 }
 
 /// The direct sub-expressions of a node.
+/// How deep comprehensions sit in the bodies (condition and step) of other comprehensions; one
+/// in the list a comprehension iterates over, or in its result, runs once and adds no level.
+fn comprehension_nesting(root: &cel::IdedExpr) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(root, 0usize)];
+    while let Some((node, level)) = stack.pop() {
+        if let Expr::Comprehension(comprehension) = &node.expr {
+            let inner = level + 1;
+            deepest = deepest.max(inner);
+            stack.push((&comprehension.iter_range, level));
+            stack.push((&comprehension.accu_init, level));
+            stack.push((&comprehension.result, level));
+            stack.push((&comprehension.loop_cond, inner));
+            stack.push((&comprehension.loop_step, inner));
+        } else {
+            stack.extend(children(node).into_iter().map(|child| (child, level)));
+        }
+    }
+    deepest
+}
+
 fn children(node: &cel::IdedExpr) -> Vec<&cel::IdedExpr> {
     match &node.expr {
         Expr::Call(call) => call
@@ -397,6 +485,69 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect()
+    }
+
+    #[test]
+    fn evaluation_errors_name_types_never_the_values_of_variables() {
+        // Found by the fuzz tests: CEL's messages print the operands, a secret variable's too.
+        let token = vars(&[
+            ("token", "s3cr3t-value".into()),
+            ("body", serde_json::json!({})),
+        ]);
+        for source in [
+            "b'x' + token",
+            "token",
+            "token < 1",
+            "body[token] == 1",
+            "int(token) == 1",
+        ] {
+            let err = Expression::compile(source)
+                .unwrap()
+                .evaluate(&token)
+                .unwrap_err();
+            assert!(!err.contains("s3cr3t-value"), "{source}: {err}");
+        }
+        let err = Expression::compile("b'x' + token")
+            .unwrap()
+            .evaluate(&token)
+            .unwrap_err();
+        assert!(
+            err.contains("`+` does not apply to a bytes and a string")
+                || err.contains("a bytes and a string"),
+            "{err}"
+        );
+        let err = Expression::compile("token")
+            .unwrap()
+            .evaluate(&token)
+            .unwrap_err();
+        assert!(
+            err.ends_with("evaluated to a string, not a boolean"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn comprehensions_nested_in_comprehensions_are_refused() {
+        // Found by the fuzz tests: nested `map`s over literal lists multiply, so a few hundred
+        // bytes ran for minutes and took gigabytes.
+        let list = format!("[{}]", vec!["0"; 16].join(", "));
+        let nested = format!("size({list}.map(a, {list}.map(b, {list}.map(c, 0)))) > 0");
+        let err = Expression::compile(&nested).unwrap_err();
+        assert!(
+            err.contains("nests comprehensions") && err.contains("3 deep"),
+            "{err}"
+        );
+        let err = Expression::compile("items.exists(i, i.tags.exists(t, t == 'x'))").unwrap_err();
+        assert!(err.contains("2 deep"), "{err}");
+        // Chained and consumed ones run one after another: allowed.
+        for source in [
+            "items.map(i, i.n).filter(n, n > 1).all(n, n < 9)",
+            "size(items.filter(i, i.n > 1)) == size(items.map(i, i))",
+        ] {
+            let expr = Expression::compile(source).unwrap();
+            let v = vars(&[("items", serde_json::json!([{"n": 2}, {"n": 3}]))]);
+            assert_eq!(expr.evaluate(&v), Ok(true), "{source}");
+        }
     }
 
     #[test]

@@ -18,10 +18,10 @@ pub mod schedule;
 mod validate;
 
 pub use catalog::{ActionKind, ActionSpec, Param, ParamType, action_spec};
-pub use error::{FlowError, FlowProblems};
+pub use error::{FlowError, FlowProblems, excerpt};
 pub use expr::{
-    Expression, MAX_EXPRESSION_BYTES, MAX_EXPRESSION_NESTING, MAX_EXPRESSION_OPERATORS,
-    check_bounds,
+    Expression, MAX_COMPREHENSION_NESTING, MAX_EXPRESSION_BYTES, MAX_EXPRESSION_NESTING,
+    MAX_EXPRESSION_OPERATORS, check_bounds,
 };
 pub use model::{
     Action, Binding, Condition, Flow, MAX_FLOW_ID_CHARS, START, STOP, Step, Template, VariableDecl,

@@ -13,7 +13,7 @@ use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
 
 use super::catalog::{ActionKind, ActionSpec, ParamType, action_spec, kinds};
-use super::error::{FlowError, FlowProblems, Problems};
+use super::error::{FlowError, FlowProblems, Problems, excerpt};
 use super::expr::{Expression, check_bounds};
 use super::model::{
     Action, Binding, Condition, DEFAULT_MAX_STEPS, Flow, START, STOP, Step, Template, VariableDecl,
@@ -186,7 +186,7 @@ fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseO
         if let Err(message) = spanned.value.parse::<super::schedule::Schedule>() {
             problems.error(
                 spanned.referenced,
-                format!("invalid schedule `{}`: {message}", spanned.value),
+                format!("invalid schedule `{}`: {message}", excerpt(&spanned.value)),
             );
         }
     });
@@ -224,7 +224,9 @@ fn check(raw: RawFlow, text: &str, problems: &mut Problems<'_>, options: &ParseO
                     name.referenced,
                     format!(
                         "`{}` is an {} action, which needs a person: a flow with a schedule (`{}`) must be a system flow",
-                        name.value, action.spec.kind, schedule.value
+                        name.value,
+                        action.spec.kind,
+                        excerpt(&schedule.value)
                     ),
                 );
             }

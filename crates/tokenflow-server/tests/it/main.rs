@@ -13,6 +13,7 @@ mod dashboard;
 mod device;
 mod durability;
 mod flow_edit;
+mod fuzz;
 mod limits;
 mod providers;
 mod run_limits;

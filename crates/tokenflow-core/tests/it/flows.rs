@@ -1,5 +1,4 @@
 //! Flow parsing and validation: every error names the file, line and column.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 
@@ -416,7 +415,7 @@ fn max_steps_above_the_limit_is_refused_naming_the_limit() {
 #[test]
 fn the_action_table_in_the_docs_matches_the_catalogue() {
     use tokenflow_core::flow::ActionKind;
-    let doc = include_str!("../../../docs/flows.md");
+    let doc = include_str!("../../../../docs/flows.md");
     let table = doc
         .split("## Actions")
         .nth(1)

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Loading `tokenflow.toml` and `TOKENFLOW_*` overrides.
 
 use std::path::Path;
 
@@ -216,6 +216,36 @@ fn syntax_and_unknown_keys_report_line_and_column() {
         load_with(&file, &[]).unwrap_err(),
         ConfigError::Syntax { .. }
     ));
+}
+
+#[test]
+fn the_fuzz_test_variables_are_not_configuration_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "a.toml", "");
+    load_with(
+        &file,
+        &[
+            ("TOKENFLOW_FUZZ_CASES", "1000"),
+            ("TOKENFLOW_FUZZ_SECONDS", "60"),
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_syntax_error_on_a_line_with_an_inline_secret_does_not_show_the_line() {
+    // Found by the fuzz tests: the TOML parser's message quoted the whole line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "a.toml",
+        "[oauth_servers.x]\nclient_secret = \"inline-s3cret\" x\n",
+    );
+    let err = load_with(&file, &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{text}");
+    assert!(!text.contains("inline-s3cret"), "{text}");
+    assert!(text.contains("line 2, column 33"), "{text}");
 }
 
 #[test]
@@ -471,7 +501,7 @@ fn the_limits_in_the_security_docs_match_the_settings() {
         RETENTION_MAX_AGE_DAYS, RETENTION_MAX_RUNS_PER_FLOW,
     };
     use tokenflow_core::limits::*;
-    let doc = include_str!("../../../docs/security.md");
+    let doc = include_str!("../../../../docs/security.md");
     let thousands = |n: u64| {
         let digits = n.to_string();
         let mut out = String::new();
