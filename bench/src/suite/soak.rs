@@ -26,8 +26,9 @@ use crate::stats;
 const WEB_CLIENT: &str = "soak-web";
 const WEB_SECRET: &str = "soak-web-secret";
 const TOKEN_TTL: u64 = 60;
-/// Vault entries the logins fill and the vault callers read, in turn.
-const ENTRIES: usize = 4;
+/// Vault entries the vault callers read, in turn: stored once at the start, then only refreshed
+/// (the scripted logins store into entries of their own, so they never renew these).
+pub const ENTRIES: usize = 4;
 
 const LOGIN: &str = r#"id: soak_login
 description: A person signs in; the grant goes into the vault under the entry given as input.
@@ -194,8 +195,11 @@ fn with<T>(meter: &Shared, f: impl FnOnce(&mut Meter) -> T) -> Option<T> {
 pub async fn run(ctx: &Ctx, plan: SoakPlan) -> anyhow::Result<Soak> {
     let stub = &ctx.stub.url;
     let setup = TokenflowSetup {
+        // Every run is kept: the soak checks afterwards that none was lost, which a retention
+        // purge (hourly) would blur. The database therefore grows with the runs; the report
+        // gives the rate, and retention's own tests show the bound.
         servers: format!(
-            "[oauth_servers.bench-service]\nclient_id = \"{CC_CLIENT}\"\nclient_secret = {{ env = \"SOAK_CC_SECRET\" }}\ntoken_url = \"{token}\"\nscope = \"{CC_SCOPE}\"\n\n[oauth_servers.soak-web]\nclient_id = \"{WEB_CLIENT}\"\nclient_secret = {{ env = \"SOAK_WEB_SECRET\" }}\nissuer = \"{issuer}\"\n",
+            "retention = {{ max_age = \"off\", max_runs_per_flow = 0 }}\n\n[oauth_servers.bench-service]\nclient_id = \"{CC_CLIENT}\"\nclient_secret = {{ env = \"SOAK_CC_SECRET\" }}\ntoken_url = \"{token}\"\nscope = \"{CC_SCOPE}\"\n\n[oauth_servers.soak-web]\nclient_id = \"{WEB_CLIENT}\"\nclient_secret = {{ env = \"SOAK_WEB_SECRET\" }}\nissuer = \"{issuer}\"\n",
             token = ctx.idp.token_url(),
             issuer = ctx.idp.issuer(),
         ),
@@ -224,7 +228,7 @@ pub async fn run(ctx: &Ctx, plan: SoakPlan) -> anyhow::Result<Soak> {
     let http = crate::load::client(16)?;
     // Every vault entry exists before the vault callers start.
     for entry in 0..ENTRIES {
-        login(&http, &tokenflow, &callback, entry)
+        login(&http, &tokenflow, &callback, &entry_name(entry))
             .await
             .with_context(|| format!("the first sign-in of vault entry {entry}"))?;
     }
@@ -260,7 +264,8 @@ pub async fn run(ctx: &Ctx, plan: SoakPlan) -> anyhow::Result<Soak> {
             );
             let entry = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % ENTRIES;
             async move {
-                match login(&http, &tokenflow, &callback, entry).await {
+                let entry = format!("soak-login-{entry}");
+                match login(&http, &tokenflow, &callback, &entry).await {
                     Ok(()) => with(&meter, |m| {
                         m.requests += 1;
                         m.totals.logins += 1;
@@ -491,15 +496,9 @@ async fn login(
     http: &reqwest::Client,
     tokenflow: &Tokenflow,
     callback: &str,
-    entry: usize,
+    entry: &str,
 ) -> anyhow::Result<()> {
-    let (status, run) = post_run(
-        http,
-        tokenflow,
-        "soak_login",
-        json!({ "entry": entry_name(entry) }),
-    )
-    .await?;
+    let (status, run) = post_run(http, tokenflow, "soak_login", json!({ "entry": entry })).await?;
     let authorize = run["authorization_url"]
         .as_str()
         .with_context(|| format!("the login flow answered {status} without waiting: {run}"))?

@@ -4,6 +4,7 @@
 //! - [`runtime`]: [`Runtime`], the lifecycle's parts, built once from the configuration.
 //! - [`tasks`]: the background tasks ([`Runtime::spawn`]) and their [`RuntimeHandle`], which
 //!   stops every one of them.
+//! - [`run_view`]: a run as the API and the UI show it: its JSON and pages of its records.
 //! - [`runner`]: drives runs and persists every transition (one store write per action):
 //!   starting, stepping, suspending at a login, resuming by callback, expiry, cancel, run
 //!   leases, the sweep with recovery of interrupted runs and housekeeping purges.
@@ -27,6 +28,7 @@ pub mod metrics;
 mod outage;
 pub mod registry;
 pub mod retention;
+pub mod run_view;
 pub mod runner;
 pub mod runtime;
 pub mod scheduler;

@@ -27,8 +27,7 @@ use tokenflow_store::sqlite::{DB_FILE_NAME, SqliteStore};
 use tokenflow_store::{
     ActionRecordRow, ApiKeyRow, FiringRow, FlowChange, FlowVersionRow, MasterKey, OAuthServerRow,
     PendingRow, RefreshClaim, RunFilter, RunRow, Store, StoreError, TakePending, UiSessionOwner,
-    UiSessionRow,
-    VaultEntryRow,
+    UiSessionRow, VaultEntryRow,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -176,7 +176,11 @@ async fn two_hundred_concurrent_callers_on_an_expired_entry_cause_exactly_one_re
 async fn a_sixty_second_token_is_handed_out_for_half_its_life_not_refreshed_on_every_call() {
     // The default skew (60 s) is as long as the token lives: without the half-life cap every
     // call would refresh.
-    let w = world_with(json!({ "rotate_refresh_token": true, "access_token_ttl": 60 }), false).await;
+    let w = world_with(
+        json!({ "rotate_refresh_token": true, "access_token_ttl": 60 }),
+        false,
+    )
+    .await;
     w.grant("short").await;
     let first = concurrent_gets(&w, "short", 1).await;
     assert_eq!(

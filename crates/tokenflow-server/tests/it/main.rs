@@ -5,6 +5,7 @@
 mod abuse;
 mod api;
 mod api_certificates;
+mod api_servers;
 mod browser;
 mod browser_flow_edit;
 mod callback;

@@ -3,8 +3,8 @@
 
 mod bounded;
 mod faults_disk;
-mod faults_postgres;
 mod faults_kill;
+mod faults_postgres;
 mod flows;
 mod multi;
 mod multi_device;
