@@ -127,9 +127,9 @@ pub fn render(soak: &Soak, plan: &SoakPlan, build: &str, when: &str) -> String {
     let (p50_early, p50_late, _) = growth(s, 0.0, 0.0, |x| x.p50_ms);
     let hours = soak.elapsed.as_secs_f64() / 3600.0;
     // Each vault entry's 60-second token is renewed once half its life is over: one refresh per
-    // entry per 30 s. Far fewer means the vault stopped refreshing; far more, that it refreshes
+    // entry per whole 30 s (none in a soak shorter than that). Far fewer means the vault stopped refreshing; far more, that it refreshes
     // on every call.
-    let expected_refreshes = VAULT_ENTRIES as f64 * soak.elapsed.as_secs_f64() / 30.0;
+    let expected_refreshes = VAULT_ENTRIES as f64 * (soak.elapsed.as_secs_f64() / 30.0).floor();
     let refreshes_ok = (t.refreshes as f64) >= 0.75 * expected_refreshes
         && (t.refreshes as f64) <= 1.25 * expected_refreshes + 4.0;
     let db_rate = (s.last().map_or(0.0, |x| x.db_mib) - s.first().map_or(0.0, |x| x.db_mib))
