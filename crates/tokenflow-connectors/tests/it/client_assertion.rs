@@ -11,15 +11,14 @@ use time::macros::datetime;
 use tokenflow_connectors::oauth::ConnectorStatus as _;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
 use tokenflow_connectors::oauth::client_auth::{JWT_BEARER_ASSERTION_TYPE, client_assertion};
-use tokenflow_connectors::oauth::{
-    CallbackParams, RefreshStatus, ServerLoginStatus, UserLoginStatus,
-};
+use tokenflow_connectors::oauth::{RefreshStatus, ServerLoginStatus, UserLoginStatus};
 use tokenflow_core::{Input, ManualClock, OAuthServerSpec};
-use tokenflow_testkit::{Decision, Idp, sign_in, unique};
+use tokenflow_testkit::{Idp, unique};
 use url::Url;
 
 use crate::support::{
-    REDIRECT_URI, assert_no_secrets, connectors, connectors_with_clock, server, start_login,
+    REDIRECT_URI, alice_allows, assert_no_secrets, connectors, connectors_with_clock, server,
+    start_login,
 };
 
 /// A test-only key or certificate of `tests/fixtures/client-keys`.
@@ -246,21 +245,7 @@ async fn code_exchange_and_refresh_authenticate_with_private_key_jwt() {
     );
     let c = connectors();
     let request = start_login(&c, &server, &UserLoginInput::default()).await;
-    let landed = sign_in(
-        request.url.as_str(),
-        REDIRECT_URI,
-        "alice",
-        "alice-password",
-        Decision::Allow,
-    )
-    .await;
-    let login = c
-        .finish_user_login(
-            Some(&server),
-            &request.pending,
-            &CallbackParams::from_url(&landed),
-        )
-        .await;
+    let login = alice_allows(&c, &server, &request).await;
     assert_eq!(login.status, UserLoginStatus::Successful, "{login:?}");
     let refresh_token = login.refresh_token.expect("a refresh token");
 

@@ -1,11 +1,13 @@
 use serde_json::json;
 use tokenflow_connectors::oauth::ConnectorStatus as _;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
-use tokenflow_connectors::oauth::{CallbackParams, RefreshStatus, UserLoginStatus};
+use tokenflow_connectors::oauth::{RefreshStatus, UserLoginStatus};
 use tokenflow_core::{Input, OAuthServer, SecretString};
-use tokenflow_testkit::{Decision, Idp, sign_in, unique};
+use tokenflow_testkit::{Idp, unique};
 
-use crate::support::{REDIRECT_URI, connectors, server, start_login, web_server_fields};
+use crate::support::{
+    REDIRECT_URI, alice_allows, connectors, server, start_login, web_server_fields,
+};
 
 /// A signed-in grant: the IdP, the server config and a first refresh token.
 async fn grant(options: serde_json::Value) -> (Idp, OAuthServer, SecretString) {
@@ -16,21 +18,7 @@ async fn grant(options: serde_json::Value) -> (Idp, OAuthServer, SecretString) {
     let server = server("idp", web_server_fields(&idp, &id, "web-secret-2"));
     let c = connectors();
     let request = start_login(&c, &server, &UserLoginInput::default()).await;
-    let landed = sign_in(
-        request.url.as_str(),
-        REDIRECT_URI,
-        "alice",
-        "alice-password",
-        Decision::Allow,
-    )
-    .await;
-    let out = c
-        .finish_user_login(
-            Some(&server),
-            &request.pending,
-            &CallbackParams::from_url(&landed),
-        )
-        .await;
+    let out = alice_allows(&c, &server, &request).await;
     assert_eq!(out.status, UserLoginStatus::Successful, "{out:?}");
     (idp, server, out.refresh_token.expect("a refresh token"))
 }

@@ -3,12 +3,14 @@
 use serde_json::json;
 use tokenflow_connectors::oauth::authorize::UserLoginInput;
 use tokenflow_connectors::oauth::{
-    CallbackParams, RefreshStatus, RevokeStatus, ServerLoginStatus, UserLoginStatus,
+    RefreshStatus, RevokeStatus, ServerLoginStatus, UserLoginStatus,
 };
 use tokenflow_core::{Input, OAuthServer, SecretString};
-use tokenflow_testkit::{Decision, Idp, TestClient, sign_in, unique};
+use tokenflow_testkit::{Idp, TestClient, unique};
 
-use crate::support::{REDIRECT_URI, connectors, server, start_login, web_server_fields};
+use crate::support::{
+    REDIRECT_URI, alice_allows, connectors, server, start_login, web_server_fields,
+};
 
 fn hint(value: &str) -> Input<String> {
     Input::Assigned(value.to_owned())
@@ -131,21 +133,7 @@ async fn a_revoked_refresh_token_can_no_longer_be_used() {
     let server = server("idp", web_server_fields(&idp, &id, "web-secret-3"));
     let c = connectors();
     let request = start_login(&c, &server, &UserLoginInput::default()).await;
-    let landed = sign_in(
-        request.url.as_str(),
-        REDIRECT_URI,
-        "alice",
-        "alice-password",
-        Decision::Allow,
-    )
-    .await;
-    let login = c
-        .finish_user_login(
-            Some(&server),
-            &request.pending,
-            &CallbackParams::from_url(&landed),
-        )
-        .await;
+    let login = alice_allows(&c, &server, &request).await;
     assert_eq!(login.status, UserLoginStatus::Successful, "{login:?}");
     let refresh_token = login.refresh_token.unwrap();
 

@@ -3,10 +3,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokenflow_connectors::http::build_client;
-use tokenflow_connectors::oauth::OAuthConnectors;
 use tokenflow_connectors::oauth::authorize::{AuthorizationRequest, UserLoginInput};
 use tokenflow_connectors::oauth::connectors::RedirectSettings;
+use tokenflow_connectors::oauth::outputs::TokenOutputs;
+use tokenflow_connectors::oauth::{CallbackParams, OAuthConnectors, UserLoginStatus};
 use tokenflow_core::{Clock, OAuthServer, OAuthServerSpec, SystemClock};
+use tokenflow_testkit::{Decision, sign_in};
 use url::Url;
 
 pub const REDIRECT_URI: &str = "http://localhost/oauth-callback";
@@ -66,4 +68,26 @@ pub fn web_server_fields(idp: &tokenflow_testkit::Idp, client_id: &str, secret: 
         "issuer": idp.issuer(),
         "scope": "openid profile offline_access",
     })
+}
+
+/// Alice allows a user login of `server` started with `request`; the login's outputs.
+pub async fn alice_allows(
+    c: &OAuthConnectors,
+    server: &OAuthServer,
+    request: &AuthorizationRequest,
+) -> TokenOutputs<UserLoginStatus> {
+    let landed = sign_in(
+        request.url.as_str(),
+        REDIRECT_URI,
+        "alice",
+        "alice-password",
+        Decision::Allow,
+    )
+    .await;
+    c.finish_user_login(
+        Some(server),
+        &request.pending,
+        &CallbackParams::from_url(&landed),
+    )
+    .await
 }

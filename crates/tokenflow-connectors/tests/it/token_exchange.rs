@@ -8,13 +8,14 @@ use tokenflow_connectors::oauth::token_exchange::{
     ACCESS_TOKEN_TYPE, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, TokenExchangeInput,
 };
 use tokenflow_connectors::oauth::{
-    CallbackParams, RefreshStatus, ServerLoginStatus, TokenExchangeStatus, UserLoginStatus,
+    RefreshStatus, ServerLoginStatus, TokenExchangeStatus, UserLoginStatus,
 };
 use tokenflow_core::{Input, OAuthServer, SecretString};
-use tokenflow_testkit::{Decision, Idp, TestClient, sign_in, unique};
+use tokenflow_testkit::{Idp, TestClient, unique};
 
 use crate::support::{
-    REDIRECT_URI, assert_no_secrets, connectors, server, start_login, web_server_fields,
+    REDIRECT_URI, alice_allows, assert_no_secrets, connectors, server, start_login,
+    web_server_fields,
 };
 
 fn assigned(value: &str) -> Input<String> {
@@ -23,28 +24,6 @@ fn assigned(value: &str) -> Input<String> {
 
 fn secret(value: &SecretString) -> Input<SecretString> {
     Input::Assigned(value.clone())
-}
-
-/// Alice allows a user login of `server` started with `request`; the login's outputs.
-async fn alice_allows(
-    c: &tokenflow_connectors::oauth::OAuthConnectors,
-    server: &OAuthServer,
-    request: &tokenflow_connectors::oauth::authorize::AuthorizationRequest,
-) -> tokenflow_connectors::oauth::outputs::TokenOutputs<UserLoginStatus> {
-    let landed = sign_in(
-        request.url.as_str(),
-        REDIRECT_URI,
-        "alice",
-        "alice-password",
-        Decision::Allow,
-    )
-    .await;
-    c.finish_user_login(
-        Some(server),
-        &request.pending,
-        &CallbackParams::from_url(&landed),
-    )
-    .await
 }
 
 /// A fresh RSA key pair from the `openssl` command: (PKCS#8 private PEM, SPKI public PEM).

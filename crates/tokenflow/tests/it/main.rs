@@ -8,6 +8,7 @@ mod faults_postgres;
 mod flows;
 mod multi;
 mod multi_device;
+mod multi_ui;
 mod ops;
 mod providers;
 mod run;
